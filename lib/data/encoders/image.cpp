@@ -1,0 +1,171 @@
+#include "data/encoders/image.hpp"
+
+#include <stb_image.h>
+#include <stb_image_resize.h>
+#include <stb_image_write.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+#include "core/file_io.hpp"
+
+namespace mb::data {
+
+namespace {
+
+constexpr int kChannels = 3;
+constexpr const char* kDecodeHint =
+    "is it an image stb_image can read (PNG, JPEG, BMP, GIF, TGA, PSD, HDR, PIC, PNM)?";
+// patch_scan and patch_unscan are given no file, so their errors name the encoder instead.
+constexpr const char* kScanWhere = "image encoder";
+
+struct StbiFree {
+  void operator()(stbi_uc* pixels) const { stbi_image_free(pixels); }
+};
+using StbiPixels = std::unique_ptr<stbi_uc, StbiFree>;
+
+struct DecodedImage {
+  StbiPixels pixels;
+  int width = 0;
+  int height = 0;
+};
+
+std::string stb_reason() {
+  // stb's reason is thread-local and only set after a failure; never hand a null to std::string.
+  const char* reason = stbi_failure_reason();
+  return reason ? reason : "unknown error";
+}
+
+std::size_t raster_bytes(const ImageParams& params) {
+  auto side = static_cast<std::size_t>(params.image_size);
+  return side * side * kChannels;
+}
+
+void check_raster_size(std::size_t got, const ImageParams& params, const char* what) {
+  std::size_t want = raster_bytes(params);
+  if (got == want) return;
+  std::string s = std::to_string(params.image_size);
+  throw Error(kScanWhere,
+              std::string(what) + " holds " + std::to_string(got) + " bytes, not " + std::to_string(want) + " (" + s +
+                  " x " + s + " RGB pixels)",
+              "pass exactly image_size * image_size * 3 bytes for these image parameters");
+}
+
+DecodedImage decode_rgb(std::span<const std::uint8_t> encoded, const std::string& name) {
+  if (encoded.size() > static_cast<std::size_t>(INT_MAX))
+    throw Error(name, "encoded image of " + std::to_string(encoded.size()) + " bytes is too large to decode",
+                "stb_image reads at most 2 GiB; shrink or re-encode the image");
+  DecodedImage img;
+  int channels_in_file = 0;
+  img.pixels.reset(stbi_load_from_memory(encoded.data(), static_cast<int>(encoded.size()), &img.width, &img.height,
+                                         &channels_in_file, kChannels));
+  if (!img.pixels) throw Error(name, "cannot decode image: " + stb_reason(), kDecodeHint);
+  return img;
+}
+
+// Centre-crops to the largest square and brings it to S x S. When the square already has
+// side S the pixels are copied untouched, so that no resampling filter ever alters them.
+std::vector<std::uint8_t> square_raster(const DecodedImage& img, const ImageParams& params, const std::string& name) {
+  const int side = std::min(img.width, img.height);
+  const std::size_t row_stride = static_cast<std::size_t>(img.width) * kChannels;
+  const stbi_uc* crop = img.pixels.get() + static_cast<std::size_t>((img.height - side) / 2) * row_stride +
+                        static_cast<std::size_t>((img.width - side) / 2) * kChannels;
+  std::vector<std::uint8_t> raster(raster_bytes(params));
+  const std::size_t out_row = static_cast<std::size_t>(params.image_size) * kChannels;
+  if (side == params.image_size) {
+    for (int y = 0; y < side; ++y)
+      std::memcpy(raster.data() + static_cast<std::size_t>(y) * out_row, crop + static_cast<std::size_t>(y) * row_stride,
+                  out_row);
+    return raster;
+  }
+  // Photos are sRGB-encoded, so filtering in linear light avoids darkened edges.
+  if (!stbir_resize_uint8_srgb(crop, side, side, static_cast<int>(row_stride), raster.data(), params.image_size,
+                               params.image_size, 0, kChannels, STBIR_ALPHA_CHANNEL_NONE, 0))
+    throw Error(name, "cannot resize the image to " + std::to_string(params.image_size) + " pixels",
+                "stb_image_resize ran out of memory; use a smaller image");
+  return raster;
+}
+
+// Visits every run of p pixels that patch-scan moves as one piece: row `y` of block
+// (bx, by), found at `raster_at` in the raster and at `scanned_at` in the scanned bytes.
+template <typename CopyRun>
+void for_each_block_row(const ImageParams& params, CopyRun copy_run) {
+  const std::size_t side = static_cast<std::size_t>(params.image_size);
+  const std::size_t p = static_cast<std::size_t>(params.block_side());
+  const std::size_t blocks = side / p;
+  const std::size_t run = p * kChannels;
+  std::size_t scanned_at = 0;
+  for (std::size_t by = 0; by < blocks; ++by)
+    for (std::size_t bx = 0; bx < blocks; ++bx)
+      for (std::size_t y = 0; y < p; ++y) {
+        std::size_t raster_at = ((by * p + y) * side + bx * p) * kChannels;
+        copy_run(raster_at, scanned_at, run);
+        scanned_at += run;
+      }
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> patch_scan(std::span<const std::uint8_t> raster_rgb, const ImageParams& params) {
+  params.validate(kScanWhere);
+  check_raster_size(raster_rgb.size(), params, "the raster image");
+  std::vector<std::uint8_t> scanned(raster_rgb.size());
+  for_each_block_row(params, [&](std::size_t raster_at, std::size_t scanned_at, std::size_t n) {
+    std::memcpy(scanned.data() + scanned_at, raster_rgb.data() + raster_at, n);
+  });
+  return scanned;
+}
+
+std::vector<std::uint8_t> patch_unscan(std::span<const std::uint8_t> scanned, const ImageParams& params) {
+  params.validate(kScanWhere);
+  check_raster_size(scanned.size(), params, "the patch-scanned image");
+  std::vector<std::uint8_t> raster(scanned.size());
+  for_each_block_row(params, [&](std::size_t raster_at, std::size_t scanned_at, std::size_t n) {
+    std::memcpy(raster.data() + raster_at, scanned.data() + scanned_at, n);
+  });
+  return raster;
+}
+
+std::vector<std::uint8_t> encode_image_memory(std::span<const std::uint8_t> encoded, const ImageParams& params,
+                                              const std::string& name) {
+  params.validate(name);
+  DecodedImage img = decode_rgb(encoded, name);
+  return patch_scan(square_raster(img, params, name), params);
+}
+
+std::vector<std::uint8_t> encode_image_file(const std::filesystem::path& path, const ImageParams& params) {
+  params.validate(path.string());
+  std::vector<std::uint8_t> encoded;
+  try {
+    encoded = read_whole_file(path);
+  } catch (const Error& e) {
+    // read_whole_file knows why the read failed but not what the user was trying to do.
+    throw Error(e.where(), e.message(), e.hint().empty() ? "check that the image path exists and is readable" : e.hint());
+  }
+  return encode_image_memory(encoded, params, path.string());
+}
+
+void write_png(const std::filesystem::path& path, std::span<const std::uint8_t> scanned, const ImageParams& params) {
+  params.validate(path.string());
+  std::vector<std::uint8_t> raster = patch_unscan(scanned, params);
+  // Encoding to memory first means the file is only created once the PNG is complete.
+  std::vector<std::uint8_t> png;
+  auto append = [](void* context, void* data, int size) {
+    auto* out = static_cast<std::vector<std::uint8_t>*>(context);
+    auto* bytes = static_cast<const std::uint8_t*>(data);
+    out->insert(out->end(), bytes, bytes + size);
+  };
+  const int side = params.image_size;
+  if (!stbi_write_png_to_func(append, &png, side, side, kChannels, raster.data(), side * kChannels))
+    throw Error(path.string(), "cannot encode the PNG", "stb_image_write ran out of memory; use a smaller image size");
+  AtomicFile file(path);
+  file.write(png);
+  file.commit();
+}
+
+}  // namespace mb::data

@@ -1,0 +1,13 @@
+// Text: a file's bytes exactly as they are (any encoding, any byte value, NUL included).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+namespace mb::data {
+
+// Throws mb::Error naming the path when the file cannot be read.
+std::vector<std::uint8_t> encode_text_file(const std::filesystem::path& path);
+
+}  // namespace mb::data

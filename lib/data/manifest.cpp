@@ -1,0 +1,187 @@
+#include "data/manifest.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <system_error>
+
+#include "core/error.hpp"
+#include "core/file_io.hpp"
+#include "core/hash.hpp"
+#include "core/yaml_util.hpp"
+
+namespace mb::data {
+
+namespace fs = std::filesystem;
+
+std::uint64_t SplitInfo::compressed_bytes() const {
+  std::uint64_t n = 0;
+  for (const auto& s : shards) n += s.compressed_bytes;
+  return n;
+}
+
+const SplitInfo* Manifest::find_split(const std::string& name) const {
+  for (const auto& s : splits)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+std::string Manifest::to_yaml() const {
+  YAML::Emitter out;
+  out << YAML::Comment("megabyte dataset manifest; see megabyte-dataset(5)");
+  out << YAML::BeginMap;
+  out << YAML::Key << "format" << YAML::Value << "megabyte-dataset";
+  out << YAML::Key << "version" << YAML::Value << version;
+  out << YAML::Key << "modality" << YAML::Value << std::string(modality_name(encoder.modality));
+  out << YAML::Key << "encoder" << YAML::Value << YAML::BeginMap;
+  switch (encoder.modality) {
+    case Modality::text:
+      out << YAML::Key << "layout" << YAML::Value << "bytes";
+      break;
+    case Modality::image:
+      out << YAML::Key << "layout" << YAML::Value << "patch-scan";
+      out << YAML::Key << "image_size" << YAML::Value << encoder.image.image_size;
+      out << YAML::Key << "patch_size" << YAML::Value << encoder.image.patch_size;
+      out << YAML::Key << "channels" << YAML::Value << 3;
+      break;
+    case Modality::audio:
+      out << YAML::Key << "layout" << YAML::Value << "pcm";
+      out << YAML::Key << "sample_rate" << YAML::Value << encoder.audio.sample_rate;
+      out << YAML::Key << "encoding" << YAML::Value << std::string(AudioParams::encoding);
+      out << YAML::Key << "channels" << YAML::Value << 1;
+      break;
+  }
+  out << YAML::EndMap;
+  out << YAML::Key << "splits" << YAML::Value << YAML::BeginMap;
+  for (const auto& s : splits) {
+    out << YAML::Key << s.name << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "documents" << YAML::Value << s.documents;
+    out << YAML::Key << "bytes" << YAML::Value << s.bytes;
+    out << YAML::Key << "shards" << YAML::Value << YAML::BeginSeq;
+    for (const auto& sh : s.shards) {
+      out << YAML::BeginMap;
+      out << YAML::Key << "file" << YAML::Value << sh.file;
+      out << YAML::Key << "documents" << YAML::Value << sh.documents;
+      out << YAML::Key << "bytes" << YAML::Value << sh.bytes;
+      out << YAML::Key << "compressed_bytes" << YAML::Value << sh.compressed_bytes;
+      out << YAML::Key << "xxh64" << YAML::Value << to_hex64(sh.checksum);
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+namespace {
+
+void require_value(const YamlMap& m, const std::string& key, const std::string& expected) {
+  if (m.string(key) != expected)
+    throw Error(m.where(key), "expected '" + expected + "', got '" + m.string(key) + "'");
+}
+
+int bounded_int(const YamlMap& m, const std::string& key, std::uint64_t max) {
+  std::uint64_t v = m.u64(key);
+  if (v == 0 || v > max) throw Error(m.where(key), "value " + std::to_string(v) + " is out of range");
+  return static_cast<int>(v);
+}
+
+EncoderParams parse_encoder(const YamlMap& root) {
+  EncoderParams p;
+  p.modality = parse_modality(root.string("modality"), root.where("modality"));
+  YamlMap enc = root.map("encoder");
+  switch (p.modality) {
+    case Modality::text:
+      enc.allow_only({"layout"});
+      require_value(enc, "layout", "bytes");
+      break;
+    case Modality::image:
+      enc.allow_only({"layout", "image_size", "patch_size", "channels"});
+      require_value(enc, "layout", "patch-scan");
+      require_value(enc, "channels", "3");
+      p.image.image_size = bounded_int(enc, "image_size", 65536);
+      p.image.patch_size = bounded_int(enc, "patch_size", 1u << 30);
+      p.image.validate(enc.where("patch_size"));
+      break;
+    case Modality::audio:
+      enc.allow_only({"layout", "sample_rate", "encoding", "channels"});
+      require_value(enc, "layout", "pcm");
+      require_value(enc, "encoding", std::string(AudioParams::encoding));
+      require_value(enc, "channels", "1");
+      p.audio.sample_rate = bounded_int(enc, "sample_rate", 384000);
+      p.audio.validate(enc.where("sample_rate"));
+      break;
+  }
+  return p;
+}
+
+ShardInfo parse_shard(const YamlMap& m) {
+  m.allow_only({"file", "documents", "bytes", "compressed_bytes", "xxh64"});
+  ShardInfo s;
+  s.file = m.string("file");
+  // A shard name is a plain file name inside the dataset directory, never a path out of it.
+  if (s.file.empty() || s.file.find('/') != std::string::npos || s.file == "." || s.file == "..")
+    throw Error(m.where("file"), "shard file '" + s.file + "' must be a plain file name");
+  s.documents = m.u64("documents");
+  s.bytes = m.u64("bytes");
+  s.compressed_bytes = m.u64("compressed_bytes");
+  s.checksum = parse_hex64(m.string("xxh64"), m.where("xxh64"));
+  return s;
+}
+
+SplitInfo parse_split(const YamlMap& m, const std::string& name) {
+  m.allow_only({"documents", "bytes", "shards"});
+  SplitInfo s;
+  s.name = name;
+  s.documents = m.u64("documents");
+  s.bytes = m.u64("bytes");
+  YAML::Node shards = m.node("shards");
+  if (!shards.IsSequence()) throw Error(m.where("shards"), "expected a list of shards");
+  std::uint64_t docs = 0, bytes = 0;
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    s.shards.push_back(parse_shard(YamlMap(shards[i], m.file(), m.path_of("shards") + "[" + std::to_string(i) + "]")));
+    docs += s.shards.back().documents;
+    bytes += s.shards.back().bytes;
+  }
+  if (docs != s.documents || bytes != s.bytes)
+    throw Error(m.where("documents"), "split totals do not match the sum of its shards",
+                "the manifest was edited or damaged; re-create the dataset");
+  return s;
+}
+
+}  // namespace
+
+Manifest Manifest::parse(const std::string& text, const std::string& file) {
+  YAML::Node doc = yaml_parse(text, file);
+  if (!doc || doc.IsNull()) throw Error(file, "empty manifest", "re-create the dataset with `megabyte prepare`");
+  YamlMap root(doc, file, "");
+  root.allow_only({"format", "version", "modality", "encoder", "splits"});
+  require_value(root, "format", "megabyte-dataset");
+  Manifest m;
+  std::uint64_t version = root.u64("version");
+  if (version != static_cast<std::uint64_t>(kManifestVersion))
+    throw Error(root.where("version"), "dataset format version " + std::to_string(version) + " is not supported",
+                "this megabyte reads version " + std::to_string(kManifestVersion));
+  m.encoder = parse_encoder(root);
+  YamlMap splits = root.map("splits");
+  splits.allow_only({"train", "validation"});
+  for (const char* name : {"train", "validation"})
+    if (splits.has(name)) m.splits.push_back(parse_split(splits.map(name), name));
+  return m;
+}
+
+Manifest Manifest::load(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw Error(dir.string(), fs::exists(dir, ec) ? "not a directory" : "no such dataset directory",
+                "give the directory that `megabyte prepare` wrote");
+  const fs::path file = dir / kManifestName;
+  if (!fs::exists(file, ec))
+    throw Error(dir.string(), "not a megabyte dataset (no dataset.yaml)",
+                "create one with `megabyte prepare`; an interrupted prepare leaves no directory");
+  auto bytes = read_whole_file(file);
+  return parse(std::string(bytes.begin(), bytes.end()), file.string());
+}
+
+}  // namespace mb::data

@@ -1,0 +1,95 @@
+#include "data/prepare.hpp"
+
+#include <chrono>
+#include <deque>
+#include <future>
+#include <optional>
+
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/thread_pool.hpp"
+#include "data/encoders/audio.hpp"
+#include "data/encoders/image.hpp"
+#include "data/encoders/text.hpp"
+#include "data/input_files.hpp"
+
+namespace mb::data {
+
+std::vector<std::uint8_t> encode_file(const std::string& path, const EncoderParams& params) {
+  switch (params.modality) {
+    case Modality::text: return encode_text_file(path);
+    case Modality::image: return encode_image_file(path, params.image);
+    case Modality::audio: return encode_audio_file(path, params.audio);
+  }
+  return {};
+}
+
+namespace {
+
+// The outcome of encoding one file: its bytes, or the error that stopped it.
+struct Encoded {
+  std::vector<std::uint8_t> bytes;
+  std::optional<Error> error;
+};
+
+Encoded encode_or_capture(const std::string& path, const EncoderParams& params) {
+  Encoded e;
+  try {
+    e.bytes = encode_file(path, params);
+  } catch (const Error& err) {
+    e.error = err;
+  } catch (const std::exception& err) {
+    e.error = Error(path, err.what());
+  }
+  return e;
+}
+
+}  // namespace
+
+PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::vector<std::string>& files,
+                              const PrepareOptions& options, const PrepareProgress& progress,
+                              const std::atomic<bool>* cancel) {
+  const auto start = std::chrono::steady_clock::now();
+  if (options.encoder.modality == Modality::image) options.encoder.image.validate("--patch-size/--image-size");
+  if (options.encoder.modality == Modality::audio) options.encoder.audio.validate("--sample-rate");
+  if (files.empty()) throw Error(out_dir.string(), "no input files", "name files or directories to prepare");
+  const std::vector<bool> is_val = assign_validation(files, options.val_fraction, options.val_files);
+
+  ThreadPool pool(options.threads == 0 ? default_thread_count() : options.threads);
+  DatasetWriter writer(out_dir, options.encoder, options.writer, pool);
+  PrepareReport report;
+  report.input_files = files.size();
+
+  // Encode ahead of the writer by a bounded window, consume strictly in input order.
+  const std::size_t window = 2 * static_cast<std::size_t>(pool.size()) + 2;
+  std::deque<std::future<Encoded>> ahead;
+  std::size_t next_submit = 0;
+  std::uint64_t content = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    while (next_submit < files.size() && ahead.size() < window) {
+      const std::string& path = files[next_submit++];
+      const EncoderParams params = options.encoder;
+      ahead.push_back(pool.submit([path, params] { return encode_or_capture(path, params); }));
+    }
+    Encoded e = ahead.front().get();
+    ahead.pop_front();
+    if (cancel != nullptr && cancel->load())
+      throw Error(out_dir.string(), "interrupted; nothing was written");
+    if (e.error) {
+      if (!options.skip_bad)
+        throw Error(e.error->where(), e.error->message(),
+                    "use --skip-bad to leave out files that cannot be read; nothing was written");
+      log_warning("skipping " + std::string(e.error->what()));
+      report.skipped.push_back({files[i], e.error->message()});
+    } else {
+      writer.add_document(is_val[i] ? Split::validation : Split::train, files[i], e.bytes);
+      content += e.bytes.size();
+    }
+    if (progress) progress(i + 1, content);
+  }
+  report.manifest = writer.commit();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace mb::data

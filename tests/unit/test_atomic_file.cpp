@@ -1,0 +1,75 @@
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+#include "core/file_io.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+fs::path fresh_dir(const char* name) {
+  fs::path d = fs::temp_directory_path() / (std::string("mb-test-") + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+}  // namespace
+
+TEST_CASE("AtomicFile: the target appears only on commit") {
+  fs::path d = fresh_dir("atomic");
+  fs::path target = d / "out.bin";
+  {
+    mb::AtomicFile f(target);
+    f.write(std::string_view("hello"));
+    CHECK_FALSE(fs::exists(target));
+    f.commit();
+  }
+  CHECK(fs::exists(target));
+  auto bytes = mb::read_whole_file(target);
+  CHECK(std::string(bytes.begin(), bytes.end()) == "hello");
+  CHECK(std::distance(fs::directory_iterator(d), fs::directory_iterator{}) == 1);
+  fs::remove_all(d);
+}
+
+TEST_CASE("AtomicFile: an abandoned write leaves nothing behind") {
+  fs::path d = fresh_dir("abandon");
+  {
+    mb::AtomicFile f(d / "out.bin");
+    f.write(std::string_view("partial"));
+  }
+  CHECK(fs::is_empty(d));
+  fs::remove_all(d);
+}
+
+TEST_CASE("AtomicDirectory: refuses an existing target and cleans up when abandoned") {
+  fs::path d = fresh_dir("atomicdir");
+  fs::create_directory(d / "exists");
+  CHECK_THROWS_AS(mb::AtomicDirectory(d / "exists"), mb::Error);
+  {
+    mb::AtomicDirectory ad(d / "new");
+    mb::write_file_atomic(ad.staging() / "a.txt", "x");
+  }
+  CHECK_FALSE(fs::exists(d / "new"));
+  CHECK(std::distance(fs::directory_iterator(d), fs::directory_iterator{}) == 1);
+  {
+    mb::AtomicDirectory ad(d / "new");
+    mb::write_file_atomic(ad.staging() / "a.txt", "x");
+    ad.commit();
+  }
+  CHECK(fs::exists(d / "new" / "a.txt"));
+  fs::remove_all(d);
+}
+
+TEST_CASE("read_whole_file names the file it cannot read") {
+  try {
+    mb::read_whole_file("/nonexistent/file.txt");
+    FAIL("no error");
+  } catch (const mb::Error& e) {
+    CHECK(std::string(e.what()).find("/nonexistent/file.txt") != std::string::npos);
+  }
+}

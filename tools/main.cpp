@@ -1,0 +1,110 @@
+// megabyte: byte-level generative modelling with MEGABYTE (Yu et al. 2023).
+// This file only builds the command line and dispatches; see tools/<command>.cpp.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+
+#include "command.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+
+namespace mb::tools {
+
+std::atomic<bool> g_interrupted{false};
+
+namespace {
+
+void on_signal(int) { g_interrupted.store(true); }
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  // A write past RLIMIT_FSIZE must fail with EFBIG (and be reported), not kill us.
+  std::signal(SIGXFSZ, SIG_IGN);
+}
+
+const char* kDescription =
+    "megabyte: byte-level generative modelling with MEGABYTE multiscale transformers.\n"
+    "Prepare sharded datasets of text, images or audio, train, evaluate and sample.\n";
+
+const char* kFooter =
+    "\nRun 'megabyte help COMMAND' or 'megabyte COMMAND --help' for a command's options,\n"
+    "and 'man megabyte-COMMAND' for its manual.";
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{kDescription, "megabyte"};
+  app.require_subcommand(0, 1);
+  app.fallthrough();
+  app.footer(kFooter);
+  app.set_version_flag("-V,--version", std::string("megabyte ") + MEGABYTE_VERSION);
+  bool quiet = false;
+  int verbose = 0;
+  app.add_flag("-q,--quiet", quiet, "Print only results and errors (no progress, no log lines)");
+  app.add_flag("-v,--verbose", verbose, "Print more about what is being done");
+
+  std::map<std::string, std::pair<CLI::App*, RunFunction>> commands;
+  auto reg = [&](RunFunction run_fn) {
+    CLI::App* sub = app.get_subcommands({}).back();
+    commands[sub->get_name()] = {sub, std::move(run_fn)};
+  };
+  reg(add_prepare_command(app));
+  reg(add_info_command(app));
+
+  CLI::App* help = app.add_subcommand("help", "Show help for a command: megabyte help prepare");
+  std::string help_topic;
+  help->add_option("command", help_topic, "The command to describe");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  set_verbosity(quiet ? Verbosity::quiet : verbose > 0 ? Verbosity::verbose : Verbosity::normal);
+
+  if (help->parsed()) {
+    if (help_topic.empty()) {
+      std::cout << app.help();
+      return kExitOk;
+    }
+    auto it = commands.find(help_topic);
+    if (it == commands.end()) {
+      std::fprintf(stderr, "megabyte: no command '%s' (hint: run 'megabyte --help' for the list)\n", help_topic.c_str());
+      return kExitUsage;
+    }
+    std::cout << it->second.first->help();
+    return kExitOk;
+  }
+  for (auto& [name, cmd] : commands) {
+    if (!cmd.first->parsed()) continue;
+    install_signal_handlers();
+    try {
+      int rc = cmd.second();
+      return g_interrupted.load() ? kExitInterrupted : rc;
+    } catch (const Error& e) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "megabyte %s: %s\n", name.c_str(), e.what());
+      return g_interrupted.load() ? kExitInterrupted : kExitFailure;
+    } catch (const std::exception& e) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "megabyte %s: internal error: %s\n", name.c_str(), e.what());
+      return kExitFailure;
+    }
+  }
+  std::cout << app.help();
+  return kExitUsage;
+}
+
+}  // namespace mb::tools
+
+int main(int argc, char** argv) { return mb::tools::run(argc, argv); }
