@@ -62,7 +62,7 @@ int run_prepare(const PrepareArgs& a) {
   opt.threads = a.threads;
   opt.skip_bad = a.skip_bad;
 
-  const std::vector<std::string> files = data::expand_inputs(a.inputs, opt.encoder.modality, std::cin);
+  const std::vector<data::InputFile> files = data::list_inputs(a.inputs, opt.encoder.modality, std::cin);
   log_verbose("prepare: " + std::to_string(files.size()) + " input files");
   Progress progress("prepare", files.size(), "files");
   auto report = data::prepare_dataset(a.output, files, opt,

@@ -35,7 +35,7 @@ bool hidden(const fs::path& p) {
   return n.size() > 1 && n[0] == '.';
 }
 
-void walk_directory(const std::string& dir, Modality modality, std::vector<std::string>& out) {
+void walk_directory(const std::string& dir, Modality modality, std::vector<InputFile>& out) {
   std::vector<std::string> found;
   std::error_code ec;
   fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end;
@@ -51,12 +51,15 @@ void walk_directory(const std::string& dir, Modality modality, std::vector<std::
     if (has_modality_extension(p, modality)) found.push_back(std::move(p));
   }
   std::sort(found.begin(), found.end());
-  out.insert(out.end(), found.begin(), found.end());
+  for (auto& p : found) {
+    std::string key = fs::path(p).lexically_relative(dir).generic_string();
+    out.push_back({std::move(p), std::move(key)});
+  }
 }
 
 }  // namespace
 
-std::vector<std::string> expand_inputs(const std::vector<std::string>& args, Modality modality, std::istream& list_input) {
+std::vector<InputFile> list_inputs(const std::vector<std::string>& args, Modality modality, std::istream& list_input) {
   std::vector<std::string> named;
   for (const auto& a : args) {
     if (a == "-") {
@@ -69,19 +72,25 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& args, Mod
       named.push_back(a);
     }
   }
-  std::vector<std::string> files;
+  std::vector<InputFile> files;
   for (const auto& p : named) {
     std::error_code ec;
     auto st = fs::status(p, ec);
     if (ec || !fs::exists(st)) throw Error(p, "no such file or directory", "check the path");
     if (fs::is_directory(st)) walk_directory(p, modality, files);
-    else files.push_back(p);
+    else files.push_back({p, p});
   }
-  std::vector<std::string> unique;
+  std::vector<InputFile> unique;
   std::unordered_set<std::string> seen;
   for (auto& f : files)
-    if (seen.insert(f).second) unique.push_back(std::move(f));
+    if (seen.insert(f.path).second) unique.push_back(std::move(f));
   return unique;
+}
+
+std::vector<std::string> expand_inputs(const std::vector<std::string>& args, Modality modality, std::istream& list_input) {
+  std::vector<std::string> paths;
+  for (auto& f : list_inputs(args, modality, list_input)) paths.push_back(std::move(f.path));
+  return paths;
 }
 
 std::vector<bool> assign_validation(const std::vector<std::string>& files, double val_fraction,

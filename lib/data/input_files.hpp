@@ -10,17 +10,27 @@
 
 namespace mb::data {
 
+// One input file: its path as enumerated, and the key that decides its split. The key of a
+// file found by walking a directory is its path relative to that directory, so a file
+// lands in the same split wherever the user's copy of the data lives.
+struct InputFile {
+  std::string path;
+  std::string split_key;
+};
+
 // Files are taken as given; directories are walked recursively, their files sorted by
 // path and filtered by the modality's usual extensions (all files for text; hidden files
 // and directories are skipped); "-" reads one path per line from `list_input`. The result
 // keeps the order of the arguments and drops repeats. Throws for a path that does not exist.
+std::vector<InputFile> list_inputs(const std::vector<std::string>& args, Modality modality, std::istream& list_input);
+// The same, paths only.
 std::vector<std::string> expand_inputs(const std::vector<std::string>& args, Modality modality, std::istream& list_input);
 
 // Whether a file name has one of the extensions a directory walk keeps for `modality`.
 bool has_modality_extension(const std::string& path, Modality modality);
 
 // The validation split: a file is in it when it is named in `val_files`, or, when
-// `val_files` is empty, when the hash of its path falls below `val_fraction`. With a
+// `val_files` is empty, when the hash of its name (path or split key) falls below `val_fraction`. With a
 // positive fraction and at least two files, at least one file (the lowest hash) goes to
 // validation and at least one stays in train. Returns one flag per file.
 std::vector<bool> assign_validation(const std::vector<std::string>& files, double val_fraction,

@@ -46,14 +46,21 @@ Encoded encode_or_capture(const std::string& path, const EncoderParams& params) 
 
 }  // namespace
 
-PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::vector<std::string>& files,
+PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::vector<InputFile>& files,
                               const PrepareOptions& options, const PrepareProgress& progress,
                               const std::atomic<bool>* cancel) {
   const auto start = std::chrono::steady_clock::now();
   if (options.encoder.modality == Modality::image) options.encoder.image.validate("--patch-size/--image-size");
   if (options.encoder.modality == Modality::audio) options.encoder.audio.validate("--sample-rate");
   if (files.empty()) throw Error(out_dir.string(), "no input files", "name files or directories to prepare");
-  const std::vector<bool> is_val = assign_validation(files, options.val_fraction, options.val_files);
+  std::vector<std::string> paths, keys;
+  for (const auto& f : files) {
+    paths.push_back(f.path);
+    keys.push_back(f.split_key);
+  }
+  // --val-files names paths as the user wrote them; the hash rule uses the split keys.
+  const std::vector<bool> is_val = options.val_files.empty() ? assign_validation(keys, options.val_fraction, {})
+                                                             : assign_validation(paths, 0.0, options.val_files);
 
   ThreadPool pool(options.threads == 0 ? default_thread_count() : options.threads);
   DatasetWriter writer(out_dir, options.encoder, options.writer, pool);
@@ -67,7 +74,7 @@ PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::v
   std::uint64_t content = 0;
   for (std::size_t i = 0; i < files.size(); ++i) {
     while (next_submit < files.size() && ahead.size() < window) {
-      const std::string& path = files[next_submit++];
+      const std::string& path = files[next_submit++].path;
       const EncoderParams params = options.encoder;
       ahead.push_back(pool.submit([path, params] { return encode_or_capture(path, params); }));
     }
@@ -80,9 +87,9 @@ PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::v
         throw Error(e.error->where(), e.error->message(),
                     "use --skip-bad to leave out files that cannot be read; nothing was written");
       log_warning("skipping " + std::string(e.error->what()));
-      report.skipped.push_back({files[i], e.error->message()});
+      report.skipped.push_back({files[i].path, e.error->message()});
     } else {
-      writer.add_document(is_val[i] ? Split::validation : Split::train, files[i], e.bytes);
+      writer.add_document(is_val[i] ? Split::validation : Split::train, files[i].path, e.bytes);
       content += e.bytes.size();
     }
     if (progress) progress(i + 1, content);

@@ -12,6 +12,7 @@
 
 #include "data/dataset_writer.hpp"
 #include "data/encoders/modality.hpp"
+#include "data/input_files.hpp"
 #include "data/manifest.hpp"
 
 namespace mb::data {
@@ -44,7 +45,7 @@ std::vector<std::uint8_t> encode_file(const std::string& path, const EncoderPara
 
 // `cancel` (may be null) is polled between files; when set, prepare stops with an error
 // and leaves nothing behind.
-PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::vector<std::string>& files,
+PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::vector<InputFile>& files,
                               const PrepareOptions& options, const PrepareProgress& progress,
                               const std::atomic<bool>* cancel);
 

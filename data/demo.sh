@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job, end to end, from a fresh clone on Debian 12: install what is needed, build,
+# make real text from Debian's bible-kjv, prepare it as a dataset and describe it.
+# (Training, evaluation and sampling join this script as they land.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash data/install-deps.sh
+[[ -d build ]] || meson setup build --buildtype=release
+ninja -C build
+bash data/fetch-debian.sh data/dev
+
+rm -rf data/dev/kjv.dataset
+./build/tools/megabyte prepare --modality text -o data/dev/kjv.dataset data/dev/kjv
+./build/tools/megabyte info --verify data/dev/kjv.dataset
