@@ -58,6 +58,7 @@ int run(int argc, char** argv) {
   };
   reg(add_prepare_command(app));
   reg(add_info_command(app));
+  reg(add_bench_command(app));
 
   CLI::App* help = app.add_subcommand("help", "Show help for a command: megabyte help prepare");
   std::string help_topic;

@@ -88,6 +88,8 @@ ShardIndex parse_index(std::span<const std::uint8_t> payload, const std::string&
   const std::uint8_t* p = payload.data();
   const std::size_t body = payload.size() - kFooterBytes;
   if (std::memcmp(p, kIndexMagic.data(), kIndexMagic.size()) != 0) bad_index(where, "bad magic");
+  if (std::memcmp(p + body + 16, kFooterMagic.data(), kFooterMagic.size()) != 0) bad_index(where, "bad footer magic");
+  if (get_u64(p + body + 8) != payload.size()) bad_index(where, "footer size does not match the index size");
   if (xxh64(payload.first(body)) != get_u64(p + body)) bad_index(where, "checksum mismatch");
   const std::uint32_t version = get_u32(p + 8);
   if (version != kShardVersion)
