@@ -3,8 +3,20 @@
 #include <cstdio>
 
 #include "core/atomic_file.hpp"
+#include "core/error.hpp"
 
 namespace mb::data {
+
+namespace {
+// Errors from inside the staging directory name the dataset the user asked for, not the
+// hidden temporary that will never appear.
+Error with_public_name(const Error& e, const AtomicDirectory& dir) {
+  std::string where = e.where();
+  const std::string staging = dir.staging().string();
+  if (where.rfind(staging, 0) == 0) where = dir.target().string() + where.substr(staging.size());
+  return Error(where, e.message(), e.hint());
+}
+}  // namespace
 
 std::string split_name(Split s) { return s == Split::train ? "train" : "validation"; }
 
@@ -18,6 +30,14 @@ DatasetWriter::DatasetWriter(const std::filesystem::path& out_dir, const Encoder
 DatasetWriter::~DatasetWriter() = default;
 
 void DatasetWriter::add_document(Split split, const std::string& name, std::span<const std::uint8_t> bytes) {
+  try {
+    add_document_staged(split, name, bytes);
+  } catch (const Error& e) {
+    throw with_public_name(e, dir_);
+  }
+}
+
+void DatasetWriter::add_document_staged(Split split, const std::string& name, std::span<const std::uint8_t> bytes) {
   SplitState& s = splits_[static_cast<int>(split)];
   if (s.current && s.current->content_bytes() >= options_.shard_bytes) close_shard(s);
   if (!s.current) {
@@ -43,6 +63,14 @@ void DatasetWriter::close_shard(SplitState& s) {
 }
 
 Manifest DatasetWriter::commit() {
+  try {
+    return commit_staged();
+  } catch (const Error& e) {
+    throw with_public_name(e, dir_);
+  }
+}
+
+Manifest DatasetWriter::commit_staged() {
   Manifest m;
   m.encoder = encoder_;
   for (auto& s : splits_) {

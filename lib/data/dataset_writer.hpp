@@ -41,6 +41,8 @@ class DatasetWriter {
     SplitInfo info;
     std::unique_ptr<ShardWriter> current;
   };
+  void add_document_staged(Split split, const std::string& name, std::span<const std::uint8_t> bytes);
+  Manifest commit_staged();
   void close_shard(SplitState& s);
 
   AtomicDirectory dir_;

@@ -62,7 +62,7 @@ expect_fail 1 "invalid YAML" "$MEGABYTE" info badyaml
 
 # A full disk (RLIMIT_FSIZE): the write error is reported and no partial dataset remains.
 head -c 3000000 /dev/urandom >big.bin
-expect_fail 1 "cannot write" bash -c "ulimit -f 1000; exec \"$MEGABYTE\" prepare --frame-size 64K -o full big.bin"
+expect_fail 1 "full/train-00000.zst: cannot write" bash -c "ulimit -f 1000; exec \"$MEGABYTE\" prepare --frame-size 64K -o full big.bin"
 [[ ! -e full ]] || fail "full exists after a failed prepare"
 expect_no_partial .
 
