@@ -43,7 +43,9 @@ int run_info(const InfoArgs& a) {
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << dataset_table(a.path, m);
-    if (a.verify) std::cout << "\nverified " << shards_verified << " shards: all checksums match\n";
+    if (a.verify)
+      std::cout << "\nverified " << shards_verified << (shards_verified == 1 ? " shard" : " shards")
+                << ": all checksums match\n";
   }
   return kExitOk;
 }

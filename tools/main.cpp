@@ -74,8 +74,9 @@ int run(int argc, char** argv) {
   set_verbosity(quiet ? Verbosity::quiet : verbose > 0 ? Verbosity::verbose : Verbosity::normal);
 
   if (help->parsed()) {
+    // Format directly: App::help() would forward to the selected subcommand ("help" itself).
     if (help_topic.empty()) {
-      std::cout << app.help();
+      std::cout << app.get_formatter()->make_help(&app, "megabyte", CLI::AppFormatMode::Normal);
       return kExitOk;
     }
     auto it = commands.find(help_topic);
@@ -83,7 +84,8 @@ int run(int argc, char** argv) {
       std::fprintf(stderr, "megabyte: no command '%s' (hint: run 'megabyte --help' for the list)\n", help_topic.c_str());
       return kExitUsage;
     }
-    std::cout << it->second.first->help();
+    CLI::App* sub = it->second.first;
+    std::cout << sub->get_formatter()->make_help(sub, "megabyte " + help_topic, CLI::AppFormatMode::Normal);
     return kExitOk;
   }
   for (auto& [name, cmd] : commands) {

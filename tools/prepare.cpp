@@ -69,7 +69,6 @@ int run_prepare(const PrepareArgs& a) {
                                       [&](std::uint64_t n, std::uint64_t bytes) { progress.update(n, bytes); },
                                       &g_interrupted);
   progress.finish();
-  for (const auto& s : report.skipped) log_verbose("skipped " + s.path + ": " + s.reason);
   if (a.json) {
     auto j = dataset_json(a.output, report.manifest);
     j["input_files"] = report.input_files;
@@ -80,10 +79,10 @@ int run_prepare(const PrepareArgs& a) {
     std::cout << dataset_table(a.output, report.manifest);
     if (!report.skipped.empty())
       std::cout << "skipped " << report.skipped.size() << " of " << report.input_files
-                << " files that could not be read (run with -v to list them)\n";
+                << " files that could not be read (listed above on stderr)\n";
   }
-  if (report.manifest.find_split("validation")->documents == 0 && a.val_fraction > 0 && a.val_files.empty())
-    log_warning("the validation split is empty (one input file); pass several files, or --val-files");
+  if (report.manifest.find_split("validation")->documents == 0 && (a.val_fraction > 0 || !a.val_files.empty()))
+    log_warning("the validation split is empty; pass several files, or name them with --val-files");
   return kExitOk;
 }
 

@@ -32,12 +32,15 @@ nlohmann::json dataset_json(const std::filesystem::path& dir, const data::Manife
   j["format_version"] = m.version;
   j["modality"] = std::string(data::modality_name(m.encoder.modality));
   nlohmann::json enc = nlohmann::json::object();
-  if (m.encoder.modality == data::Modality::image) {
+  if (m.encoder.modality == data::Modality::text) {
+    enc["layout"] = "bytes";
+  } else if (m.encoder.modality == data::Modality::image) {
     enc["image_size"] = m.encoder.image.image_size;
     enc["patch_size"] = m.encoder.image.patch_size;
     enc["channels"] = 3;
     enc["layout"] = "patch-scan";
   } else if (m.encoder.modality == data::Modality::audio) {
+    enc["layout"] = "pcm";
     enc["sample_rate"] = m.encoder.audio.sample_rate;
     enc["encoding"] = std::string(data::AudioParams::encoding);
     enc["channels"] = 1;

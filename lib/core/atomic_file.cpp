@@ -91,7 +91,7 @@ AtomicDirectory::AtomicDirectory(fs::path target) : target_(std::move(target)) {
   temp_ = target_.parent_path() / temp_name_for(target_, "partial");
   fs::remove_all(temp_, ec);
   if (!fs::create_directory(temp_, ec) || ec)
-    throw Error(temp_.string(), "cannot create directory: " + ec.message(),
+    throw Error(target_.string(), "cannot create: " + ec.message(),
                 "check that the parent directory exists and is writable");
 }
 

@@ -1,6 +1,6 @@
 // One error type for everything a user can get wrong: it says what went wrong, where
 // (a file, a file:line, a shard and offset, a config key) and what to do about it.
-// Printed as one line by the program: "megabyte: WHERE: WHAT (hint: HINT)".
+// Printed as one line by the program: "megabyte COMMAND: WHERE: WHAT (hint: HINT)".
 #pragma once
 
 #include <stdexcept>

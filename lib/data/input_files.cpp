@@ -111,7 +111,8 @@ std::vector<bool> assign_validation(const std::vector<std::string>& files, doubl
   for (std::size_t i = 0; i < files.size(); ++i) nval += (val[i] = u[i] < val_fraction);
   if (files.size() >= 2 && nval == 0)
     val[static_cast<std::size_t>(std::min_element(u.begin(), u.end()) - u.begin())] = true;
-  if (files.size() >= 2 && nval == files.size())
+  // Never leave train empty, not even with a single file.
+  if (nval == files.size())
     val[static_cast<std::size_t>(std::max_element(u.begin(), u.end()) - u.begin())] = false;
   return val;
 }

@@ -32,7 +32,7 @@ bool has_modality_extension(const std::string& path, Modality modality);
 // The validation split: a file is in it when it is named in `val_files`, or, when
 // `val_files` is empty, when the hash of its name (path or split key) falls below `val_fraction`. With a
 // positive fraction and at least two files, at least one file (the lowest hash) goes to
-// validation and at least one stays in train. Returns one flag per file.
+// validation; at least one file always stays in train. Returns one flag per file.
 std::vector<bool> assign_validation(const std::vector<std::string>& files, double val_fraction,
                                     const std::vector<std::string>& val_files);
 

@@ -63,7 +63,8 @@ std::string Manifest::to_yaml() const {
       out << YAML::Key << "documents" << YAML::Value << sh.documents;
       out << YAML::Key << "bytes" << YAML::Value << sh.bytes;
       out << YAML::Key << "compressed_bytes" << YAML::Value << sh.compressed_bytes;
-      out << YAML::Key << "xxh64" << YAML::Value << to_hex64(sh.checksum);
+      // Quoted: an all-digit hex string would otherwise read back as a number in other YAML readers.
+      out << YAML::Key << "xxh64" << YAML::Value << YAML::DoubleQuoted << to_hex64(sh.checksum);
       out << YAML::EndMap;
     }
     out << YAML::EndSeq;

@@ -4,6 +4,7 @@
 #include <deque>
 #include <future>
 #include <optional>
+#include <unordered_set>
 
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -44,6 +45,20 @@ Encoded encode_or_capture(const std::string& path, const EncoderParams& params) 
   return e;
 }
 
+// A --val-files entry that names no input is almost always a typo or a different spelling
+// of the path ("./a" for "a"); silently training on the would-be validation data is worse.
+void check_val_files_are_inputs(const std::vector<std::string>& val_files, const std::vector<std::string>& paths) {
+  const std::unordered_set<std::string> inputs(paths.begin(), paths.end());
+  std::size_t unknown = 0;
+  std::string first;
+  for (const auto& v : val_files)
+    if (!inputs.count(v) && unknown++ == 0) first = v;
+  if (unknown > 0)
+    throw Error("--val-files", std::to_string(unknown) + " of its " + std::to_string(val_files.size()) +
+                                   " paths are not among the inputs, the first is '" + first + "'",
+                "write each path exactly as prepare lists the inputs (as given, or as found under a directory)");
+}
+
 }  // namespace
 
 PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::vector<InputFile>& files,
@@ -58,6 +73,7 @@ PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::v
     paths.push_back(f.path);
     keys.push_back(f.split_key);
   }
+  check_val_files_are_inputs(options.val_files, paths);
   // --val-files names paths as the user wrote them; the hash rule uses the split keys.
   const std::vector<bool> is_val = options.val_files.empty() ? assign_validation(keys, options.val_fraction, {})
                                                              : assign_validation(paths, 0.0, options.val_files);

@@ -13,9 +13,11 @@
 //                                           u64 xxh64 of the compressed frame bytes}
 //                            documents (N+1) x u64 content offset of each document, then
 //                                           the content size
-//                            names     N x u32 name length, then the name bytes
+//                            names     all N u32 name lengths first, then all the
+//                                           name bytes, concatenated
 //                            footer    u64 xxh64 of the payload before the footer,
-//                                      u64 payload size, 8 bytes "MBSHIDX1"
+//                                      u64 payload size (this footer included),
+//                                      8 bytes "MBSHIDX1"
 //
 // All integers are little-endian.
 #pragma once

@@ -30,6 +30,14 @@ mkdir snd && head -c 3000 /dev/urandom >snd/noise.wav
 expect_fail 1 "snd/noise.wav" "$MEGABYTE" prepare -m audio -o au snd
 [[ ! -e au ]] || fail "au exists after a failed prepare"
 
+# --val-files naming a path that is not an input (a typo would silently empty validation).
+printf 'docs/doc1.bin\n./docs/doc2.bin\n' >val.txt
+expect_fail 1 "1 of its 2 paths are not among the inputs, the first is './docs/doc2.bin'" "$MEGABYTE" prepare --val-files val.txt -o v docs/doc1.bin docs/doc2.bin
+[[ ! -e v ]] || fail "v exists after a failed prepare"
+
+# The output's parent directory does not exist: named as the user wrote it.
+expect_fail 1 "no/such/parent/ds: cannot create" "$MEGABYTE" prepare -o no/such/parent/ds docs
+
 # A patch size that is not 3*p*p, and one that does not tile the image.
 expect_fail 1 "not 3*p*p" "$MEGABYTE" prepare -m image --patch-size 10 -o x imgs
 expect_fail 1 "not a multiple" "$MEGABYTE" prepare -m image --image-size 10 --patch-size 48 -o x imgs

@@ -5,6 +5,8 @@ source "$(dirname "$0")/lib.sh"
 "$MEGABYTE" --help | grep -q "prepare" || fail "--help does not list prepare"
 "$MEGABYTE" --help | grep -q "info" || fail "--help does not list info"
 "$MEGABYTE" help prepare | grep -q -- "--modality" || fail "help prepare lacks --modality"
+"$MEGABYTE" help prepare | grep -q -- "Usage: megabyte prepare" || fail "help prepare: usage line"
+"$MEGABYTE" help | grep -q "bench" || fail "'megabyte help' does not list the commands"
 "$MEGABYTE" prepare --help | grep -q -- "--skip-bad" || fail "prepare --help lacks --skip-bad"
 "$MEGABYTE" --version | grep -Eq '^megabyte [0-9]+\.[0-9]+\.[0-9]+' || fail "--version"
 expect_fail 2 "no command 'frobnicate'" "$MEGABYTE" help frobnicate

@@ -226,7 +226,7 @@ TEST_CASE("assign_validation: with a positive fraction and two or more files, bo
   }
   CHECK(forced_val == 300);    // the rule did the work: such a fraction alone selects nothing
   CHECK(forced_train == 300);  // and every hash is below 1.0
-  // One file: no rule to apply.
+  // One file always stays in train, whatever the fraction: an empty train split is useless.
   CHECK(count_true(assign_validation({"only.txt"}, 1e-9, {})) == 0);
-  CHECK(count_true(assign_validation({"only.txt"}, 1.0, {})) == 1);
+  CHECK(count_true(assign_validation({"only.txt"}, 1.0, {})) == 0);
 }
