@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "temp_dir.hpp"
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,17 +13,10 @@
 
 namespace fs = std::filesystem;
 
-namespace {
-fs::path fresh_dir(const char* name) {
-  fs::path d = fs::temp_directory_path() / (std::string("mb-test-") + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-}  // namespace
 
 TEST_CASE("AtomicFile: the target appears only on commit") {
-  fs::path d = fresh_dir("atomic");
+  mb::test::TempDir tmp("atomic");
+  const fs::path& d = tmp.path;
   fs::path target = d / "out.bin";
   {
     mb::AtomicFile f(target);
@@ -33,21 +28,21 @@ TEST_CASE("AtomicFile: the target appears only on commit") {
   auto bytes = mb::read_whole_file(target);
   CHECK(std::string(bytes.begin(), bytes.end()) == "hello");
   CHECK(std::distance(fs::directory_iterator(d), fs::directory_iterator{}) == 1);
-  fs::remove_all(d);
 }
 
 TEST_CASE("AtomicFile: an abandoned write leaves nothing behind") {
-  fs::path d = fresh_dir("abandon");
+  mb::test::TempDir tmp("abandon");
+  const fs::path& d = tmp.path;
   {
     mb::AtomicFile f(d / "out.bin");
     f.write(std::string_view("partial"));
   }
   CHECK(fs::is_empty(d));
-  fs::remove_all(d);
 }
 
 TEST_CASE("AtomicDirectory: refuses an existing target and cleans up when abandoned") {
-  fs::path d = fresh_dir("atomicdir");
+  mb::test::TempDir tmp("atomicdir");
+  const fs::path& d = tmp.path;
   fs::create_directory(d / "exists");
   CHECK_THROWS_AS(mb::AtomicDirectory(d / "exists"), mb::Error);
   {
@@ -62,7 +57,6 @@ TEST_CASE("AtomicDirectory: refuses an existing target and cleans up when abando
     ad.commit();
   }
   CHECK(fs::exists(d / "new" / "a.txt"));
-  fs::remove_all(d);
 }
 
 TEST_CASE("read_whole_file names the file it cannot read") {

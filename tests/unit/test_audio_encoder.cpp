@@ -1,4 +1,6 @@
 #include <doctest/doctest.h>
+
+#include "temp_dir.hpp"
 #include <sndfile.h>
 #include <unistd.h>
 
@@ -20,18 +22,7 @@ using mb::data::AudioParams;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const char* name)
-      : path(fs::temp_directory_path() / (std::string("mb-test-") + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using mb::test::TempDir;
 
 struct SoundFile {
   SF_INFO info{};

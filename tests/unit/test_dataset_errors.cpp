@@ -1,6 +1,8 @@
 // Damaged datasets and bad manifests: every fault is an mb::Error whose message names the
 // file (and where it helps the line, key, frame and offset), never a crash or wrong bytes.
 #include <doctest/doctest.h>
+
+#include "temp_dir.hpp"
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,20 +28,7 @@ using namespace mb::data;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const char* name)
-      : path(fs::temp_directory_path() / (std::string("mb-test-") + name + std::string("-") + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using mb::test::TempDir;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

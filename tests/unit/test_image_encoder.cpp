@@ -1,4 +1,6 @@
 #include <doctest/doctest.h>
+
+#include "temp_dir.hpp"
 #include <stb_image.h>
 #include <stb_image_write.h>
 #include <unistd.h>
@@ -21,18 +23,7 @@ using mb::data::ImageParams;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const char* name)
-      : path(fs::temp_directory_path() / (std::string("mb-test-") + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using mb::test::TempDir;
 
 std::vector<std::uint8_t> random_bytes(std::size_t n, unsigned seed) {
   std::mt19937 rng(seed);

@@ -1,6 +1,8 @@
 // Turning command-line inputs into the list of files `prepare` reads, and the
 // validation split.
 #include <doctest/doctest.h>
+
+#include "temp_dir.hpp"
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,20 +22,7 @@ using namespace mb::data;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const char* name)
-      : path(fs::temp_directory_path() / (std::string("mb-test-") + name + std::string("-") + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using mb::test::TempDir;
 
 // Create the file (and its directories) under `root`; returns its path as a string.
 std::string touch(const fs::path& root, const std::string& rel) {

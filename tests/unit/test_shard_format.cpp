@@ -2,6 +2,8 @@
 // trips for documents of every awkward size, byte-range reads, determinism across thread
 // counts, compatibility with the zstd tool, the frame cache, and parse_index's checks.
 #include <doctest/doctest.h>
+
+#include "temp_dir.hpp"
 #include <unistd.h>
 #include <zstd.h>
 
@@ -35,20 +37,7 @@ namespace {
 constexpr std::uint64_t kFrame = 64;
 constexpr std::uint64_t kShard = 1000;
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const char* name)
-      : path(fs::temp_directory_path() / (std::string("mb-test-") + name + std::string("-") + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using mb::test::TempDir;
 
 struct Doc {
   std::string name;
