@@ -1,0 +1,27 @@
+// AdamW optimiser step and global gradient-norm clipping, on flat fp32 buffers.
+#pragma once
+
+#include <cstddef>
+
+namespace mb::kernels::cpu {
+
+// One AdamW step (Loshchilov & Hutter) over n parameters, as PyTorch's torch.optim.AdamW:
+//   m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g²
+//   p -= lr · ( m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps)  +  weight_decay · p )
+// t is the 1-based step number. Decay is decoupled from the gradient; pass weight_decay = 0
+// for tensors that should not decay (biases, norms). m and v start at zero.
+void adamw_step(float* params, const float* grads, float* m, float* v, std::size_t n, long t,
+                float lr, float beta1, float beta2, float eps, float weight_decay);
+
+// Sum of squares of g[0..n) in double, added in a fixed order (independent of the thread
+// count). Sums from several buffers or processes add up to the squared global norm.
+double grad_norm_squared(const float* g, std::size_t n);
+
+// g[i] *= s.
+void scale_grads(float* g, std::size_t n, float s);
+
+// Clips the global norm of g[0..n) to max_norm: when the norm exceeds it, every gradient is
+// scaled by max_norm / norm. Returns the norm before clipping (for the training log).
+float clip_grad_norm(float* g, std::size_t n, float max_norm);
+
+}  // namespace mb::kernels::cpu

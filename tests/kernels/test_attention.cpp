@@ -1,0 +1,173 @@
+// attention_forward / attention_backward against a naive double reference (full softmax per
+// row), finite differences, and causality.
+#include "check.hpp"
+
+#include "cpu/attention.hpp"
+
+#include <omp.h>
+
+using namespace mb::kernels::cpu;
+
+namespace {
+
+struct Shape {
+    int B, T, H, d;
+    std::size_t qkv_size() const { return static_cast<std::size_t>(B) * T * 3 * H * d; }
+    std::size_t out_size() const { return static_cast<std::size_t>(B) * T * H * d; }
+    std::size_t qkv(int b, int t, int w, int h, int e) const {
+        return ((((static_cast<std::size_t>(b) * T + t) * 3 + w) * H + h) * d) + e;
+    }
+    std::size_t out(int b, int t, int h, int e) const {
+        return ((static_cast<std::size_t>(b) * T + t) * H + h) * d + e;
+    }
+};
+
+// Causal softmax attention, one row at a time over all its keys, accumulated in double.
+template <class T>
+std::vector<T> ref_attention(const std::vector<T>& qkv, Shape s,
+                             std::vector<double>* lse = nullptr) {
+    std::vector<T> out(s.out_size());
+    if (lse) lse->assign(static_cast<std::size_t>(s.B) * s.H * s.T, 0.0);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(s.d));
+    std::vector<double> w(s.T);
+    for (int b = 0; b < s.B; ++b)
+        for (int h = 0; h < s.H; ++h)
+            for (int t = 0; t < s.T; ++t) {
+                double mx = -1e300;
+                for (int j = 0; j <= t; ++j) {
+                    double dot = 0.0;
+                    for (int e = 0; e < s.d; ++e)
+                        dot += static_cast<double>(qkv[s.qkv(b, t, 0, h, e)]) *
+                               static_cast<double>(qkv[s.qkv(b, j, 1, h, e)]);
+                    w[j] = dot * scale;
+                    mx = std::max(mx, w[j]);
+                }
+                double sum = 0.0;
+                for (int j = 0; j <= t; ++j) sum += (w[j] = std::exp(w[j] - mx));
+                for (int e = 0; e < s.d; ++e) {
+                    double acc = 0.0;
+                    for (int j = 0; j <= t; ++j)
+                        acc += w[j] * static_cast<double>(qkv[s.qkv(b, j, 2, h, e)]);
+                    out[s.out(b, t, h, e)] = static_cast<T>(acc / sum);
+                }
+                if (lse) (*lse)[(static_cast<std::size_t>(b) * s.H + h) * s.T + t] = mx + std::log(sum);
+            }
+    return out;
+}
+
+// Random qkv in [-2, 2]: large enough that softmax rows are far from uniform.
+std::vector<float> random_qkv(Shape s, std::uint32_t seed) {
+    return kt::random_floats(s.qkv_size(), seed, -2.0f, 2.0f);
+}
+
+void check_forward(Shape s, std::uint32_t seed) {
+    auto qkv = random_qkv(s, seed);
+    std::vector<float> out(s.out_size(), 7.0f), lse(static_cast<std::size_t>(s.B) * s.H * s.T);
+    attention_forward(out.data(), lse.data(), qkv.data(), s.B, s.T, s.H, s.d);
+    std::vector<double> want_lse;
+    auto want = ref_attention(kt::to_double(qkv), s, &want_lse);
+    kt::check_close(out, want, 1e-4, 1e-5, "attention out");
+    kt::check_close(lse, want_lse, 1e-5, 1e-5, "attention lse");
+}
+
+// The analytic gradient (accumulated onto random initial values) against central differences
+// of L = sum(out * g) over the entries in `which` (all when empty).
+void check_backward(Shape s, std::uint32_t seed, std::size_t stride = 1) {
+    auto qkv = random_qkv(s, seed);
+    std::vector<float> out(s.out_size()), lse(static_cast<std::size_t>(s.B) * s.H * s.T);
+    attention_forward(out.data(), lse.data(), qkv.data(), s.B, s.T, s.H, s.d);
+    auto g = kt::random_floats(out.size(), seed + 1);
+    auto d0 = kt::random_floats(qkv.size(), seed + 2);
+    auto dqkv = d0;
+    attention_backward(dqkv.data(), g.data(), out.data(), lse.data(), qkv.data(), s.B, s.T, s.H,
+                       s.d);
+    std::vector<std::size_t> which;
+    for (std::size_t i = 0; stride > 1 && i < qkv.size(); i += stride) which.push_back(i);
+    auto num = kt::numeric_grad(kt::to_double(qkv), [&](const std::vector<double>& x) {
+        return kt::weighted_sum(ref_attention(x, s), g);
+    }, 1e-4, which);
+    std::vector<float> got;
+    std::vector<double> want;
+    for (std::size_t i = 0; i < qkv.size(); ++i)
+        if (stride == 1 || i % stride == 0) {
+            got.push_back(dqkv[i]);
+            want.push_back(num[i] + d0[i]);
+        }
+    kt::check_close(got, want, 1e-3, 1e-4, "attention dqkv");
+}
+
+}  // namespace
+
+TEST_CASE("attention forward: T = 1, partial blocks, several batches and heads") {
+    for (int T : {1, 2, 7, kAttentionBlockQ, kAttentionBlockQ + 1, kAttentionBlockK - 1,
+                  kAttentionBlockK, kAttentionBlockK + 1, 2 * kAttentionBlockK + 5})
+        check_forward({2, T, 3, 8}, 100 + T);
+    check_forward({1, 200, 2, 64}, 7);  // a realistic head size, four key blocks
+    check_forward({1, 9, 1, 1}, 8);     // d = 1
+}
+
+TEST_CASE("attention backward: finite differences on every entry, small shapes") {
+    check_backward({1, 1, 1, 4}, 1);  // T = 1: out = v, only dv is non-zero
+    check_backward({2, 5, 2, 3}, 2);
+    check_backward({1, 13, 3, 5}, 3);
+}
+
+TEST_CASE("attention backward: finite differences across block boundaries") {
+    // A subset of entries (every 7th) keeps the double reference affordable at this size.
+    check_backward({1, kAttentionBlockK + kAttentionBlockQ + 3, 2, 4}, 4, 7);
+    check_backward({2, kAttentionBlockQ + 1, 1, 6}, 5, 3);
+}
+
+TEST_CASE("attention is causal: changing position t changes no output or lse before t") {
+    const Shape s{2, 2 * kAttentionBlockK + 9, 2, 8};
+    auto qkv = random_qkv(s, 11);
+    std::vector<float> out(s.out_size()), lse(static_cast<std::size_t>(s.B) * s.H * s.T);
+    attention_forward(out.data(), lse.data(), qkv.data(), s.B, s.T, s.H, s.d);
+    for (int t : {0, 1, kAttentionBlockQ, kAttentionBlockK, s.T - 1}) {
+        auto changed = qkv;
+        for (int b = 0; b < s.B; ++b)
+            for (int w = 0; w < 3; ++w)
+                for (int h = 0; h < s.H; ++h)
+                    for (int e = 0; e < s.d; ++e) changed[s.qkv(b, t, w, h, e)] += 0.5f;
+        std::vector<float> out2(out.size()), lse2(lse.size());
+        attention_forward(out2.data(), lse2.data(), changed.data(), s.B, s.T, s.H, s.d);
+        std::size_t before_diff = 0, at_or_after_diff = 0;
+        for (int b = 0; b < s.B; ++b)
+            for (int u = 0; u < s.T; ++u)
+                for (int h = 0; h < s.H; ++h) {
+                    bool diff = lse[(static_cast<std::size_t>(b) * s.H + h) * s.T + u] !=
+                                lse2[(static_cast<std::size_t>(b) * s.H + h) * s.T + u];
+                    for (int e = 0; e < s.d; ++e)
+                        diff |= out[s.out(b, u, h, e)] != out2[s.out(b, u, h, e)];
+                    (u < t ? before_diff : at_or_after_diff) += diff;
+                }
+        CHECK_MESSAGE(before_diff == 0, "t = " << t);
+        CHECK_MESSAGE(at_or_after_diff > 0, "t = " << t);
+    }
+}
+
+TEST_CASE("attention: deterministic across thread counts; lse may be null") {
+    const Shape s{2, 100, 3, 16};
+    auto qkv = random_qkv(s, 21);
+    auto g = kt::random_floats(s.out_size(), 22);
+    std::vector<float> out(s.out_size()), lse(static_cast<std::size_t>(s.B) * s.H * s.T),
+        dqkv(qkv.size(), 0.0f);
+    attention_forward(out.data(), lse.data(), qkv.data(), s.B, s.T, s.H, s.d);
+    attention_backward(dqkv.data(), g.data(), out.data(), lse.data(), qkv.data(), s.B, s.T, s.H,
+                       s.d);
+    std::vector<float> out_nolse(out.size());
+    attention_forward(out_nolse.data(), nullptr, qkv.data(), s.B, s.T, s.H, s.d);
+    CHECK(out_nolse == out);
+    const int saved = omp_get_max_threads();
+    for (int threads : {1, 3}) {
+        omp_set_num_threads(threads);
+        std::vector<float> out_t(out.size()), lse_t(lse.size()), d_t(qkv.size(), 0.0f);
+        attention_forward(out_t.data(), lse_t.data(), qkv.data(), s.B, s.T, s.H, s.d);
+        attention_backward(d_t.data(), g.data(), out_t.data(), lse_t.data(), qkv.data(), s.B,
+                           s.T, s.H, s.d);
+        CHECK(out_t == out);
+        CHECK(lse_t == lse);
+        CHECK(d_t == dqkv);
+    }
+    omp_set_num_threads(saved);
+}
