@@ -30,10 +30,13 @@ int run_bench(const BenchArgs& a) {
   data::Dataset ds = data::Dataset::open(a.dataset, opt);
   const data::SplitReader& split = ds.split(a.split);
   const unsigned threads = a.threads == 0 ? default_thread_count() : a.threads;
-  // A short warm-up fills the frame cache, so the figure is the steady state.
-  log_info("bench: reading random " + std::to_string(a.window) + "-byte windows from " + a.dataset + " (" +
-           a.split + ") on " + std::to_string(threads) + " threads for " + std::to_string(a.seconds) + " s");
+  // A short warm-up fills the frame cache, so the figure is the steady state. It also
+  // refuses an empty split before anything is printed.
   (void)data::benchmark_random_windows(split, a.window, std::min(1.0, a.seconds / 3), threads, 1);
+  char line[256];
+  std::snprintf(line, sizeof line, "bench: reading random %llu-byte windows from %s (%s) on %u threads for %.1f s",
+                static_cast<unsigned long long>(a.window), a.dataset.c_str(), a.split.c_str(), threads, a.seconds);
+  log_info(line);
   const auto r = data::benchmark_random_windows(split, a.window, a.seconds, threads, 2);
   const double mbps = static_cast<double>(r.bytes) / r.seconds / 1e6;
   if (a.json) {

@@ -20,9 +20,10 @@ struct InfoArgs {
 };
 
 int run_info(const InfoArgs& a) {
-  const data::Manifest m = data::Manifest::load(a.path);
-  // Opening checks that every shard is present, has its index and agrees with the manifest.
-  (void)data::Dataset::open(a.path);
+  // Opening checks the manifest, and that every shard is present, has its index and agrees
+  // with the manifest.
+  const data::Dataset ds = data::Dataset::open(a.path);
+  const data::Manifest& m = ds.manifest();
   std::uint64_t shards_verified = 0;
   if (a.verify) {
     std::uint64_t total = 0, done_bytes = 0;

@@ -3,7 +3,6 @@
 
 #include "command.hpp"
 #include "core/error.hpp"
-#include "core/file_io.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
 #include "data/input_files.hpp"
@@ -31,23 +30,6 @@ struct PrepareArgs {
   bool json = false;
 };
 
-std::vector<std::string> read_list_file(const std::string& path) {
-  auto bytes = read_whole_file(path);
-  std::vector<std::string> out;
-  std::string line;
-  for (auto b : bytes) {
-    if (b == '\n') {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (!line.empty()) out.push_back(line);
-      line.clear();
-    } else {
-      line.push_back(static_cast<char>(b));
-    }
-  }
-  if (!line.empty()) out.push_back(line);
-  return out;
-}
-
 int run_prepare(const PrepareArgs& a) {
   data::PrepareOptions opt;
   opt.encoder.modality = data::parse_modality(a.modality, "--modality");
@@ -55,7 +37,7 @@ int run_prepare(const PrepareArgs& a) {
   opt.encoder.image.patch_size = a.patch_size;
   opt.encoder.audio.sample_rate = a.sample_rate;
   opt.val_fraction = a.val_fraction;
-  if (!a.val_files.empty()) opt.val_files = read_list_file(a.val_files);
+  if (!a.val_files.empty()) opt.val_files = data::read_path_list_file(a.val_files);
   opt.writer.shard_bytes = a.shard_size;
   opt.writer.shard.frame_bytes = a.frame_size;
   opt.writer.shard.level = a.level;

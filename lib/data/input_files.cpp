@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <system_error>
 #include <unordered_set>
 
 #include "core/error.hpp"
+#include "core/file_io.hpp"
 #include "core/hash.hpp"
 
 namespace mb::data {
@@ -59,15 +61,27 @@ void walk_directory(const std::string& dir, Modality modality, std::vector<Input
 
 }  // namespace
 
+std::vector<std::string> read_path_list(std::istream& in) {
+  std::vector<std::string> paths;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) paths.push_back(std::move(line));
+  }
+  return paths;
+}
+
+std::vector<std::string> read_path_list_file(const std::string& path) {
+  const auto bytes = read_whole_file(path);
+  std::istringstream in(std::string(bytes.begin(), bytes.end()));
+  return read_path_list(in);
+}
+
 std::vector<InputFile> list_inputs(const std::vector<std::string>& args, Modality modality, std::istream& list_input) {
   std::vector<std::string> named;
   for (const auto& a : args) {
     if (a == "-") {
-      std::string line;
-      while (std::getline(list_input, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (!line.empty()) named.push_back(line);
-      }
+      for (auto& p : read_path_list(list_input)) named.push_back(std::move(p));
     } else {
       named.push_back(a);
     }

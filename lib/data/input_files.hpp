@@ -26,6 +26,12 @@ std::vector<InputFile> list_inputs(const std::vector<std::string>& args, Modalit
 // The same, paths only.
 std::vector<std::string> expand_inputs(const std::vector<std::string>& args, Modality modality, std::istream& list_input);
 
+// One path per line; empty lines skipped, a trailing carriage return removed, nothing
+// else trimmed (a path may begin or end with spaces).
+std::vector<std::string> read_path_list(std::istream& in);
+// The same from a file; throws mb::Error naming it when it cannot be read.
+std::vector<std::string> read_path_list_file(const std::string& path);
+
 // Whether a file name has one of the extensions a directory walk keeps for `modality`.
 bool has_modality_extension(const std::string& path, Modality modality);
 

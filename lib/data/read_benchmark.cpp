@@ -14,7 +14,7 @@ namespace mb::data {
 ReadBenchmarkResult benchmark_random_windows(const SplitReader& split, std::uint64_t window, double seconds,
                                              unsigned threads, std::uint64_t seed) {
   if (split.documents() == 0 || split.bytes() == 0)
-    throw Error("split '" + split.name() + "'", "has no bytes to read");
+    throw Error("split '" + split.name() + "'", "has no bytes to read", "measure another split with --split");
   // Cumulative sizes, so that a uniform byte position picks a document by its size.
   std::vector<std::uint64_t> ends(split.documents());
   std::uint64_t total = 0;

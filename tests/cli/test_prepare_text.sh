@@ -19,7 +19,11 @@ cmp -s got_bytes want_bytes || fail "byte count differs: $(cat got_bytes) vs $(c
 "$MEGABYTE" -q prepare -j 1 --frame-size 4K --shard-size 20K --val-fraction 0.2 -o ds1 docs >/dev/null
 diff <(cd ds && md5sum ./*) <(cd ds1 && md5sum ./*) || fail "not deterministic across thread counts"
 "$MEGABYTE" info --verify ds | grep -q "all checksums match" || fail "info --verify"
-"$MEGABYTE" info --json ds | grep -q '"modality": "text"' || fail "info --json"
+"$MEGABYTE" info --json ds >info.json
+grep -q '"modality": "text"' info.json || fail "info --json: modality"
+grep -q '"layout": "bytes"' info.json || fail "info --json: text layout"
+# Checksums are quoted, so that other YAML readers never take an all-digit one for a number.
+grep -Eq '^ +xxh64: "[0-9a-f]{16}"$' ds/dataset.yaml || fail "xxh64 is not a quoted 16-digit hex string"
 
 # A list of paths on stdin, and --val-files.
 ls docs/doc1.bin docs/doc2.bin docs/doc3.bin >list.txt

@@ -1,7 +1,5 @@
 #include <doctest/doctest.h>
 
-#include "temp_dir.hpp"
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -10,6 +8,7 @@
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/file_io.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,6 +1,4 @@
 #include <doctest/doctest.h>
-
-#include "temp_dir.hpp"
 #include <sndfile.h>
 #include <unistd.h>
 
@@ -16,6 +14,7 @@
 
 #include "core/error.hpp"
 #include "data/encoders/audio.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using mb::data::AudioParams;

@@ -1,8 +1,6 @@
 // Damaged datasets and bad manifests: every fault is an mb::Error whose message names the
 // file (and where it helps the line, key, frame and offset), never a crash or wrong bytes.
 #include <doctest/doctest.h>
-
-#include "temp_dir.hpp"
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +20,7 @@
 #include "data/dataset_writer.hpp"
 #include "data/manifest.hpp"
 #include "data/shard_reader.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace mb::data;

@@ -1,6 +1,4 @@
 #include <doctest/doctest.h>
-
-#include "temp_dir.hpp"
 #include <stb_image.h>
 #include <stb_image_write.h>
 #include <unistd.h>
@@ -17,6 +15,7 @@
 #include "core/error.hpp"
 #include "core/file_io.hpp"
 #include "data/encoders/image.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using mb::data::ImageParams;

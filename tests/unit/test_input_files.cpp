@@ -1,8 +1,6 @@
 // Turning command-line inputs into the list of files `prepare` reads, and the
 // validation split.
 #include <doctest/doctest.h>
-
-#include "temp_dir.hpp"
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +14,7 @@
 
 #include "core/error.hpp"
 #include "data/input_files.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace mb::data;
@@ -218,4 +217,27 @@ TEST_CASE("assign_validation: with a positive fraction and two or more files, bo
   // One file always stays in train, whatever the fraction: an empty train split is useless.
   CHECK(count_true(assign_validation({"only.txt"}, 1e-9, {})) == 0);
   CHECK(count_true(assign_validation({"only.txt"}, 1.0, {})) == 0);
+}
+
+TEST_CASE("read_path_list: one path per line, CRLF and blank lines handled, spaces kept") {
+  std::istringstream in("a.txt\r\n\n b c.txt \nlast");
+  const auto paths = read_path_list(in);
+  REQUIRE(paths.size() == 3);
+  CHECK(paths[0] == "a.txt");
+  CHECK(paths[1] == " b c.txt ");
+  CHECK(paths[2] == "last");
+
+  TempDir tmp("pathlist");
+  const auto file = tmp.path / "list.txt";
+  {
+    std::ofstream out(file);
+    out << "x\r\ny\n";
+  }
+  CHECK(read_path_list_file(file.string()) == std::vector<std::string>{"x", "y"});
+  try {
+    read_path_list_file((tmp.path / "absent.txt").string());
+    FAIL("no error for a missing list file");
+  } catch (const mb::Error& e) {
+    CHECK(std::string(e.what()).find("absent.txt") != std::string::npos);
+  }
 }

@@ -2,8 +2,6 @@
 // trips for documents of every awkward size, byte-range reads, determinism across thread
 // counts, compatibility with the zstd tool, the frame cache, and parse_index's checks.
 #include <doctest/doctest.h>
-
-#include "temp_dir.hpp"
 #include <unistd.h>
 #include <zstd.h>
 
@@ -28,6 +26,7 @@
 #include "data/shard_format.hpp"
 #include "data/shard_reader.hpp"
 #include "data/shard_writer.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace mb::data;
