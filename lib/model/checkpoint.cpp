@@ -1,0 +1,196 @@
+#include "model/checkpoint.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <string>
+
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+#include "model/safetensors.hpp"
+
+namespace mb::model {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kModelFile = "model.safetensors";
+constexpr const char* kOptimizerFile = "optimizer.safetensors";
+constexpr const char* kPrefix = "step-";
+
+std::string step_dir_name(std::int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%s%08lld", kPrefix, static_cast<long long>(step));
+  return buf;
+}
+
+// The step of a complete checkpoint directory's name ("step-00000100"), or -1.
+std::int64_t step_of(const fs::path& dir) {
+  const std::string name = dir.filename().string();
+  if (name.rfind(kPrefix, 0) != 0) return -1;
+  const std::string digits = name.substr(std::string(kPrefix).size());
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  std::int64_t step = -1;
+  std::from_chars(digits.data(), digits.data() + digits.size(), step);
+  return step;
+}
+
+std::map<std::string, std::string> common_metadata(const Config& config, const TrainingState& s) {
+  return {{"format", kCheckpointFormat},
+          {"format_version", std::to_string(kCheckpointFormatVersion)},
+          {"model_kind", std::string(model_kind_name(config.model.kind))},
+          {"step", std::to_string(s.step)}};
+}
+
+const std::string& required(const SafetensorsFile& f, const std::string& key) {
+  auto it = f.metadata().find(key);
+  if (it == f.metadata().end())
+    throw Error(f.path().string(), "metadata has no '" + key + "'",
+                "this is not a megabyte checkpoint, or it is damaged; use another checkpoint");
+  return it->second;
+}
+
+std::uint64_t metadata_u64(const SafetensorsFile& f, const std::string& key) {
+  const std::string& text = required(f, key);
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size())
+    throw Error(f.path().string(), "metadata '" + key + "' is not a number: '" + text + "'",
+                "the checkpoint is damaged; use another checkpoint");
+  return value;
+}
+
+void check_format(const SafetensorsFile& f) {
+  if (required(f, "format") != kCheckpointFormat)
+    throw Error(f.path().string(), "is not a megabyte checkpoint (format '" +
+                                       required(f, "format") + "')",
+                "name a checkpoint written by 'megabyte train'");
+  if (metadata_u64(f, "format_version") != static_cast<std::uint64_t>(kCheckpointFormatVersion))
+    throw Error(f.path().string(),
+                "checkpoint format version " + required(f, "format_version") +
+                    " is not supported (this megabyte reads version " +
+                    std::to_string(kCheckpointFormatVersion) + ")",
+                "use the megabyte release that wrote it");
+}
+
+}  // namespace
+
+fs::path save_checkpoint(const fs::path& run_dir, const Config& config, const ParameterSet& params,
+                         const std::vector<float>& m, const std::vector<float>& v,
+                         const TrainingState& state) {
+  const fs::path checkpoints = run_dir / "checkpoints";
+  fs::create_directories(checkpoints);
+  const fs::path target = checkpoints / step_dir_name(state.step);
+  if (fs::exists(target)) fs::remove_all(target);   // a re-run of the same step replaces it
+  AtomicDirectory dir(target);
+
+  std::vector<TensorRef> weights, moments;
+  for (std::size_t i = 0; i < params.tensors().size(); ++i) {
+    const ParamInfo& t = params.info(i);
+    weights.push_back({t.name, t.shape, params.value(i)});
+  }
+  for (std::size_t i = 0; i < params.tensors().size(); ++i) {
+    const ParamInfo& t = params.info(i);
+    moments.push_back({"m." + t.name, t.shape, m.data() + t.offset});
+    moments.push_back({"v." + t.name, t.shape, v.data() + t.offset});
+  }
+  auto meta = common_metadata(config, state);
+  meta["config"] = config_to_yaml(config);
+  write_safetensors(dir.staging() / kModelFile, weights, meta);
+
+  auto optimizer_meta = common_metadata(config, state);
+  optimizer_meta["sampler_epoch"] = std::to_string(state.sampler_epoch);
+  optimizer_meta["sampler_index"] = std::to_string(state.sampler_index);
+  write_safetensors(dir.staging() / kOptimizerFile, moments, optimizer_meta);
+  dir.commit();
+  return target;
+}
+
+std::vector<fs::path> list_checkpoints(const fs::path& run_dir) {
+  std::vector<std::pair<std::int64_t, fs::path>> found;
+  const fs::path checkpoints = run_dir / "checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(checkpoints, ec)) return {};
+  for (const auto& entry : fs::directory_iterator(checkpoints)) {
+    const std::int64_t step = step_of(entry.path());
+    if (step >= 0 && entry.is_directory() && fs::exists(entry.path() / kModelFile) &&
+        fs::exists(entry.path() / kOptimizerFile))
+      found.emplace_back(step, entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<fs::path> out;
+  for (auto& [step, path] : found) out.push_back(path);
+  return out;
+}
+
+void prune_checkpoints(const fs::path& run_dir, int keep) {
+  const auto all = list_checkpoints(run_dir);
+  for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < all.size(); ++i)
+    fs::remove_all(all[i]);
+}
+
+fs::path resolve_checkpoint(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) {
+    if (path.filename() == kOptimizerFile || path.filename() == kModelFile)
+      return path.parent_path().empty() ? fs::path(".") : path.parent_path();
+    throw Error(path.string(), "is a file but not a checkpoint's model.safetensors",
+                "name a run directory, a checkpoint directory or its model.safetensors");
+  }
+  if (!fs::is_directory(path, ec))
+    throw Error(path.string(), "no such checkpoint or run directory",
+                "name a run directory written by 'megabyte train', or one of its checkpoints");
+  if (fs::exists(path / kModelFile)) return path;
+  const auto all = list_checkpoints(path);
+  if (all.empty())
+    throw Error(path.string(), "holds no complete checkpoint",
+                "train longer (a checkpoint is written every train.checkpoint_every steps and "
+                "at the end), or name another directory");
+  return all.back();
+}
+
+CheckpointInfo read_checkpoint_info(const fs::path& checkpoint_dir, bool verify) {
+  const SafetensorsFile f = SafetensorsFile::open(
+      checkpoint_dir / kModelFile,
+      verify ? SafetensorsFile::Checksum::verify : SafetensorsFile::Checksum::skip);
+  check_format(f);
+  CheckpointInfo info;
+  info.config = parse_config(required(f, "config"), (checkpoint_dir / kModelFile).string() + " (config)");
+  info.step = static_cast<std::int64_t>(metadata_u64(f, "step"));
+  return info;
+}
+
+void load_weights(const fs::path& checkpoint_dir, ParameterSet& params) {
+  const SafetensorsFile f = SafetensorsFile::open(checkpoint_dir / kModelFile);
+  check_format(f);
+  if (f.tensors().size() != params.tensors().size())
+    throw Error(f.path().string(),
+                "holds " + std::to_string(f.tensors().size()) + " tensors, the model has " +
+                    std::to_string(params.tensors().size()),
+                "the checkpoint does not belong to this config");
+  for (std::size_t i = 0; i < params.tensors().size(); ++i) {
+    const ParamInfo& t = params.info(i);
+    f.read_f32(t.name, t.shape, params.value(i));
+  }
+}
+
+TrainingState load_optimizer_state(const fs::path& checkpoint_dir, const ParameterSet& params,
+                                   std::vector<float>& m, std::vector<float>& v) {
+  const SafetensorsFile f = SafetensorsFile::open(checkpoint_dir / kOptimizerFile);
+  check_format(f);
+  m.assign(params.buffer_size(), 0.0f);
+  v.assign(params.buffer_size(), 0.0f);
+  for (std::size_t i = 0; i < params.tensors().size(); ++i) {
+    const ParamInfo& t = params.info(i);
+    f.read_f32("m." + t.name, t.shape, m.data() + t.offset);
+    f.read_f32("v." + t.name, t.shape, v.data() + t.offset);
+  }
+  TrainingState s;
+  s.step = static_cast<std::int64_t>(metadata_u64(f, "step"));
+  s.sampler_epoch = metadata_u64(f, "sampler_epoch");
+  s.sampler_index = metadata_u64(f, "sampler_index");
+  return s;
+}
+
+}  // namespace mb::model

@@ -1,0 +1,64 @@
+// Checkpoints (DESIGN.md decision 4; every tensor is listed in megabyte-checkpoint(5)).
+//
+// A checkpoint is a directory RUNDIR/checkpoints/step-NNNNNNNN/ holding
+//   model.safetensors      the weights (fp32), the resolved config (YAML) and the step in
+//                          __metadata__; loadable by any safetensors reader
+//   optimizer.safetensors  AdamW's moments (m.NAME, v.NAME) and, in __metadata__, the step and
+//                          the data sampler's position: what an exact resume needs
+// The directory is built under a temporary name and renamed into place when both files are on
+// disk, so a checkpoint directory with its final name is always complete.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+#include "model/config.hpp"
+#include "model/parameters.hpp"
+
+namespace mb::model {
+
+inline constexpr const char* kCheckpointFormat = "megabyte-checkpoint";
+inline constexpr int kCheckpointFormatVersion = 1;
+
+struct TrainingState {
+  std::int64_t step = 0;             // optimiser steps taken
+  std::uint64_t sampler_epoch = 0;   // the sampler's position for the next window
+  std::uint64_t sampler_index = 0;
+  bool operator==(const TrainingState&) const = default;
+};
+
+// Writes RUNDIR/checkpoints/step-NNNNNNNN atomically and returns its path. m and v are laid out
+// like params.values(). An existing checkpoint of the same step is replaced.
+std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, const Config& config,
+                                      const ParameterSet& params, const std::vector<float>& m,
+                                      const std::vector<float>& v, const TrainingState& state);
+
+// Complete checkpoints of a run, oldest first (staging directories are ignored).
+std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& run_dir);
+
+// Removes all but the newest `keep` checkpoints.
+void prune_checkpoints(const std::filesystem::path& run_dir, int keep);
+
+// What a user may name as a checkpoint: a run directory (its newest checkpoint), a checkpoint
+// directory, or its model.safetensors. Returns the checkpoint directory; throws mb::Error if
+// there is none.
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);
+
+// The config and step stored in a checkpoint's model.safetensors (checksum verified when
+// `verify`).
+struct CheckpointInfo {
+  Config config;
+  std::int64_t step = 0;
+};
+CheckpointInfo read_checkpoint_info(const std::filesystem::path& checkpoint_dir, bool verify = true);
+
+// Loads the weights into `params` (whose tensors must match the file's names and shapes).
+void load_weights(const std::filesystem::path& checkpoint_dir, ParameterSet& params);
+
+// Loads the optimiser moments and the training state.
+TrainingState load_optimizer_state(const std::filesystem::path& checkpoint_dir,
+                                   const ParameterSet& params, std::vector<float>& m,
+                                   std::vector<float>& v);
+
+}  // namespace mb::model

@@ -1,0 +1,81 @@
+// A stack of pre-norm decoder blocks followed by a final layer norm: the global model, the
+// local model and the byte-transformer baseline are each one of these. Forward and backward
+// are written out op by op (llm.c's discipline) over the kernels in kernels/cpu/:
+//
+//   for each layer:  a = x + Dropout(Proj(Attention(LN1(x))))
+//                    x = a + Dropout(FC2(Act(FC1(LN2(a)))))
+//   out = LN_f(x)
+//
+// The rows are `sequences` independent causal sequences of `length` positions each, laid out
+// one after the other ([sequences, length, width]); the local model runs every patch of every
+// window as one such batch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.hpp"
+#include "model/parameters.hpp"
+
+namespace mb::model {
+
+struct StackShape {
+  int layers = 0;
+  int width = 0;   // C
+  int heads = 0;
+  int hidden = 0;  // feed-forward width, ffn_multiplier · C
+  Activation activation = Activation::relu;
+  float dropout = 0.0f;
+  float layernorm_eps = 1e-5f;
+};
+
+class TransformerStack {
+ public:
+  // Registers the stack's tensors as PREFIX.layers.N.{ln1,attn.qkv,attn.proj,ln2,ffn.fc,
+  // ffn.proj}.{weight,bias} and PREFIX.ln_f.{weight,bias} (see megabyte-checkpoint(5)).
+  TransformerStack(ParameterSet& params, const std::string& prefix, const StackShape& shape,
+                   ParamGroup group);
+
+  // Sizes the activation buffers for up to `max_rows` rows of sequences of `length`.
+  void reserve(int max_rows, int length);
+
+  // out[rows, C] = the stack applied to in[rows, C], rows = sequences · length. Saves what the
+  // backward pass needs. Dropout is applied when `training`, with masks keyed by `seed`.
+  void forward(float* out, const float* in, int sequences, int length, bool training,
+               std::uint64_t seed);
+
+  // din[rows, C] = d loss / d in (overwritten), given dout = d loss / d out; parameter
+  // gradients are accumulated into the ParameterSet's grads. Must follow forward().
+  void backward(float* din, const float* dout);
+
+  const StackShape& shape() const { return shape_; }
+  // Floats of activation memory held per row (for memory estimates).
+  std::size_t floats_per_row() const;
+
+ private:
+  struct LayerTensors {
+    std::size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fc2_w, fc2_b;
+  };
+  // What one layer's forward keeps for its backward.
+  struct LayerActivations {
+    std::vector<float> input, ln1, ln1_mean, ln1_rstd, qkv, att, lse, mid, ln2, ln2_mean,
+        ln2_rstd, fc, act;
+  };
+
+  std::uint64_t dropout_seed(int layer, int site) const;
+
+  ParameterSet& params_;
+  StackShape shape_;
+  std::vector<LayerTensors> layer_tensors_;
+  std::size_t lnf_w_ = 0, lnf_b_ = 0;
+
+  std::vector<LayerActivations> acts_;
+  std::vector<float> final_input_, lnf_mean_, lnf_rstd_;
+  std::vector<float> scratch_c_, scratch_c2_, scratch_3c_, scratch_h_, scratch_h2_;
+  int sequences_ = 0, length_ = 0;
+  bool training_ = false;
+  std::uint64_t seed_ = 0;
+};
+
+}  // namespace mb::model
