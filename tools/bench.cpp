@@ -1,20 +1,30 @@
-// megabyte bench: measure this machine. For now, the dataset reader under the training
-// sampler's access pattern; training, evaluation and sampling throughput come with the model.
+// megabyte bench: measure this machine: training throughput of a config (--config), beside
+// the machine's sgemm rate, and the dataset reader under the training sampler's access
+// pattern (--dataset).
+#include <omp.h>
+
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/progress.hpp"
 #include "core/thread_pool.hpp"
 #include "data/dataset.hpp"
 #include "data/read_benchmark.hpp"
+#include "model/config.hpp"
+#include "train/train_benchmark.hpp"
 
 namespace mb::tools {
 
 namespace {
 
 struct BenchArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  int min_steps = 3;
   std::string dataset;
   std::string split = "train";
   std::uint64_t window = 8192;
@@ -24,7 +34,42 @@ struct BenchArgs {
   bool json = false;
 };
 
-int run_bench(const BenchArgs& a) {
+int run_training_bench(const BenchArgs& a) {
+  const model::Config config = model::load_config(a.config, a.overrides);
+  if (a.threads > 0) omp_set_num_threads(static_cast<int>(a.threads));
+  const int threads = omp_get_max_threads();
+  const model::ModelConfig& m = config.model;
+  log_info("bench: training " + a.config + " (" + std::string(model::model_kind_name(m.kind)) +
+           ", T " + std::to_string(m.context) + ", batch " + std::to_string(config.train.batch_size) +
+           "x" + std::to_string(config.train.grad_accumulation) + ") on " + std::to_string(threads) +
+           " threads for at least " + std::to_string(a.min_steps) + " steps / " +
+           std::to_string(static_cast<int>(a.seconds)) + " s");
+  const train::TrainBenchmark t = train::benchmark_training(config, a.seconds, a.min_steps);
+  const double sgemm = train::measure_sgemm_gflops(1024, 1.0);
+  const double state_bytes = 4.0 * sizeof(float) * static_cast<double>(t.parameters);  // weights, grads, m, v
+  if (a.json) {
+    nlohmann::json j{{"benchmark", "train"}, {"config", a.config}, {"threads", threads},
+                     {"steps", t.steps}, {"seconds", t.seconds}, {"step_seconds", t.step_seconds()},
+                     {"bytes_per_second", t.bytes_per_second()}, {"gflops", t.gflops()},
+                     {"flops_per_step", t.flops_per_step}, {"sgemm_gflops", sgemm},
+                     {"fraction_of_sgemm", t.gflops() / sgemm}, {"parameters", t.parameters},
+                     {"activation_bytes", t.activation_bytes}, {"parameter_state_bytes", state_bytes},
+                     {"peak_rss_bytes", t.peak_rss_bytes}};
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::printf("train:  %.0f bytes/s, %.3f s/step, %.1f GFLOP/s (%.2f GFLOP/step, %d steps)\n",
+              t.bytes_per_second(), t.step_seconds(), t.gflops(), t.flops_per_step / 1e9, t.steps);
+  std::printf("sgemm:  %.1f GFLOP/s (1024x1024x1024, the model's matmul kernel): training at %.0f%%\n",
+              sgemm, 100.0 * t.gflops() / sgemm);
+  std::printf("memory: peak %s resident; activations %s, parameters+gradients+AdamW %s (%.2fM parameters)\n",
+              human_bytes(static_cast<double>(t.peak_rss_bytes)).c_str(),
+              human_bytes(static_cast<double>(t.activation_bytes)).c_str(),
+              human_bytes(state_bytes).c_str(), static_cast<double>(t.parameters) / 1e6);
+  return kExitOk;
+}
+
+int run_dataset_bench(const BenchArgs& a) {
   data::DatasetOptions opt;
   opt.cache_bytes = a.cache;
   data::Dataset ds = data::Dataset::open(a.dataset, opt);
@@ -52,17 +97,31 @@ int run_bench(const BenchArgs& a) {
   return kExitOk;
 }
 
+int run_bench(const BenchArgs& a) {
+  if (a.config.empty() == a.dataset.empty())
+    throw Error("bench", "give exactly one of --config (training throughput) and --dataset (read throughput)",
+                "megabyte bench --config configs/bench-cpu.yaml; see megabyte-bench(1)");
+  return a.config.empty() ? run_dataset_bench(a) : run_training_bench(a);
+}
+
 }  // namespace
 
 RunFunction add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  CLI::App* sub = app.add_subcommand("bench", "Measure throughput on this machine (now: dataset reads)");
-  sub->footer("\nExample:\n  megabyte bench --dataset data/dev/kjv.dataset --window 8192 -j 2\n\nSee megabyte-bench(1).");
-  sub->add_option("--dataset", a->dataset, "Measure random-window reads from this dataset")->required();
+  CLI::App* sub = app.add_subcommand("bench", "Measure training throughput or dataset reads on this machine");
+  sub->footer("\nExamples:\n  megabyte bench --config configs/bench-cpu.yaml\n"
+              "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --set train.batch_size=1\n"
+              "  megabyte bench --dataset data/dev/kjv.dataset --window 8192 -j 2\n\nSee megabyte-bench(1).");
+  sub->add_option("--config", a->config, "Measure training steps of this YAML config (random bytes)");
+  sub->add_option("--set", a->overrides, "Override a config key, e.g. --set train.batch_size=1 (repeatable)")
+      ->take_all()->allow_extra_args(false);
+  sub->add_option("--steps", a->min_steps, "With --config: measure at least this many steps")
+      ->check(CLI::Range(1, 1000000))->capture_default_str();
+  sub->add_option("--dataset", a->dataset, "Measure random-window reads from this dataset");
   sub->add_option("--split", a->split, "The split to read")->capture_default_str();
   sub->add_option("--window", a->window, "Window length T in bytes")->check(CLI::Range(1, 1 << 30))->capture_default_str();
-  sub->add_option("--seconds", a->seconds, "How long to measure")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
-  sub->add_option("-j,--threads", a->threads, "Reader threads (default: all hardware threads)");
+  sub->add_option("--seconds", a->seconds, "How long to measure (at least)")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+  sub->add_option("-j,--threads", a->threads, "Threads (default: all hardware threads)");
   sub->add_option("--cache", a->cache, "Decompressed-frame cache size (K, M, G suffixes)")
       ->transform(CLI::AsSizeValue(false))->capture_default_str();
   sub->add_flag("--json", a->json, "Print as JSON");

@@ -1,4 +1,9 @@
-// megabyte info: describe a dataset (and, with --verify, check every checksum in it).
+// megabyte info: describe a dataset (with --verify, check every checksum in it) or a checkpoint
+// (its config, step and parameter counts).
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "command.hpp"
@@ -7,6 +12,8 @@
 #include "core/progress.hpp"
 #include "data/dataset.hpp"
 #include "data/manifest.hpp"
+#include "model/checkpoint.hpp"
+#include "model/model.hpp"
 #include "report.hpp"
 
 namespace mb::tools {
@@ -19,7 +26,56 @@ struct InfoArgs {
   bool json = false;
 };
 
+std::string millions(std::size_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3fM", static_cast<double>(n) / 1e6);
+  return buf;
+}
+
+int run_checkpoint_info(const InfoArgs& a) {
+  const std::filesystem::path dir = model::resolve_checkpoint(a.path);
+  // Reading the weights is what --verify means for a checkpoint: the checksum of every byte.
+  const model::CheckpointInfo info = model::read_checkpoint_info(dir, a.verify);
+  const model::ModelConfig& c = info.config.model;
+  const auto net = model::make_model(c, 1);   // the parameter table, from the config
+  const model::ParameterSet& ps = net->parameters();
+  using model::ParamGroup;
+  if (a.json) {
+    nlohmann::json j{{"checkpoint", dir.string()}, {"step", info.step},
+                     {"kind", std::string(model::model_kind_name(c.kind))},
+                     {"parameters", {{"total", ps.count()},
+                                     {"global", ps.count(ParamGroup::global)},
+                                     {"local", ps.count(ParamGroup::local)},
+                                     {"embedding", ps.count(ParamGroup::embedding)}}},
+                     {"tensors", ps.tensors().size()},
+                     {"config", model::config_to_yaml(info.config)}};
+    if (a.verify) j["verified"] = true;
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << "checkpoint  " << dir.string() << "\n"
+            << "step        " << info.step << " of " << info.config.train.steps << "\n"
+            << "model       " << model::model_kind_name(c.kind) << ", T " << c.context;
+  if (c.kind == model::ModelKind::megabyte)
+    std::cout << ", P " << c.patch_size << ", global " << c.global.layers << "x" << c.global_width()
+              << " (D_G " << c.global.dim << "), local " << c.local.layers << "x" << c.local.dim;
+  else
+    std::cout << ", " << c.global.layers << "x" << c.global.dim;
+  std::cout << "\n\nparameters  " << millions(ps.count()) << " (" << ps.tensors().size() << " tensors)\n"
+            << "  global     " << millions(ps.count(ParamGroup::global)) << "\n"
+            << "  local      " << millions(ps.count(ParamGroup::local)) << "\n"
+            << "  embedding  " << millions(ps.count(ParamGroup::embedding)) << "\n";
+  if (a.verify) std::cout << "\nverified: the weights' checksum matches\n";
+  std::cout << "\nconfig:\n" << model::config_to_yaml(info.config);
+  return kExitOk;
+}
+
 int run_info(const InfoArgs& a) {
+  // A dataset is a directory with a manifest; anything else is taken for a checkpoint.
+  if (!std::filesystem::exists(std::filesystem::path(a.path) / "dataset.yaml")) {
+    std::error_code ec;
+    if (std::filesystem::exists(a.path, ec)) return run_checkpoint_info(a);
+  }
   // Opening checks the manifest, and that every shard is present, has its index and agrees
   // with the manifest.
   const data::Dataset ds = data::Dataset::open(a.path);
@@ -55,10 +111,12 @@ int run_info(const InfoArgs& a) {
 
 RunFunction add_info_command(CLI::App& app) {
   auto a = std::make_shared<InfoArgs>();
-  CLI::App* sub = app.add_subcommand("info", "Describe a dataset: modality, encoder, splits, sizes");
-  sub->footer("\nExamples:\n  megabyte info data/kjv\n  megabyte info --verify --json data/kjv\n\nSee megabyte-info(1).");
-  sub->add_option("path", a->path, "A dataset directory")->required();
-  sub->add_flag("--verify", a->verify, "Check every shard's checksum, index and frames");
+  CLI::App* sub = app.add_subcommand("info", "Describe a dataset (splits, sizes) or a checkpoint (config, step, parameters)");
+  sub->footer("\nExamples:\n  megabyte info data/kjv\n  megabyte info --verify --json data/kjv\n"
+              "  megabyte info runs/kjv                 (its newest checkpoint)\n"
+              "  megabyte info runs/kjv/checkpoints/step-00000600/model.safetensors\n\nSee megabyte-info(1).");
+  sub->add_option("path", a->path, "A dataset directory, a run directory, a checkpoint directory or its model.safetensors")->required();
+  sub->add_flag("--verify", a->verify, "Check every checksum (dataset: shards, index, frames; checkpoint: the weights)");
   sub->add_flag("--json", a->json, "Print as JSON");
   return [a] { return run_info(*a); };
 }

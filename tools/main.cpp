@@ -57,6 +57,7 @@ int run(int argc, char** argv) {
     commands[sub->get_name()] = {sub, std::move(run_fn)};
   };
   reg(add_prepare_command(app));
+  reg(add_train_command(app));
   reg(add_info_command(app));
   reg(add_bench_command(app));
 

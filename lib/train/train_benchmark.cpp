@@ -1,0 +1,74 @@
+#include "train/train_benchmark.hpp"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <random>
+#include <vector>
+
+#include "cpu/matmul.hpp"
+#include "model/model.hpp"
+#include "model/optimizer.hpp"
+#include "train/flops.hpp"
+#include "train/train_step.hpp"
+
+namespace mb::train {
+
+namespace {
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+TrainBenchmark benchmark_training(const model::Config& config, double seconds, int min_steps) {
+  const model::TrainConfig& tc = config.train;
+  const int T = config.model.context;
+  auto net = model::make_model(config.model, tc.batch_size);
+  net->parameters().initialize(config.model.init_std, tc.seed);
+  model::AdamW optimizer(net->parameters());
+
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(tc.grad_accumulation) * tc.batch_size * T);
+  std::mt19937 gen(static_cast<std::uint32_t>(tc.seed));
+  for (auto& id : ids) id = static_cast<std::int32_t>(gen() & 0xFF);
+
+  TrainBenchmark r;
+  r.parameters = net->parameters().count();
+  r.activation_bytes = net->activation_floats() * sizeof(float);
+  r.flops_per_step = training_flops_per_step(config);
+  r.bytes_per_step = static_cast<double>(ids.size());
+  (void)train_step(*net, optimizer, tc, ids.data(), 0);   // warm-up: first-touch, JIT kernels
+  const auto t0 = std::chrono::steady_clock::now();
+  while (r.steps < min_steps || since(t0) < seconds) {
+    (void)train_step(*net, optimizer, tc, ids.data(), r.steps + 1);
+    ++r.steps;
+  }
+  r.seconds = since(t0);
+  r.peak_rss_bytes = peak_rss_bytes();
+  return r;
+}
+
+double measure_sgemm_gflops(int n, double seconds) {
+  std::vector<float> a(static_cast<std::size_t>(n) * n), b(a.size()), out(a.size());
+  std::mt19937 gen(1);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (auto& x : a) x = dist(gen);
+  for (auto& x : b) x = dist(gen);
+  kernels::cpu::matmul_forward(out.data(), a.data(), b.data(), nullptr, n, n, n);   // warm-up
+  int reps = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  do {
+    kernels::cpu::matmul_forward(out.data(), a.data(), b.data(), nullptr, n, n, n);
+    ++reps;
+  } while (since(t0) < seconds);
+  return 2.0 * n * static_cast<double>(n) * n * reps / since(t0) / 1e9;
+}
+
+std::size_t peak_rss_bytes() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<std::size_t>(usage.ru_maxrss) * 1024;   // Linux reports KiB
+}
+
+}  // namespace mb::train

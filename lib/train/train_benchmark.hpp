@@ -1,0 +1,36 @@
+// `megabyte bench --config`: training throughput of a config on this machine, measured on the
+// real training step (train_step.hpp) over random bytes, beside the machine's own sgemm rate
+// so the achieved GFLOP/s can be read as a fraction of what the hardware does.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "model/config.hpp"
+
+namespace mb::train {
+
+struct TrainBenchmark {
+  int steps = 0;                  // measured steps (after one warm-up step)
+  double seconds = 0.0;           // wall time of the measured steps
+  double bytes_per_step = 0.0;
+  double flops_per_step = 0.0;    // training_flops_per_step
+  std::size_t parameters = 0;
+  std::size_t activation_bytes = 0;  // what the model holds for one step's backward
+  std::size_t peak_rss_bytes = 0;    // the process's peak resident memory
+  double step_seconds() const { return seconds / steps; }
+  double bytes_per_second() const { return bytes_per_step * steps / seconds; }
+  double gflops() const { return flops_per_step * steps / seconds / 1e9; }
+};
+
+// Runs one warm-up step, then steps until `seconds` have passed and at least `min_steps` ran.
+TrainBenchmark benchmark_training(const model::Config& config, double seconds, int min_steps);
+
+// sgemm GFLOP/s of this machine through the same matmul kernel the model uses: out[n,n] =
+// a[n,n]·b[n,n]ᵀ, repeated for about `seconds`.
+double measure_sgemm_gflops(int n, double seconds);
+
+// Peak resident set size of this process so far (getrusage), in bytes.
+std::size_t peak_rss_bytes();
+
+}  // namespace mb::train

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# megabyte train end to end: a tiny model learns real text; a run stopped (by --max-steps or
+# by SIGINT) and resumed ends with the same weight bytes as a run that never stopped; and
+# the bad inputs of a training run are refused with one clear line.
+source "$(dirname "$0")/lib.sh"
+CONFIGS="$TESTS_DIR/../../configs"
+
+# Real text: the King James Bible when bible-kjv is installed (data/install-deps.sh), else
+# the Python standard library's sources, which every Debian machine has.
+if command -v bible >/dev/null; then
+  bash "$TESTS_DIR/../../data/fetch-debian.sh" "$WORK/dev" 2>/dev/null
+  TEXT="$WORK/dev/kjv"
+else
+  TEXT=$(python3 -c 'import os; print(os.path.dirname(os.__file__))')
+  echo "note: bible-kjv not installed; training on $TEXT instead"
+  find "$TEXT" -maxdepth 1 -name '*.py' | head -60 >pylist.txt
+fi
+if [[ -f pylist.txt ]]; then
+  "$MEGABYTE" -q prepare -o text.ds - <pylist.txt >/dev/null
+else
+  "$MEGABYTE" -q prepare -o text.ds "$TEXT" >/dev/null
+fi
+
+small=(--set model.context=256 --set model.global.dim=16 --set model.global.layers=2
+       --set model.global.heads=4 --set model.local.dim=64 --set model.local.layers=1
+       --set model.local.heads=2 --set train.batch_size=4 --set train.eval_bytes=65536)
+
+# 1. It learns: validation bits per byte well below the 8 of a uniform guess, and below the
+# ~4.4 of byte frequencies alone, so the model uses its context.
+"$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o run1 "${small[@]}" \
+  --set train.steps=400 --set train.eval_every=200 --set train.checkpoint_every=200 \
+  --set train.optimizer.lr=0.003 --set train.optimizer.warmup_steps=20 >out1.txt
+cat out1.txt
+[[ -f run1/config.yaml && -f run1/metrics.jsonl ]] || fail "run directory incomplete"
+[[ -f run1/checkpoints/step-00000400/model.safetensors ]] || fail "no final checkpoint"
+[[ -f run1/checkpoints/step-00000200/optimizer.safetensors ]] || fail "no step-200 checkpoint"
+bpb=$(grep -o 'validation [0-9.]*' out1.txt | awk '{print $2}')
+[[ -n $bpb ]] || fail "no validation bpb printed"
+awk -v b="$bpb" 'BEGIN { exit !(b < 3.6) }' || fail "validation bpb $bpb is not below 3.6"
+grep -q '"val_bpb"' run1/metrics.jsonl || fail "metrics.jsonl lacks val_bpb"
+python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' run1/metrics.jsonl ||
+  fail "metrics.jsonl is not JSON lines"
+
+# 2. Resume is exact: 2N steps straight == N steps, stop, resume N steps.
+resume_args=("${small[@]}" --set train.steps=8 --set train.eval_every=4 --set train.checkpoint_every=4
+             --set train.optimizer.warmup_steps=2 --set train.grad_accumulation=2 --set train.log_every=1)
+"$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o straight "${resume_args[@]}" >/dev/null
+"$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o stopped "${resume_args[@]}" --max-steps 3 >/dev/null
+[[ -d stopped/checkpoints/step-00000003 ]] || fail "--max-steps 3 left no step-3 checkpoint"
+"$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o stopped "${resume_args[@]}" --resume >/dev/null
+cmp straight/checkpoints/step-00000008/model.safetensors stopped/checkpoints/step-00000008/model.safetensors ||
+  fail "resumed weights differ from the uninterrupted run"
+cmp straight/checkpoints/step-00000008/optimizer.safetensors stopped/checkpoints/step-00000008/optimizer.safetensors ||
+  fail "resumed optimizer state differs from the uninterrupted run"
+[[ $(grep -c '"loss"' stopped/metrics.jsonl) -eq $(grep -c '"loss"' straight/metrics.jsonl) ]] ||
+  fail "the resumed metrics log has another number of lines"
+
+# ... and after SIGINT, at whatever step it lands.
+"$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o killed "${resume_args[@]}" \
+  >/dev/null 2>killed.err &
+pid=$!
+for _ in $(seq 1 600); do [[ -s killed/metrics.jsonl ]] && break; sleep 0.05; done
+kill -INT $pid
+rc=0; wait $pid || rc=$?
+if [[ $rc -eq 130 ]]; then
+  ls killed/checkpoints | grep -q step- || fail "SIGINT left no checkpoint"
+  "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o killed "${resume_args[@]}" --resume >/dev/null
+else
+  [[ $rc -eq 0 ]] || { cat killed.err; fail "interrupted run exited $rc"; }
+fi
+cmp straight/checkpoints/step-00000008/model.safetensors killed/checkpoints/step-00000008/model.safetensors ||
+  fail "weights after SIGINT + resume differ from the uninterrupted run"
+
+# 3. Bad input.
+printf 'model:\n  kind: megabyte\n   context: 12\n' >broken.yaml
+expect_fail 1 "broken.yaml" "$MEGABYTE" train broken.yaml text.ds -o r
+printf 'model:\n  patch_sise: 4\n' >typo.yaml
+expect_fail 1 "patch_size" "$MEGABYTE" train typo.yaml text.ds -o r
+expect_fail 1 "model.patch_size" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o r --set model.patch_size=7
+expect_fail 1 "data.modality" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o r --set data.modality=audio
+expect_fail 1 "holds another run" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o run1 "${small[@]}"
+expect_fail 1 "another config" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o run1 "${small[@]}" --resume
+expect_fail 1 "no run to resume" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o fresh --resume
+[[ ! -e r ]] || fail "a refused run left its directory behind"
+
+# A damaged checkpoint is refused, naming the file.
+cp -r straight damaged
+ck=damaged/checkpoints/step-00000008/model.safetensors
+size=$(stat -c %s "$ck")
+printf '\x55' | dd of="$ck" bs=1 seek=$((size - 10)) conv=notrunc 2>/dev/null
+expect_fail 1 "model.safetensors" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o damaged "${resume_args[@]}" --resume
+truncate -s $((size / 2)) "$ck"
+expect_fail 1 "truncated" "$MEGABYTE" info "$ck"
+echo "all train tests passed"

@@ -1,0 +1,91 @@
+// megabyte train: parse, load the config and the dataset, call lib/train, report.
+#include <omp.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "command.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "data/dataset.hpp"
+#include "model/config.hpp"
+#include "train/trainer.hpp"
+
+namespace mb::tools {
+
+namespace {
+
+struct TrainArgs {
+  std::string config, dataset, run_dir;
+  std::vector<std::string> overrides;
+  bool resume = false;
+  bool print_config = false;
+  int threads = 0;
+  std::int64_t max_steps = 0;
+};
+
+int run_train(const TrainArgs& a) {
+  const model::Config config = model::load_config(a.config, a.overrides);
+  if (a.print_config) {
+    std::cout << model::config_to_yaml(config);
+    return kExitOk;
+  }
+  if (a.dataset.empty() || a.run_dir.empty())
+    throw Error("train", "needs a DATASET and a run directory (-o RUNDIR)",
+                "megabyte train CONFIG DATASET -o RUNDIR; see megabyte-train(1)");
+  if (a.threads > 0) omp_set_num_threads(a.threads);
+  const data::Dataset dataset = data::Dataset::open(a.dataset);
+
+  train::TrainOptions options;
+  options.run_dir = a.run_dir;
+  options.resume = a.resume;
+  options.max_steps = a.max_steps;
+  options.interrupted = [] { return g_interrupted.load(); };
+  const train::TrainResult r = train::train(config, dataset, options);
+
+  if (r.interrupted) {
+    log_info("interrupted at step " + std::to_string(r.step) + "; checkpoint " +
+             r.last_checkpoint.string() + " (continue with --resume)");
+    return kExitInterrupted;
+  }
+  char line[256];
+  if (r.last_val_bpb >= 0)
+    std::snprintf(line, sizeof line, "step %lld: train loss %.4f (%.4f bpb), validation %.4f bpb\n",
+                  static_cast<long long>(r.step), r.last_loss, r.last_loss / 0.69314718055994530942,
+                  r.last_val_bpb);
+  else
+    std::snprintf(line, sizeof line, "step %lld: train loss %.4f (%.4f bpb)\n",
+                  static_cast<long long>(r.step), r.last_loss, r.last_loss / 0.69314718055994530942);
+  std::fputs(line, stdout);
+  if (!r.last_checkpoint.empty()) log_info("checkpoint: " + r.last_checkpoint.string());
+  return kExitOk;
+}
+
+}  // namespace
+
+RunFunction add_train_command(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* sub = app.add_subcommand("train", "Train a model from a YAML config on a prepared dataset");
+  sub->footer(
+      "\nExamples:\n"
+      "  megabyte train configs/tiny-cpu.yaml data/dev/kjv.dataset -o runs/kjv\n"
+      "  megabyte train configs/tiny-cpu.yaml data/dev/kjv.dataset -o runs/kjv --resume\n"
+      "  megabyte train configs/bench-cpu.yaml --set model.patch_size=4 --print-config\n"
+      "\nRUNDIR receives config.yaml, metrics.jsonl and checkpoints/step-N/. Ctrl-C writes a\n"
+      "checkpoint and stops; --resume continues exactly where it stopped.\n"
+      "See megabyte-train(1), megabyte-config(5), megabyte-checkpoint(5).");
+  sub->add_option("CONFIG", a->config, "The YAML config (see megabyte-config(5))")->required();
+  sub->add_option("DATASET", a->dataset, "A dataset directory written by 'megabyte prepare'");
+  sub->add_option("-o,--output", a->run_dir, "The run directory (created; must be new or empty unless --resume)");
+  sub->add_option("--set", a->overrides, "Override a config key, e.g. --set train.steps=200 (repeatable)")
+      ->take_all()->allow_extra_args(false);
+  sub->add_flag("--resume", a->resume, "Continue the run in RUNDIR from its last checkpoint");
+  sub->add_flag("--print-config", a->print_config, "Print the resolved config as YAML and exit");
+  sub->add_option("-j,--threads", a->threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
+  sub->add_option("--max-steps", a->max_steps,
+                  "Stop after this many steps of this invocation, with a checkpoint (resume later)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+  return [a] { return run_train(*a); };
+}
+
+}  // namespace mb::tools
