@@ -98,9 +98,6 @@ int run_dataset_bench(const BenchArgs& a) {
 }
 
 int run_bench(const BenchArgs& a) {
-  if (a.config.empty() == a.dataset.empty())
-    throw Error("bench", "give exactly one of --config (training throughput) and --dataset (read throughput)",
-                "megabyte bench --config configs/bench-cpu.yaml; see megabyte-bench(1)");
   return a.config.empty() ? run_dataset_bench(a) : run_training_bench(a);
 }
 
@@ -112,12 +109,15 @@ RunFunction add_bench_command(CLI::App& app) {
   sub->footer("\nExamples:\n  megabyte bench --config configs/bench-cpu.yaml\n"
               "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --set train.batch_size=1\n"
               "  megabyte bench --dataset data/dev/kjv.dataset --window 8192 -j 2\n\nSee megabyte-bench(1).");
-  sub->add_option("--config", a->config, "Measure training steps of this YAML config (random bytes)");
+  // Exactly one of these says what to measure; CLI11 reports a usage error otherwise.
+  CLI::Option_group* what = sub->add_option_group("What to measure (one of)");
+  what->add_option("--config", a->config, "Training steps of this YAML config (on random bytes)");
+  what->add_option("--dataset", a->dataset, "Random-window reads from this dataset");
+  what->require_option(1);
   sub->add_option("--set", a->overrides, "Override a config key, e.g. --set train.batch_size=1 (repeatable)")
       ->take_all()->allow_extra_args(false);
   sub->add_option("--steps", a->min_steps, "With --config: measure at least this many steps")
       ->check(CLI::Range(1, 1000000))->capture_default_str();
-  sub->add_option("--dataset", a->dataset, "Measure random-window reads from this dataset");
   sub->add_option("--split", a->split, "The split to read")->capture_default_str();
   sub->add_option("--window", a->window, "Window length T in bytes")->check(CLI::Range(1, 1 << 30))->capture_default_str();
   sub->add_option("--seconds", a->seconds, "How long to measure (at least)")->check(CLI::Range(0.1, 3600.0))->capture_default_str();

@@ -71,11 +71,15 @@ int run_checkpoint_info(const InfoArgs& a) {
 }
 
 int run_info(const InfoArgs& a) {
-  // A dataset is a directory with a manifest; anything else is taken for a checkpoint.
-  if (!std::filesystem::exists(std::filesystem::path(a.path) / "dataset.yaml")) {
-    std::error_code ec;
-    if (std::filesystem::exists(a.path, ec)) return run_checkpoint_info(a);
-  }
+  // A dataset is a directory with a manifest; a checkpoint is a file, a checkpoint directory
+  // or a run directory. Anything else gets the dataset reader's error.
+  namespace fs = std::filesystem;
+  const fs::path p(a.path);
+  std::error_code ec;
+  if (!fs::exists(p / "dataset.yaml", ec) &&
+      (fs::is_regular_file(p, ec) || fs::exists(p / "model.safetensors", ec) ||
+       fs::exists(p / "checkpoints", ec) || fs::exists(p / "config.yaml", ec)))
+    return run_checkpoint_info(a);
   // Opening checks the manifest, and that every shard is present, has its index and agrees
   // with the manifest.
   const data::Dataset ds = data::Dataset::open(a.path);

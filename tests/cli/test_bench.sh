@@ -21,4 +21,25 @@ expect_fail 1 "has no bytes to read" "$MEGABYTE" bench --dataset ds --split vali
 expect_fail 1 "has no split 'test'" "$MEGABYTE" bench --dataset ds --split test --seconds 0.2
 expect_fail 1 "not a megabyte dataset" "$MEGABYTE" bench --dataset docs --seconds 0.2
 expect_fail 2 "dataset" "$MEGABYTE" bench
+# Training throughput of a config, beside the machine's sgemm rate.
+CONFIGS="$TESTS_DIR/../../configs"
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --steps 2 --seconds 0.1 -j 2 >train.txt
+grep -Eq '^train: +[0-9]+ bytes/s, [0-9.]+ s/step, [0-9.]+ GFLOP/s' train.txt || { cat train.txt; fail "bench train line"; }
+grep -Eq '^sgemm: +[0-9.]+ GFLOP/s' train.txt || { cat train.txt; fail "bench sgemm line"; }
+grep -Eq '^memory: +peak' train.txt || { cat train.txt; fail "bench memory line"; }
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --steps 2 --seconds 0.1 --json >train.json
+python3 - train.json <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["benchmark"] == "train", j
+assert j["steps"] >= 2 and j["bytes_per_second"] > 0 and j["gflops"] > 0 and j["sgemm_gflops"] > 0, j
+# The FLOP count of the formula in megabyte-bench(1), by hand for T=128, P=8, D_G=32 (width 256),
+# 2+2 layers, D_L=64, batch 8: global K=16 rows, local 128 rows of 16-byte patches.
+T, P, K, CG, DL, DG, B = 128, 8, 16, 256, 64, 32, 8
+def stack(N, S, C, L): return L * (2 * N * (4 * C * C + 8 * C * C) + 4 * (N / S) * S * (S + 1) / 2 * C)
+fwd = stack(K, K, CG, 2) + stack(T, P, DL, 2) + 2 * T * DG * DL + 2 * T * DL * 256
+assert abs(j["flops_per_step"] - 3 * fwd * B) < 1e-6 * j["flops_per_step"], (j["flops_per_step"], 3 * fwd * B)
+PY
+expect_fail 2 "config" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --dataset ds
+expect_fail 1 "model.contxt" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --set model.contxt=64
 echo "all bench checks passed"
