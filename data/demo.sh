@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, from a fresh clone on Debian 12: install what is needed, build,
-# make real text from Debian's bible-kjv, prepare it as a dataset and describe it.
-# (Training, evaluation and sampling join this script as they land.)
+# make real text from Debian's bible-kjv, prepare it as a dataset, describe it, and train the
+# tiny MEGABYTE of configs/tiny-cpu.yaml on it on the CPU (about a minute on 2 cores).
+# (Evaluation and sampling join this script as they land.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,3 +14,8 @@ bash data/fetch-debian.sh data/dev
 rm -rf data/dev/kjv.dataset
 ./build/tools/megabyte prepare --modality text -o data/dev/kjv.dataset data/dev/kjv
 ./build/tools/megabyte info --verify data/dev/kjv.dataset
+
+# A run directory holds one run: start afresh each time the demo runs.
+rm -rf runs/kjv-tiny
+./build/tools/megabyte train configs/tiny-cpu.yaml data/dev/kjv.dataset -o runs/kjv-tiny
+./build/tools/megabyte info runs/kjv-tiny

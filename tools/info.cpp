@@ -37,7 +37,7 @@ int run_checkpoint_info(const InfoArgs& a) {
   // Reading the weights is what --verify means for a checkpoint: the checksum of every byte.
   const model::CheckpointInfo info = model::read_checkpoint_info(dir, a.verify);
   const model::ModelConfig& c = info.config.model;
-  const auto net = model::make_model(c, 1);   // the parameter table, from the config
+  const auto net = model::make_model(c, 0);   // the parameter table only, nothing allocated
   const model::ParameterSet& ps = net->parameters();
   using model::ParamGroup;
   if (a.json) {

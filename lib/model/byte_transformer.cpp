@@ -30,6 +30,7 @@ class ByteTransformerModel final : public Model {
                StackShape{c.global.layers, D_, c.global.heads, c.ffn_multiplier * D_,
                           c.activation, c.dropout, c.layernorm_eps},
                ParamGroup::global) {
+    if (max_batch == 0) return;   // a description of the parameters only
     params_.allocate();
     const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
     stack_.reserve(max_batch * T_, T_);

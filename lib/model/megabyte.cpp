@@ -52,6 +52,7 @@ class MegabyteModel final : public Model {
         local_embedding_(params_.add("local.byte_embedding", {kEmbeddingRows, DL_},
                                      ParamRole::weight, ParamGroup::embedding)),
         local_(params_, "local.", stack_shape(c, DL_, c.local), ParamGroup::local) {
+    if (max_batch == 0) return;   // a description of the parameters only
     params_.allocate();
     const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
     global_.reserve(max_batch * K_, K_);

@@ -59,7 +59,9 @@ class Model {
 };
 
 // A model of config.kind with its parameters allocated (zero) and buffers for up to
-// `max_batch` windows. Call parameters().initialize() for a fresh model.
+// `max_batch` windows. Call parameters().initialize() for a fresh model. With max_batch = 0
+// nothing is allocated: the model only describes its parameters (names, shapes, counts), as
+// `megabyte info` needs for a checkpoint of any size; it must not be run.
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch);
 
 std::unique_ptr<Model> make_megabyte_model(const ModelConfig& config, int max_batch);
