@@ -17,6 +17,13 @@ if [[ $photos -ge 2 ]]; then
   [[ $total -eq $((4 * 32 * 32 * 3)) ]] || fail "4 photos should give 4*32*32*3 bytes, got $total"
   grep -q "image_size: 32" im/dataset.yaml && grep -q "patch_size: 48" im/dataset.yaml || fail "manifest geometry"
   "$MEGABYTE" info --verify im >/dev/null
+  # A MEGABYTE model must use the patches the dataset was scanned in; with them it trains.
+  configs="$TESTS_DIR/../../configs"
+  expect_fail 1 "patch-scanned for patches of 48 bytes" "$MEGABYTE" train "$configs/tiny-cpu.yaml" im -o r --set data.modality=image
+  expect_fail 1 "holds image" "$MEGABYTE" train "$configs/tiny-cpu.yaml" im -o r
+  "$MEGABYTE" -q train "$configs/tiny-cpu.yaml" im -o imrun --set data.modality=image --set model.patch_size=48 \
+    --set model.context=3072 --set train.batch_size=2 --set train.steps=2 --set train.optimizer.warmup_steps=1 >/dev/null
+  [[ -f imrun/checkpoints/step-00000002/model.safetensors ]] || fail "image training left no checkpoint"
 fi
 
 if [[ $sounds -ge 2 ]]; then
