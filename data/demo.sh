@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end, from a fresh clone on Debian 12: install what is needed, build,
 # make real text from Debian's bible-kjv, prepare it as a dataset, describe it, and train the
-# tiny MEGABYTE of configs/tiny-cpu.yaml on it on the CPU (about a minute on 2 cores).
+# tiny MEGABYTE of configs/tiny-cpu.yaml on it on the CPU (about a minute on an idle 2-core machine).
 # (Evaluation and sampling join this script as they land.)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -34,6 +34,12 @@ struct BenchArgs {
   bool json = false;
 };
 
+std::string fixed1(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
 int run_training_bench(const BenchArgs& a) {
   const model::Config config = model::load_config(a.config, a.overrides);
   if (a.threads > 0) omp_set_num_threads(static_cast<int>(a.threads));
@@ -42,8 +48,8 @@ int run_training_bench(const BenchArgs& a) {
   log_info("bench: training " + a.config + " (" + std::string(model::model_kind_name(m.kind)) +
            ", T " + std::to_string(m.context) + ", batch " + std::to_string(config.train.batch_size) +
            "x" + std::to_string(config.train.grad_accumulation) + ") on " + std::to_string(threads) +
-           " threads for at least " + std::to_string(a.min_steps) + " steps / " +
-           std::to_string(static_cast<int>(a.seconds)) + " s");
+           " threads for at least " + std::to_string(a.min_steps) + " steps and " +
+           fixed1(a.seconds) + " s");
   const train::TrainBenchmark t = train::benchmark_training(config, a.seconds, a.min_steps);
   const double sgemm = train::measure_sgemm_gflops(1024, 1.0);
   const double state_bytes = 4.0 * sizeof(float) * static_cast<double>(t.parameters);  // weights, grads, m, v

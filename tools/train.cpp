@@ -30,9 +30,6 @@ int run_train(const TrainArgs& a) {
     std::cout << model::config_to_yaml(config);
     return kExitOk;
   }
-  if (a.dataset.empty() || a.run_dir.empty())
-    throw Error("train", "needs a DATASET and a run directory (-o RUNDIR)",
-                "megabyte train CONFIG DATASET -o RUNDIR; see megabyte-train(1)");
   if (a.threads > 0) omp_set_num_threads(a.threads);
   const data::Dataset dataset = data::Dataset::open(a.dataset);
 
@@ -43,6 +40,11 @@ int run_train(const TrainArgs& a) {
   options.interrupted = [] { return g_interrupted.load(); };
   const train::TrainResult r = train::train(config, dataset, options);
 
+  if (r.step == r.start_step && !r.interrupted) {
+    std::printf("step %lld: the run is already complete (train.steps = %lld)\n",
+                static_cast<long long>(r.step), static_cast<long long>(config.train.steps));
+    return kExitOk;
+  }
   if (r.interrupted) {
     log_info("interrupted at step " + std::to_string(r.step) + "; checkpoint " +
              r.last_checkpoint.string() + " (continue with --resume)");
@@ -75,8 +77,8 @@ RunFunction add_train_command(CLI::App& app) {
       "checkpoint and stops; --resume continues exactly where it stopped.\n"
       "See megabyte-train(1), megabyte-config(5), megabyte-checkpoint(5).");
   sub->add_option("CONFIG", a->config, "The YAML config (see megabyte-config(5))")->required();
-  sub->add_option("DATASET", a->dataset, "A dataset directory written by 'megabyte prepare'");
-  sub->add_option("-o,--output", a->run_dir, "The run directory (created; must be new or empty unless --resume)");
+  CLI::Option* dataset = sub->add_option("DATASET", a->dataset, "A dataset directory written by 'megabyte prepare'");
+  CLI::Option* output = sub->add_option("-o,--output", a->run_dir, "The run directory (created; must be new or empty unless --resume)");
   sub->add_option("--set", a->overrides, "Override a config key, e.g. --set train.steps=200 (repeatable)")
       ->take_all()->allow_extra_args(false);
   sub->add_flag("--resume", a->resume, "Continue the run in RUNDIR from its last checkpoint");
@@ -85,6 +87,11 @@ RunFunction add_train_command(CLI::App& app) {
   sub->add_option("--max-steps", a->max_steps,
                   "Stop after this many steps of this invocation, with a checkpoint (resume later)")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+  // DATASET and -o are needed unless the config is only printed: a usage error (status 2).
+  sub->callback([a, dataset, output] {
+    if (!a->print_config && (dataset->count() == 0 || output->count() == 0))
+      throw CLI::RequiredError("DATASET and -o RUNDIR (or --print-config)");
+  });
   return [a] { return run_train(*a); };
 }
 

@@ -25,6 +25,15 @@ std::string step_dir_name(std::int64_t step) {
   return buf;
 }
 
+// ".step-NNNNNNNN.SUFFIX": hidden, so never listed as a checkpoint. (Built with +=: GCC 12
+// warns falsely, -Wrestrict, about "literal" + std::string.)
+std::string hidden_name(std::int64_t step, const char* suffix) {
+  std::string name = ".";
+  name += step_dir_name(step);
+  name += suffix;
+  return name;
+}
+
 // The step of a complete checkpoint directory's name ("step-00000100"), or -1.
 std::int64_t step_of(const fs::path& dir) {
   const std::string name = dir.filename().string();
@@ -82,8 +91,15 @@ fs::path save_checkpoint(const fs::path& run_dir, const Config& config, const Pa
   const fs::path checkpoints = run_dir / "checkpoints";
   fs::create_directories(checkpoints);
   const fs::path target = checkpoints / step_dir_name(state.step);
-  if (fs::exists(target)) fs::remove_all(target);   // a re-run of the same step replaces it
-  AtomicDirectory dir(target);
+  // A checkpoint of the same step (a run redone from an earlier one) is replaced only once
+  // the new one is complete: it is moved aside first, and removed after the commit.
+  fs::path replaced;
+  if (fs::exists(target)) {
+    replaced = checkpoints / hidden_name(state.step, ".replaced");
+    fs::remove_all(replaced);
+    fs::remove_all(checkpoints / hidden_name(state.step, ".new"));   // a crash's leftover
+  }
+  AtomicDirectory dir(replaced.empty() ? target : checkpoints / hidden_name(state.step, ".new"));
 
   std::vector<TensorRef> weights, moments;
   for (std::size_t i = 0; i < params.tensors().size(); ++i) {
@@ -104,6 +120,12 @@ fs::path save_checkpoint(const fs::path& run_dir, const Config& config, const Pa
   optimizer_meta["sampler_index"] = std::to_string(state.sampler_index);
   write_safetensors(dir.staging() / kOptimizerFile, moments, optimizer_meta);
   dir.commit();
+  if (!replaced.empty()) {
+    fs::rename(target, replaced);
+    fs::rename(dir.target(), target);
+    fsync_directory(checkpoints);
+    fs::remove_all(replaced);
+  }
   return target;
 }
 
@@ -135,8 +157,8 @@ fs::path resolve_checkpoint(const fs::path& path) {
   if (fs::is_regular_file(path, ec)) {
     if (path.filename() == kOptimizerFile || path.filename() == kModelFile)
       return path.parent_path().empty() ? fs::path(".") : path.parent_path();
-    throw Error(path.string(), "is a file but not a checkpoint's model.safetensors",
-                "name a run directory, a checkpoint directory or its model.safetensors");
+    throw Error(path.string(), "is a file but not a checkpoint's model.safetensors or optimizer.safetensors",
+                "name a run directory, a checkpoint directory or one of its two files");
   }
   if (!fs::is_directory(path, ec))
     throw Error(path.string(), "no such checkpoint or run directory",

@@ -70,7 +70,7 @@ struct TrainConfig {
   std::int64_t steps = 1000;     // optimiser steps
   OptimizerConfig optimizer;
   std::int64_t eval_every = 100;       // validation bpb every N steps (0: only at the end)
-  std::int64_t eval_bytes = 1 << 20;   // validation bytes scored each time (0: the whole split)
+  std::int64_t eval_bytes = 1 << 20;   // at least this many validation bytes, in whole windows (0: all)
   std::int64_t checkpoint_every = 500; // (0: only at the end and on interrupt)
   int keep_checkpoints = 3;            // newest N kept
   std::int64_t log_every = 10;         // JSONL metrics line every N steps

@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <sstream>
 #include <vector>
 
@@ -31,15 +33,30 @@ namespace {
 
 constexpr double kLn2 = 0.69314718055994530942;
 
-// The first line where two resolved configs differ, as "KEY: a -> b" context lines.
-std::string first_difference(const std::string& saved, const std::string& given) {
-  std::istringstream a(saved), b(given);
-  std::string la, lb;
-  while (true) {
-    const bool ga = static_cast<bool>(std::getline(a, la)), gb = static_cast<bool>(std::getline(b, lb));
-    if (!ga && !gb) return "";
-    if (la != lb) return "'" + la + "' in the run, '" + lb + "' now";
+// Every scalar of a YAML document by its dotted key ("train.optimizer.lr" -> "2.0e-04").
+void flatten(const YAML::Node& node, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (node.IsMap()) {
+    for (const auto& kv : node)
+      flatten(kv.second, prefix.empty() ? kv.first.as<std::string>() : prefix + "." + kv.first.as<std::string>(), out);
+  } else {
+    out[prefix] = YAML::Dump(node);
   }
+}
+
+// The keys on which two resolved configs differ, as "KEY: a -> b" (run's value, then the new).
+std::string config_differences(const Config& saved, const Config& given) {
+  std::map<std::string, std::string> a, b;
+  flatten(YAML::Load(model::config_to_yaml(saved)), "", a);
+  flatten(YAML::Load(model::config_to_yaml(given)), "", b);
+  std::string out;
+  for (const auto& [key, value] : a) {
+    auto it = b.find(key);
+    const std::string now = it == b.end() ? "(absent)" : it->second;
+    if (now != value) out += (out.empty() ? "" : ", ") + key + ": " + value + " -> " + now;
+  }
+  for (const auto& [key, value] : b)
+    if (!a.count(key)) out += (out.empty() ? "" : ", ") + key + ": (absent) -> " + value;
+  return out;
 }
 
 void prepare_run_dir(const Config& config, const TrainOptions& options) {
@@ -64,8 +81,7 @@ void prepare_run_dir(const Config& config, const TrainOptions& options) {
   const Config saved = model::load_config(config_file.string());
   if (!(saved == config))
     throw Error(dir.string(),
-                "was trained with another config: " +
-                    first_difference(model::config_to_yaml(saved), model::config_to_yaml(config)),
+                "was trained with another config (" + config_differences(saved, config) + ")",
                 "resume with the run's own config (" + config_file.string() +
                     "), or start a new run in a new directory");
 }
@@ -117,8 +133,7 @@ void check_dataset_matches(const Config& config, const data::Dataset& dataset) {
                 "is patch-scanned for patches of " + std::to_string(enc.image.patch_size) +
                     " bytes but model.patch_size is " + std::to_string(config.model.patch_size),
                 "set model.patch_size=" + std::to_string(enc.image.patch_size) +
-                    ", or prepare the images with --patch-size " +
-                    std::to_string(config.model.patch_size));
+                    ", or prepare the images again with a --patch-size of the model's");
   if (!dataset.has_split("train") || dataset.split("train").bytes() == 0)
     throw Error(where, "has no training bytes (its train split is empty)",
                 "prepare the dataset from more files");

@@ -79,7 +79,7 @@ expect_fail 1 "patch_size" "$MEGABYTE" train typo.yaml text.ds -o r
 expect_fail 1 "model.patch_size" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o r --set model.patch_size=7
 expect_fail 1 "data.modality" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o r --set data.modality=audio
 expect_fail 1 "holds another run" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o run1 "${small[@]}"
-expect_fail 1 "another config" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o run1 "${small[@]}" --resume
+expect_fail 1 "train.steps: 400 -> 600" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o run1 "${small[@]}" --resume
 expect_fail 1 "no run to resume" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o fresh --resume
 [[ ! -e r ]] || fail "a refused run left its directory behind"
 
@@ -91,4 +91,10 @@ printf '\x55' | dd of="$ck" bs=1 seek=$((size - 10)) conv=notrunc 2>/dev/null
 expect_fail 1 "model.safetensors" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o damaged "${resume_args[@]}" --resume
 truncate -s $((size / 2)) "$ck"
 expect_fail 1 "truncated" "$MEGABYTE" info "$ck"
+expect_fail 2 "DATASET and -o RUNDIR" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml"
+"$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" --set model.patch_size=4 --print-config | grep -q "patch_size: 4" ||
+  fail "--print-config does not show the override"
+# Resuming a finished run does nothing, and says so.
+"$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o straight "${resume_args[@]}" --resume | grep -q "already complete" ||
+  fail "resuming a complete run should say it is complete"
 echo "all train tests passed"
