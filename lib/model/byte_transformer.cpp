@@ -36,6 +36,7 @@ class ByteTransformerModel final : public Model {
     stack_.reserve(max_batch * T_, T_);
     inputs_.resize(rows);
     targets_.resize(rows);
+    losses_.resize(rows);
     in_.resize(rows * D_);
     out_.resize(rows * D_);
     dout_.resize(rows * D_);
@@ -59,7 +60,7 @@ class ByteTransformerModel final : public Model {
     targets_from_ids(targets_.data(), ids, static_cast<std::size_t>(N));
     if (training) return {0.0, k::crossentropy_count(targets_.data(), N)};
     const k::CrossEntropySum ce = k::crossentropy_forward(
-        nullptr, out_.data(), params_.value(embedding_), targets_.data(), N, D_, kByteValues);
+        losses_.data(), out_.data(), params_.value(embedding_), targets_.data(), N, D_, kByteValues);
     return {ce.loss, ce.count};
   }
 

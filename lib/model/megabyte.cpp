@@ -62,6 +62,7 @@ class MegabyteModel final : public Model {
     ids_.resize(rows);
     local_ids_.resize(rows);
     targets_.resize(rows);
+    losses_.resize(rows);
     local_in_.resize(rows * DL_);
     local_out_.resize(rows * DL_);
     dlocal_out_.resize(rows * DL_);
@@ -106,7 +107,7 @@ class MegabyteModel final : public Model {
     targets_from_ids(targets_.data(), ids, static_cast<std::size_t>(N));
     if (training) return {0.0, k::crossentropy_count(targets_.data(), N)};
     const k::CrossEntropySum ce = k::crossentropy_forward(
-        nullptr, local_out_.data(), params_.value(local_embedding_), targets_.data(), N, DL_,
+        losses_.data(), local_out_.data(), params_.value(local_embedding_), targets_.data(), N, DL_,
         kByteValues);
     return {ce.loss, ce.count};
   }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "model/config.hpp"
 #include "model/parameters.hpp"
@@ -48,6 +49,10 @@ class Model {
   // logits[batch, T, 256] of every position (no dropout); for evaluation and tests.
   virtual void logits(float* out, const std::int32_t* ids, int batch) = 0;
 
+  // The loss of every position of the last forward() that was not `training`: [batch, T]
+  // values of -ln p(byte), 0 at pads. Evaluation scores chosen positions with it.
+  const float* position_losses() const { return losses_.data(); }
+
   // Floats of activation memory the model holds (for `megabyte bench`).
   virtual std::size_t activation_floats() const = 0;
 
@@ -56,6 +61,7 @@ class Model {
   ModelConfig config_;
   ParameterSet params_;
   int max_batch_;
+  std::vector<float> losses_;   // [max_batch, T], written by forward() when not training
 };
 
 // A model of config.kind with its parameters allocated (zero) and buffers for up to

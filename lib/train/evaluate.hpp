@@ -1,9 +1,20 @@
 // Bits per byte of a model on a dataset split (DESIGN.md decision 8): every document scored
-// from an empty context, in windows of T bytes back to back, the total taken over real bytes.
+// from an empty context and the total taken over real bytes, in the paper's three ways:
+//   plain       windows of T bytes, back to back (stride = T);
+//   --stride S  a sliding window: windows start every S bytes and each scores only the bytes
+//               the previous window did not, so every byte is scored once with at least T - S
+//               bytes of context where the document allows;
+//   --strided   the paper's strided inference (section 2.3.3): a second pass whose windows start
+//               P/2 bytes later; each byte is scored by the pass in which it falls in the first
+//               half of its patch (the first P/2 positions from the first pass, the rest from the
+//               second), where the local model has seen the least of the patch and the global
+//               model's view is freshest. Combinable with a stride.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "data/dataset.hpp"
 #include "model/model.hpp"
@@ -17,9 +28,32 @@ struct EvalResult {
   double bits_per_byte() const;
 };
 
-// Scores documents in order until at least `max_bytes` bytes are scored (0: the whole split),
-// batching up to model.max_batch() windows per forward pass. `progress`, if set, is called
-// with the bytes scored so far after each batch.
+struct DocumentScore {
+  std::uint64_t document = 0;
+  double loss = 0.0;
+  std::uint64_t bytes = 0;
+  double bits_per_byte() const;
+};
+
+struct EvalOptions {
+  std::uint64_t stride = 0;     // 0: T (plain windows)
+  bool strided = false;         // the paper's two-pass strided inference (MEGABYTE only)
+  std::uint64_t max_bytes = 0;  // stop once at least this many bytes are scored (0: all)
+  bool per_document = false;    // fill EvalReport::documents
+  // Called after each batch with the bytes scored so far; returning false stops early.
+  std::function<bool(std::uint64_t)> progress;
+};
+
+struct EvalReport {
+  EvalResult total;
+  std::vector<DocumentScore> documents;   // with per_document, in document order
+  bool stopped = false;                   // progress() asked to stop
+};
+
+// Throws mb::Error for a stride outside [1, T], or --strided on a model without patches.
+EvalReport evaluate(model::Model& model, const data::SplitReader& split, const EvalOptions& options);
+
+// Plain windows, up to `max_bytes` (0: all): what training reports as validation bpb.
 EvalResult evaluate_plain(model::Model& model, const data::SplitReader& split,
                           std::uint64_t max_bytes,
                           const std::function<void(std::uint64_t)>& progress = {});

@@ -134,13 +134,13 @@ void check_dataset_matches(const Config& config, const data::Dataset& dataset) {
                     " bytes but model.patch_size is " + std::to_string(config.model.patch_size),
                 "set model.patch_size=" + std::to_string(enc.image.patch_size) +
                     ", or prepare the images again with a --patch-size of the model's");
-  if (!dataset.has_split("train") || dataset.split("train").bytes() == 0)
-    throw Error(where, "has no training bytes (its train split is empty)",
-                "prepare the dataset from more files");
 }
 
 TrainResult train(const Config& config, const data::Dataset& dataset, const TrainOptions& options) {
   check_dataset_matches(config, dataset);
+  if (!dataset.has_split("train") || dataset.split("train").bytes() == 0)
+    throw Error(dataset.directory().string(), "has no training bytes (its train split is empty)",
+                "prepare the dataset from more files");
   prepare_run_dir(config, options);
   const model::TrainConfig& tc = config.train;
   const int T = config.model.context, B = tc.batch_size, A = tc.grad_accumulation;

@@ -35,8 +35,8 @@ struct TrainResult {
   std::filesystem::path last_checkpoint;
 };
 
-// Checks that the dataset suits the config (modality, the image patch geometry, a non-empty
-// train split): throws mb::Error naming both.
+// Checks that the dataset suits the config (its modality, and the image patch geometry for
+// MEGABYTE): throws mb::Error naming both. Training and evaluation both call it.
 void check_dataset_matches(const model::Config& config, const data::Dataset& dataset);
 
 TrainResult train(const model::Config& config, const data::Dataset& dataset,

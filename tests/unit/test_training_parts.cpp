@@ -873,3 +873,117 @@ TEST_CASE("evaluate_plain: empty documents are skipped, an empty split scores no
     CHECK(r.bits_per_byte() == 0.0);
   }
 }
+
+// ---- evaluate(): sliding windows and the paper's strided inference -------------------------
+
+namespace {
+
+// Per-position losses of one window read from `doc` at `start` (padded to T), by one forward.
+std::vector<float> window_losses(mb::model::Model& m, const Bytes& doc, std::size_t start) {
+  const int T = m.config().context;
+  std::vector<std::int32_t> w(static_cast<std::size_t>(T), mb::model::kPadId);
+  for (std::size_t i = start; i < std::min(doc.size(), start + static_cast<std::size_t>(T)); ++i)
+    w[i - start] = doc[i];
+  m.forward(w.data(), 1, false, 0);
+  return std::vector<float>(m.position_losses(), m.position_losses() + T);
+}
+
+}  // namespace
+
+TEST_CASE("evaluate: stride T is plain; every stride scores every byte exactly once") {
+  const std::vector<Bytes> docs = random_documents({1, 3, 16, 17, 40}, 31);
+  SmallDataset ds("tp-eval-stride", {Bytes(50, 'x')}, docs);
+  const auto& split = ds.split("validation");
+  auto model = tiny_model(6, 3);
+  const mb::train::EvalResult plain = mb::train::evaluate_plain(*model, split, 0);
+  mb::train::EvalOptions opt;
+  opt.per_document = true;
+  for (std::uint64_t stride : {0u, 16u, 1u, 5u, 8u, 15u}) {
+    INFO("stride " << stride);
+    opt.stride = stride;
+    const mb::train::EvalReport r = mb::train::evaluate(*model, split, opt);
+    CHECK(r.total.bytes == 77);
+    CHECK(r.total.documents == 5);
+    REQUIRE(r.documents.size() == 5);
+    double sum = 0.0;
+    for (std::size_t d = 0; d < 5; ++d) {
+      CHECK(r.documents[d].document == d);
+      CHECK(r.documents[d].bytes == docs[d].size());
+      sum += r.documents[d].loss;
+    }
+    CHECK(sum == doctest::Approx(r.total.loss).epsilon(1e-12));
+    if (stride == 0 || stride == 16) CHECK(r.total.loss == plain.loss);   // the same windows
+  }
+  opt.stride = 17;
+  CHECK(contains(error_of([&] { mb::train::evaluate(*model, split, opt); }), "longer than the model's context"));
+}
+
+TEST_CASE("evaluate: a sliding window scores each byte once, with the window that gives it most context") {
+  const std::vector<Bytes> docs = random_documents({40}, 32);
+  SmallDataset ds("tp-eval-slide", {Bytes(50, 'x')}, docs);
+  auto model = tiny_model(7, 2);
+  mb::train::EvalOptions opt;
+  opt.stride = 5;
+  const mb::train::EvalReport r = mb::train::evaluate(*model, ds.split("validation"), opt);
+  // T = 16, S = 5: windows at 0, 5, 10, 15, 20, 25 (the last reaches the end, 40). The first
+  // scores bytes 0..15, each later one the bytes past the previous window's end.
+  double by_hand = 0.0;
+  std::size_t scored_to = 0, count = 0;
+  for (std::size_t s = 0; scored_to < 40; s += 5) {
+    const auto l = window_losses(*model, docs[0], s);
+    const std::size_t e = std::min<std::size_t>(s + 16, 40);
+    for (std::size_t t = scored_to; t < e; ++t, ++count) by_hand += l[t - s];
+    scored_to = e;
+  }
+  CHECK(count == 40);
+  CHECK(r.total.bytes == 40);
+  CHECK(r.total.loss == doctest::Approx(by_hand).epsilon(1e-6));
+  // A different stride is a different set of contexts, hence another loss.
+  opt.stride = 16;
+  CHECK(mb::train::evaluate(*model, ds.split("validation"), opt).total.loss != doctest::Approx(by_hand).epsilon(1e-6));
+}
+
+TEST_CASE("evaluate: strided inference keeps the first half of every patch from each of two passes") {
+  const std::vector<Bytes> docs = random_documents({40, 3}, 33);
+  SmallDataset ds("tp-eval-strided", {Bytes(50, 'x')}, docs);
+  auto model = tiny_model(8, 2);
+  const int P = model->config().patch_size;
+  REQUIRE(P == 4);
+  for (std::uint64_t stride : {16u, 6u}) {
+    INFO("stride " << stride);
+    mb::train::EvalOptions opt;
+    opt.strided = true;
+    opt.stride = stride;
+    const mb::train::EvalReport r = mb::train::evaluate(*model, ds.split("validation"), opt);
+    // By hand: the first pass reads windows at s, the second at s + P/2. Byte t of [a, e) is
+    // at position t - s of the first: it is kept there if (t - s) mod P < P/2, otherwise it
+    // is at position t - s - P/2 < P/2 (mod P) of the second pass and kept there.
+    double by_hand = 0.0;
+    std::size_t count = 0;
+    for (const Bytes& doc : docs) {
+      std::size_t scored_to = 0;
+      for (std::size_t s = 0; scored_to < doc.size(); s += stride) {
+        const std::size_t e = std::min(s + 16, doc.size());
+        const auto first = window_losses(*model, doc, s);
+        const auto second = s + 2 < doc.size() ? window_losses(*model, doc, s + 2) : std::vector<float>();
+        for (std::size_t t = scored_to; t < e; ++t, ++count)
+          by_hand += (t - s) % 4 < 2 ? first[t - s] : second.at(t - s - 2);
+        scored_to = e;
+      }
+    }
+    CHECK(count == 43);
+    CHECK(r.total.bytes == 43);
+    INFO("evaluate " << r.total.loss << " by hand " << by_hand);
+    CHECK(r.total.loss == doctest::Approx(by_hand).epsilon(1e-6));
+  }
+  // The byte transformer has no patches.
+  mb::model::ModelConfig c;
+  c.kind = mb::model::ModelKind::transformer;
+  c.context = 16;
+  c.patch_size = 1;
+  c.global = {8, 1, 2};
+  auto transformer = tiny_model(9, 2, c);
+  mb::train::EvalOptions opt;
+  opt.strided = true;
+  CHECK(contains(error_of([&] { mb::train::evaluate(*transformer, ds.split("validation"), opt); }), "needs a model with patches"));
+}

@@ -1,0 +1,145 @@
+// megabyte eval: bits per byte of a checkpoint on a dataset split, the paper's three ways.
+#include <omp.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "command.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/progress.hpp"
+#include "data/dataset.hpp"
+#include "model/checkpoint.hpp"
+#include "model/model.hpp"
+#include "train/evaluate.hpp"
+#include "train/trainer.hpp"
+
+namespace mb::tools {
+
+namespace {
+
+struct EvalArgs {
+  std::string checkpoint, dataset;
+  std::string split = "validation";
+  std::uint64_t stride = 0;
+  bool strided = false;
+  bool per_doc = false;
+  bool json = false;
+  std::uint64_t max_bytes = 0;
+  int batch = 8;
+  int threads = 0;
+};
+
+std::string method_name(const EvalArgs& a, int T) {
+  std::string m = a.stride == 0 || a.stride == static_cast<std::uint64_t>(T)
+                      ? "windows of T = " + std::to_string(T) + " back to back"
+                      : "sliding window, T = " + std::to_string(T) + ", stride " + std::to_string(a.stride);
+  if (a.strided) m += ", strided inference (two passes, offset P/2)";
+  return m;
+}
+
+std::string bpb_text(const train::EvalResult& r) {
+  if (r.bytes == 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", r.bits_per_byte());
+  return buf;
+}
+
+int run_eval(const EvalArgs& a) {
+  if (a.threads > 0) omp_set_num_threads(a.threads);
+  const std::filesystem::path dir = model::resolve_checkpoint(a.checkpoint);
+  const model::CheckpointInfo info = model::read_checkpoint_info(dir);
+  const data::Dataset dataset = data::Dataset::open(a.dataset);
+  train::check_dataset_matches(info.config, dataset);
+  const data::SplitReader& split = dataset.split(a.split);
+
+  auto net = model::make_model(info.config.model, a.batch);
+  model::load_weights(dir, net->parameters());
+
+  train::EvalOptions opt;
+  opt.stride = a.stride;
+  opt.strided = a.strided;
+  opt.max_bytes = a.max_bytes;
+  opt.per_document = a.per_doc;
+  const std::uint64_t target = a.max_bytes ? std::min(a.max_bytes, split.bytes()) : split.bytes();
+  Progress progress("eval", target, "bytes");
+  opt.progress = [&](std::uint64_t bytes) {
+    progress.update(bytes, bytes);
+    return !g_interrupted.load();
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  const train::EvalReport report = train::evaluate(*net, split, opt);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  progress.finish();
+  if (report.stopped) return kExitInterrupted;   // nothing printed for a partial score
+
+  const train::EvalResult& r = report.total;
+  const bool image = dataset.manifest().encoder.modality == data::Modality::image;
+  const double bytes_per_second = seconds > 0 ? static_cast<double>(r.bytes) / seconds : 0.0;
+  if (a.json) {
+    nlohmann::json j{{"checkpoint", dir.string()}, {"step", info.step}, {"dataset", a.dataset},
+                     {"split", a.split}, {"context", info.config.model.context},
+                     {"stride", a.stride ? a.stride : static_cast<std::uint64_t>(info.config.model.context)},
+                     {"strided", a.strided}, {"bytes", r.bytes}, {"documents", r.documents},
+                     {"seconds", seconds}, {"bytes_per_second", bytes_per_second}};
+    j["bpb"] = r.bytes ? nlohmann::json(r.bits_per_byte()) : nlohmann::json(nullptr);
+    if (image) j["bits_per_dim"] = j["bpb"];
+    if (a.per_doc) {
+      j["per_document"] = nlohmann::json::array();
+      for (const train::DocumentScore& d : report.documents)
+        j["per_document"].push_back({{"document", d.document}, {"name", split.document_name(d.document)},
+                                     {"bytes", d.bytes}, {"bpb", d.bits_per_byte()}});
+    }
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::printf("checkpoint  %s (step %lld)\n", dir.c_str(), static_cast<long long>(info.step));
+  std::printf("dataset     %s, split %s\n", a.dataset.c_str(), a.split.c_str());
+  std::printf("method      %s\n\n", method_name(a, info.config.model.context).c_str());
+  std::printf("%-12s %8s%s %12s %10s %9s %12s\n", "split", "bpb", image ? "  bits/dim" : "", "bytes",
+              "documents", "seconds", "bytes/s");
+  const std::string bpb = bpb_text(r);
+  std::printf("%-12s %8s%s%s %12llu %10llu %9.2f %12s\n", a.split.c_str(), bpb.c_str(),
+              image ? "  " : "", image ? (std::string(8 - std::min<std::size_t>(8, bpb.size()), ' ') + bpb).c_str() : "",
+              static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.documents),
+              seconds, (human_bytes(bytes_per_second) + "/s").c_str());
+  if (a.per_doc) {
+    std::printf("\n%-40s %12s %8s\n", "document", "bytes", "bpb");
+    for (const train::DocumentScore& d : report.documents)
+      std::printf("%-40s %12llu %8.4f\n", split.document_name(d.document).c_str(),
+                  static_cast<unsigned long long>(d.bytes), d.bits_per_byte());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+RunFunction add_eval_command(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  CLI::App* sub = app.add_subcommand("eval", "Bits per byte of a checkpoint on a dataset split");
+  sub->footer(
+      "\nExamples:\n"
+      "  megabyte eval runs/kjv data/dev/kjv.dataset\n"
+      "  megabyte eval runs/kjv data/dev/kjv.dataset --stride 256 --strided\n"
+      "  megabyte eval runs/kjv data/dev/kjv.dataset --per-doc --json\n"
+      "\nEvery document is scored from an empty context; bpb = sum of -log2 p / bytes.\n"
+      "See megabyte-eval(1).");
+  sub->add_option("CHECKPOINT", a->checkpoint, "A run directory (its newest checkpoint), a checkpoint directory or its model.safetensors")->required();
+  sub->add_option("DATASET", a->dataset, "A dataset directory written by 'megabyte prepare'")->required();
+  sub->add_option("--split", a->split, "The split to score")->capture_default_str();
+  sub->add_option("--stride", a->stride, "Sliding window: start a window every S bytes (1..T; T = plain windows)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+  sub->add_flag("--strided", a->strided, "The paper's strided inference: two passes offset by P/2");
+  sub->add_flag("--per-doc", a->per_doc, "Also report every document");
+  sub->add_option("--max-bytes", a->max_bytes, "Score only a prefix of the split: at least this many bytes, in whole windows (K, M, G suffixes)")
+      ->transform(CLI::AsSizeValue(false));
+  sub->add_option("--batch", a->batch, "Windows per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
+  sub->add_option("-j,--threads", a->threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
+  sub->add_flag("--json", a->json, "Print as JSON");
+  return [a] { return run_eval(*a); };
+}
+
+}  // namespace mb::tools
