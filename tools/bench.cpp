@@ -15,6 +15,7 @@
 #include "data/dataset.hpp"
 #include "data/read_benchmark.hpp"
 #include "model/config.hpp"
+#include "train/generation_benchmark.hpp"
 #include "train/train_benchmark.hpp"
 
 namespace mb::tools {
@@ -25,6 +26,7 @@ struct BenchArgs {
   std::string config;
   std::vector<std::string> overrides;
   int min_steps = 3;
+  bool generate = false;
   std::string dataset;
   std::string split = "train";
   std::uint64_t window = 8192;
@@ -75,6 +77,35 @@ int run_training_bench(const BenchArgs& a) {
   return kExitOk;
 }
 
+int run_generation_bench(const BenchArgs& a) {
+  const model::Config config = model::load_config(a.config, a.overrides);
+  if (a.threads > 0) omp_set_num_threads(static_cast<int>(a.threads));
+  const int threads = omp_get_max_threads();
+  log_info("bench: generating with " + a.config + " (" +
+           std::string(model::model_kind_name(config.model.kind)) + ", T " +
+           std::to_string(config.model.context) + ", random weights) on " +
+           std::to_string(threads) + " threads, about " + fixed1(a.seconds) + " s each way");
+  const train::GenerationBenchmark g = train::benchmark_generation(config, a.seconds, a.min_steps);
+  const double speedup = g.cached_bytes_per_second() / g.reforward_bytes_per_second();
+  if (a.json) {
+    nlohmann::json j{{"benchmark", "generate"}, {"config", a.config}, {"threads", threads},
+                     {"context", config.model.context},
+                     {"cached_bytes", g.cached_bytes}, {"cached_seconds", g.cached_seconds},
+                     {"cached_bytes_per_second", g.cached_bytes_per_second()},
+                     {"reforward_bytes", g.reforward_bytes}, {"reforward_seconds", g.reforward_seconds},
+                     {"reforward_bytes_per_second", g.reforward_bytes_per_second()},
+                     {"speedup", speedup}};
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::printf("generate (cache):      %.1f bytes/s (%lld bytes in %.2f s)\n",
+              g.cached_bytes_per_second(), static_cast<long long>(g.cached_bytes), g.cached_seconds);
+  std::printf("generate (re-forward): %.2f bytes/s (%lld bytes in %.2f s): the cache is %.0fx faster\n",
+              g.reforward_bytes_per_second(), static_cast<long long>(g.reforward_bytes),
+              g.reforward_seconds, speedup);
+  return kExitOk;
+}
+
 int run_dataset_bench(const BenchArgs& a) {
   data::DatasetOptions opt;
   opt.cache_bytes = a.cache;
@@ -104,7 +135,8 @@ int run_dataset_bench(const BenchArgs& a) {
 }
 
 int run_bench(const BenchArgs& a) {
-  return a.config.empty() ? run_dataset_bench(a) : run_training_bench(a);
+  if (a.config.empty()) return run_dataset_bench(a);
+  return a.generate ? run_generation_bench(a) : run_training_bench(a);
 }
 
 }  // namespace
@@ -114,16 +146,21 @@ RunFunction add_bench_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("bench", "Measure training throughput or dataset reads on this machine");
   sub->footer("\nExamples:\n  megabyte bench --config configs/bench-cpu.yaml\n"
               "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --set train.batch_size=1\n"
+              "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --generate\n"
               "  megabyte bench --dataset data/dev/kjv.dataset --window 8192 -j 2\n\nSee megabyte-bench(1).");
   // Exactly one of these says what to measure; CLI11 reports a usage error otherwise.
   CLI::Option_group* what = sub->add_option_group("What to measure (one of)");
-  what->add_option("--config", a->config, "Training steps of this YAML config (on random bytes)");
+  CLI::Option* config_opt =
+      what->add_option("--config", a->config, "Training steps of this YAML config (on random bytes)");
   what->add_option("--dataset", a->dataset, "Random-window reads from this dataset");
   what->require_option(1);
   sub->add_option("--set", a->overrides, "Override a config key, e.g. --set train.batch_size=1 (repeatable)")
       ->take_all()->allow_extra_args(false);
-  sub->add_option("--steps", a->min_steps, "With --config: measure at least this many steps")
+  sub->add_option("--steps", a->min_steps, "With --config: measure at least this many steps (with --generate: re-forward bytes)")
       ->check(CLI::Range(1, 1000000))->capture_default_str();
+  sub->add_flag("--generate", a->generate,
+                "With --config: generation bytes/s with the KV cache and by re-forwarding the window per byte")
+      ->needs(config_opt);
   sub->add_option("--split", a->split, "The split to read")->capture_default_str();
   sub->add_option("--window", a->window, "Window length T in bytes")->check(CLI::Range(1, 1 << 30))->capture_default_str();
   sub->add_option("--seconds", a->seconds, "How long to measure (at least)")->check(CLI::Range(0.1, 3600.0))->capture_default_str();

@@ -22,6 +22,7 @@ RunFunction add_prepare_command(CLI::App& app);
 RunFunction add_info_command(CLI::App& app);
 RunFunction add_bench_command(CLI::App& app);
 RunFunction add_train_command(CLI::App& app);
+RunFunction add_sample_command(CLI::App& app);
 RunFunction add_eval_command(CLI::App& app);
 
 // Set by SIGINT/SIGTERM; long work polls it and stops cleanly, leaving nothing half-written.

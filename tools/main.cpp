@@ -58,6 +58,7 @@ int run(int argc, char** argv) {
   };
   reg(add_prepare_command(app));
   reg(add_train_command(app));
+  reg(add_sample_command(app));
   reg(add_eval_command(app));
   reg(add_info_command(app));
   reg(add_bench_command(app));

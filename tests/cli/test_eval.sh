@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 CONFIGS="$TESTS_DIR/../../configs"
 
 # Real text: the Python standard library's sources (on every Debian machine).
-find "$(python3 -c 'import os; print(os.path.dirname(os.__file__))')" -maxdepth 1 -name '*.py' | sort | head -24 >list.txt
+python3 -c 'import glob, os; print("\n".join(sorted(glob.glob(os.path.dirname(os.__file__) + "/*.py"))[:24]))' >list.txt
 "$MEGABYTE" -q prepare -o text.ds - <list.txt >/dev/null
 small=(--set model.context=128 --set model.global.dim=16 --set model.global.layers=1
        --set model.global.heads=2 --set model.local.dim=32 --set model.local.layers=1

@@ -13,7 +13,8 @@ if command -v bible >/dev/null; then
 else
   TEXT=$(python3 -c 'import os; print(os.path.dirname(os.__file__))')
   echo "note: bible-kjv not installed; training on $TEXT instead"
-  find "$TEXT" -maxdepth 1 -name '*.py' | head -60 >pylist.txt
+  # (sorted by Python: `find | head` under pipefail fails when find gets SIGPIPE)
+  python3 -c 'import glob, sys; print("\n".join(sorted(glob.glob(sys.argv[1] + "/*.py"))[:60]))' "$TEXT" >pylist.txt
 fi
 if [[ -f pylist.txt ]]; then
   "$MEGABYTE" -q prepare -o text.ds - <pylist.txt >/dev/null

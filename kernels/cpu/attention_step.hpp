@@ -1,0 +1,23 @@
+// One step of causal attention for generation: the newest position's query against the keys
+// and values of every position so far (a KV cache), itself included.
+//
+// Layouts (dense fp32):
+//   q    [H, d]            the query of the new position (heads one after the other, as in qkv)
+//   k, v                   position j of head h at k[j * stride + h * d] (likewise v), j < n:
+//                          a cache of rows [n, H·d] has stride H·d; the qkv buffer of
+//                          attention_forward, [T, 3, H, d], is read in place with stride 3·H·d
+//   out  [H, d]            = [H·d], the input of the output projection
+//   scores [H, n]          scratch, overwritten
+// Scores are q·k / sqrt(d), softmaxed over j < n with the row maximum subtracted first (so no
+// exp overflows), then used to average the values. With the cache holding positions 0..t of a
+// sequence this is row t of attention_forward's output.
+#pragma once
+
+#include <cstddef>
+
+namespace mb::kernels::cpu {
+
+void attention_step(float* out, float* scores, const float* q, const float* k, const float* v,
+                    int n, int H, int d, std::size_t stride);
+
+}  // namespace mb::kernels::cpu

@@ -1,0 +1,55 @@
+// Generation with a trained model, one byte at a time, with key/value caches so that each new
+// byte costs one step of each stack instead of a forward pass over the whole window
+// (DESIGN.md, "Generation").
+//
+// MEGABYTE: the global model runs once per patch, incrementally, its
+// attention reading a cache of the keys and values of the earlier patches; its output for patch
+// k (P·D_G wide) is projected by w_GL to P slices of D_L once. Then the local model runs P steps
+// inside the patch with a cache of at most P positions, emptied at every patch. The global output
+// for patch k depends only on bytes < kP, so it is computed when the first byte of patch k is
+// needed, which also makes a prompt that ends inside a patch work: the bytes of the prompt's last
+// patch go through the local model, earlier prompt patches only through the global one.
+//
+// The byte transformer: one cache over byte positions, one step per byte.
+//
+// The generator reads the model's weights by name (the names of megabyte-checkpoint(5)) from its
+// ParameterSet, and never changes the model. It computes what Model::logits() computes for the
+// same bytes, to rounding; dropout is never applied.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/model.hpp"
+
+namespace mb::model {
+
+class Generator {
+ public:
+  // `model` (its parameters allocated and loaded) must outlive the generator.
+  explicit Generator(const Model& model);
+  ~Generator();
+  Generator(Generator&&) noexcept;
+  Generator& operator=(Generator&&) noexcept;
+
+  // Forgets every byte fed: the next logits are those of the first byte of a window.
+  void reset();
+  // Appends a known byte (a prompt's, or one just sampled). Cheap: the caches catch up on the
+  // next call to next_logits(). Throws mb::Error when the context (T bytes) is full.
+  void feed(std::uint8_t byte);
+  // The logits [256] of the next byte, given every byte fed so far. Valid until the next call
+  // to feed(), reset() or next_logits(). Throws mb::Error when position() == context().
+  const float* next_logits();
+
+  int position() const;            // bytes fed so far
+  int context() const;             // T: at most this many bytes fit in one generated window
+  const std::vector<std::uint8_t>& bytes() const;  // the bytes fed so far
+
+  struct Impl;   // generator.cpp: what both kinds share; each kind derives from it
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mb::model

@@ -1,0 +1,53 @@
+#include "train/generation_benchmark.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "model/generator.hpp"
+#include "model/model.hpp"
+
+namespace mb::train {
+
+namespace {
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int argmax(const float* logits) {
+  return static_cast<int>(std::max_element(logits, logits + model::kByteValues) - logits);
+}
+
+}  // namespace
+
+GenerationBenchmark benchmark_generation(const model::Config& config, double seconds,
+                                         int min_reforward) {
+  const int T = config.model.context;
+  auto net = model::make_model(config.model, 1);
+  net->parameters().initialize(config.model.init_std, config.train.seed);
+  GenerationBenchmark r;
+
+  model::Generator gen(*net);
+  auto t0 = std::chrono::steady_clock::now();
+  while (gen.position() < T && (r.cached_bytes < 64 || since(t0) < seconds)) {
+    gen.feed(static_cast<std::uint8_t>(argmax(gen.next_logits())));
+    ++r.cached_bytes;
+  }
+  r.cached_seconds = since(t0);
+
+  // Re-forward: the window holds the bytes so far, then pads; byte t is read from the logits
+  // of position t. Begin where the cached run began, so both see the same prefix lengths.
+  std::vector<std::int32_t> ids(T, model::kPadId);
+  std::vector<float> logits(static_cast<std::size_t>(T) * model::kByteValues);
+  t0 = std::chrono::steady_clock::now();
+  while (r.reforward_bytes < T && (r.reforward_bytes < min_reforward || since(t0) < seconds)) {
+    net->logits(logits.data(), ids.data(), 1);
+    ids[r.reforward_bytes] = argmax(logits.data() + r.reforward_bytes * model::kByteValues);
+    ++r.reforward_bytes;
+  }
+  r.reforward_seconds = since(t0);
+  return r;
+}
+
+}  // namespace mb::train

@@ -1,0 +1,77 @@
+// attention_step (one query against a KV cache, for generation) against attention_forward: the
+// step for position t over positions 0..t must be row t of the full causal forward.
+#include "check.hpp"
+
+#include "cpu/attention.hpp"
+#include "cpu/attention_step.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+using namespace mb::kernels::cpu;
+
+namespace {
+
+// Compares the step result of every position of one random sequence with the full forward;
+// qkv is read in place (stride 3·H·d) and from a separate cache of rows [t, H·d].
+void check_steps(int T, int H, int d, std::uint32_t seed, float range = 2.0f) {
+    const std::size_t C = static_cast<std::size_t>(H) * d;
+    const auto qkv = kt::random_floats(static_cast<std::size_t>(T) * 3 * C, seed, -range, range);
+    std::vector<float> full(static_cast<std::size_t>(T) * C);
+    attention_forward(full.data(), nullptr, qkv.data(), 1, T, H, d);
+
+    std::vector<float> kcache(T * C), vcache(T * C), scores(static_cast<std::size_t>(H) * T);
+    for (int t = 0; t < T; ++t) {
+        const float* row = qkv.data() + static_cast<std::size_t>(t) * 3 * C;
+        std::copy_n(row + C, C, kcache.begin() + t * C);
+        std::copy_n(row + 2 * C, C, vcache.begin() + t * C);
+        const std::vector<float> want(full.begin() + t * C, full.begin() + (t + 1) * C);
+
+        std::vector<float> in_place(C, 7.0f), cached(C, 7.0f);
+        attention_step(in_place.data(), scores.data(), row, qkv.data() + C, qkv.data() + 2 * C,
+                       t + 1, H, d, 3 * C);
+        attention_step(cached.data(), scores.data(), row, kcache.data(), vcache.data(), t + 1, H,
+                       d, C);
+        INFO("T " << T << ", H " << H << ", d " << d << ", position " << t);
+        kt::check_close(in_place, want, 1e-5, 1e-6, "step over qkv in place");
+        kt::check_close(cached, want, 1e-5, 1e-6, "step over a KV cache");
+    }
+}
+
+}  // namespace
+
+TEST_CASE("attention_step equals every row of attention_forward") {
+    check_steps(1, 1, 4, 1);    // one position: out = v
+    check_steps(9, 3, 8, 2);
+    check_steps(kAttentionBlockK + 3, 2, 5, 3);   // across the full kernel's key blocks
+    check_steps(20, 1, 64, 4);  // a realistic head size
+}
+
+TEST_CASE("attention_step: the last row of a long sequence, many heads (threaded path)") {
+    const int T = 300, H = 8, d = 32;
+    const std::size_t C = static_cast<std::size_t>(H) * d;
+    const auto qkv = kt::random_floats(static_cast<std::size_t>(T) * 3 * C, 5, -2.0f, 2.0f);
+    std::vector<float> full(static_cast<std::size_t>(T) * C), out(C), scores(H * T);
+    attention_forward(full.data(), nullptr, qkv.data(), 1, T, H, d);
+    attention_step(out.data(), scores.data(), qkv.data() + (T - 1) * 3 * C, qkv.data() + C,
+                   qkv.data() + 2 * C, T, H, d, 3 * C);
+    kt::check_close(out, std::vector<float>(full.end() - C, full.end()), 1e-5, 1e-6,
+                    "last row");
+}
+
+TEST_CASE("attention_step is stable for large scores") {
+    // Scores of several hundred: exp would overflow without the row maximum subtracted.
+    check_steps(12, 2, 16, 6, 30.0f);
+    const int H = 1, d = 4;
+    std::vector<float> q{100, 100, 100, 100}, k{100, 100, 100, 100, -100, -100, -100, -100},
+        v{1, 2, 3, 4, 5, 6, 7, 8}, out(4), scores(2);
+    attention_step(out.data(), scores.data(), q.data(), k.data(), v.data(), 2, H, d, 4);
+    for (int e = 0; e < d; ++e) CHECK(out[e] == doctest::Approx(v[e]));
+}
+
+TEST_CASE("attention_step refuses an empty cache") {
+    float x[4] = {};
+    CHECK_THROWS_AS(attention_step(x, x, x, x, x, 0, 1, 4, 4), std::invalid_argument);
+}
