@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "error_of.hpp"
 #include "core/error.hpp"
 #include "model/config.hpp"
 #include "temp_dir.hpp"
@@ -24,19 +25,8 @@ using namespace mb::model;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// The message of the mb::Error that f throws, or "" (and a failed check) if it throws none.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const mb::Error& e) {
-    return e.what();
-  }
-  FAIL_CHECK("no mb::Error was thrown");
-  return "";
-}
+using mb::test::contains;
+using mb::test::error_of;
 
 std::string parse_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
   return error_of([&] { parse_config(yaml, "run.yaml", overrides); });

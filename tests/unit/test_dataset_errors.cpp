@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "error_of.hpp"
 #include "core/error.hpp"
 #include "core/file_io.hpp"
 #include "core/hash.hpp"
@@ -29,19 +30,8 @@ namespace {
 
 using mb::test::TempDir;
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// The message of the mb::Error that f throws, or "" (and a failed check) if it throws none.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const mb::Error& e) {
-    return e.what();
-  }
-  FAIL_CHECK("no mb::Error was thrown");
-  return "";
-}
+using mb::test::contains;
+using mb::test::error_of;
 
 // A small text dataset: train in several shards of several frames, and a validation split.
 struct SmallDataset {

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "error_of.hpp"
 #include "core/error.hpp"
 #include "core/thread_pool.hpp"
 #include "data/dataset.hpp"
@@ -38,19 +39,8 @@ using mb::test::TempDir;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// The message of the mb::Error that f throws, or "" (and a failed check) if it throws none.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const mb::Error& e) {
-    return e.what();
-  }
-  FAIL_CHECK("no mb::Error was thrown");
-  return "";
-}
+using mb::test::contains;
+using mb::test::error_of;
 
 using Bytes = std::vector<std::uint8_t>;
 
