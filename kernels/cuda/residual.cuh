@@ -1,0 +1,15 @@
+// Residual connection on the GPU: the twin of cpu/residual.hpp (fp32, device pointers, default
+// stream; see common.cuh for the backend's conventions). Plain C++: no CUDA types.
+#pragma once
+
+#include <cstddef>
+
+namespace mb::kernels::cuda {
+
+// out[i] = a[i] + b[i] for i < n. out is overwritten and may equal a or b (in place).
+void residual_forward(float* out, const float* a, const float* b, std::size_t n);
+
+// da[i] += dout[i], db[i] += dout[i]. Either may be null to skip it.
+void residual_backward(float* da, float* db, const float* dout, std::size_t n);
+
+}  // namespace mb::kernels::cuda
