@@ -38,6 +38,7 @@ std::string method_name(const EvalArgs& a, int T) {
                       ? "windows of T = " + std::to_string(T) + " back to back"
                       : "sliding window, T = " + std::to_string(T) + ", stride " + std::to_string(a.stride);
   if (a.strided) m += ", strided inference (two passes, offset P/2)";
+  if (a.max_bytes) m += "; a prefix of the split (--max-bytes " + std::to_string(a.max_bytes) + ")";
   return m;
 }
 
@@ -83,7 +84,8 @@ int run_eval(const EvalArgs& a) {
     nlohmann::json j{{"checkpoint", dir.string()}, {"step", info.step}, {"dataset", a.dataset},
                      {"split", a.split}, {"context", info.config.model.context},
                      {"stride", a.stride ? a.stride : static_cast<std::uint64_t>(info.config.model.context)},
-                     {"strided", a.strided}, {"bytes", r.bytes}, {"documents", r.documents},
+                     {"strided", a.strided}, {"max_bytes", a.max_bytes},
+                     {"bytes", r.bytes}, {"documents", r.documents},
                      {"seconds", seconds}, {"bytes_per_second", bytes_per_second}};
     j["bpb"] = r.bytes ? nlohmann::json(r.bits_per_byte()) : nlohmann::json(nullptr);
     if (image) j["bits_per_dim"] = j["bpb"];
@@ -107,10 +109,10 @@ int run_eval(const EvalArgs& a) {
               static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.documents),
               seconds, (human_bytes(bytes_per_second) + "/s").c_str());
   if (a.per_doc) {
-    std::printf("\n%-40s %12s %8s\n", "document", "bytes", "bpb");
+    std::printf("\n%12s %8s  %s\n", "bytes", "bpb", "document");
     for (const train::DocumentScore& d : report.documents)
-      std::printf("%-40s %12llu %8.4f\n", split.document_name(d.document).c_str(),
-                  static_cast<unsigned long long>(d.bytes), d.bits_per_byte());
+      std::printf("%12llu %8.4f  %s\n", static_cast<unsigned long long>(d.bytes), d.bits_per_byte(),
+                  split.document_name(d.document).c_str());
   }
   return kExitOk;
 }

@@ -126,7 +126,7 @@ void check_dataset_matches(const Config& config, const data::Dataset& dataset) {
                 "holds " + std::string(data::modality_name(enc.modality)) +
                     " but the config's data.modality is " +
                     std::string(data::modality_name(config.data.modality)),
-                "train on a dataset of the config's modality, or change data.modality");
+                "use a dataset of the same modality (when training, data.modality may be changed instead)");
   if (enc.modality == data::Modality::image && config.model.kind == model::ModelKind::megabyte &&
       enc.image.patch_size != config.model.patch_size)
     throw Error(where,
