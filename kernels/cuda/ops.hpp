@@ -17,8 +17,10 @@
 
 #include "cuda/activation.cuh"
 #include "cuda/adamw.cuh"
+#include "cuda/attention.cuh"
 #include "cuda/crossentropy.cuh"
 #include "cuda/dropout.cuh"
 #include "cuda/embedding.cuh"
 #include "cuda/layernorm.cuh"
+#include "cuda/matmul.cuh"
 #include "cuda/residual.cuh"

@@ -1,0 +1,27 @@
+// Matrix product of a linear layer on the GPU: the twin of cpu/matmul.hpp (fp32, device
+// pointers, default stream; see common.cuh). Plain C++: no CUDA types.
+//
+// The products run through cuBLASLt (cublasLtMatmul) in plain fp32: CUBLAS_COMPUTE_32F with
+// fp32 inputs, outputs and scale, never CUBLAS_COMPUTE_32F_FAST_TF32, so no operand is rounded
+// to TF32 and results stay comparable with the CPU twin. Run to run the results are
+// bit-identical on one GPU (cuBLAS's reproducibility guarantee for one stream and a fixed
+// algorithm; the algorithm is chosen once per shape and pointer alignment and cached).
+#pragma once
+
+namespace mb::kernels::cuda {
+
+// out[M,N] = inp[M,K] · weight[N,K]ᵀ + bias[N]. bias may be null (no bias). out is
+// overwritten. Throws std::invalid_argument for a negative dimension.
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
+                    int M, int K, int N);
+
+// Gradients of matmul_forward, accumulated (+=) into the destinations:
+//   dinp[M,K]    += dout[M,N] · weight[N,K]
+//   dweight[N,K] += dout[M,N]ᵀ · inp[M,K]
+//   dbias[N]     += column sums of dout (deterministic: colsum.cuh, no atomics)
+// Any of dinp, dweight, dbias may be null to skip that gradient (inp may then be null when
+// dweight is, weight may be null when dinp is).
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                     const float* inp, const float* weight, int M, int K, int N);
+
+}  // namespace mb::kernels::cuda
