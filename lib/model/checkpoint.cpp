@@ -87,7 +87,7 @@ void check_format(const SafetensorsFile& f) {
 
 fs::path save_checkpoint(const fs::path& run_dir, const Config& config, const ParameterSet& params,
                          const std::vector<float>& m, const std::vector<float>& v,
-                         const TrainingState& state) {
+                         const TrainingState& state, const data::EncoderParams* encoder) {
   const fs::path checkpoints = run_dir / "checkpoints";
   fs::create_directories(checkpoints);
   const fs::path target = checkpoints / step_dir_name(state.step);
@@ -113,6 +113,12 @@ fs::path save_checkpoint(const fs::path& run_dir, const Config& config, const Pa
   }
   auto meta = common_metadata(config, state);
   meta["config"] = config_to_yaml(config);
+  if (encoder && encoder->modality == data::Modality::image) {
+    meta.insert_or_assign("data.image_size", std::to_string(encoder->image.image_size));
+    meta.insert_or_assign("data.image_patch_size", std::to_string(encoder->image.patch_size));
+  }
+  if (encoder && encoder->modality == data::Modality::audio)
+    meta.insert_or_assign("data.sample_rate", std::to_string(encoder->audio.sample_rate));
   write_safetensors(dir.staging() / kModelFile, weights, meta);
 
   auto optimizer_meta = common_metadata(config, state);
@@ -180,6 +186,16 @@ CheckpointInfo read_checkpoint_info(const fs::path& checkpoint_dir, bool verify)
   CheckpointInfo info;
   info.config = parse_config(required(f, "config"), (checkpoint_dir / kModelFile).string() + " (config)");
   info.step = static_cast<std::int64_t>(metadata_u64(f, "step"));
+  info.encoder.modality = info.config.data.modality;
+  if (f.metadata().count("data.image_size")) {
+    info.encoder.image.image_size = static_cast<int>(metadata_u64(f, "data.image_size"));
+    info.encoder.image.patch_size = static_cast<int>(metadata_u64(f, "data.image_patch_size"));
+    info.has_encoder = true;
+  }
+  if (f.metadata().count("data.sample_rate")) {
+    info.encoder.audio.sample_rate = static_cast<int>(metadata_u64(f, "data.sample_rate"));
+    info.has_encoder = true;
+  }
   return info;
 }
 

@@ -29,10 +29,13 @@ struct TrainingState {
 };
 
 // Writes RUNDIR/checkpoints/step-NNNNNNNN atomically and returns its path. m and v are laid out
-// like params.values(). An existing checkpoint of the same step is replaced.
+// like params.values(). An existing checkpoint of the same step is replaced. `encoder`, the
+// trained-on dataset's byte layout, is recorded in the metadata (data.image_size,
+// data.image_patch_size, data.sample_rate), so that `sample` knows what files to write.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, const Config& config,
                                       const ParameterSet& params, const std::vector<float>& m,
-                                      const std::vector<float>& v, const TrainingState& state);
+                                      const std::vector<float>& v, const TrainingState& state,
+                                      const data::EncoderParams* encoder = nullptr);
 
 // Complete checkpoints of a run, oldest first (staging directories are ignored).
 std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& run_dir);
@@ -50,6 +53,8 @@ std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);
 struct CheckpointInfo {
   Config config;
   std::int64_t step = 0;
+  bool has_encoder = false;     // the dataset's layout was recorded (checkpoints since it was)
+  data::EncoderParams encoder;  // its modality is config.data.modality
 };
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& checkpoint_dir, bool verify = true);
 

@@ -193,7 +193,8 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
     state.sampler_epoch = pos.epoch;
     state.sampler_index = pos.index;
     result.last_checkpoint =
-        model::save_checkpoint(options.run_dir, config, params, optimizer.m(), optimizer.v(), state);
+        model::save_checkpoint(options.run_dir, config, params, optimizer.m(), optimizer.v(), state,
+                               &dataset.manifest().encoder);
     model::prune_checkpoints(options.run_dir, tc.keep_checkpoints);
     checkpointed_step = state.step;
     log_verbose("wrote " + result.last_checkpoint.string());

@@ -112,7 +112,9 @@ EOF
   [[ $(png_size top-1.png) == "32 32 8 2" && $(png_size top-2.png) == "32 32 8 2" ]] || fail "prompted images"
   expect_fail 1 "--prompt-rows" "$MEGABYTE" sample imrun --image-size 32 --prompt-file "photos/$first" --prompt-rows 6 -o x.png
   expect_fail 1 "more than the model's context" "$MEGABYTE" sample imrun --image-size 64 -o x.png
-  expect_fail 1 "--image-size" "$MEGABYTE" sample imrun -o x.png
+  # Training recorded the dataset's image size and scan patch: they are the defaults.
+  "$MEGABYTE" -q sample imrun -o recorded.png -j 1
+  [[ $(png_size recorded.png) == "32 32 8 2" ]] || fail "sampling with the recorded geometry"
   expect_fail 1 "-o" "$MEGABYTE" sample imrun --image-size 32
   expect_fail 1 "prompt.txt" "$MEGABYTE" sample imrun --image-size 32 --prompt-file prompt.txt -o x.png
   expect_fail 1 "not 3*p*p" "$MEGABYTE" sample imrun --image-size 32 --patch-size 50 -o x.png
@@ -125,6 +127,10 @@ if [[ $sounds -ge 2 ]]; then
   "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" au -o aurun --set data.modality=audio --set model.context=2048 \
     "${quick[@]}" --set train.steps=2 >/dev/null
   "$MEGABYTE" -q sample aurun --seconds 0.1 --sample-rate 8000 -o a.wav -j 1
+  # The rate recorded at training is the default.
+  "$MEGABYTE" -q sample aurun --seconds 0.05 -o recorded.wav -j 1
+  python3 -c 'import sys, wave; w = wave.open(sys.argv[1]); assert w.getframerate() == 8000, w.getframerate()' recorded.wav ||
+    fail "recorded.wav is not at the dataset's 8000 Hz"
   python3 - a.wav <<'EOF' || fail "a.wav is not 0.1 s of 16-bit mono at 8000 Hz"
 import sys, wave
 head = open(sys.argv[1], "rb").read(12)

@@ -512,6 +512,37 @@ TEST_CASE("checkpoint: save then load round-trips the weights, the moments and t
   CHECK(loaded->forward(ids.data(), 1, false, 0).loss == r.model->forward(ids.data(), 1, false, 0).loss);
 }
 
+TEST_CASE("checkpoint: the dataset's layout is recorded for image and audio models") {
+  SavedRun r("tp-ckpt-encoder");
+  CHECK_FALSE(mb::model::read_checkpoint_info(r.checkpoint).has_encoder);   // none given
+  mb::data::EncoderParams text;   // text has no layout to record
+  CHECK_FALSE(mb::model::read_checkpoint_info(
+      mb::model::save_checkpoint(r.run, r.config, r.model->parameters(), r.m, r.v, r.state, &text)).has_encoder);
+
+  r.config.data.modality = mb::data::Modality::image;
+  mb::data::EncoderParams image;
+  image.modality = mb::data::Modality::image;
+  image.image.image_size = 40;
+  image.image.patch_size = 48;
+  r.state.step = 2;
+  const auto ci = mb::model::read_checkpoint_info(
+      mb::model::save_checkpoint(r.run, r.config, r.model->parameters(), r.m, r.v, r.state, &image));
+  CHECK(ci.has_encoder);
+  CHECK(ci.encoder.modality == mb::data::Modality::image);
+  CHECK(ci.encoder.image.image_size == 40);
+  CHECK(ci.encoder.image.patch_size == 48);
+
+  r.config.data.modality = mb::data::Modality::audio;
+  mb::data::EncoderParams audio;
+  audio.modality = mb::data::Modality::audio;
+  audio.audio.sample_rate = 22050;
+  r.state.step = 3;
+  const auto ca = mb::model::read_checkpoint_info(
+      mb::model::save_checkpoint(r.run, r.config, r.model->parameters(), r.m, r.v, r.state, &audio));
+  CHECK(ca.has_encoder);
+  CHECK(ca.encoder.audio.sample_rate == 22050);
+}
+
 TEST_CASE("checkpoint: read_checkpoint_info gives the saved config and step") {
   SavedRun r("tp-ckpt-info");
   for (bool verify : {true, false}) {
