@@ -8,6 +8,18 @@ source "$(dirname "$0")/lib.sh"
 "$MEGABYTE" help prepare | grep -q -- "Usage: megabyte prepare" || fail "help prepare: usage line"
 "$MEGABYTE" help | grep -q "bench" || fail "'megabyte help' does not list the commands"
 "$MEGABYTE" prepare --help | grep -q -- "--skip-bad" || fail "prepare --help lacks --skip-bad"
+# Every command is listed, has --help with a usage line and an example, and a manual page.
+MAN_DIR="$TESTS_DIR/../../man"
+for cmd in prepare train eval sample info bench; do
+  "$MEGABYTE" --help | grep -Eq "^ +$cmd " || fail "--help does not list $cmd"
+  "$MEGABYTE" "$cmd" --help | grep -q "Usage: megabyte $cmd" || fail "$cmd --help: usage line"
+  "$MEGABYTE" help "$cmd" | grep -q "Example" || fail "help $cmd has no example"
+  [[ -f "$MAN_DIR/megabyte-$cmd.1" ]] || fail "no man page megabyte-$cmd.1"
+  grep -qF "megabyte\\-$cmd (1)" "$MAN_DIR/megabyte.1" || fail "megabyte(1) does not refer to megabyte-$cmd(1)"
+done
+for page in dataset config checkpoint; do
+  [[ -f "$MAN_DIR/megabyte-$page.5" ]] || fail "no man page megabyte-$page.5"
+done
 "$MEGABYTE" --version | grep -Eq '^megabyte [0-9]+\.[0-9]+\.[0-9]+' || fail "--version"
 expect_fail 2 "no command 'frobnicate'" "$MEGABYTE" help frobnicate
 expect_fail 2 "" "$MEGABYTE" prepare --no-such-option x
