@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,7 @@
 #include "core/thread_pool.hpp"
 #include "data/dataset.hpp"
 #include "data/read_benchmark.hpp"
+#include "model/checkpoint.hpp"
 #include "model/config.hpp"
 #include "train/generation_benchmark.hpp"
 #include "train/train_benchmark.hpp"
@@ -24,6 +26,7 @@ namespace {
 
 struct BenchArgs {
   std::string config;
+  std::string checkpoint;
   std::vector<std::string> overrides;
   int min_steps = 3;
   bool generate = false;
@@ -78,17 +81,26 @@ int run_training_bench(const BenchArgs& a) {
 }
 
 int run_generation_bench(const BenchArgs& a) {
-  const model::Config config = model::load_config(a.config, a.overrides);
+  std::filesystem::path checkpoint;
+  model::Config config;
+  if (!a.checkpoint.empty()) {
+    checkpoint = model::resolve_checkpoint(a.checkpoint);
+    config = model::read_checkpoint_info(checkpoint, false).config;   // load_weights verifies
+  } else {
+    config = model::load_config(a.config, a.overrides);
+  }
+  const std::string what = checkpoint.empty() ? a.config + ", random weights" : checkpoint.string();
   if (a.threads > 0) omp_set_num_threads(static_cast<int>(a.threads));
   const int threads = omp_get_max_threads();
-  log_info("bench: generating with " + a.config + " (" +
+  log_info("bench: generating with " + what + " (" +
            std::string(model::model_kind_name(config.model.kind)) + ", T " +
-           std::to_string(config.model.context) + ", random weights) on " +
+           std::to_string(config.model.context) + ") on " +
            std::to_string(threads) + " threads, about " + fixed1(a.seconds) + " s each way");
-  const train::GenerationBenchmark g = train::benchmark_generation(config, a.seconds, a.min_steps);
+  const train::GenerationBenchmark g =
+      train::benchmark_generation(config, a.seconds, a.min_steps, checkpoint);
   const double speedup = g.cached_bytes_per_second() / g.reforward_bytes_per_second();
   if (a.json) {
-    nlohmann::json j{{"benchmark", "generate"}, {"config", a.config}, {"threads", threads},
+    nlohmann::json j{{"benchmark", "generate"}, {"model", what}, {"threads", threads},
                      {"context", config.model.context},
                      {"cached_bytes", g.cached_bytes}, {"cached_seconds", g.cached_seconds},
                      {"cached_bytes_per_second", g.cached_bytes_per_second()},
@@ -135,6 +147,7 @@ int run_dataset_bench(const BenchArgs& a) {
 }
 
 int run_bench(const BenchArgs& a) {
+  if (!a.checkpoint.empty()) return run_generation_bench(a);
   if (a.config.empty()) return run_dataset_bench(a);
   return a.generate ? run_generation_bench(a) : run_training_bench(a);
 }
@@ -147,11 +160,14 @@ RunFunction add_bench_command(CLI::App& app) {
   sub->footer("\nExamples:\n  megabyte bench --config configs/bench-cpu.yaml\n"
               "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --set train.batch_size=1\n"
               "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --generate\n"
+              "  megabyte bench --checkpoint runs/kjv-tiny\n"
               "  megabyte bench --dataset data/dev/kjv.dataset --window 8192 -j 2\n\nSee megabyte-bench(1).");
   // Exactly one of these says what to measure; CLI11 reports a usage error otherwise.
   CLI::Option_group* what = sub->add_option_group("What to measure (one of)");
   CLI::Option* config_opt =
       what->add_option("--config", a->config, "Training steps of this YAML config (on random bytes)");
+  what->add_option("--checkpoint", a->checkpoint,
+                   "Generation with this checkpoint's weights (a run or checkpoint directory): as --generate");
   what->add_option("--dataset", a->dataset, "Random-window reads from this dataset");
   what->require_option(1);
   sub->add_option("--set", a->overrides, "Override a config key, e.g. --set train.batch_size=1 (repeatable)")

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <vector>
 
+#include "model/checkpoint.hpp"
 #include "model/generator.hpp"
 #include "model/model.hpp"
 
@@ -22,10 +23,14 @@ int argmax(const float* logits) {
 }  // namespace
 
 GenerationBenchmark benchmark_generation(const model::Config& config, double seconds,
-                                         int min_reforward) {
+                                         int min_reforward,
+                                         const std::filesystem::path& checkpoint_dir) {
   const int T = config.model.context;
   auto net = model::make_model(config.model, 1);
-  net->parameters().initialize(config.model.init_std, config.train.seed);
+  if (checkpoint_dir.empty())
+    net->parameters().initialize(config.model.init_std, config.train.seed);
+  else
+    model::load_weights(checkpoint_dir, net->parameters());
   GenerationBenchmark r;
 
   model::Generator gen(*net);

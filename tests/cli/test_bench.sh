@@ -42,4 +42,13 @@ assert abs(j["flops_per_step"] - 3 * fwd * B) < 1e-6 * j["flops_per_step"], (j["
 PY
 expect_fail 2 "config" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --dataset ds
 expect_fail 1 "model.contxt" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --set model.contxt=64
+# Generation: the KV cache against re-running the window per byte, random weights or a run's.
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=64 --generate --seconds 0.1 --steps 2 --json >gen.json
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["benchmark"] == "generate" and j["context"] == 64 and j["cached_bytes"] >= 64 and j["reforward_bytes"] >= 2 and j["speedup"] > 0, j' gen.json
+"$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" ds -o run --set model.context=64 --set train.steps=1 \
+  --set train.optimizer.warmup_steps=1 --set train.eval_every=0 >/dev/null 2>&1
+"$MEGABYTE" -q bench --checkpoint run --seconds 0.1 --steps 2 >ckgen.txt
+grep -Eq '^generate \(cache\): +[0-9.]+ bytes/s' ckgen.txt && grep -Eq '^generate \(re-forward\):' ckgen.txt ||
+  { cat ckgen.txt; fail "bench --checkpoint lines"; }
+expect_fail 2 "" "$MEGABYTE" bench --generate --dataset ds
 echo "all bench checks passed"
