@@ -34,11 +34,12 @@ std::string millions(std::size_t n) {
 
 int run_checkpoint_info(const InfoArgs& a) {
   const std::filesystem::path dir = model::resolve_checkpoint(a.path);
-  // Reading the weights is what --verify means for a checkpoint: the checksum of every byte.
-  const model::CheckpointInfo info = model::read_checkpoint_info(dir, a.verify);
+  const model::CheckpointInfo info = model::read_checkpoint_info(dir, false);
   const model::ModelConfig& c = info.config.model;
   const auto net = model::make_model(c, 0);   // the parameter table only, nothing allocated
   const model::ParameterSet& ps = net->parameters();
+  // --verify: every byte of both files against its checksum, every tensor against the config.
+  if (a.verify) model::verify_checkpoint(dir, ps);
   using model::ParamGroup;
   if (a.json) {
     nlohmann::json j{{"checkpoint", dir.string()}, {"step", info.step},
@@ -65,7 +66,8 @@ int run_checkpoint_info(const InfoArgs& a) {
             << "  global     " << millions(ps.count(ParamGroup::global)) << "\n"
             << "  local      " << millions(ps.count(ParamGroup::local)) << "\n"
             << "  embedding  " << millions(ps.count(ParamGroup::embedding)) << "\n";
-  if (a.verify) std::cout << "\nverified: the weights' checksum matches\n";
+  if (a.verify)
+    std::cout << "\nverified: both files' checksums match, and every tensor has its config's shape\n";
   std::cout << "\nconfig:\n" << model::config_to_yaml(info.config);
   return kExitOk;
 }

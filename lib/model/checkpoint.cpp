@@ -199,6 +199,33 @@ CheckpointInfo read_checkpoint_info(const fs::path& checkpoint_dir, bool verify)
   return info;
 }
 
+void verify_checkpoint(const fs::path& checkpoint_dir, const ParameterSet& params) {
+  struct Expect {
+    const char* file;
+    std::vector<std::string> prefixes;
+  };
+  for (const Expect& e : {Expect{kModelFile, {""}}, Expect{kOptimizerFile, {"m.", "v."}}}) {
+    const SafetensorsFile f = SafetensorsFile::open(checkpoint_dir / e.file);   // checksum
+    check_format(f);
+    std::size_t expected = 0;
+    for (const ParamInfo& t : params.tensors())
+      for (const std::string& prefix : e.prefixes) {
+        ++expected;
+        const std::string name = prefix + t.name;
+        const SafetensorsFile::Entry* entry = f.find(name);
+        if (!entry || entry->dtype != "F32" || entry->shape != t.shape)
+          throw Error(f.path().string() + ": tensor '" + name + "'",
+                      !entry ? "is missing" : "is not an F32 tensor of the model's shape",
+                      "the checkpoint does not match its own config: it is damaged; use another checkpoint");
+      }
+    if (f.tensors().size() != expected)
+      throw Error(f.path().string(),
+                  "holds " + std::to_string(f.tensors().size()) + " tensors, its config's model has " +
+                      std::to_string(expected),
+                  "the checkpoint is damaged or not from this megabyte; use another checkpoint");
+  }
+}
+
 void load_weights(const fs::path& checkpoint_dir, ParameterSet& params) {
   const SafetensorsFile f = SafetensorsFile::open(checkpoint_dir / kModelFile);
   check_format(f);

@@ -58,6 +58,11 @@ struct CheckpointInfo {
 };
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& checkpoint_dir, bool verify = true);
 
+// Everything `info --verify` checks: both files' data checksums, and that every tensor the
+// model of the checkpoint's config has (weights, m., v.) is present, F32, of its shape, with
+// nothing else in the files. Throws mb::Error naming the file and the tensor.
+void verify_checkpoint(const std::filesystem::path& checkpoint_dir, const ParameterSet& params);
+
 // Loads the weights into `params` (whose tensors must match the file's names and shapes).
 void load_weights(const std::filesystem::path& checkpoint_dir, ParameterSet& params);
 

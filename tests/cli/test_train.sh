@@ -90,6 +90,12 @@ ck=damaged/checkpoints/step-00000008/model.safetensors
 size=$(stat -c %s "$ck")
 printf '\x55' | dd of="$ck" bs=1 seek=$((size - 10)) conv=notrunc 2>/dev/null
 expect_fail 1 "model.safetensors" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o damaged "${resume_args[@]}" --resume
+"$MEGABYTE" info --verify straight | grep -q "verified: both files" || fail "info --verify on a sound checkpoint"
+cp -r straight damaged_opt
+opt=damaged_opt/checkpoints/step-00000008/optimizer.safetensors
+osize=$(stat -c %s "$opt")
+printf '\x55' | dd of="$opt" bs=1 seek=$((osize - 10)) conv=notrunc 2>/dev/null
+expect_fail 1 "optimizer.safetensors: data checksum mismatch" "$MEGABYTE" info --verify "$opt"
 truncate -s $((size / 2)) "$ck"
 expect_fail 1 "truncated" "$MEGABYTE" info "$ck"
 expect_fail 2 "DATASET and -o RUNDIR" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml"

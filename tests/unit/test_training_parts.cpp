@@ -1039,3 +1039,18 @@ TEST_CASE("metrics log: resuming drops the lines after the checkpoint and a torn
   CHECK(contains(error_of([&] { mb::train::MetricsLog log(tmp.path / "no" / "such" / "m.jsonl", 0); }),
                  "cannot open the metrics log"));
 }
+
+TEST_CASE("checkpoint: verify_checkpoint checks both files against the model's tensors") {
+  SavedRun r("tp-ckpt-verify");
+  CHECK_NOTHROW(mb::model::verify_checkpoint(r.checkpoint, r.model->parameters()));
+  mb::model::ModelConfig other = tiny_model_config();
+  other.local.dim = 12;
+  auto wrong = mb::model::make_model(other, 0);
+  CHECK(contains(error_of([&] { mb::model::verify_checkpoint(r.checkpoint, wrong->parameters()); }),
+                 "is not an F32 tensor of the model's shape"));
+  other = tiny_model_config();
+  other.global.layers = 2;
+  auto deeper = mb::model::make_model(other, 0);
+  CHECK(contains(error_of([&] { mb::model::verify_checkpoint(r.checkpoint, deeper->parameters()); }),
+                 "is missing"));
+}
