@@ -133,3 +133,33 @@ TEST_CASE("gpu determinism: gradient norm") {
     CHECK(a > 0.0);
     gt::check_bitwise(std::vector<double>{a}, std::vector<double>{b}, "grad_norm_squared");
 }
+
+TEST_CASE("gpu determinism: matmul and attention backward") {
+    // matmul: cuBLASLt with one algorithm on one stream, and the two-pass dbias.
+    const int M = 777, K = 256, N = 320;
+    auto inp = gt::to_device(kt::random_floats(static_cast<std::size_t>(M) * K, 31));
+    auto w = gt::to_device(kt::random_floats(static_cast<std::size_t>(N) * K, 32));
+    auto dout = gt::to_device(kt::random_floats(static_cast<std::size_t>(M) * N, 33));
+    twice({kt::random_floats(static_cast<std::size_t>(M) * K, 34),
+           kt::random_floats(static_cast<std::size_t>(N) * K, 35), kt::random_floats(N, 36)},
+          [&](auto& d) {
+              cuda::matmul_backward(d[0].get(), d[1].get(), d[2].get(), dout.get(), inp.get(),
+                                    w.get(), M, K, N);
+          },
+          "matmul_backward");
+
+    // attention: every key tile sums its queries, every query tile its keys, in a fixed order.
+    const int B = 2, T = 300, H = 3, d = 64;
+    const std::size_t rows = static_cast<std::size_t>(B) * T;
+    auto qkv = gt::to_device(kt::random_floats(rows * 3 * H * d, 41));
+    gt::DeviceBuffer<float> out(kt::random_floats(rows * H * d, 42));
+    gt::DeviceBuffer<float> lse(kt::random_floats(static_cast<std::size_t>(B) * H * T, 43));
+    cuda::attention_forward(out.get(), lse.get(), qkv.get(), B, T, H, d);
+    auto g = gt::to_device(kt::random_floats(rows * H * d, 44));
+    twice({kt::random_floats(rows * 3 * H * d, 45)},
+          [&](auto& dst) {
+              cuda::attention_backward(dst[0].get(), g.get(), out.get(), lse.get(), qkv.get(), B, T,
+                                       H, d);
+          },
+          "attention_backward");
+}
