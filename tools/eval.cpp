@@ -27,6 +27,7 @@ struct EvalArgs {
   std::uint64_t stride = 0;
   bool strided = false;
   bool per_doc = false;
+  bool per_position = false;
   bool json = false;
   std::uint64_t max_bytes = 0;
   int batch = 8;
@@ -65,6 +66,7 @@ int run_eval(const EvalArgs& a) {
   opt.strided = a.strided;
   opt.max_bytes = a.max_bytes;
   opt.per_document = a.per_doc;
+  opt.per_position = a.per_position;
   const std::uint64_t target = a.max_bytes ? std::min(a.max_bytes, split.bytes()) : split.bytes();
   Progress progress("eval", target, "bytes");
   opt.progress = [&](std::uint64_t bytes) {
@@ -95,6 +97,13 @@ int run_eval(const EvalArgs& a) {
         j["per_document"].push_back({{"document", d.document}, {"name", split.document_name(d.document)},
                                      {"bytes", d.bytes}, {"bpb", d.bits_per_byte()}});
     }
+    if (a.per_position) {
+      j["per_position"] = nlohmann::json::array();
+      for (std::size_t p = 0; p < report.positions.size(); ++p)
+        j["per_position"].push_back({{"position", p}, {"bytes", report.positions[p].bytes},
+                                     {"bpb", report.positions[p].bytes ? nlohmann::json(report.positions[p].bits_per_byte())
+                                                                       : nlohmann::json(nullptr)}});
+    }
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
@@ -108,6 +117,12 @@ int run_eval(const EvalArgs& a) {
               image ? "  " : "", image ? (std::string(8 - std::min<std::size_t>(8, bpb.size()), ' ') + bpb).c_str() : "",
               static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.documents),
               seconds, (human_bytes(bytes_per_second) + "/s").c_str());
+  if (a.per_position) {
+    std::printf("\n%8s %12s %8s\n", "position", "bytes", "bpb");
+    for (std::size_t p = 0; p < report.positions.size(); ++p)
+      std::printf("%8zu %12llu %8s\n", p, static_cast<unsigned long long>(report.positions[p].bytes),
+                  bpb_text(report.positions[p]).c_str());
+  }
   if (a.per_doc) {
     std::printf("\n%12s %8s  %s\n", "bytes", "bpb", "document");
     for (const train::DocumentScore& d : report.documents)
@@ -136,6 +151,8 @@ RunFunction add_eval_command(CLI::App& app) {
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
   sub->add_flag("--strided", a->strided, "The paper's strided inference: two passes offset by P/2");
   sub->add_flag("--per-doc", a->per_doc, "Also report every document");
+  sub->add_flag("--per-position", a->per_position,
+                "Also report bpb by position within a patch (where in a patch the loss lies)");
   sub->add_option("--max-bytes", a->max_bytes, "Score only a prefix of the split: at least this many bytes, in whole windows (K, M, G suffixes)")
       ->transform(CLI::AsSizeValue(false));
   sub->add_option("--batch", a->batch, "Windows per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();

@@ -49,6 +49,10 @@ class Scorer {
         if (static_cast<int>(i % P_) < w.keep) {
           loss += losses[b * T_ + i];
           ++count;
+          if (!report_.positions.empty()) {
+            report_.positions[i % P_].loss += losses[b * T_ + i];
+            ++report_.positions[i % P_].bytes;
+          }
         }
       report_.total.loss += loss;
       report_.total.bytes += count;
@@ -101,6 +105,7 @@ EvalReport evaluate(model::Model& model, const data::SplitReader& split, const E
   const int h = opt.strided ? P / 2 : P;
 
   EvalReport report;
+  if (opt.per_position) report.positions.resize(static_cast<std::size_t>(P));
   Scorer scorer(model, split, report, opt.per_document, opt.progress);
   std::uint64_t planned = 0;   // bytes scored by the windows queued so far
   for (std::uint64_t doc = 0; doc < split.documents(); ++doc) {

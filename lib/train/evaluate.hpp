@@ -40,6 +40,7 @@ struct EvalOptions {
   bool strided = false;         // the paper's two-pass strided inference (MEGABYTE only)
   std::uint64_t max_bytes = 0;  // stop once at least this many bytes are scored (0: all)
   bool per_document = false;    // fill EvalReport::documents
+  bool per_position = false;    // fill EvalReport::positions (by position within a patch)
   // Called after each batch with the bytes scored so far; returning false stops early.
   std::function<bool(std::uint64_t)> progress;
 };
@@ -47,6 +48,9 @@ struct EvalOptions {
 struct EvalReport {
   EvalResult total;
   std::vector<DocumentScore> documents;   // with per_document, in document order
+  // With per_position: P entries, the scored bytes at each position within their patch (of
+  // the window that scored them), the paper's view of where in a patch the loss lies.
+  std::vector<EvalResult> positions;
   bool stopped = false;                   // progress() asked to stop
 };
 

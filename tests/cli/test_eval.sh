@@ -41,6 +41,16 @@ assert slide["bpb"] != plain["bpb"] and strided["bpb"] != plain["bpb"]
 docs = both["per_document"]
 assert sum(d["bytes"] for d in docs) == both["bytes"] and len(docs) == both["documents"]
 PY
+"$MEGABYTE" -q eval run text.ds --per-position --json >pos.json
+python3 - pos.json plain.json <<'PY'
+import json, sys
+pos, plain = (json.load(open(f)) for f in sys.argv[1:])
+rows = pos["per_position"]
+assert [r["position"] for r in rows] == list(range(8)), rows   # P = 8 (tiny-cpu)
+assert sum(r["bytes"] for r in rows) == plain["bytes"]
+total = sum(r["bpb"] * r["bytes"] for r in rows) / plain["bytes"]
+assert abs(total - plain["bpb"]) < 1e-9, (total, plain["bpb"])
+PY
 "$MEGABYTE" eval run text.ds --stride 32 --strided >table.txt
 grep -q "sliding window, T = 128, stride 32, strided inference" table.txt || { cat table.txt; fail "method line"; }
 grep -Eq '^validation +[0-9]+\.[0-9]{4} ' table.txt || { cat table.txt; fail "bpb row"; }

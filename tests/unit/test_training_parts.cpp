@@ -920,6 +920,7 @@ TEST_CASE("evaluate: stride T is plain; every stride scores every byte exactly o
   const mb::train::EvalResult plain = mb::train::evaluate_plain(*model, split, 0);
   mb::train::EvalOptions opt;
   opt.per_document = true;
+  opt.per_position = true;
   for (std::uint64_t stride : {0u, 16u, 1u, 5u, 8u, 15u}) {
     INFO("stride " << stride);
     opt.stride = stride;
@@ -934,7 +935,26 @@ TEST_CASE("evaluate: stride T is plain; every stride scores every byte exactly o
       sum += r.documents[d].loss;
     }
     CHECK(sum == doctest::Approx(r.total.loss).epsilon(1e-12));
-    if (stride == 0 || stride == 16) CHECK(r.total.loss == plain.loss);   // the same windows
+    // By position within the patch (P = 4): the parts add up to the whole.
+    REQUIRE(r.positions.size() == 4);
+    double by_position = 0.0;
+    std::uint64_t position_bytes = 0;
+    for (const auto& p : r.positions) {
+      by_position += p.loss;
+      position_bytes += p.bytes;
+    }
+    CHECK(position_bytes == 77);
+    CHECK(by_position == doctest::Approx(r.total.loss).epsilon(1e-12));
+    if (stride == 0 || stride == 16) {
+      CHECK(r.total.loss == plain.loss);   // the same windows
+      // Plain windows: a window's position i is in patch position i mod 4; the documents of
+      // 1, 3, 16, 17 (16 + 1) and 40 (16 + 16 + 8) bytes put 1+1+4+5+10 = 21 bytes at position
+      // 0, 0+1+4+4+10 = 19 at 1, 19 at 2 and 0+0+4+4+10 = 18 at 3.
+      CHECK(r.positions[0].bytes == 21);
+      CHECK(r.positions[1].bytes == 19);
+      CHECK(r.positions[2].bytes == 19);
+      CHECK(r.positions[3].bytes == 18);
+    }
   }
   opt.stride = 17;
   CHECK(contains(error_of([&] { mb::train::evaluate(*model, split, opt); }), "longer than the model's context"));
