@@ -165,10 +165,18 @@ rowdot_kernel(float* __restrict__ D, const float* __restrict__ dout, const float
 }
 
 // Shared memory of both backward kernels: four tiles [kTile][d + 1] (keys, values, scaled
-// queries, dout) and lse, D of the staged queries.
+// queries, dout) and lse, D of the staged queries. backward_smem sizes it, BackwardTiles
+// carves it, so the two kernels cannot disagree on the layout.
 std::size_t backward_smem(int d) {
     return (4 * static_cast<std::size_t>(kTile) * (d + 1) + 2 * kTile) * sizeof(float);
 }
+
+struct BackwardTiles {
+    float *K, *V, *Q, *dO, *lse, *D;
+    __device__ BackwardTiles(float* smem, int kp)
+        : K(smem), V(K + kTile * kp), Q(V + kTile * kp), dO(Q + kTile * kp),
+          lse(dO + kTile * kp), D(lse + kTile) {}
+};
 
 __global__ void __launch_bounds__(kThreads)
 backward_dkv_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
@@ -176,12 +184,7 @@ backward_dkv_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
                     const float* __restrict__ qkv, Layout L, int ktiles, float scale) {
     extern __shared__ float smem[];
     const int d = L.d, kp = d + 1;
-    float* Ks = smem;
-    float* Vs = Ks + kTile * kp;
-    float* Qs = Vs + kTile * kp;
-    float* dOs = Qs + kTile * kp;
-    float* lse_s = dOs + kTile * kp;
-    float* D_s = lse_s + kTile;
+    const BackwardTiles tiles(smem, kp);
     const int tile = static_cast<int>(blockIdx.x) % ktiles;
     const int bh = static_cast<int>(blockIdx.x) / ktiles;
     const int b = bh / L.H, h = bh % L.H;
@@ -190,8 +193,8 @@ backward_dkv_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
     const std::size_t ostride = static_cast<std::size_t>(L.H) * d;
     const int k0 = tile * kTile, nk = min(kTile, L.T - k0);
 
-    stage_rows(Ks, kp, qkv + L.qkv(b, k0, 1, h), tstride, nk, d, 1.0f);
-    stage_rows(Vs, kp, qkv + L.qkv(b, k0, 2, h), tstride, nk, d, 1.0f);
+    stage_rows(tiles.K, kp, qkv + L.qkv(b, k0, 1, h), tstride, nk, d, 1.0f);
+    stage_rows(tiles.V, kp, qkv + L.qkv(b, k0, 2, h), tstride, nk, d, 1.0f);
     float dk[kRowsPerWarp][kPer], dv[kRowsPerWarp][kPer];
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r)
@@ -201,12 +204,12 @@ backward_dkv_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
     // Queries before the key tile see none of its keys.
     for (int t0 = k0; t0 < L.T; t0 += kTile) {
         const int nq = min(kTile, L.T - t0);
-        __syncthreads();  // the previous query tile is consumed (and Ks, Vs are written)
-        stage_rows(Qs, kp, qkv + L.qkv(b, t0, 0, h), tstride, nq, d, scale);
-        stage_rows(dOs, kp, dout + L.out(b, t0, h), ostride, nq, d, 1.0f);
+        __syncthreads();  // the previous query tile is consumed (and tiles.K, tiles.V are written)
+        stage_rows(tiles.Q, kp, qkv + L.qkv(b, t0, 0, h), tstride, nq, d, scale);
+        stage_rows(tiles.dO, kp, dout + L.out(b, t0, h), ostride, nq, d, 1.0f);
         if (static_cast<int>(threadIdx.x) < nq) {
-            lse_s[threadIdx.x] = lse[L.lse(b, h, t0 + static_cast<int>(threadIdx.x))];
-            D_s[threadIdx.x] = D[L.lse(b, h, t0 + static_cast<int>(threadIdx.x))];
+            tiles.lse[threadIdx.x] = lse[L.lse(b, h, t0 + static_cast<int>(threadIdx.x))];
+            tiles.D[threadIdx.x] = D[L.lse(b, h, t0 + static_cast<int>(threadIdx.x))];
         }
         __syncthreads();
         const int i = lane, t = t0 + lane;  // lane i: query t0 + i
@@ -216,10 +219,10 @@ backward_dkv_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
             if (jj >= nk) continue;  // warp-uniform
             float p = 0.0f, ds = 0.0f;
             if (i < nq && t >= kj) {
-                const float s = dot(Qs + i * kp, Ks + jj * kp, d);
-                const float dp = dot(dOs + i * kp, Vs + jj * kp, d);
-                p = expf(s - lse_s[i]);
-                ds = p * (dp - D_s[i]);
+                const float s = dot(tiles.Q + i * kp, tiles.K + jj * kp, d);
+                const float dp = dot(tiles.dO + i * kp, tiles.V + jj * kp, d);
+                p = expf(s - tiles.lse[i]);
+                ds = p * (dp - tiles.D[i]);
             }
             for (int q = 0; q < nq; ++q) {  // queries in increasing order
                 const float pq = __shfl_sync(kFull, p, q), dsq = __shfl_sync(kFull, ds, q);
@@ -227,8 +230,8 @@ backward_dkv_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
                 for (int c = 0; c < kPer; ++c) {
                     const int e = lane + c * kWarp;
                     if (e < d) {
-                        dv[r][c] += pq * dOs[q * kp + e];
-                        dk[r][c] += dsq * Qs[q * kp + e];
+                        dv[r][c] += pq * tiles.dO[q * kp + e];
+                        dk[r][c] += dsq * tiles.Q[q * kp + e];
                     }
                 }
             }
@@ -257,12 +260,7 @@ backward_dq_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
                    const float* __restrict__ qkv, Layout L, int qtiles, float scale) {
     extern __shared__ float smem[];
     const int d = L.d, kp = d + 1;
-    float* Ks = smem;
-    float* Vs = Ks + kTile * kp;
-    float* Qs = Vs + kTile * kp;
-    float* dOs = Qs + kTile * kp;
-    float* lse_s = dOs + kTile * kp;
-    float* D_s = lse_s + kTile;
+    const BackwardTiles tiles(smem, kp);
     const int tile = static_cast<int>(blockIdx.x) % qtiles;
     const int bh = static_cast<int>(blockIdx.x) / qtiles;
     const int b = bh / L.H, h = bh % L.H;
@@ -271,11 +269,11 @@ backward_dq_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
     const std::size_t ostride = static_cast<std::size_t>(L.H) * d;
     const int q0 = tile * kTile, nq = min(kTile, L.T - q0);
 
-    stage_rows(Qs, kp, qkv + L.qkv(b, q0, 0, h), tstride, nq, d, scale);
-    stage_rows(dOs, kp, dout + L.out(b, q0, h), ostride, nq, d, 1.0f);
+    stage_rows(tiles.Q, kp, qkv + L.qkv(b, q0, 0, h), tstride, nq, d, scale);
+    stage_rows(tiles.dO, kp, dout + L.out(b, q0, h), ostride, nq, d, 1.0f);
     if (static_cast<int>(threadIdx.x) < nq) {
-        lse_s[threadIdx.x] = lse[L.lse(b, h, q0 + static_cast<int>(threadIdx.x))];
-        D_s[threadIdx.x] = D[L.lse(b, h, q0 + static_cast<int>(threadIdx.x))];
+        tiles.lse[threadIdx.x] = lse[L.lse(b, h, q0 + static_cast<int>(threadIdx.x))];
+        tiles.D[threadIdx.x] = D[L.lse(b, h, q0 + static_cast<int>(threadIdx.x))];
     }
     float dq[kRowsPerWarp][kPer];
 #pragma unroll
@@ -287,8 +285,8 @@ backward_dq_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
     for (int k0 = 0; k0 < kend; k0 += kTile) {
         const int nk = min(kTile, kend - k0);
         __syncthreads();  // the previous key tile is consumed (and the query tile is written)
-        stage_rows(Ks, kp, qkv + L.qkv(b, k0, 1, h), tstride, nk, d, 1.0f);
-        stage_rows(Vs, kp, qkv + L.qkv(b, k0, 2, h), tstride, nk, d, 1.0f);
+        stage_rows(tiles.K, kp, qkv + L.qkv(b, k0, 1, h), tstride, nk, d, 1.0f);
+        stage_rows(tiles.V, kp, qkv + L.qkv(b, k0, 2, h), tstride, nk, d, 1.0f);
         __syncthreads();
         const int j = lane;  // lane j: key k0 + j
 #pragma unroll
@@ -299,17 +297,17 @@ backward_dq_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
             if (n <= 0) continue;               // warp-uniform
             float ds = 0.0f;
             if (j < n) {
-                const float s = dot(Qs + ii * kp, Ks + j * kp, d);
-                const float dp = dot(dOs + ii * kp, Vs + j * kp, d);
-                const float p = expf(s - lse_s[ii]);
-                ds = p * (dp - D_s[ii]);
+                const float s = dot(tiles.Q + ii * kp, tiles.K + j * kp, d);
+                const float dp = dot(tiles.dO + ii * kp, tiles.V + j * kp, d);
+                const float p = expf(s - tiles.lse[ii]);
+                ds = p * (dp - tiles.D[ii]);
             }
             for (int k = 0; k < n; ++k) {  // keys in increasing order
                 const float dsk = __shfl_sync(kFull, ds, k);
 #pragma unroll
                 for (int c = 0; c < kPer; ++c) {
                     const int e = lane + c * kWarp;
-                    if (e < d) dq[r][c] += dsk * Ks[k * kp + e];
+                    if (e < d) dq[r][c] += dsk * tiles.K[k * kp + e];
                 }
             }
         }
