@@ -3,7 +3,7 @@
 // C++ (no CUDA types), so any .cpp file can call them; link kernels_cuda_dep.
 //
 // This first part is fp32 throughout, for checking the GPU kernels against the CPU reference
-// one op at a time. The training configuration of DESIGN.md decision 1 (bf16 activations and
+// one op at a time. The training configuration of the project design (bf16 activations and
 // matrix products with fp32 accumulation, fp32 master weights, cuBLASLt, a fused attention)
 // comes later, beside these functions.
 //

@@ -1,4 +1,4 @@
-// Checkpoints (DESIGN.md decision 4; every tensor is listed in megabyte-checkpoint(5)).
+// Checkpoints (megabyte-checkpoint(5) lists every tensor, its shape and paper symbol).
 //
 // A checkpoint is a directory RUNDIR/checkpoints/step-NNNNNNNN/ holding
 //   model.safetensors      the weights (fp32), the resolved config (YAML) and the step in

@@ -1,6 +1,6 @@
 // Generation with a trained model, one byte at a time, with key/value caches so that each new
 // byte costs one step of each stack instead of a forward pass over the whole window
-// (DESIGN.md, "Generation").
+// (megabyte-sample(1)).
 //
 // MEGABYTE: the global model runs once per patch, incrementally, its
 // attention reading a cache of the keys and values of the earlier patches; its output for patch

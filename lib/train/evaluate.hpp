@@ -1,4 +1,4 @@
-// Bits per byte of a model on a dataset split (DESIGN.md decision 8): every document scored
+// Bits per byte of a model on a dataset split (megabyte-eval(1)): every document scored
 // from an empty context and the total taken over real bytes, in the paper's three ways:
 //   plain       windows of T bytes, back to back (stride = T);
 //   --stride S  a sliding window: windows start every S bytes and each scores only the bytes

@@ -1,4 +1,4 @@
-// Training windows (DESIGN.md decision 8): a window is T bytes of one document of the train
+// Training windows (megabyte-train(1), TRAINING, Windows): a window is T bytes of one document of the train
 // split, a shorter document padded with the pad id. The i-th window of epoch e is a pure
 // function of (seed, e, i): a document drawn with probability proportional to its size, then
 // a start offset drawn uniformly among those that fit. So the sampler's whole state is

@@ -404,7 +404,7 @@ TEST_CASE("config: an unknown key in --set names the --set, not a line") {
   check_message(e, {"--set model.patch_sise", "unknown key 'model.patch_sise'", "did you mean 'model.patch_size'?"});
   CHECK_FALSE(contains(e, "line"));
   check_message(parse_error("", {"modle.context=1"}), {"--set modle.context", "unknown key 'modle'", "'model'"});
-  // The form of DESIGN.md's example: lr lives under train.optimizer.
+  // A natural guess (the design notes' own example): lr lives under train.optimizer.
   check_message(parse_error("", {"train.lr=3e-4"}), {"--set train.lr", "'train.optimizer.lr'"});
 }
 
