@@ -8,6 +8,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "backend/backend.hpp"
 #include "command.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -17,6 +18,7 @@
 #include "data/read_benchmark.hpp"
 #include "model/checkpoint.hpp"
 #include "model/config.hpp"
+#include "model/model.hpp"
 #include "train/generation_benchmark.hpp"
 #include "train/train_benchmark.hpp"
 
@@ -37,7 +39,53 @@ struct BenchArgs {
   unsigned threads = 0;
   std::uint64_t cache = 512ull << 20;
   bool json = false;
+  bool memory = false;
+  std::string device;   // empty: backend::default_device()
 };
+
+backend::Device chosen_device(const BenchArgs& a) {
+  return a.device.empty() ? backend::default_device() : backend::parse_device(a.device, "--device");
+}
+
+// --memory: what the config needs on the device, from the model's own allocation plan
+// (nothing is allocated and no device is needed).
+int run_memory_plan(const BenchArgs& a) {
+  const model::Config config = model::load_config(a.config, a.overrides);
+  const backend::Device device = chosen_device(a);
+  const int batch = config.train.batch_size;
+  const auto plan = model::make_model_plan(config.model, batch, device);
+  const model::ModelMemory m = plan->memory();
+  const std::size_t moments = 2 * m.parameters;
+  const std::size_t workspace =
+      device == backend::Device::cuda ? backend::kCudaMatmulWorkspaceBytes : std::size_t{0};
+  const std::size_t total = m.parameters + m.gradients + moments + m.activations + workspace;
+  const std::string dev(backend::device_name(device));
+  if (a.json) {
+    nlohmann::json j{{"benchmark", "memory"}, {"config", a.config}, {"device", dev},
+                     {"batch_size", batch}, {"context", config.model.context},
+                     {"parameters", plan->parameters().count()},
+                     {"parameter_bytes", m.parameters}, {"gradient_bytes", m.gradients},
+                     {"optimizer_bytes", moments}, {"activation_bytes", m.activations},
+                     {"workspace_bytes", workspace}, {"total_bytes", total}};
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  auto row = [](const char* what, std::size_t bytes, const std::string& note) {
+    std::printf("  %-20s %10s  %s\n", what, human_bytes(static_cast<double>(bytes)).c_str(), note.c_str());
+  };
+  std::printf("memory on %s for %s (batch %d x T %d, %.2fM parameters):\n", dev.c_str(),
+              a.config.c_str(), batch, config.model.context,
+              static_cast<double>(plan->parameters().count()) / 1e6);
+  row("parameters", m.parameters, "fp32");
+  row("gradients", m.gradients, "fp32");
+  row("AdamW moments", moments, "fp32 m and v");
+  row("activations", m.activations, "what forward keeps for backward, scratch, ids");
+  if (workspace) row("cuBLASLt workspace", workspace, "");
+  row("total", total, device == backend::Device::cuda
+                          ? "plus the CUDA context and the kernels' per-op temporaries"
+                          : "plus the kernels' per-op temporaries");
+  return kExitOk;
+}
 
 std::string fixed1(double v) {
   char buf[32];
@@ -50,16 +98,26 @@ int run_training_bench(const BenchArgs& a) {
   if (a.threads > 0) omp_set_num_threads(static_cast<int>(a.threads));
   const int threads = omp_get_max_threads();
   const model::ModelConfig& m = config.model;
+  const backend::Device device = chosen_device(a);
+  const bool gpu = device == backend::Device::cuda;
   log_info("bench: training " + a.config + " (" + std::string(model::model_kind_name(m.kind)) +
            ", T " + std::to_string(m.context) + ", batch " + std::to_string(config.train.batch_size) +
-           "x" + std::to_string(config.train.grad_accumulation) + ") on " + std::to_string(threads) +
-           " threads for at least " + std::to_string(a.min_steps) + " steps and " +
-           fixed1(a.seconds) + " s");
-  const train::TrainBenchmark t = train::benchmark_training(config, a.seconds, a.min_steps);
-  const double sgemm = train::measure_sgemm_gflops(1024, 1.0);
+           "x" + std::to_string(config.train.grad_accumulation) + ") on " +
+           (gpu ? std::string("cuda") : std::to_string(threads) + " threads") +
+           " for at least " + std::to_string(a.min_steps) + " steps and " + fixed1(a.seconds) + " s");
+  const train::TrainBenchmark t = train::benchmark_training(config, a.seconds, a.min_steps, device);
+  const int sgemm_n = gpu ? 4096 : 1024;
+  const double sgemm = train::measure_sgemm_gflops(device, sgemm_n, 1.0);
   const double state_bytes = 4.0 * sizeof(float) * static_cast<double>(t.parameters);  // weights, grads, m, v
+  // Model FLOP utilisation: achieved model FLOP/s over the device's peak (device_peaks.cpp).
+  const double mfu_bf16 = t.peak_bf16_flops > 0 ? t.gflops() * 1e9 / t.peak_bf16_flops : 0.0;
+  const double mfu_fp32 = t.peak_fp32_flops > 0 ? t.gflops() * 1e9 / t.peak_fp32_flops : 0.0;
   if (a.json) {
     nlohmann::json j{{"benchmark", "train"}, {"config", a.config}, {"threads", threads},
+                     {"device", std::string(backend::device_name(device))}, {"device_name", t.device},
+                     {"peak_device_bytes", t.peak_device_bytes},
+                     {"peak_bf16_flops", t.peak_bf16_flops}, {"peak_fp32_flops", t.peak_fp32_flops},
+                     {"mfu_bf16", mfu_bf16}, {"mfu_fp32", mfu_fp32}, {"sgemm_n", sgemm_n},
                      {"steps", t.steps}, {"seconds", t.seconds}, {"step_seconds", t.step_seconds()},
                      {"bytes_per_second", t.bytes_per_second()}, {"gflops", t.gflops()},
                      {"flops_per_step", t.flops_per_step}, {"sgemm_gflops", sgemm},
@@ -71,12 +129,25 @@ int run_training_bench(const BenchArgs& a) {
   }
   std::printf("train:  %.0f bytes/s, %.3f s/step, %.1f GFLOP/s (%.2f GFLOP/step, %d steps)\n",
               t.bytes_per_second(), t.step_seconds(), t.gflops(), t.flops_per_step / 1e9, t.steps);
-  std::printf("sgemm:  %.1f GFLOP/s (1024x1024x1024, the model's matmul kernel): training at %.0f%%\n",
-              sgemm, 100.0 * t.gflops() / sgemm);
-  std::printf("memory: peak %s resident; activations %s, parameters+gradients+AdamW %s (%.2fM parameters)\n",
-              human_bytes(static_cast<double>(t.peak_rss_bytes)).c_str(),
-              human_bytes(static_cast<double>(t.activation_bytes)).c_str(),
-              human_bytes(state_bytes).c_str(), static_cast<double>(t.parameters) / 1e6);
+  std::printf("sgemm:  %.1f GFLOP/s (%dx%dx%d, the model's matmul kernel): training at %.0f%%\n",
+              sgemm, sgemm_n, sgemm_n, sgemm_n, 100.0 * t.gflops() / sgemm);
+  if (gpu) {
+    if (t.peak_bf16_flops > 0)
+      std::printf("device: %s: MFU %.1f%% of the bf16 peak (%.0f TFLOP/s), %.1f%% of the fp32 peak (%.1f TFLOP/s)\n",
+                  t.device.c_str(), 100.0 * mfu_bf16, t.peak_bf16_flops / 1e12, 100.0 * mfu_fp32,
+                  t.peak_fp32_flops / 1e12);
+    else
+      std::printf("device: %s: its peak rate is not in megabyte's table, so no MFU\n", t.device.c_str());
+    std::printf("memory: peak %s on the device; activations %s, parameters+gradients+AdamW %s (%.2fM parameters)\n",
+                human_bytes(static_cast<double>(t.peak_device_bytes)).c_str(),
+                human_bytes(static_cast<double>(t.activation_bytes)).c_str(),
+                human_bytes(state_bytes).c_str(), static_cast<double>(t.parameters) / 1e6);
+  } else {
+    std::printf("memory: peak %s resident; activations %s, parameters+gradients+AdamW %s (%.2fM parameters)\n",
+                human_bytes(static_cast<double>(t.peak_rss_bytes)).c_str(),
+                human_bytes(static_cast<double>(t.activation_bytes)).c_str(),
+                human_bytes(state_bytes).c_str(), static_cast<double>(t.parameters) / 1e6);
+  }
   return kExitOk;
 }
 
@@ -147,8 +218,12 @@ int run_dataset_bench(const BenchArgs& a) {
 }
 
 int run_bench(const BenchArgs& a) {
+  if ((a.generate || !a.checkpoint.empty()) && a.device == "cuda")
+    throw Error("--device cuda", "generation runs on the CPU in this version of megabyte",
+                "leave out --device to benchmark generation on the CPU");
   if (!a.checkpoint.empty()) return run_generation_bench(a);
   if (a.config.empty()) return run_dataset_bench(a);
+  if (a.memory) return run_memory_plan(a);
   return a.generate ? run_generation_bench(a) : run_training_bench(a);
 }
 
@@ -160,6 +235,7 @@ RunFunction add_bench_command(CLI::App& app) {
   sub->footer("\nExamples:\n  megabyte bench --config configs/bench-cpu.yaml\n"
               "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --set train.batch_size=1\n"
               "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --generate\n"
+              "  megabyte bench --config configs/paper-pg19.yaml --device cuda --memory\n"
               "  megabyte bench --checkpoint runs/kjv-tiny\n"
               "  megabyte bench --dataset data/dev/kjv.dataset --window 8192 -j 2\n\nSee megabyte-bench(1).");
   // Exactly one of these says what to measure; CLI11 reports a usage error otherwise.
@@ -177,6 +253,13 @@ RunFunction add_bench_command(CLI::App& app) {
   sub->add_flag("--generate", a->generate,
                 "With --config: generation bytes/s with the KV cache and by re-forwarding the window per byte")
       ->needs(config_opt);
+  sub->add_flag(
+      "--memory", a->memory,
+      "With --config: print the memory the config needs on the device (from the model's "
+      "allocation plan; runs nothing, needs no GPU)")->needs(config_opt);
+  sub->add_option("--device", a->device,
+                  "With --config: cpu or cuda (default: cuda where a GPU is found, else cpu)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   sub->add_option("--split", a->split, "The split to read")->capture_default_str();
   sub->add_option("--window", a->window, "Window length T in bytes")->check(CLI::Range(1, 1 << 30))->capture_default_str();
   sub->add_option("--seconds", a->seconds, "How long to measure (at least)")->check(CLI::Range(0.1, 3600.0))->capture_default_str();

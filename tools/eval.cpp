@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "backend/backend.hpp"
 #include "command.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -31,6 +32,7 @@ struct EvalArgs {
   bool json = false;
   std::uint64_t max_bytes = 0;
   int batch = 8;
+  std::string device;   // empty: backend::default_device()
   int threads = 0;
 };
 
@@ -58,8 +60,11 @@ int run_eval(const EvalArgs& a) {
   train::check_dataset_matches(info.config, dataset);
   const data::SplitReader& split = dataset.split(a.split);
 
-  auto net = model::make_model(info.config.model, a.batch);
+  const backend::Device device =
+      a.device.empty() ? backend::default_device() : backend::parse_device(a.device, "--device");
+  auto net = model::make_model(info.config.model, a.batch, backend::make_backend(device));
   model::load_weights(dir, net->parameters());
+  net->upload_parameters();
 
   train::EvalOptions opt;
   opt.stride = a.stride;
@@ -157,6 +162,8 @@ RunFunction add_eval_command(CLI::App& app) {
       ->transform(CLI::AsSizeValue(false));
   sub->add_option("--batch", a->batch, "Windows per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
   sub->add_option("-j,--threads", a->threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
+  sub->add_option("--device", a->device, "cpu or cuda (default: cuda where a GPU is found, else cpu)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   sub->add_flag("--json", a->json, "Print as JSON");
   return [a] { return run_eval(*a); };
 }

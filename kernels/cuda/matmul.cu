@@ -49,8 +49,7 @@ void check_lt(cublasStatus_t status, const char* expr, const char* file, int lin
 
 #define MB_CUBLASLT_CHECK(expr) check_lt((expr), #expr, __FILE__, __LINE__)
 
-// 32 MiB: what NVIDIA recommends for Hopper; more than enough for Ampere.
-constexpr std::size_t kWorkspaceBytes = std::size_t{32} << 20;
+constexpr std::size_t kWorkspaceBytes = kMatmulWorkspaceBytes;
 
 struct DeviceLt {
     cublasLtHandle_t handle = nullptr;

@@ -8,7 +8,13 @@
 // algorithm; the algorithm is chosen once per shape and pointer alignment and cached).
 #pragma once
 
+#include <cstddef>
+
 namespace mb::kernels::cuda {
+
+// The cuBLASLt workspace, allocated once per device on first use: 32 MiB, what NVIDIA
+// recommends for Hopper and more than enough for Ampere.
+constexpr std::size_t kMatmulWorkspaceBytes = std::size_t{32} << 20;
 
 // out[M,N] = inp[M,K] · weight[N,K]ᵀ + bias[N]. bias may be null (no bias). out is
 // overwritten. Throws std::invalid_argument for a negative dimension.

@@ -3,92 +3,93 @@
 //   p(x_t)  = softmax(transformer(h_in)[t] · E[0:256]ᵀ)   (tied output head)
 // It is MEGABYTE's global model with P = 1 and no local model.
 #include <algorithm>
+#include <stdexcept>
 
-#include "cpu/crossentropy.hpp"
-#include "cpu/embedding.hpp"
-#include "cpu/matmul.hpp"
-#include "cpu/residual.hpp"
 #include "model/model.hpp"
 #include "model/transformer_stack.hpp"
 
 namespace mb::model {
 
-namespace k = mb::kernels::cpu;
-
 namespace {
+
+using backend::Slice;
 
 class ByteTransformerModel final : public Model {
  public:
-  ByteTransformerModel(const ModelConfig& c, int max_batch)
-      : Model(c, max_batch),
+  ByteTransformerModel(const ModelConfig& c, int max_batch, std::shared_ptr<backend::Backend> be,
+                       backend::Device device)
+      : Model(c, max_batch, std::move(be), device),
         T_(c.context), D_(c.global.dim),
         embedding_(params_.add("byte_embedding", {kEmbeddingRows, D_}, ParamRole::weight,
                                ParamGroup::embedding)),
         position_(params_.add("position_embedding", {T_, D_}, ParamRole::weight,
                               ParamGroup::embedding)),
-        stack_(params_, "",
+        stack_(params_, view_, backend_.get(), "",
                StackShape{c.global.layers, D_, c.global.heads, c.ffn_multiplier * D_,
                           c.activation, c.dropout, c.layernorm_eps},
                ParamGroup::global) {
-    if (max_batch == 0) return;   // a description of the parameters only
-    params_.allocate();
-    const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
-    stack_.reserve(max_batch * T_, T_);
-    inputs_.resize(rows);
-    targets_.resize(rows);
-    losses_.resize(rows);
-    in_.resize(rows * D_);
-    out_.resize(rows * D_);
-    dout_.resize(rows * D_);
-    din_.resize(rows * D_);
+    if (max_batch > 0) {
+      check_head_dim(D_, c.global.heads, "model.global.heads");
+      const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
+      stack_.reserve(arena_, max_batch * T_, T_);
+      inputs_ = arena_.reserve<std::int32_t>(rows);
+      targets_ = arena_.reserve<std::int32_t>(rows);
+      losses_device_ = arena_.reserve<float>(rows);
+      in_ = arena_.reserve<float>(rows * D_);
+      out_ = arena_.reserve<float>(rows * D_);
+      dout_ = arena_.reserve<float>(rows * D_);
+      din_ = arena_.reserve<float>(rows * D_);
+      host_inputs_.resize(rows);
+      host_targets_.resize(rows);
+    }
+    commit_memory();
   }
 
   LossSum forward(const std::int32_t* ids, int batch, bool training,
                   std::uint64_t dropout_seed) override {
     if (batch < 1 || batch > max_batch_) throw std::logic_error("ByteTransformerModel: bad batch size");
+    backend::Backend& k = *backend_;
     batch_ = batch;
     const int N = batch * T_;
     // The input at t is the byte before it: shift right by one, a pad first.
-    for (int n = 0; n < N; ++n) inputs_[n] = n % T_ == 0 ? kPadId : ids[n - 1];
-    k::embedding_forward(in_.data(), inputs_.data(), params_.value(embedding_), N, D_,
-                         kEmbeddingRows);
+    for (int n = 0; n < N; ++n) host_inputs_[n] = n % T_ == 0 ? kPadId : ids[n - 1];
+    targets_from_ids(host_targets_.data(), ids, static_cast<std::size_t>(N));
+    upload_ids(inputs_, host_inputs_.data(), static_cast<std::size_t>(N));
+    upload_ids(targets_, host_targets_.data(), static_cast<std::size_t>(N));
+
+    k.embedding_forward(in_.get(), inputs_.get(), view_.value(embedding_), N, D_, kEmbeddingRows);
     for (int b = 0; b < batch; ++b) {
-      float* row = in_.data() + static_cast<std::size_t>(b) * T_ * D_;
-      k::residual_forward(row, row, params_.value(position_), static_cast<std::size_t>(T_) * D_);
+      float* row = in_.get() + static_cast<std::size_t>(b) * T_ * D_;
+      k.residual_forward(row, row, view_.value(position_), static_cast<std::size_t>(T_) * D_);
     }
-    stack_.forward(out_.data(), in_.data(), batch, T_, training, dropout_seed);
-    targets_from_ids(targets_.data(), ids, static_cast<std::size_t>(N));
-    if (training) return {0.0, k::crossentropy_count(targets_.data(), N)};
-    const k::CrossEntropySum ce = k::crossentropy_forward(
-        losses_.data(), out_.data(), params_.value(embedding_), targets_.data(), N, D_, kByteValues);
+    stack_.forward(out_.get(), in_.get(), batch, T_, training, dropout_seed);
+    if (training) return {0.0, count_targets(ids, static_cast<std::size_t>(N))};
+    const backend::CrossEntropyResult ce =
+        k.crossentropy_forward(losses_device_.get(), out_.get(), view_.value(embedding_),
+                               targets_.get(), N, D_, kByteValues);
+    fetch_losses(losses_device_, static_cast<std::size_t>(N));
     return {ce.loss, ce.count};
   }
 
   LossSum backward(float dloss) override {
+    backend::Backend& k = *backend_;
     const int N = batch_ * T_;
-    std::fill_n(dout_.begin(), static_cast<std::size_t>(N) * D_, 0.0f);
-    const k::CrossEntropySum ce = k::crossentropy_backward(
-        dout_.data(), params_.grad(embedding_), out_.data(), params_.value(embedding_),
-        targets_.data(), dloss, N, D_, kByteValues);
-    stack_.backward(din_.data(), dout_.data());
-    k::embedding_backward(params_.grad(embedding_), din_.data(), inputs_.data(), N, D_,
-                          kEmbeddingRows);
+    k.zero(dout_.get(), static_cast<std::size_t>(N) * D_ * sizeof(float));
+    const backend::CrossEntropyResult ce =
+        k.crossentropy_backward(dout_.get(), view_.grad(embedding_), out_.get(),
+                                view_.value(embedding_), targets_.get(), dloss, N, D_, kByteValues);
+    stack_.backward(din_.get(), dout_.get());
+    k.embedding_backward(view_.grad(embedding_), din_.get(), inputs_.get(), N, D_, kEmbeddingRows);
     for (int b = 0; b < batch_; ++b)
-      k::residual_backward(params_.grad(position_), nullptr,
-                           din_.data() + static_cast<std::size_t>(b) * T_ * D_,
-                           static_cast<std::size_t>(T_) * D_);
+      k.residual_backward(view_.grad(position_), nullptr,
+                          din_.get() + static_cast<std::size_t>(b) * T_ * D_,
+                          static_cast<std::size_t>(T_) * D_);
     return {ce.loss, ce.count};
   }
 
   void logits(float* out, const std::int32_t* ids, int batch) override {
     forward(ids, batch, false, 0);
-    k::matmul_forward(out, out_.data(), params_.value(embedding_), nullptr, batch * T_, D_,
-                      kByteValues);
-  }
-
-  std::size_t activation_floats() const override {
-    const std::size_t rows = static_cast<std::size_t>(max_batch_) * T_;
-    return rows * (stack_.floats_per_row() + 4 * D_ + 2);
+    tied_logits(out, out_.get(), view_.value(embedding_), batch * T_, D_);
   }
 
  private:
@@ -96,14 +97,17 @@ class ByteTransformerModel final : public Model {
   const std::size_t embedding_, position_;
   TransformerStack stack_;
   int batch_ = 0;
-  std::vector<std::int32_t> inputs_, targets_;
-  std::vector<float> in_, out_, dout_, din_;
+  Slice<std::int32_t> inputs_, targets_;
+  Slice<float> losses_device_, in_, out_, dout_, din_;
+  std::vector<std::int32_t> host_inputs_, host_targets_;
 };
 
 }  // namespace
 
-std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, int max_batch) {
-  return std::make_unique<ByteTransformerModel>(config, max_batch);
+std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, int max_batch,
+                                                   std::shared_ptr<backend::Backend> backend,
+                                                   backend::Device device) {
+  return std::make_unique<ByteTransformerModel>(config, max_batch, std::move(backend), device);
 }
 
 }  // namespace mb::model

@@ -1,14 +1,116 @@
 #include "model/model.hpp"
 
+#include <string>
+
+#include "core/error.hpp"
+
 namespace mb::model {
 
+std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch,
+                                  std::shared_ptr<backend::Backend> backend) {
+  const backend::Device device = backend ? backend->device() : backend::Device::cpu;
+  if (config.kind == ModelKind::megabyte)
+    return make_megabyte_model(config, max_batch, std::move(backend), device);
+  return make_byte_transformer_model(config, max_batch, std::move(backend), device);
+}
+
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch) {
-  if (config.kind == ModelKind::megabyte) return make_megabyte_model(config, max_batch);
-  return make_byte_transformer_model(config, max_batch);
+  return make_model(config, max_batch, max_batch > 0 ? backend::make_backend(backend::Device::cpu) : nullptr);
+}
+
+std::unique_ptr<Model> make_model_plan(const ModelConfig& config, int max_batch,
+                                       backend::Device device) {
+  if (config.kind == ModelKind::megabyte)
+    return make_megabyte_model(config, max_batch, nullptr, device);
+  return make_byte_transformer_model(config, max_batch, nullptr, device);
+}
+
+void Model::commit_memory() {
+  activation_bytes_ = arena_.bytes();
+  if (max_batch_ == 0) return;   // a description of the parameters only
+  const bool host_memory = backend_ ? backend_->shares_host_memory() : device_ == backend::Device::cpu;
+  if (!host_memory) {
+    device_values_ = arena_.reserve<float>(params_.buffer_size());
+    device_grads_ = arena_.reserve<float>(params_.buffer_size());
+  }
+  if (!backend_) return;          // a plan: sizes only
+  params_.allocate();
+  arena_.commit(*backend_);
+  view_.set = &params_;
+  if (host_memory) {
+    view_.values = params_.values().data();
+    view_.grads = params_.grads().data();
+  } else {
+    view_.values = device_values_.get();
+    view_.grads = device_grads_.get();
+  }
+  losses_.assign(static_cast<std::size_t>(max_batch_) * config_.context, 0.0f);
+}
+
+ModelMemory Model::memory() const {
+  ModelMemory m;
+  const std::size_t n = params_.buffer_size() * sizeof(float);
+  m.parameters = n;
+  m.gradients = n;
+  m.activations = activation_bytes_;
+  return m;
+}
+
+void Model::check_head_dim(int width, int heads, const char* key) const {
+  const int limit = backend::max_head_dim(device_);
+  if (heads > 0 && width / heads > limit)
+    throw Error(key, "attention heads of width " + std::to_string(width / heads) + " (" +
+                         std::to_string(width) + " / " + std::to_string(heads) +
+                         ") are wider than the " + std::string(backend::device_name(device_)) +
+                         " attention kernels take (" + std::to_string(limit) + ")",
+                "raise " + std::string(key) + " so that width / heads <= " + std::to_string(limit));
+}
+
+void Model::upload_parameters() {
+  if (view_.values != params_.values().data())
+    backend_->upload(view_.values, params_.values().data(), params_.buffer_size() * sizeof(float));
+}
+
+void Model::download_parameters() {
+  if (view_.values != params_.values().data())
+    backend_->download(params_.values().data(), view_.values, params_.buffer_size() * sizeof(float));
+}
+
+void Model::download_gradients() {
+  if (view_.grads != params_.grads().data())
+    backend_->download(params_.grads().data(), view_.grads, params_.buffer_size() * sizeof(float));
+}
+
+void Model::zero_gradients() { backend_->zero(view_.grads, params_.buffer_size() * sizeof(float)); }
+
+void Model::upload_ids(const backend::Slice<std::int32_t>& device_ids, const std::int32_t* host,
+                       std::size_t n) {
+  backend_->upload(device_ids.get(), host, n * sizeof(std::int32_t));
+}
+
+void Model::fetch_losses(const backend::Slice<float>& device_losses, std::size_t n) {
+  backend_->download(losses_.data(), device_losses.get(), n * sizeof(float));
+}
+
+void Model::tied_logits(float* out, const float* h, const float* E, int rows, int D) {
+  const std::size_t bytes = static_cast<std::size_t>(rows) * kByteValues * sizeof(float);
+  if (backend_->shares_host_memory()) {
+    backend_->matmul_forward(out, h, E, nullptr, rows, D, kByteValues);
+    return;
+  }
+  backend::DeviceMemory logits(*backend_, bytes);
+  backend_->matmul_forward(logits.as<float>(), h, E, nullptr, rows, D, kByteValues);
+  backend_->download(out, logits.get(), bytes);
 }
 
 void targets_from_ids(std::int32_t* targets, const std::int32_t* ids, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) targets[i] = ids[i] < kByteValues ? ids[i] : -1;
+}
+
+std::int64_t count_targets(const std::int32_t* ids, std::size_t n) {
+  std::int64_t count = 0;
+  for (std::size_t i = 0; i < n; ++i) count += ids[i] >= 0 && ids[i] < kByteValues;
+  return count;
 }
 
 }  // namespace mb::model

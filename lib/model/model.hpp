@@ -4,12 +4,20 @@
 // A batch is B windows of T byte ids each ([B, T] int32): ids 0..255 are bytes (0 is an ordinary
 // byte) and kPadId marks positions past the end of a short document. The model predicts every
 // byte from the bytes before it in its window; padded positions carry no loss.
+//
+// A model runs on a backend (lib/backend/): the CPU, or a CUDA device. Its parameters live in
+// a host ParameterSet (what checkpoints read and write, what initialize() fills); on a device
+// whose memory is not host memory the kernels use a device copy, which upload_parameters() and
+// download_parameters() keep in step. Every other buffer a model needs comes from one arena,
+// reserved in full when the model is made.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "backend/arena.hpp"
+#include "backend/backend.hpp"
 #include "model/config.hpp"
 #include "model/parameters.hpp"
 
@@ -24,6 +32,13 @@ struct LossSum {
   std::int64_t count = 0;  // scored bytes
 };
 
+// What a model holds on its device, in bytes (`megabyte bench --memory`).
+struct ModelMemory {
+  std::size_t parameters = 0;    // fp32 values (a device copy; on the CPU the host buffer)
+  std::size_t gradients = 0;     // fp32, same layout
+  std::size_t activations = 0;   // what forward() keeps for backward(), scratch, ids, losses
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -33,6 +48,21 @@ class Model {
   const ParameterSet& parameters() const { return params_; }
   int max_batch() const { return max_batch_; }
 
+  // The backend the model runs on; null for a model that only describes itself (see
+  // make_model_plan()).
+  backend::Backend* backend() const { return backend_.get(); }
+  // The parameters and gradients as the kernels see them.
+  const ParameterView& view() const { return view_; }
+
+  // Copies parameters().values() to the device copy: after initialize() or load_weights().
+  // Does nothing where the device uses host memory.
+  void upload_parameters();
+  // Copies the device copy back to parameters().values(): before writing a checkpoint.
+  void download_parameters();
+  // Copies the device gradients to parameters().grads() (for tests).
+  void download_gradients();
+  void zero_gradients();
+
   // Runs a batch of `batch` <= max_batch() windows (copied: `ids` need not outlive the call),
   // keeping what backward() needs. Returns the summed loss, except when `training`: then only
   // the count is filled in, since backward() computes the loss anyway (the tied output head is
@@ -41,39 +71,83 @@ class Model {
   virtual LossSum forward(const std::int32_t* ids, int batch, bool training,
                           std::uint64_t dropout_seed) = 0;
 
-  // Accumulates into parameters().grads() the gradient of dloss · (the summed loss of the
-  // last forward()), and returns that forward's summed loss. For the mean loss of a step,
+  // Accumulates into the gradients (view().grads) the gradient of dloss · (the summed loss of
+  // the last forward()), and returns that forward's summed loss. For the mean loss of a step,
   // dloss = 1 / (bytes scored in the step).
   virtual LossSum backward(float dloss) = 0;
 
-  // logits[batch, T, 256] of every position (no dropout); for evaluation and tests.
+  // logits[batch, T, 256] of every position (no dropout), into host memory; for evaluation
+  // and tests.
   virtual void logits(float* out, const std::int32_t* ids, int batch) = 0;
 
   // The loss of every position of the last forward() that was not `training`: [batch, T]
-  // values of -ln p(byte), 0 at pads. Evaluation scores chosen positions with it.
+  // values of -ln p(byte), 0 at pads, in host memory. Evaluation scores chosen positions with it.
   const float* position_losses() const { return losses_.data(); }
 
+  ModelMemory memory() const;
   // Floats of activation memory the model holds (for `megabyte bench`).
-  virtual std::size_t activation_floats() const = 0;
+  std::size_t activation_floats() const { return activation_bytes_ / sizeof(float); }
 
  protected:
-  Model(const ModelConfig& config, int max_batch) : config_(config), max_batch_(max_batch) {}
+  // `device` is backend->device(), or for a plan (backend null) the device planned for.
+  Model(const ModelConfig& config, int max_batch, std::shared_ptr<backend::Backend> backend,
+        backend::Device device)
+      : config_(config), max_batch_(max_batch), backend_(std::move(backend)), device_(device) {}
+
+  // For the subclasses' constructors, in this order: register parameters (params_.add), then
+  // reserve activation buffers in arena_, then call this. It reserves the device copies of the
+  // parameters and gradients where needed and, with a backend, allocates the arena and the
+  // host parameters.
+  void commit_memory();
+  // An mb::Error naming `key` when heads of width / heads are too wide for the backend's
+  // attention kernels.
+  void check_head_dim(int width, int heads, const char* key) const;
+  // Sends the host ids of a batch to the device buffer `device_ids`.
+  void upload_ids(const backend::Slice<std::int32_t>& device_ids, const std::int32_t* host,
+                  std::size_t n);
+  // Computes the per-position losses of a forward that is not training into losses_ (host),
+  // from the device buffer.
+  void fetch_losses(const backend::Slice<float>& device_losses, std::size_t n);
+  // out[rows, 256] (host) = h[rows, D] · E[0:256]ᵀ on the device.
+  void tied_logits(float* out, const float* h, const float* E, int rows, int D);
+
   ModelConfig config_;
   ParameterSet params_;
   int max_batch_;
-  std::vector<float> losses_;   // [max_batch, T], written by forward() when not training
+  std::shared_ptr<backend::Backend> backend_;
+  backend::Device device_;
+  backend::Arena arena_;
+  ParameterView view_;
+  std::vector<float> losses_;   // [max_batch, T] host, written by forward() when not training
+
+ private:
+  backend::Slice<float> device_values_, device_grads_;   // where the device is not the host
+  std::size_t activation_bytes_ = 0;
 };
 
-// A model of config.kind with its parameters allocated (zero) and buffers for up to
-// `max_batch` windows. Call parameters().initialize() for a fresh model. With max_batch = 0
-// nothing is allocated: the model only describes its parameters (names, shapes, counts), as
-// `megabyte info` needs for a checkpoint of any size; it must not be run.
+// A model of config.kind on `backend`, with buffers for up to `max_batch` windows, its
+// parameters zero. Call parameters().initialize() then upload_parameters() for a fresh model.
+// With max_batch = 0 nothing is allocated: the model only describes its parameters (names,
+// shapes, counts), as `megabyte info` needs for a checkpoint of any size; it must not be run.
+std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch,
+                                  std::shared_ptr<backend::Backend> backend);
+// The same on the CPU backend.
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch);
+// A model that is never run, made to say what it would need on `device` for `max_batch`
+// windows (memory()): nothing is allocated, no device is needed.
+std::unique_ptr<Model> make_model_plan(const ModelConfig& config, int max_batch,
+                                       backend::Device device);
 
-std::unique_ptr<Model> make_megabyte_model(const ModelConfig& config, int max_batch);
-std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, int max_batch);
+std::unique_ptr<Model> make_megabyte_model(const ModelConfig& config, int max_batch,
+                                           std::shared_ptr<backend::Backend> backend,
+                                           backend::Device device);
+std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, int max_batch,
+                                                   std::shared_ptr<backend::Backend> backend,
+                                                   backend::Device device);
 
 // The targets of a batch: the ids, with every pad replaced by -1 (no loss).
 void targets_from_ids(std::int32_t* targets, const std::int32_t* ids, std::size_t n);
+// Positions with a target (real bytes) among n ids.
+std::int64_t count_targets(const std::int32_t* ids, std::size_t n);
 
 }  // namespace mb::model

@@ -69,4 +69,14 @@ class ParameterSet {
 
 std::string_view param_group_name(ParamGroup g);
 
+// Where the kernels find the tensors of a ParameterSet: its own host buffers on the CPU, or
+// copies with the same layout in device memory (see Model::upload_parameters()).
+struct ParameterView {
+  const ParameterSet* set = nullptr;
+  float* values = nullptr;
+  float* grads = nullptr;
+  float* value(std::size_t index) const { return values + set->info(index).offset; }
+  float* grad(std::size_t index) const { return grads + set->info(index).offset; }
+};
+
 }  // namespace mb::model

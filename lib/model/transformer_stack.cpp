@@ -3,37 +3,30 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "cpu/activation.hpp"
-#include "cpu/attention.hpp"
-#include "cpu/dropout.hpp"
-#include "cpu/layernorm.hpp"
-#include "cpu/matmul.hpp"
-#include "cpu/residual.hpp"
+#include "cpu/dropout.hpp"   // splitmix64_mix: the dropout seed of each site
 
 namespace mb::model {
 
-namespace k = mb::kernels::cpu;
-
 namespace {
 
-void act_forward(Activation a, float* out, const float* inp, const float* bias, int N, int C) {
-  if (a == Activation::relu) k::bias_relu_forward(out, inp, bias, N, C);
-  else k::bias_gelu_forward(out, inp, bias, N, C);
+void act_forward(backend::Backend& k, Activation a, float* out, const float* inp,
+                 const float* bias, int N, int C) {
+  if (a == Activation::relu) k.bias_relu_forward(out, inp, bias, N, C);
+  else k.bias_gelu_forward(out, inp, bias, N, C);
 }
 
-void act_backward(Activation a, float* dinp, float* dbias, const float* dout, const float* inp,
-                  const float* bias, int N, int C) {
-  if (a == Activation::relu) k::bias_relu_backward(dinp, dbias, dout, inp, bias, N, C);
-  else k::bias_gelu_backward(dinp, dbias, dout, inp, bias, N, C);
+void act_backward(backend::Backend& k, Activation a, float* dinp, float* dbias, const float* dout,
+                  const float* inp, const float* bias, int N, int C) {
+  if (a == Activation::relu) k.bias_relu_backward(dinp, dbias, dout, inp, bias, N, C);
+  else k.bias_gelu_backward(dinp, dbias, dout, inp, bias, N, C);
 }
-
-void zero(std::vector<float>& v, std::size_t n) { std::fill_n(v.begin(), n, 0.0f); }
 
 }  // namespace
 
-TransformerStack::TransformerStack(ParameterSet& params, const std::string& prefix,
+TransformerStack::TransformerStack(ParameterSet& params, const ParameterView& view,
+                                   backend::Backend* backend, const std::string& prefix,
                                    const StackShape& shape, ParamGroup group)
-    : params_(params), shape_(shape) {
+    : view_(view), backend_(backend), shape_(shape) {
   const std::int64_t C = shape.width, H = shape.hidden;
   auto add = [&](const std::string& name, std::vector<std::int64_t> dims, ParamRole role) {
     return params.add(prefix + name, std::move(dims), role, group);
@@ -59,50 +52,45 @@ TransformerStack::TransformerStack(ParameterSet& params, const std::string& pref
   lnf_b_ = add("ln_f.bias", {C}, ParamRole::bias);
 }
 
-std::size_t TransformerStack::floats_per_row() const {
-  const std::size_t C = shape_.width, H = shape_.hidden;
-  // input, ln1, qkv (3C), att, mid, ln2 (C each) + fc, act (H each) + mean/rstd/lse per layer
-  const std::size_t per_layer = 8 * C + 2 * H + 4 + shape_.heads;
-  return per_layer * shape_.layers + C + 2 + (5 * C + 2 * H);  // + final input and scratch
-}
-
-void TransformerStack::reserve(int max_rows, int length) {
+void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length) {
   if (max_rows % length != 0) throw std::logic_error("TransformerStack: rows not a multiple of length");
   const std::size_t N = max_rows, C = shape_.width, H = shape_.hidden;
+  auto floats = [&](std::size_t n) { return arena.reserve<float>(n); };
   acts_.resize(shape_.layers);
   for (LayerActivations& a : acts_) {
-    a.input.resize(N * C);
-    a.ln1.resize(N * C);
-    a.ln1_mean.resize(N);
-    a.ln1_rstd.resize(N);
-    a.qkv.resize(N * 3 * C);
-    a.att.resize(N * C);
-    a.lse.resize(N * shape_.heads);
-    a.mid.resize(N * C);
-    a.ln2.resize(N * C);
-    a.ln2_mean.resize(N);
-    a.ln2_rstd.resize(N);
-    a.fc.resize(N * H);
-    a.act.resize(N * H);
+    a.input = floats(N * C);
+    a.ln1 = floats(N * C);
+    a.ln1_mean = floats(N);
+    a.ln1_rstd = floats(N);
+    a.qkv = floats(N * 3 * C);
+    a.att = floats(N * C);
+    a.lse = floats(N * shape_.heads);
+    a.mid = floats(N * C);
+    a.ln2 = floats(N * C);
+    a.ln2_mean = floats(N);
+    a.ln2_rstd = floats(N);
+    a.fc = floats(N * H);
+    a.act = floats(N * H);
   }
-  final_input_.resize(N * C);
-  lnf_mean_.resize(N);
-  lnf_rstd_.resize(N);
-  scratch_c_.resize(N * C);
-  scratch_c2_.resize(N * C);
-  scratch_3c_.resize(N * 3 * C);
-  scratch_h_.resize(N * H);
-  scratch_h2_.resize(N * H);
+  final_input_ = floats(N * C);
+  lnf_mean_ = floats(N);
+  lnf_rstd_ = floats(N);
+  scratch_c_ = floats(N * C);
+  scratch_c2_ = floats(N * C);
+  scratch_3c_ = floats(N * 3 * C);
+  scratch_h_ = floats(N * H);
+  scratch_h2_ = floats(N * H);
 }
 
 std::uint64_t TransformerStack::dropout_seed(int layer, int site) const {
   // Each dropout site of a step gets its own mask stream.
-  return k::splitmix64_mix(seed_ + static_cast<std::uint64_t>(layer * 2 + site + 1) *
+  return kernels::cpu::splitmix64_mix(seed_ + static_cast<std::uint64_t>(layer * 2 + site + 1) *
                                        0xD1B54A32D192ED03ull);
 }
 
 void TransformerStack::forward(float* out, const float* in, int sequences, int length,
                                bool training, std::uint64_t seed) {
+  backend::Backend& k = *backend_;
   const int N = sequences * length, C = shape_.width, Hd = shape_.hidden;
   const int heads = shape_.heads, d = C / heads;
   if (static_cast<std::size_t>(N) * C > final_input_.size())
@@ -119,45 +107,46 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
   for (int l = 0; l < shape_.layers; ++l) {
     const LayerTensors& t = layer_tensors_[l];
     LayerActivations& a = acts_[l];
-    if (x != a.input.data()) std::copy_n(x, n, a.input.data());
-    float* next = l + 1 < shape_.layers ? acts_[l + 1].input.data() : final_input_.data();
+    if (x != a.input.get()) k.copy(a.input.get(), x, n * sizeof(float));
+    float* next = l + 1 < shape_.layers ? acts_[l + 1].input.get() : final_input_.get();
 
-    k::layernorm_forward(a.ln1.data(), a.ln1_mean.data(), a.ln1_rstd.data(), a.input.data(),
-                         params_.value(t.ln1_w), params_.value(t.ln1_b), N, C, eps);
-    k::matmul_forward(a.qkv.data(), a.ln1.data(), params_.value(t.qkv_w),
-                      params_.value(t.qkv_b), N, C, 3 * C);
-    k::attention_forward(a.att.data(), a.lse.data(), a.qkv.data(), sequences, length, heads, d);
-    k::matmul_forward(scratch_c_.data(), a.att.data(), params_.value(t.proj_w),
-                      params_.value(t.proj_b), N, C, C);
-    if (training_) k::dropout_forward(scratch_c_.data(), scratch_c_.data(), n, p, dropout_seed(l, 0), 0);
-    k::residual_forward(a.mid.data(), a.input.data(), scratch_c_.data(), n);
+    k.layernorm_forward(a.ln1.get(), a.ln1_mean.get(), a.ln1_rstd.get(), a.input.get(),
+                         view_.value(t.ln1_w), view_.value(t.ln1_b), N, C, eps);
+    k.matmul_forward(a.qkv.get(), a.ln1.get(), view_.value(t.qkv_w),
+                      view_.value(t.qkv_b), N, C, 3 * C);
+    k.attention_forward(a.att.get(), a.lse.get(), a.qkv.get(), sequences, length, heads, d);
+    k.matmul_forward(scratch_c_.get(), a.att.get(), view_.value(t.proj_w),
+                      view_.value(t.proj_b), N, C, C);
+    if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 0), 0);
+    k.residual_forward(a.mid.get(), a.input.get(), scratch_c_.get(), n);
 
-    k::layernorm_forward(a.ln2.data(), a.ln2_mean.data(), a.ln2_rstd.data(), a.mid.data(),
-                         params_.value(t.ln2_w), params_.value(t.ln2_b), N, C, eps);
-    k::matmul_forward(a.fc.data(), a.ln2.data(), params_.value(t.fc_w), nullptr, N, C, Hd);
-    act_forward(shape_.activation, a.act.data(), a.fc.data(), params_.value(t.fc_b), N, Hd);
-    k::matmul_forward(scratch_c_.data(), a.act.data(), params_.value(t.fc2_w),
-                      params_.value(t.fc2_b), N, Hd, C);
-    if (training_) k::dropout_forward(scratch_c_.data(), scratch_c_.data(), n, p, dropout_seed(l, 1), 0);
-    k::residual_forward(next, a.mid.data(), scratch_c_.data(), n);
+    k.layernorm_forward(a.ln2.get(), a.ln2_mean.get(), a.ln2_rstd.get(), a.mid.get(),
+                         view_.value(t.ln2_w), view_.value(t.ln2_b), N, C, eps);
+    k.matmul_forward(a.fc.get(), a.ln2.get(), view_.value(t.fc_w), nullptr, N, C, Hd);
+    act_forward(k, shape_.activation, a.act.get(), a.fc.get(), view_.value(t.fc_b), N, Hd);
+    k.matmul_forward(scratch_c_.get(), a.act.get(), view_.value(t.fc2_w),
+                      view_.value(t.fc2_b), N, Hd, C);
+    if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 1), 0);
+    k.residual_forward(next, a.mid.get(), scratch_c_.get(), n);
     x = next;
   }
-  if (shape_.layers == 0) std::copy_n(in, n, final_input_.data());
-  k::layernorm_forward(out, lnf_mean_.data(), lnf_rstd_.data(), final_input_.data(),
-                       params_.value(lnf_w_), params_.value(lnf_b_), N, C, eps);
+  if (shape_.layers == 0) k.copy(final_input_.get(), in, n * sizeof(float));
+  k.layernorm_forward(out, lnf_mean_.get(), lnf_rstd_.get(), final_input_.get(),
+                       view_.value(lnf_w_), view_.value(lnf_b_), N, C, eps);
 }
 
 void TransformerStack::backward(float* din, const float* dout) {
+  backend::Backend& k = *backend_;
   const int N = sequences_ * length_, C = shape_.width, Hd = shape_.hidden;
   const int heads = shape_.heads, d = C / heads;
   const std::size_t n = static_cast<std::size_t>(N) * C;
   const float p = shape_.dropout;
 
   // din is the running gradient of the residual stream, from the top down.
-  std::fill_n(din, n, 0.0f);
-  k::layernorm_backward(din, params_.grad(lnf_w_), params_.grad(lnf_b_), dout,
-                        final_input_.data(), params_.value(lnf_w_), lnf_mean_.data(),
-                        lnf_rstd_.data(), N, C);
+  k.zero(din, n * sizeof(float));
+  k.layernorm_backward(din, view_.grad(lnf_w_), view_.grad(lnf_b_), dout,
+                        final_input_.get(), view_.value(lnf_w_), lnf_mean_.get(),
+                        lnf_rstd_.get(), N, C);
 
   for (int l = shape_.layers - 1; l >= 0; --l) {
     const LayerTensors& t = layer_tensors_[l];
@@ -166,43 +155,43 @@ void TransformerStack::backward(float* din, const float* dout) {
     // Feed-forward branch: next = mid + Dropout(FC2(Act(FC1(LN2(mid))))).
     const float* dbranch = din;
     if (training_) {
-      zero(scratch_c_, n);
-      k::dropout_backward(scratch_c_.data(), din, n, p, dropout_seed(l, 1), 0);
-      dbranch = scratch_c_.data();
+      k.zero(scratch_c_.get(), n * sizeof(float));
+      k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(l, 1), 0);
+      dbranch = scratch_c_.get();
     }
-    zero(scratch_h_, static_cast<std::size_t>(N) * Hd);
-    k::matmul_backward(scratch_h_.data(), params_.grad(t.fc2_w), params_.grad(t.fc2_b), dbranch,
-                       a.act.data(), params_.value(t.fc2_w), N, Hd, C);
-    zero(scratch_h2_, static_cast<std::size_t>(N) * Hd);
-    act_backward(shape_.activation, scratch_h2_.data(), params_.grad(t.fc_b), scratch_h_.data(),
-                 a.fc.data(), params_.value(t.fc_b), N, Hd);
-    zero(scratch_c2_, n);
-    k::matmul_backward(scratch_c2_.data(), params_.grad(t.fc_w), nullptr, scratch_h2_.data(),
-                       a.ln2.data(), params_.value(t.fc_w), N, C, Hd);
+    k.zero(scratch_h_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
+    k.matmul_backward(scratch_h_.get(), view_.grad(t.fc2_w), view_.grad(t.fc2_b), dbranch,
+                       a.act.get(), view_.value(t.fc2_w), N, Hd, C);
+    k.zero(scratch_h2_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
+    act_backward(k, shape_.activation, scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),
+                 a.fc.get(), view_.value(t.fc_b), N, Hd);
+    k.zero(scratch_c2_.get(), n * sizeof(float));
+    k.matmul_backward(scratch_c2_.get(), view_.grad(t.fc_w), nullptr, scratch_h2_.get(),
+                       a.ln2.get(), view_.value(t.fc_w), N, C, Hd);
     // d mid = d next (the residual path, already in din) + the norm's backward.
-    k::layernorm_backward(din, params_.grad(t.ln2_w), params_.grad(t.ln2_b), scratch_c2_.data(),
-                          a.mid.data(), params_.value(t.ln2_w), a.ln2_mean.data(),
-                          a.ln2_rstd.data(), N, C);
+    k.layernorm_backward(din, view_.grad(t.ln2_w), view_.grad(t.ln2_b), scratch_c2_.get(),
+                          a.mid.get(), view_.value(t.ln2_w), a.ln2_mean.get(),
+                          a.ln2_rstd.get(), N, C);
 
     // Attention branch: mid = input + Dropout(Proj(Attention(LN1(input)))).
     dbranch = din;
     if (training_) {
-      zero(scratch_c_, n);
-      k::dropout_backward(scratch_c_.data(), din, n, p, dropout_seed(l, 0), 0);
-      dbranch = scratch_c_.data();
+      k.zero(scratch_c_.get(), n * sizeof(float));
+      k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(l, 0), 0);
+      dbranch = scratch_c_.get();
     }
-    zero(scratch_c2_, n);
-    k::matmul_backward(scratch_c2_.data(), params_.grad(t.proj_w), params_.grad(t.proj_b),
-                       dbranch, a.att.data(), params_.value(t.proj_w), N, C, C);
-    zero(scratch_3c_, 3 * n);
-    k::attention_backward(scratch_3c_.data(), scratch_c2_.data(), a.att.data(), a.lse.data(),
-                          a.qkv.data(), sequences_, length_, heads, d);
-    zero(scratch_c2_, n);
-    k::matmul_backward(scratch_c2_.data(), params_.grad(t.qkv_w), params_.grad(t.qkv_b),
-                       scratch_3c_.data(), a.ln1.data(), params_.value(t.qkv_w), N, C, 3 * C);
-    k::layernorm_backward(din, params_.grad(t.ln1_w), params_.grad(t.ln1_b), scratch_c2_.data(),
-                          a.input.data(), params_.value(t.ln1_w), a.ln1_mean.data(),
-                          a.ln1_rstd.data(), N, C);
+    k.zero(scratch_c2_.get(), n * sizeof(float));
+    k.matmul_backward(scratch_c2_.get(), view_.grad(t.proj_w), view_.grad(t.proj_b),
+                       dbranch, a.att.get(), view_.value(t.proj_w), N, C, C);
+    k.zero(scratch_3c_.get(), 3 * n * sizeof(float));
+    k.attention_backward(scratch_3c_.get(), scratch_c2_.get(), a.att.get(), a.lse.get(),
+                          a.qkv.get(), sequences_, length_, heads, d);
+    k.zero(scratch_c2_.get(), n * sizeof(float));
+    k.matmul_backward(scratch_c2_.get(), view_.grad(t.qkv_w), view_.grad(t.qkv_b),
+                       scratch_3c_.get(), a.ln1.get(), view_.value(t.qkv_w), N, C, 3 * C);
+    k.layernorm_backward(din, view_.grad(t.ln1_w), view_.grad(t.ln1_b), scratch_c2_.get(),
+                          a.input.get(), view_.value(t.ln1_w), a.ln1_mean.get(),
+                          a.ln1_rstd.get(), N, C);
   }
 }
 

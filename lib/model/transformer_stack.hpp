@@ -1,6 +1,7 @@
 // A stack of pre-norm decoder blocks followed by a final layer norm: the global model, the
 // local model and the byte-transformer baseline are each one of these. Forward and backward
-// are written out op by op (llm.c's discipline) over the kernels in kernels/cpu/:
+// are written out op by op (llm.c's discipline) over the ops of a backend (lib/backend/, the
+// kernels of kernels/cpu/ or their twins in kernels/cuda/):
 //
 //   for each layer:  a = x + Dropout(Proj(Attention(LN1(x))))
 //                    x = a + Dropout(FC2(Act(FC1(LN2(a)))))
@@ -15,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/arena.hpp"
+#include "backend/backend.hpp"
 #include "model/config.hpp"
 #include "model/parameters.hpp"
 
@@ -34,11 +37,14 @@ class TransformerStack {
  public:
   // Registers the stack's tensors as PREFIX.layers.N.{ln1,attn.qkv,attn.proj,ln2,ffn.fc,
   // ffn.proj}.{weight,bias} and PREFIX.ln_f.{weight,bias} (see megabyte-checkpoint(5)).
-  TransformerStack(ParameterSet& params, const std::string& prefix, const StackShape& shape,
-                   ParamGroup group);
+  // The ops run on `backend` (null for a model that is only planned, never run) with the
+  // tensors found through `view` (filled in by the model before the first forward).
+  TransformerStack(ParameterSet& params, const ParameterView& view, backend::Backend* backend,
+                   const std::string& prefix, const StackShape& shape, ParamGroup group);
 
-  // Sizes the activation buffers for up to `max_rows` rows of sequences of `length`.
-  void reserve(int max_rows, int length);
+  // Reserves the activation buffers in `arena` for up to `max_rows` rows of sequences of
+  // `length`.
+  void reserve(backend::Arena& arena, int max_rows, int length);
 
   // out[rows, C] = the stack applied to in[rows, C], rows = sequences · length. Saves what the
   // backward pass needs. Dropout is applied when `training`, with masks keyed by `seed`.
@@ -50,8 +56,6 @@ class TransformerStack {
   void backward(float* din, const float* dout);
 
   const StackShape& shape() const { return shape_; }
-  // Floats of activation memory held per row (for memory estimates).
-  std::size_t floats_per_row() const;
 
  private:
   struct LayerTensors {
@@ -59,20 +63,21 @@ class TransformerStack {
   };
   // What one layer's forward keeps for its backward.
   struct LayerActivations {
-    std::vector<float> input, ln1, ln1_mean, ln1_rstd, qkv, att, lse, mid, ln2, ln2_mean,
+    backend::Slice<float> input, ln1, ln1_mean, ln1_rstd, qkv, att, lse, mid, ln2, ln2_mean,
         ln2_rstd, fc, act;
   };
 
   std::uint64_t dropout_seed(int layer, int site) const;
 
-  ParameterSet& params_;
+  const ParameterView& view_;
+  backend::Backend* backend_;
   StackShape shape_;
   std::vector<LayerTensors> layer_tensors_;
   std::size_t lnf_w_ = 0, lnf_b_ = 0;
 
   std::vector<LayerActivations> acts_;
-  std::vector<float> final_input_, lnf_mean_, lnf_rstd_;
-  std::vector<float> scratch_c_, scratch_c2_, scratch_3c_, scratch_h_, scratch_h2_;
+  backend::Slice<float> final_input_, lnf_mean_, lnf_rstd_;
+  backend::Slice<float> scratch_c_, scratch_c2_, scratch_3c_, scratch_h_, scratch_h2_;
   int sequences_ = 0, length_ = 0;
   bool training_ = false;
   std::uint64_t seed_ = 0;

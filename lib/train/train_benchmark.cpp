@@ -6,7 +6,6 @@
 #include <random>
 #include <vector>
 
-#include "cpu/matmul.hpp"
 #include "model/model.hpp"
 #include "model/optimizer.hpp"
 #include "train/flops.hpp"
@@ -22,12 +21,15 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-TrainBenchmark benchmark_training(const model::Config& config, double seconds, int min_steps) {
+TrainBenchmark benchmark_training(const model::Config& config, double seconds, int min_steps,
+                                  backend::Device device) {
   const model::TrainConfig& tc = config.train;
   const int T = config.model.context;
-  auto net = model::make_model(config.model, tc.batch_size);
+  auto net = model::make_model(config.model, tc.batch_size, backend::make_backend(device));
   net->parameters().initialize(config.model.init_std, tc.seed);
-  model::AdamW optimizer(net->parameters());
+  net->upload_parameters();
+  model::AdamW optimizer(*net);
+  backend::Backend& k = *net->backend();
 
   std::vector<std::int32_t> ids(static_cast<std::size_t>(tc.grad_accumulation) * tc.batch_size * T);
   std::mt19937 gen(static_cast<std::uint32_t>(tc.seed));
@@ -38,29 +40,42 @@ TrainBenchmark benchmark_training(const model::Config& config, double seconds, i
   r.activation_bytes = net->activation_floats() * sizeof(float);
   r.flops_per_step = training_flops_per_step(config);
   r.bytes_per_step = static_cast<double>(ids.size());
+  r.device = k.description();
+  r.peak_bf16_flops = k.peak_bf16_flops();
+  r.peak_fp32_flops = k.peak_fp32_flops();
   (void)train_step(*net, optimizer, tc, ids.data(), 0);   // warm-up: first-touch, JIT kernels
+  k.synchronize();
   const auto t0 = std::chrono::steady_clock::now();
   while (r.steps < min_steps || since(t0) < seconds) {
     (void)train_step(*net, optimizer, tc, ids.data(), r.steps + 1);
     ++r.steps;
   }
+  k.synchronize();
   r.seconds = since(t0);
   r.peak_rss_bytes = peak_rss_bytes();
+  r.peak_device_bytes = k.peak_device_bytes();
   return r;
 }
 
-double measure_sgemm_gflops(int n, double seconds) {
-  std::vector<float> a(static_cast<std::size_t>(n) * n), b(a.size()), out(a.size());
+double measure_sgemm_gflops(backend::Device device, int n, double seconds) {
+  const auto k = backend::make_backend(device);
+  const std::size_t count = static_cast<std::size_t>(n) * n, bytes = count * sizeof(float);
+  std::vector<float> host(count);
   std::mt19937 gen(1);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  for (auto& x : a) x = dist(gen);
-  for (auto& x : b) x = dist(gen);
-  kernels::cpu::matmul_forward(out.data(), a.data(), b.data(), nullptr, n, n, n);   // warm-up
+  for (auto& x : host) x = dist(gen);
+  backend::DeviceMemory a(*k, bytes), b(*k, bytes), out(*k, bytes);
+  k->upload(a.get(), host.data(), bytes);
+  k->upload(b.get(), host.data(), bytes);
+  auto product = [&] { k->matmul_forward(out.as<float>(), a.as<float>(), b.as<float>(), nullptr, n, n, n); };
+  product();   // warm-up (JIT, algorithm choice)
+  k->synchronize();
   int reps = 0;
   const auto t0 = std::chrono::steady_clock::now();
   do {
-    kernels::cpu::matmul_forward(out.data(), a.data(), b.data(), nullptr, n, n, n);
-    ++reps;
+    for (int i = 0; i < 4; ++i) product();   // several per check: a GPU queues them
+    reps += 4;
+    k->synchronize();
   } while (since(t0) < seconds);
   return 2.0 * n * static_cast<double>(n) * n * reps / since(t0) / 1e9;
 }

@@ -6,6 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <string>
+
+#include "backend/backend.hpp"
 #include "model/config.hpp"
 
 namespace mb::train {
@@ -18,17 +21,23 @@ struct TrainBenchmark {
   std::size_t parameters = 0;
   std::size_t activation_bytes = 0;  // what the model holds for one step's backward
   std::size_t peak_rss_bytes = 0;    // the process's peak resident memory
+  std::size_t peak_device_bytes = 0; // on a GPU: peak device memory (Backend::peak_device_bytes)
+  std::string device;                // Backend::description()
+  double peak_bf16_flops = 0.0;      // the device's table peaks (0: not known, or the CPU)
+  double peak_fp32_flops = 0.0;
   double step_seconds() const { return seconds / steps; }
   double bytes_per_second() const { return bytes_per_step * steps / seconds; }
   double gflops() const { return flops_per_step * steps / seconds / 1e9; }
 };
 
-// Runs one warm-up step, then steps until `seconds` have passed and at least `min_steps` ran.
-TrainBenchmark benchmark_training(const model::Config& config, double seconds, int min_steps);
+// Runs one warm-up step, then steps until `seconds` have passed and at least `min_steps` ran,
+// on `device`.
+TrainBenchmark benchmark_training(const model::Config& config, double seconds, int min_steps,
+                                  backend::Device device);
 
-// sgemm GFLOP/s of this machine through the same matmul kernel the model uses: out[n,n] =
+// sgemm GFLOP/s of `device` through the same matmul op the model uses: out[n,n] =
 // a[n,n]·b[n,n]ᵀ, repeated for about `seconds`.
-double measure_sgemm_gflops(int n, double seconds);
+double measure_sgemm_gflops(backend::Device device, int n, double seconds);
 
 // Peak resident set size of this process so far (getrusage), in bytes.
 std::size_t peak_rss_bytes();

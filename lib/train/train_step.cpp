@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-#include "cpu/adamw.hpp"
 #include "cpu/dropout.hpp"
 #include "train/lr_schedule.hpp"
 
@@ -25,19 +24,19 @@ StepResult train_step(model::Model& net, model::AdamW& optimizer, const model::T
   r.bytes = count;
   if (count == 0) return r;
 
-  model::ParameterSet& params = net.parameters();
-  params.zero_grads();
+  net.zero_gradients();
   for (int a = 0; a < A; ++a) {
     net.forward(ids + a * window_ids, B, true, dropout_seed(tc.seed, step, a));
     r.loss_sum += net.backward(1.0f / static_cast<float>(count)).loss;
   }
-  float* grads = params.grads().data();
-  const std::size_t n = params.grads().size();
+  backend::Backend& k = *net.backend();
+  float* grads = net.view().grads;
+  const std::size_t n = net.parameters().buffer_size();
   r.grad_norm = tc.optimizer.grad_clip > 0
-      ? kernels::cpu::clip_grad_norm(grads, n, static_cast<float>(tc.optimizer.grad_clip))
-      : std::sqrt(kernels::cpu::grad_norm_squared(grads, n));
+      ? k.clip_grad_norm(grads, n, static_cast<float>(tc.optimizer.grad_clip))
+      : std::sqrt(k.grad_norm_squared(grads, n));
   r.lr = learning_rate(tc.optimizer, tc.steps, step);
-  optimizer.step(params, tc.optimizer, r.lr, step + 1);
+  optimizer.step(net, tc.optimizer, r.lr, step + 1);
   return r;
 }
 

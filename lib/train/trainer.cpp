@@ -145,9 +145,9 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   const model::TrainConfig& tc = config.train;
   const int T = config.model.context, B = tc.batch_size, A = tc.grad_accumulation;
 
-  auto net = model::make_model(config.model, B);
+  auto net = model::make_model(config.model, B, backend::make_backend(options.device));
   model::ParameterSet& params = net->parameters();
-  model::AdamW optimizer(params);
+  model::AdamW optimizer(*net);
   WindowSampler sampler(dataset.split("train"), T, tc.seed);
   model::TrainingState state;
   TrainResult result;
@@ -159,12 +159,14 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
     model::load_weights(latest, params);
     state = model::load_optimizer_state(latest, params, optimizer.m(), optimizer.v());
     sampler.set_position({state.sampler_epoch, state.sampler_index});
+    optimizer.upload();
     log_info("resuming from " + latest.string() + " (step " + std::to_string(state.step) + ")");
     result.last_checkpoint = latest;
   } else {
     if (options.resume) log_info("no checkpoint in " + options.run_dir.string() + " yet: starting at step 0");
     params.initialize(config.model.init_std, tc.seed);
   }
+  net->upload_parameters();
   result.start_step = state.step;
   if (state.step >= tc.steps) {
     log_info("the run is complete (step " + std::to_string(state.step) + " of " +
@@ -179,6 +181,7 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   if (!validation) log_warning("the dataset has no validation bytes: no validation bpb will be reported");
 
   MetricsLog metrics(options.run_dir / "metrics.jsonl", state.step);
+  log_info("training on " + net->backend()->description());
   const std::int64_t end_step =
       options.max_steps > 0 ? std::min(tc.steps, state.step + options.max_steps) : tc.steps;
   std::vector<std::int32_t> ids(static_cast<std::size_t>(A) * B * T);
@@ -192,6 +195,8 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
     const auto pos = sampler.position();
     state.sampler_epoch = pos.epoch;
     state.sampler_index = pos.index;
+    net->download_parameters();
+    optimizer.download();
     result.last_checkpoint =
         model::save_checkpoint(options.run_dir, config, params, optimizer.m(), optimizer.v(), state,
                                &dataset.manifest().encoder);

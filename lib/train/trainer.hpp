@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "backend/backend.hpp"
 #include "data/dataset.hpp"
 #include "model/config.hpp"
 
@@ -24,6 +25,10 @@ struct TrainOptions {
   // Stop after this many steps of this invocation (0: run to train.steps). For tests of
   // resume, and for `megabyte bench`.
   std::int64_t max_steps = 0;
+  // Where the model runs. A checkpoint is the same file whichever device wrote it, so a run
+  // may be resumed on another device (the steps after that are then not bit-identical to an
+  // uninterrupted run on the first: the kernels round differently).
+  backend::Device device = backend::Device::cpu;
 };
 
 struct TrainResult {

@@ -1,0 +1,166 @@
+// Where a model runs: the kernels of one device and the memory they work on.
+//
+// The model code (lib/model/) is written once against this interface, op by op; the CPU
+// backend forwards each op to kernels/cpu/ and the CUDA backend to its twin in kernels/cuda/
+// (same name, same signature, same semantics; see kernel_ops.inc, the one forwarding list
+// both include). So everything the CPU test suites prove about the model's logic (gradients,
+// causality, cached generation, exact resume) is proven for the CUDA path too, and what is
+// left to prove on a GPU is the kernels one by one, which `meson test --suite gpu` does.
+//
+// Pointers passed to the ops are device pointers: host memory for the CPU backend, CUDA
+// device memory for the CUDA backend. Get them from allocate() (or an Arena committed on the
+// backend); move data across with upload()/download().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace mb::backend {
+
+enum class Device { cpu, cuda };
+
+// The widest attention head the CUDA attention kernels take (kernels/cuda/attention.cuh; a
+// static_assert in cuda_backend.cpp keeps the two equal). Known here so that a config can be
+// checked against a device it is only planned for.
+inline constexpr int kCudaMaxHeadDim = 128;
+// The cuBLASLt workspace the CUDA matmul allocates once per device (kernels/cuda/matmul.cuh).
+inline constexpr std::size_t kCudaMatmulWorkspaceBytes = std::size_t{32} << 20;
+int max_head_dim(Device d);
+
+std::string_view device_name(Device d);
+// "cpu" or "cuda"; anything else is an mb::Error naming `what` (e.g. "--device").
+Device parse_device(const std::string& text, const std::string& what);
+
+// Whether this build has the CUDA backend and a CUDA device can be used; when not, `why` says
+// which of the two is missing.
+bool cuda_available(std::string* why = nullptr);
+
+// cuda when cuda_available(), else cpu: what a command runs on without --device.
+Device default_device();
+
+struct CrossEntropyResult {
+  double loss = 0.0;       // sum of -ln p(target) over the counted rows
+  std::int64_t count = 0;  // rows with a target >= 0
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  // One line for logs and `megabyte bench`: "CPU (2 threads)", "NVIDIA H100 80GB HBM3 (sm_90)".
+  virtual std::string description() const = 0;
+
+  // --- memory -------------------------------------------------------------------------
+  // `bytes` of device memory, 256-byte aligned; throws mb::Error when the device is full
+  // (naming how much was asked for and what is free).
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void release(void* p) = 0;
+  virtual void upload(void* device_dst, const void* host_src, std::size_t bytes) = 0;
+  virtual void download(void* host_dst, const void* device_src, std::size_t bytes) = 0;
+  virtual void copy(void* device_dst, const void* device_src, std::size_t bytes) = 0;
+  virtual void zero(void* device_dst, std::size_t bytes) = 0;
+  // Whether device pointers are host pointers (the CPU backend): then a model's parameters
+  // need no device copy.
+  virtual bool shares_host_memory() const = 0;
+  // Waits for all queued work (timings; a no-op on the CPU).
+  virtual void synchronize() = 0;
+  // The largest attention head dimension the attention kernels take.
+  virtual int max_head_dim() const = 0;
+  // Peak bytes of device memory this process has held through the backend and the kernels'
+  // temporaries (CUDA: allocate() plus the stream-ordered pool the kernels draw from); 0 on
+  // the CPU, where `megabyte bench` reports the process's peak resident memory instead.
+  virtual std::size_t peak_device_bytes() const = 0;
+  // The device's peak dense matrix rates in FLOP/s, for MFU: bf16 with fp32 accumulation on
+  // tensor cores, and plain fp32 (no TF32). 0 where the device is not in the table
+  // (device_peaks.cpp; megabyte-bench(1) prints it).
+  virtual double peak_bf16_flops() const = 0;
+  virtual double peak_fp32_flops() const = 0;
+
+  // --- ops: kernels/cpu/*.hpp documents each; kernels/cuda/*.cuh are the twins ----------
+  virtual void embedding_forward(float* out, const std::int32_t* ids, const float* table, int N,
+                                 int C, int V) = 0;
+  virtual void embedding_backward(float* dtable, const float* dout, const std::int32_t* ids,
+                                  int N, int C, int V) = 0;
+  virtual void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                                 const float* weight, const float* bias, int N, int C,
+                                 float eps) = 0;
+  virtual void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                                  const float* inp, const float* weight, const float* mean,
+                                  const float* rstd, int N, int C) = 0;
+  virtual void matmul_forward(float* out, const float* inp, const float* weight,
+                              const float* bias, int M, int K, int N) = 0;
+  virtual void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                               const float* inp, const float* weight, int M, int K, int N) = 0;
+  virtual void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
+                                 int d) = 0;
+  virtual void attention_backward(float* dqkv, const float* dout, const float* out,
+                                  const float* lse, const float* qkv, int B, int T, int H,
+                                  int d) = 0;
+  virtual void bias_relu_forward(float* out, const float* inp, const float* bias, int N, int C) = 0;
+  virtual void bias_relu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
+                                  const float* bias, int N, int C) = 0;
+  virtual void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, int C) = 0;
+  virtual void bias_gelu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
+                                  const float* bias, int N, int C) = 0;
+  virtual void residual_forward(float* out, const float* a, const float* b, std::size_t n) = 0;
+  virtual void residual_backward(float* da, float* db, const float* dout, std::size_t n) = 0;
+  virtual void dropout_forward(float* out, const float* inp, std::size_t n, float p,
+                               std::uint64_t seed, std::uint64_t offset) = 0;
+  virtual void dropout_backward(float* dinp, const float* dout, std::size_t n, float p,
+                                std::uint64_t seed, std::uint64_t offset) = 0;
+  virtual CrossEntropyResult crossentropy_forward(float* losses, const float* h, const float* E,
+                                                  const std::int32_t* targets, int N, int D,
+                                                  int V) = 0;
+  virtual CrossEntropyResult crossentropy_backward(float* dh, float* dE, const float* h,
+                                                   const float* E, const std::int32_t* targets,
+                                                   float dloss, int N, int D, int V) = 0;
+  virtual void adamw_step(float* params, const float* grads, float* m, float* v, std::size_t n,
+                          long t, float lr, float beta1, float beta2, float eps,
+                          float weight_decay) = 0;
+  virtual double grad_norm_squared(const float* g, std::size_t n) = 0;
+  virtual float clip_grad_norm(float* g, std::size_t n, float max_norm) = 0;
+};
+
+// The backend of `device`; an mb::Error saying why when it cannot be used (a build without
+// CUDA, no device found).
+std::unique_ptr<Backend> make_backend(Device device);
+
+// A block of device memory that releases itself.
+class DeviceMemory {
+ public:
+  DeviceMemory() = default;
+  DeviceMemory(Backend& backend, std::size_t bytes)
+      : backend_(&backend), ptr_(bytes ? backend.allocate(bytes) : nullptr), bytes_(bytes) {}
+  ~DeviceMemory() { reset(); }
+  DeviceMemory(DeviceMemory&& o) noexcept { *this = std::move(o); }
+  DeviceMemory& operator=(DeviceMemory&& o) noexcept {
+    if (this != &o) {
+      reset();
+      backend_ = o.backend_;
+      ptr_ = o.ptr_;
+      bytes_ = o.bytes_;
+      o.ptr_ = nullptr;
+      o.bytes_ = 0;
+    }
+    return *this;
+  }
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+
+  void* get() const { return ptr_; }
+  template <class T> T* as() const { return static_cast<T*>(ptr_); }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  void reset() {
+    if (ptr_) backend_->release(ptr_);
+    ptr_ = nullptr;
+  }
+  Backend* backend_ = nullptr;
+  void* ptr_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace mb::backend

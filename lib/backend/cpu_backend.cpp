@@ -1,0 +1,62 @@
+// The CPU backend: kernels/cpu/ on host memory.
+#include <omp.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+
+#include "backend/backend.hpp"
+#include "backend/backend_factories.hpp"
+#include "core/error.hpp"
+#include "cpu/activation.hpp"
+#include "cpu/adamw.hpp"
+#include "cpu/attention.hpp"
+#include "cpu/crossentropy.hpp"
+#include "cpu/dropout.hpp"
+#include "cpu/embedding.hpp"
+#include "cpu/layernorm.hpp"
+#include "cpu/matmul.hpp"
+#include "cpu/residual.hpp"
+
+namespace mb::backend {
+namespace {
+
+#define MB_KERNELS ::mb::kernels::cpu
+#include "backend/kernel_ops.inc"
+#undef MB_KERNELS
+
+class CpuBackend final : public KernelOps {
+ public:
+  Device device() const override { return Device::cpu; }
+  std::string description() const override {
+    return "CPU (" + std::to_string(omp_get_max_threads()) + " threads)";
+  }
+  void* allocate(std::size_t bytes) override {
+    void* p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+    if (!p) throw Error("cpu", "cannot allocate " + std::to_string(bytes) + " bytes of memory",
+                        "use a smaller model.context or train.batch_size");
+    return p;
+  }
+  void release(void* p) override { std::free(p); }
+  void upload(void* dst, const void* src, std::size_t bytes) override { copy(dst, src, bytes); }
+  void download(void* dst, const void* src, std::size_t bytes) override { copy(dst, src, bytes); }
+  void copy(void* dst, const void* src, std::size_t bytes) override {
+    if (bytes && dst != src) std::memmove(dst, src, bytes);
+  }
+  void zero(void* dst, std::size_t bytes) override {
+    if (bytes) std::memset(dst, 0, bytes);
+  }
+  bool shares_host_memory() const override { return true; }
+  void synchronize() override {}
+  int max_head_dim() const override { return std::numeric_limits<int>::max(); }
+  std::size_t peak_device_bytes() const override { return 0; }
+  double peak_bf16_flops() const override { return 0.0; }
+  double peak_fp32_flops() const override { return 0.0; }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace mb::backend

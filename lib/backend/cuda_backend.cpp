@@ -1,0 +1,126 @@
+// The CUDA backend: kernels/cuda/ on device memory, everything on the default stream in call
+// order (the kernels' convention, kernels/cuda/ops.hpp). Built only where nvcc was found.
+#include <cuda_runtime.h>
+
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "backend/backend.hpp"
+#include "backend/backend_factories.hpp"
+#include "backend/device_peaks.hpp"
+#include "core/error.hpp"
+#include "cuda/common.cuh"
+#include "cuda/ops.hpp"
+
+namespace mb::backend {
+
+static_assert(kCudaMaxHeadDim == kernels::cuda::kAttentionMaxHeadDim);
+static_assert(kCudaMatmulWorkspaceBytes == kernels::cuda::kMatmulWorkspaceBytes);
+
+namespace {
+
+#define MB_KERNELS ::mb::kernels::cuda
+#include "backend/kernel_ops.inc"
+#undef MB_KERNELS
+
+std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
+
+class CudaBackend final : public KernelOps {
+ public:
+  CudaBackend() {
+    MB_CUDA_CHECK(cudaGetDevice(&device_));
+    MB_CUDA_CHECK(cudaGetDeviceProperties(&props_, device_));
+    peaks_ = device_peaks(props_.name);
+    // The kernels' temporaries come from the device's default stream-ordered pool; its high
+    // watermark is counted from here on.
+    MB_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool_, device_));
+    std::uint64_t zero = 0;
+    MB_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReservedMemHigh, &zero));
+  }
+  Device device() const override { return Device::cuda; }
+  std::string description() const override {
+    return std::string(props_.name) + " (sm_" + std::to_string(props_.major) +
+           std::to_string(props_.minor) + ", " + mib(props_.totalGlobalMem) + ")";
+  }
+  void* allocate(std::size_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t err = cudaMalloc(&p, bytes);
+    if (err != cudaSuccess) {
+      static_cast<void>(cudaGetLastError());  // clear the (non-sticky) allocation error
+      std::size_t free_bytes = 0, total = 0;
+      static_cast<void>(cudaMemGetInfo(&free_bytes, &total));
+      throw Error(props_.name, "cannot allocate " + mib(bytes) + " of device memory (" +
+                                   mib(free_bytes) + " free of " + mib(total) + ")",
+                  "`megabyte bench --memory` shows what a config needs; lower train.batch_size "
+                  "(raising train.grad_accumulation keeps the step the same) or model.context");
+    }
+    const std::lock_guard<std::mutex> lock(mutex_);
+    sizes_[p] = bytes;
+    held_ += bytes;
+    if (held_ > peak_held_) peak_held_ = held_;
+    return p;
+  }
+  void release(void* p) override {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      auto it = sizes_.find(p);
+      if (it != sizes_.end()) {
+        held_ -= it->second;
+        sizes_.erase(it);
+      }
+    }
+    static_cast<void>(cudaFree(p));
+  }
+  void upload(void* dst, const void* src, std::size_t bytes) override {
+    if (bytes) MB_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  }
+  void download(void* dst, const void* src, std::size_t bytes) override {
+    if (bytes) MB_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+  }
+  void copy(void* dst, const void* src, std::size_t bytes) override {
+    if (bytes && dst != src)
+      MB_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+  }
+  void zero(void* dst, std::size_t bytes) override {
+    if (bytes) MB_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, 0));
+  }
+  bool shares_host_memory() const override { return false; }
+  void synchronize() override { MB_CUDA_CHECK(cudaDeviceSynchronize()); }
+  int max_head_dim() const override { return kernels::cuda::kAttentionMaxHeadDim; }
+  std::size_t peak_device_bytes() const override {
+    std::uint64_t pool_high = 0;
+    static_cast<void>(cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemHigh, &pool_high));
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return peak_held_ + static_cast<std::size_t>(pool_high) + kernels::cuda::kMatmulWorkspaceBytes;
+  }
+  double peak_bf16_flops() const override { return peaks_.bf16; }
+  double peak_fp32_flops() const override { return peaks_.fp32; }
+
+ private:
+  int device_ = 0;
+  cudaDeviceProp props_{};
+  DevicePeaks peaks_{};
+  cudaMemPool_t pool_ = nullptr;
+  mutable std::mutex mutex_;
+  std::unordered_map<void*, std::size_t> sizes_;
+  std::size_t held_ = 0, peak_held_ = 0;
+};
+
+}  // namespace
+
+int cuda_device_count(std::string* why) {
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) {
+    if (why) *why = std::string("no CUDA device (") + cudaGetErrorString(err) + ")";
+    static_cast<void>(cudaGetLastError());
+    return 0;
+  }
+  if (n == 0 && why) *why = "no CUDA device found";
+  return n;
+}
+
+std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+
+}  // namespace mb::backend
