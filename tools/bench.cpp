@@ -71,7 +71,8 @@ int run_memory_plan(const BenchArgs& a) {
     return kExitOk;
   }
   auto row = [](const char* what, std::size_t bytes, const std::string& note) {
-    std::printf("  %-20s %10s  %s\n", what, human_bytes(static_cast<double>(bytes)).c_str(), note.c_str());
+    std::printf("  %-20s %10s%s%s\n", what, human_bytes(static_cast<double>(bytes)).c_str(),
+                note.empty() ? "" : "  ", note.c_str());
   };
   std::printf("memory on %s for %s (batch %d x T %d, %.2fM parameters):\n", dev.c_str(),
               a.config.c_str(), batch, config.model.context,
@@ -100,6 +101,7 @@ int run_training_bench(const BenchArgs& a) {
   const model::ModelConfig& m = config.model;
   const backend::Device device = chosen_device(a);
   const bool gpu = device == backend::Device::cuda;
+  backend::require_device(device);
   log_info("bench: training " + a.config + " (" + std::string(model::model_kind_name(m.kind)) +
            ", T " + std::to_string(m.context) + ", batch " + std::to_string(config.train.batch_size) +
            "x" + std::to_string(config.train.grad_accumulation) + ") on " +

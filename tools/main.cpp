@@ -2,8 +2,12 @@
 // This file only builds the command line and dispatches; see tools/<command>.cpp.
 #include <CLI/CLI.hpp>
 
+#include <execinfo.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <string>
@@ -20,6 +24,25 @@ namespace {
 
 void on_signal(int) { g_interrupted.store(true); }
 
+// A crash is a bug in megabyte: say so on stderr with a backtrace (glibc's backtrace_symbols_fd
+// writes straight to the descriptor, without malloc), then die of the same signal so that the
+// exit status still tells what happened.
+void on_crash(int sig) {
+  const char* what = sig == SIGSEGV ? "segmentation fault" : sig == SIGBUS ? "bus error"
+                   : sig == SIGFPE ? "arithmetic exception" : sig == SIGILL ? "illegal instruction"
+                   : "abort";
+  const char* head = "megabyte: internal error: ";
+  const char* tail = "; please report this with the backtrace below\n";
+  ssize_t ignored = write(STDERR_FILENO, head, std::strlen(head));
+  ignored = write(STDERR_FILENO, what, std::strlen(what));
+  ignored = write(STDERR_FILENO, tail, std::strlen(tail));
+  static_cast<void>(ignored);
+  void* frames[64];
+  backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
 void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -28,6 +51,14 @@ void install_signal_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
   // A write past RLIMIT_FSIZE must fail with EFBIG (and be reported), not kill us.
   std::signal(SIGXFSZ, SIG_IGN);
+  // backtrace() loads libgcc on first use, which is not safe inside a crash: load it now.
+  void* frame[1];
+  static_cast<void>(backtrace(frame, 1));
+  struct sigaction crash {};
+  crash.sa_handler = on_crash;
+  sigemptyset(&crash.sa_mask);
+  crash.sa_flags = SA_RESETHAND | SA_NODEFER;
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) sigaction(sig, &crash, nullptr);
 }
 
 const char* kDescription =

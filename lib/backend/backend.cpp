@@ -1,6 +1,7 @@
 #include "backend/backend.hpp"
 
 #include <limits>
+#include <stdexcept>
 
 #include "backend/backend_factories.hpp"
 #include "core/error.hpp"
@@ -28,14 +29,19 @@ bool cuda_available(std::string* why) {
 
 Device default_device() { return cuda_available() ? Device::cuda : Device::cpu; }
 
+void require_device(Device device) {
+  std::string why;
+  if (device == Device::cuda && !cuda_available(&why))
+    throw Error("--device cuda", why, "use --device cpu");
+}
+
 std::unique_ptr<Backend> make_backend(Device device) {
   if (device == Device::cpu) return make_cpu_backend();
-  std::string why;
-  if (!cuda_available(&why)) throw Error("--device cuda", why, "use --device cpu");
+  require_device(device);
 #ifdef MEGABYTE_HAVE_CUDA
   return make_cuda_backend();
 #else
-  throw Error("--device cuda", why, "use --device cpu");
+  throw std::logic_error("make_backend: cuda_available() without the CUDA backend");
 #endif
 }
 

@@ -37,6 +37,9 @@ Device parse_device(const std::string& text, const std::string& what);
 // which of the two is missing.
 bool cuda_available(std::string* why = nullptr);
 
+// Throws the mb::Error make_backend(device) would throw when `device` cannot be used.
+void require_device(Device device);
+
 // cuda when cuda_available(), else cpu: what a command runs on without --device.
 Device default_device();
 

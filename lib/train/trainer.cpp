@@ -141,11 +141,13 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   if (!dataset.has_split("train") || dataset.split("train").bytes() == 0)
     throw Error(dataset.directory().string(), "has no training bytes (its train split is empty)",
                 "prepare the dataset from more files");
+  // The device first: a run that cannot start leaves no RUNDIR behind.
+  std::shared_ptr<backend::Backend> device = backend::make_backend(options.device);
   prepare_run_dir(config, options);
   const model::TrainConfig& tc = config.train;
   const int T = config.model.context, B = tc.batch_size, A = tc.grad_accumulation;
 
-  auto net = model::make_model(config.model, B, backend::make_backend(options.device));
+  auto net = model::make_model(config.model, B, std::move(device));
   model::ParameterSet& params = net->parameters();
   model::AdamW optimizer(*net);
   WindowSampler sampler(dataset.split("train"), T, tc.seed);

@@ -21,6 +21,15 @@ expect_fail 1 "has no bytes to read" "$MEGABYTE" bench --dataset ds --split vali
 expect_fail 1 "has no split 'test'" "$MEGABYTE" bench --dataset ds --split test --seconds 0.2
 expect_fail 1 "not a megabyte dataset" "$MEGABYTE" bench --dataset docs --seconds 0.2
 expect_fail 2 "dataset" "$MEGABYTE" bench
+# A crash (here a SIGSEGV sent from outside) is reported as megabyte's bug, with a backtrace,
+# and still ends with the signal's exit status.
+"$MEGABYTE" bench --dataset ds --window 512 --seconds 30 -j 1 >/dev/null 2>crash.err &
+pid=$!
+for _ in $(seq 1 200); do grep -q "bench: reading" crash.err && break; sleep 0.05; done
+kill -SEGV $pid
+rc=0; wait $pid || rc=$?
+[[ $rc -eq 139 ]] || { cat crash.err; fail "a crash exited $rc, not 139"; }
+grep -q "internal error: segmentation fault; please report" crash.err || { cat crash.err; fail "no crash report"; }
 # Training throughput of a config, beside the machine's sgemm rate.
 CONFIGS="$TESTS_DIR/../../configs"
 "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --steps 2 --seconds 0.1 -j 2 >train.txt
@@ -51,4 +60,32 @@ python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["benchmark
 grep -Eq '^generate \(cache\): +[0-9.]+ bytes/s' ckgen.txt && grep -Eq '^generate \(re-forward\):' ckgen.txt ||
   { cat ckgen.txt; fail "bench --checkpoint lines"; }
 expect_fail 2 "" "$MEGABYTE" bench --generate --dataset ds
+# --memory: a config's device memory from the model's allocation plan; no GPU is needed to ask.
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda >mem.txt
+for row in parameters gradients 'AdamW moments' activations 'cuBLASLt workspace' total; do
+  grep -Eq "^  $row +[0-9.]+ [kMG]?B" mem.txt || { cat mem.txt; fail "bench --memory lacks its '$row' row"; }
+done
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda --json >mem_cuda.json
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cpu --json >mem_cpu.json
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda --json --set train.batch_size=16 >mem_b16.json
+python3 - mem_cuda.json mem_cpu.json mem_b16.json <<'PY'
+import json, sys
+cuda, cpu, b16 = (json.load(open(f)) for f in sys.argv[1:])
+parts = ["parameter_bytes", "gradient_bytes", "optimizer_bytes", "activation_bytes", "workspace_bytes"]
+assert cuda["total_bytes"] == sum(cuda[p] for p in parts), cuda
+assert cuda["parameter_bytes"] >= 4 * cuda["parameters"] and cuda["optimizer_bytes"] == 2 * cuda["parameter_bytes"], cuda
+assert cuda["workspace_bytes"] == 32 << 20 and cpu["workspace_bytes"] == 0, (cuda, cpu)
+assert cuda["activation_bytes"] == cpu["activation_bytes"] > 0, (cuda, cpu)
+# Activations scale with the batch (tiny-cpu has batch 8); parameters do not.
+assert abs(b16["activation_bytes"] - 2 * cuda["activation_bytes"]) < 0.01 * b16["activation_bytes"], (b16, cuda)
+assert b16["parameter_bytes"] == cuda["parameter_bytes"]
+PY
+expect_fail 1 "model.global.heads" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda \
+  --set model.global.heads=1
+expect_fail 2 "--device" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --device gpu
+# Without a usable GPU, --device cuda is refused in one line that says why.
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect_fail 1 "--device cuda" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --device cuda --seconds 0.1
+fi
+expect_fail 1 "generation runs on the CPU" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --generate --device cuda
 echo "all bench checks passed"

@@ -81,6 +81,9 @@ expect_fail 1 "has no split 'test'" "$MEGABYTE" eval run text.ds --split test
 expect_fail 1 "longer than the model's context" "$MEGABYTE" eval run text.ds --stride 129
 expect_fail 1 "no such checkpoint" "$MEGABYTE" eval nothing text.ds
 expect_fail 2 "DATASET" "$MEGABYTE" eval run
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect_fail 1 "--device cuda" "$MEGABYTE" eval run text.ds --device cuda
+fi
 "$MEGABYTE" -q train "$CONFIGS/tiny-transformer-cpu.yaml" text.ds -o trun --set model.context=64 \
   --set model.global.dim=16 --set model.global.layers=1 --set model.global.heads=2 \
   --set train.steps=1 --set train.eval_every=0 --set train.optimizer.warmup_steps=1 >/dev/null 2>err.txt ||

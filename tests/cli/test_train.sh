@@ -82,6 +82,10 @@ expect_fail 1 "data.modality" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds
 expect_fail 1 "holds another run" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o run1 "${small[@]}"
 expect_fail 1 "train.steps: 400 -> 600" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o run1 "${small[@]}" --resume
 expect_fail 1 "no run to resume" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o fresh --resume
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect_fail 1 "--device cuda" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o r --device cuda
+fi
+expect_fail 2 "--device" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o r --device tpu
 [[ ! -e r ]] || fail "a refused run left its directory behind"
 
 # A damaged checkpoint is refused, naming the file.

@@ -1,0 +1,125 @@
+// The backend layer: the arena, device names, the GPU peak table, and the model's memory plan
+// (what `megabyte bench --memory` prints) against a count made by hand.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <stdexcept>
+
+#include "backend/arena.hpp"
+#include "backend/backend.hpp"
+#include "backend/device_peaks.hpp"
+#include "error_of.hpp"
+#include "model/model.hpp"
+
+using mb::backend::Arena;
+using mb::backend::Device;
+using mb::test::contains;
+using mb::test::error_of;
+
+TEST_CASE("an arena hands out aligned, disjoint slices of one zeroed allocation") {
+  auto cpu = mb::backend::make_backend(Device::cpu);
+  Arena arena;
+  auto a = arena.reserve<float>(3);
+  auto b = arena.reserve<std::int32_t>(1000);
+  auto c = arena.reserve<float>(64);
+  CHECK(a.get() == nullptr);   // nothing is allocated before commit()
+  CHECK(arena.bytes() == 256 + 4096 + 256);
+  arena.commit(*cpu);
+  const auto base = reinterpret_cast<std::uintptr_t>(arena.base());
+  CHECK(base % Arena::kAlignment == 0);
+  CHECK(reinterpret_cast<std::uintptr_t>(a.get()) == base);
+  CHECK(reinterpret_cast<std::uintptr_t>(b.get()) == base + 256);
+  CHECK(reinterpret_cast<std::uintptr_t>(c.get()) == base + 256 + 4096);
+  CHECK(b.size() == 1000);
+  for (int i = 0; i < 1000; ++i) REQUIRE(b.get()[i] == 0);
+  CHECK_THROWS_AS(arena.reserve<float>(1), std::logic_error);
+}
+
+TEST_CASE("devices are named cpu and cuda; anything else is refused naming the option") {
+  CHECK(mb::backend::parse_device("cpu", "--device") == Device::cpu);
+  CHECK(mb::backend::parse_device("cuda", "--device") == Device::cuda);
+  const std::string msg = error_of([] { (void)mb::backend::parse_device("gpu", "--device"); });
+  CHECK(contains(msg, "--device"));
+  CHECK(contains(msg, "gpu"));
+  CHECK(mb::backend::device_name(Device::cuda) == "cuda");
+}
+
+TEST_CASE("asking for CUDA where it cannot be used says why") {
+  std::string why;
+  if (mb::backend::cuda_available(&why)) return;   // a GPU machine: nothing to refuse
+  CHECK_FALSE(why.empty());
+  const std::string msg = error_of([] { (void)mb::backend::make_backend(Device::cuda); });
+  CHECK(contains(msg, "--device cuda"));
+  CHECK(contains(msg, why));
+  CHECK(mb::backend::default_device() == Device::cpu);
+}
+
+TEST_CASE("the GPU peak table matches CUDA device names, most specific first") {
+  using mb::backend::device_peaks;
+  CHECK(device_peaks("NVIDIA H100 80GB HBM3").name == "H100 SXM");
+  CHECK(device_peaks("NVIDIA H100 80GB HBM3").bf16 == doctest::Approx(989.4e12));
+  CHECK(device_peaks("NVIDIA H100 PCIe").name == "H100 PCIe");
+  CHECK(device_peaks("NVIDIA H100 NVL").name == "H100 NVL");
+  CHECK(device_peaks("NVIDIA H200").name == "H200 SXM");
+  CHECK(device_peaks("NVIDIA A100-SXM4-80GB").fp32 == doctest::Approx(19.5e12));
+  // Unknown devices get no figure at all, so no MFU is made up for them.
+  CHECK(device_peaks("NVIDIA GeForce RTX 3090").bf16 == 0.0);
+  CHECK(device_peaks("NVIDIA GeForce RTX 3090").name.empty());
+  for (const auto& p : mb::backend::known_device_peaks()) CHECK(p.bf16 > p.fp32);
+}
+
+namespace {
+
+mb::model::ModelConfig small_transformer() {
+  mb::model::ModelConfig c;
+  c.kind = mb::model::ModelKind::transformer;
+  c.context = 64;
+  c.patch_size = 1;
+  c.global = {32, 2, 4};
+  c.ffn_multiplier = 4;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("the memory plan is the model's own allocation, counted by hand") {
+  const mb::model::ModelConfig c = small_transformer();
+  const int B = 2;
+  // Rows N = B·T = 128 make every buffer a multiple of 256 bytes, so no padding enters the count.
+  const std::size_t N = 128, C = 32, H = 128, heads = 4, L = 2;
+  // Per layer: input, ln1, qkv (3C), attention out, mid, ln2 = 8C; fc and act = 2H; the two
+  // norms' mean and rstd = 4; the attention's log-sum-exp per head.
+  const std::size_t per_layer = N * (8 * C + 2 * H + 4 + heads);
+  // The stack's final input and norm statistics, and its scratch: C, C, 3C, H, H.
+  const std::size_t stack_rest = N * (C + 2) + N * (5 * C + 2 * H);
+  // The model: input ids, targets (int32), per-position losses, then in/out/dout/din (D each).
+  const std::size_t model_rest = N * 3 + N * 4 * C;
+  const std::size_t expected = 4 * (L * per_layer + stack_rest + model_rest);
+
+  const auto real = mb::model::make_model(c, B);
+  CHECK(real->memory().activations == expected);
+  CHECK(real->activation_floats() * 4 == expected);
+  const auto cpu_plan = mb::model::make_model_plan(c, B, Device::cpu);
+  CHECK(cpu_plan->memory().activations == expected);
+  CHECK(cpu_plan->backend() == nullptr);
+  const auto cuda_plan = mb::model::make_model_plan(c, B, Device::cuda);
+  CHECK(cuda_plan->memory().activations == expected);
+  CHECK(cuda_plan->memory().parameters == real->parameters().buffer_size() * 4);
+  CHECK(cuda_plan->memory().gradients == real->parameters().buffer_size() * 4);
+  // A plan allocates nothing: even the paper's PG-19 shape costs no memory to describe.
+  mb::model::ModelConfig big = c;
+  big.context = 8192;
+  big.global = {2048, 24, 16};
+  const auto big_plan = mb::model::make_model_plan(big, 8, Device::cuda);
+  CHECK(big_plan->memory().activations > (std::size_t{1} << 30));
+  CHECK(big_plan->parameters().values().empty());
+}
+
+TEST_CASE("a config whose attention heads are too wide for CUDA is refused when planned for it") {
+  mb::model::ModelConfig c = small_transformer();
+  c.global = {512, 1, 2};   // heads of 256
+  const std::string msg = error_of([&] { (void)mb::model::make_model_plan(c, 1, Device::cuda); });
+  CHECK(contains(msg, "model.global.heads"));
+  CHECK(contains(msg, "256"));
+  CHECK_NOTHROW((void)mb::model::make_model_plan(c, 1, Device::cpu));
+}
