@@ -47,6 +47,9 @@ void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
+  // Long work polls g_interrupted, so nothing needs a system call cut short: restart them, so
+  // that no library (OpenMP, oneDNN, stdio) ever sees an EINTR it might not expect.
+  sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   // A write past RLIMIT_FSIZE must fail with EFBIG (and be reported), not kill us.

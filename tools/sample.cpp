@@ -11,6 +11,7 @@
 #include <iterator>
 #include <optional>
 
+#include "backend/backend.hpp"
 #include "command.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
@@ -41,6 +42,8 @@ struct SampleArgs {
   model::SamplingOptions sampling;
   std::uint64_t seed = 1;
   int threads = 0;
+  int batch = 8;
+  std::string device;   // empty: backend::default_device()
   bool continuation = false;
   // images
   int image_size = 0;
@@ -225,28 +228,43 @@ int run_sample(const SampleArgs& given) {
   // Wide models have products worth sharing.
   if (a.threads > 0) omp_set_num_threads(a.threads);
   else if (m.global_width() < kThreadedWidth) omp_set_num_threads(1);
-  auto net = model::make_model(m, 1);
+  const backend::Device device =
+      a.device.empty() ? backend::default_device() : backend::parse_device(a.device, "--device");
+  auto net = model::make_model(m, 1, backend::make_backend(device));
   model::load_weights(dir, net->parameters());
-  model::Generator gen(*net);
+  net->upload_parameters();
+  // Samples are generated `batch` at a time, side by side: one step multiplies all of their
+  // rows by each weight matrix at once (see model/generator.hpp).
+  const int group_size = std::min(a.count, a.batch);
+  model::Generator gen(*net, group_size);
 
   const int prompt = static_cast<int>(plan.prompt.size());
   const int new_bytes = plan.total - prompt;
   const bool to_stdout = a.output.empty();
   const bool tty_out = to_stdout && ::isatty(STDOUT_FILENO);
+  // One sample to stdout is streamed byte by byte as it is generated; several are printed
+  // whole, in order, as each group completes.
+  const bool stream = to_stdout && a.count == 1;
   log_verbose("sample: " + dir.string() + ", step " + std::to_string(info.step) + ", " + kind + ", prompt " +
-              std::to_string(prompt) + " bytes, " + std::to_string(new_bytes) + " new bytes per sample");
+              std::to_string(prompt) + " bytes, " + std::to_string(new_bytes) + " new bytes per sample, " +
+              std::to_string(group_size) + " at a time on " + net->backend()->description());
   // Text streamed to a terminal shows its own progress; a progress line would garble it.
   std::optional<Progress> progress;
-  if (!tty_out) progress.emplace("sample", static_cast<std::uint64_t>(new_bytes) * a.count, "bytes");
+  if (!(stream && tty_out)) progress.emplace("sample", static_cast<std::uint64_t>(new_bytes) * a.count, "bytes");
 
   const auto start = std::chrono::steady_clock::now();
   std::uint64_t generated = 0;
-  for (int i = 1; i <= a.count; ++i) {
+  std::vector<std::uint8_t> next(static_cast<std::size_t>(group_size));
+  for (int first = 1; first <= a.count; first += group_size) {
+    // Samples first .. first+n-1; sequences of the generator past n are generated and dropped
+    // (the last group may be smaller than the batch).
+    const int n = std::min(group_size, a.count - first + 1);
     gen.reset();
     for (std::uint8_t b : plan.prompt) gen.feed(b);
-    model::Rng rng(a.seed, static_cast<std::uint64_t>(i - 1));   // sample i alone is reproducible
-    if (to_stdout) {
-      if (a.count > 1) std::printf("%s==> sample %d of %d <==\n", i > 1 ? "\n" : "", i, a.count);
+    std::vector<model::Rng> rngs;   // sample i draws from its own stream: alone reproducible
+    for (int j = 0; j < group_size; ++j)
+      rngs.emplace_back(a.seed, static_cast<std::uint64_t>(first - 1 + j));
+    if (stream) {
       if (!a.continuation) std::fwrite(plan.prompt.data(), 1, plan.prompt.size(), stdout);
       std::fflush(stdout);
     }
@@ -254,35 +272,46 @@ int run_sample(const SampleArgs& given) {
       if (g_interrupted.load()) {
         if (progress) progress->finish();
         std::fflush(stdout);
-        log_info("interrupted after " + plural(i - 1, "complete sample", "complete samples") +
-                 (to_stdout ? "" : "; nothing of the unfinished one was written"));
+        log_info("interrupted after " + plural(first - 1, "complete sample", "complete samples") +
+                 (stream ? "" : "; nothing of the unfinished ones was written"));
         return kExitInterrupted;
       }
-      const int byte = model::sample_index(gen.next_logits(), model::kByteValues, a.sampling, rng);
-      gen.feed(static_cast<std::uint8_t>(byte));
-      ++generated;
-      if (to_stdout) {
-        std::fputc(byte, stdout);
+      const float* logits = gen.next_logits();
+      for (int j = 0; j < group_size; ++j)
+        next[j] = static_cast<std::uint8_t>(model::sample_index(
+            logits + static_cast<std::size_t>(j) * model::kByteValues, model::kByteValues, a.sampling, rngs[j]));
+      gen.feed_each(next.data());
+      generated += static_cast<std::uint64_t>(n);
+      if (stream) {
+        std::fputc(next[0], stdout);
         std::fflush(stdout);   // a model step costs far more than the write
       }
       if (progress) progress->update(generated, generated);
     }
-    const std::vector<std::uint8_t>& all = gen.bytes();
-    if (to_stdout) {
-      if ((a.count > 1 || tty_out) && !all.empty() && all.back() != '\n') std::fputc('\n', stdout);
-      std::fflush(stdout);
-      continue;
+    for (int j = 0; j < n; ++j) {
+      const int i = first + j;
+      const std::vector<std::uint8_t>& all = gen.bytes(j);
+      if (to_stdout) {
+        if (!stream) {
+          if (a.count > 1) std::printf("%s==> sample %d of %d <==\n", i > 1 ? "\n" : "", i, a.count);
+          const std::size_t skip = a.continuation ? plan.prompt.size() : 0;
+          std::fwrite(all.data() + skip, 1, all.size() - skip, stdout);
+        }
+        if ((a.count > 1 || tty_out) && !all.empty() && all.back() != '\n') std::fputc('\n', stdout);
+        std::fflush(stdout);
+        continue;
+      }
+      const fs::path path = numbered(a.output, i, a.count);
+      if (plan.modality == Modality::image) {
+        data::write_png(path, all, plan.image);
+      } else if (plan.modality == Modality::audio) {
+        data::write_wav(path, all, plan.audio);
+      } else {
+        const std::size_t skip = a.continuation ? plan.prompt.size() : 0;
+        write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(all.data()) + skip, all.size() - skip));
+      }
+      log_verbose("wrote " + path.string());
     }
-    const fs::path path = numbered(a.output, i, a.count);
-    if (plan.modality == Modality::image) {
-      data::write_png(path, all, plan.image);
-    } else if (plan.modality == Modality::audio) {
-      data::write_wav(path, all, plan.audio);
-    } else {
-      const std::size_t skip = a.continuation ? plan.prompt.size() : 0;
-      write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(all.data()) + skip, all.size() - skip));
-    }
-    log_verbose("wrote " + path.string());
   }
   if (progress) progress->finish();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -327,6 +356,10 @@ RunFunction add_sample_command(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Seed of the sampler: the same seed gives the same bytes")->capture_default_str();
   sub->add_option("-o,--output", a->output, "Write to this file (OUT-1.EXT, OUT-2.EXT, ... for several); text: default stdout");
   sub->add_flag("--continuation", a->continuation, "Text: write only the generated bytes, not the prompt");
+  sub->add_option("--batch", a->batch, "Samples generated side by side (of -n; a step serves them all)")
+      ->check(CLI::Range(1, 4096))->capture_default_str();
+  sub->add_option("--device", a->device, "cpu or cuda (default: cuda where a GPU is found, else cpu)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   sub->add_option("-j,--threads", a->threads, "CPU threads (default: 1 for a model narrower than 2048, all otherwise)")->check(CLI::Range(1, 4096));
   CLI::Option* image_size = sub->add_option("--image-size", a->image_size, "Images: the side S of the dataset's S x S images (default: as recorded at training)")
       ->check(CLI::Range(1, 65536));

@@ -1,9 +1,15 @@
 // oneDNN matmul for the three products of a linear layer. Transposed operands are described to
 // oneDNN by a format tag ('ba' = column-major view of a row-major buffer) instead of being
-// copied, and "+=" into gradients is oneDNN's sum post-op, so no operand is ever copied or
-// staged here. Primitives are cached by shape: creating one costs far more than a small product.
+// copied, and "+=" into gradients is oneDNN's sum post-op, so the fp32 ops never copy or
+// stage an operand. Primitives are cached by shape: creating one costs far more than a small
+// product.
+//
+// The bf16 pair rounds its operands into per-thread staging buffers first (they keep the
+// largest sizes seen by the thread, so memory is not allocated again call after call) and
+// then runs the same fp32 primitives (see matmul.hpp).
 #include "cpu/matmul.hpp"
 
+#include "cpu/bf16.hpp"
 #include "cpu/simd.hpp"
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -16,6 +22,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <tuple>
+#include <vector>
 
 namespace mb::kernels::cpu {
 namespace {
@@ -147,6 +154,48 @@ void bias_grad_block(float* __restrict dbias, const float* __restrict dout, int 
     for (int j = 0; j < w; ++j) dbias[j0 + j] += acc[j];
 }
 
+void bias_grad(float* dbias, const float* dout, int M, int N) {
+    const int blocks = (N + kBiasCols - 1) / kBiasCols;
+#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(M) * N > 32768)
+    for (int b = 0; b < blocks; ++b)
+        bias_grad_block(dbias, dout, M, N, b * kBiasCols, std::min(N, (b + 1) * kBiasCols));
+}
+
+// Rounding of the bf16 pair's operands: chunks of 16 Ki floats (64 KiB), one OpenMP task
+// each; the loop body is branch-free integer arithmetic and vectorises.
+constexpr std::size_t kRoundChunk = std::size_t{1} << 14;
+
+MB_CPU_CLONES
+void round_block(float* __restrict dst, const float* __restrict src, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = round_to_bf16(src[i]);
+}
+
+// buf[0..n) = round_to_bf16(src[0..n)); returns buf.data(). buf only grows, so after the
+// first call of a shape no memory is allocated (or faulted in) again.
+const float* rounded_copy(std::vector<float>& buf, const float* src, std::size_t n) {
+    if (buf.size() < n) buf.resize(n);
+    float* dst = buf.data();
+    const auto chunks = static_cast<std::int64_t>((n + kRoundChunk - 1) / kRoundChunk);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (std::int64_t c = 0; c < chunks; ++c) {
+        const std::size_t begin = static_cast<std::size_t>(c) * kRoundChunk;
+        round_block(dst + begin, src + begin, std::min(kRoundChunk, n - begin));
+    }
+    return dst;
+}
+
+// The calling thread's staging buffers for the rounded operands: one per operand role, so a
+// backward call can hold bf16(dout), bf16(weight) and bf16(inp) at once. Per thread, so
+// concurrent callers never share one.
+struct Bf16Staging {
+    std::vector<float> inp, weight, dout;
+};
+
+Bf16Staging& bf16_staging() {
+    thread_local Bf16Staging staging;
+    return staging;
+}
+
 }  // namespace
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
@@ -169,12 +218,40 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
         if (dinp) run(Key{Product::grad_input, M, N, K, false}, dout, weight, nullptr, dinp);
         if (dweight) run(Key{Product::grad_weight, N, M, K, false}, dout, inp, nullptr, dweight);
     }
-    if (dbias) {
-        const int blocks = (N + kBiasCols - 1) / kBiasCols;
-#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(M) * N > 32768)
-        for (int b = 0; b < blocks; ++b)
-            bias_grad_block(dbias, dout, M, N, b * kBiasCols, std::min(N, (b + 1) * kBiasCols));
+    if (dbias) bias_grad(dbias, dout, M, N);
+}
+
+void matmul_forward_bf16(float* out, const float* inp, const float* weight, const float* bias,
+                         int M, int K, int N) {
+    check_sizes(M, K, N);
+    if (M == 0 || N == 0) return;
+    if (K == 0) {  // no product: out = bias, exactly as the fp32 op
+        matmul_forward(out, nullptr, nullptr, bias, M, 0, N);
+        return;
     }
+    Bf16Staging& s = bf16_staging();
+    const float* rinp = rounded_copy(s.inp, inp, static_cast<std::size_t>(M) * K);
+    const float* rweight = rounded_copy(s.weight, weight, static_cast<std::size_t>(N) * K);
+    run(Key{Product::forward, M, K, N, bias != nullptr}, rinp, rweight, bias, out);
+}
+
+void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
+                          const float* inp, const float* weight, int M, int K, int N) {
+    check_sizes(M, K, N);
+    if (M == 0 || N == 0) return;  // every gradient term is an empty sum
+    if (K > 0 && (dinp || dweight)) {
+        Bf16Staging& s = bf16_staging();
+        const float* rdout = rounded_copy(s.dout, dout, static_cast<std::size_t>(M) * N);
+        if (dinp) {
+            const float* rweight = rounded_copy(s.weight, weight, static_cast<std::size_t>(N) * K);
+            run(Key{Product::grad_input, M, N, K, false}, rdout, rweight, nullptr, dinp);
+        }
+        if (dweight) {
+            const float* rinp = rounded_copy(s.inp, inp, static_cast<std::size_t>(M) * K);
+            run(Key{Product::grad_weight, N, M, K, false}, rdout, rinp, nullptr, dweight);
+        }
+    }
+    if (dbias) bias_grad(dbias, dout, M, N);  // from the unrounded fp32 dout
 }
 
 }  // namespace mb::kernels::cpu

@@ -20,4 +20,20 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                      const float* inp, const float* weight, int M, int K, int N);
 
+// The mixed-precision pair (bf16 operands, fp32 accumulation): the same shapes, semantics and
+// null-pointer rules as matmul_forward / matmul_backward, except that both operands of every
+// product are first rounded to bfloat16 (round_to_bf16, cpu/bf16.hpp). Weights, activations
+// and gradients stay fp32 in memory; only the values entering a product are rounded:
+//   out[M,N]      = bf16(inp) · bf16(weight)ᵀ + bias        (bias added in fp32)
+//   dinp[M,K]    += bf16(dout) · bf16(weight)
+//   dweight[N,K] += bf16(dout)ᵀ · bf16(inp)
+//   dbias[N]     += column sums of dout (fp32, not rounded)
+// The rounded operands are staged in per-thread buffers (reused between calls) and multiplied
+// by the fp32 sgemm: the product of two bf16 values is exact in fp32, so this is the math of a
+// bf16 GEMM with fp32 accumulation (tensor cores, the CUDA twin), up to summation order.
+void matmul_forward_bf16(float* out, const float* inp, const float* weight, const float* bias,
+                         int M, int K, int N);
+void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
+                          const float* inp, const float* weight, int M, int K, int N);
+
 }  // namespace mb::kernels::cpu

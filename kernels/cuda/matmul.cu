@@ -8,7 +8,8 @@
 //                A = weight buffer, K × N, ld K, op T;  B = inp buffer,  K × M, ld K, op N
 //                D = out buffer,    N × M, ld N;  beta 0; CUBLASLT_EPILOGUE_BIAS with bias
 //                (a vector over the m = N rows of D, broadcast along the M columns) when the
-//                bias is 16-byte aligned, else a separate add kernel afterwards.
+//                bias is 16-byte aligned and cuBLASLt offers an algorithm with that epilogue,
+//                else a separate add kernel afterwards.
 //   grad input   dinpᵀ[K,M]   += weightᵀ[K,N] · doutᵀ[N,M]
 //                A = weight buffer, K × N, ld K, op N;  B = dout buffer, N × M, ld N, op N
 //                C = D = dinp buffer, K × M, ld K; beta 1 (accumulate in place).
@@ -18,12 +19,22 @@
 //
 // Compute type CUBLAS_COMPUTE_32F with CUDA_R_32F scale and matrices: true fp32 FMA math, no
 // TF32 (that would need CUBLAS_COMPUTE_32F_FAST_TF32). The algorithm comes from
-// cublasLtMatmulAlgoGetHeuristic, asked once per (device, product shape, operand alignment)
-// and cached, with a fixed 32 MiB workspace per device, so a given call always runs the same
-// algorithm and (one stream, cuBLAS's guarantee) gives bit-identical results run to run.
-// dbias is a deterministic column sum (colsum.cuh), not a product.
+// cublasLtMatmulAlgoGetHeuristic, asked once per (device, operand type, product shape,
+// operand alignment) and cached, with a fixed 32 MiB workspace per device, so a given call
+// always runs the same algorithm and (one stream, cuBLAS's guarantee) gives bit-identical
+// results run to run. dbias is a deterministic column sum (colsum.cuh), not a product.
+//
+// The bf16 pair runs the same three products with A and B of type CUDA_R_16BF (C, D, scale
+// and compute type unchanged: CUDA_R_32F, CUBLAS_COMPUTE_32F, the "bf16 in, fp32 out"
+// combination of cublasLtMatmul's type table). Its operands are the caller's fp32 buffers
+// rounded by to_bf16 (bf16.cuh) into scratch whose rows are padded to a multiple of 8
+// elements and whose start is 256-byte aligned, so the leading dimensions in the table above
+// become bf16_ld(K) and bf16_ld(N) for those operands; C and D are the caller's fp32 buffers
+// as before. The bias vector has the type of D (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE defaults
+// to Dtype, see cublasLt.h), so it is fp32 in both pairs, and is set explicitly.
 #include "cuda/matmul.cuh"
 
+#include "cuda/bf16.cuh"
 #include "cuda/colsum.cuh"
 #include "cuda/common.cuh"
 
@@ -35,6 +46,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace mb::kernels::cuda {
@@ -92,15 +104,17 @@ std::uint32_t alignment(const void* p) {
 }
 
 // Column-major D[m,n] = op(A) · op(B) (+ bias[m] per row) (+ beta · C), C and D the same
-// buffer. A is stored (opA == N ? m × k : k × m) with leading dimension lda; B likewise.
+// fp32 buffer. A is stored (opA == N ? m × k : k × m) with leading dimension lda; B likewise;
+// both of type `type` (CUDA_R_32F or CUDA_R_16BF).
 struct Gemm {
+    cudaDataType_t type;
     cublasOperation_t opA, opB;
     int m, n, k;
-    int lda, ldb, ldc;
-    const float* A;
-    const float* B;
+    std::int64_t lda, ldb, ldc;
+    const void* A;
+    const void* B;
     float* C;
-    const float* bias;  // null: no epilogue
+    const float* bias;  // fp32, m entries; null: none. Requires ldc == m.
     float beta;
 };
 
@@ -118,97 +132,163 @@ using MatmulDesc = Owned<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy>;
 using Layout = Owned<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy>;
 using Preference = Owned<cublasLtMatmulPreference_t, cublasLtMatmulPreferenceDestroy>;
 
+// What the choice of algorithm depends on. The bias pointer's alignment is part of it: the
+// heuristic reads the pointer to learn it (cublasLt.h, CUBLASLT_MATMUL_DESC_BIAS_POINTER).
 struct AlgoKey {
     int device;
-    int opA, opB, m, n, k, lda, ldb, ldc;
+    int type;
+    int opA, opB, m, n, k;
+    std::int64_t lda, ldb, ldc;
     bool bias;
-    std::uint32_t alignA, alignB, alignC;
+    std::uint32_t alignA, alignB, alignC, alignBias;
     bool operator<(const AlgoKey& o) const {
-        return std::tie(device, opA, opB, m, n, k, lda, ldb, ldc, bias, alignA, alignB, alignC) <
-               std::tie(o.device, o.opA, o.opB, o.m, o.n, o.k, o.lda, o.ldb, o.ldc, o.bias,
-                        o.alignA, o.alignB, o.alignC);
+        return std::tie(device, type, opA, opB, m, n, k, lda, ldb, ldc, bias, alignA, alignB,
+                        alignC, alignBias) <
+               std::tie(o.device, o.type, o.opA, o.opB, o.m, o.n, o.k, o.lda, o.ldb, o.ldc,
+                        o.bias, o.alignA, o.alignB, o.alignC, o.alignBias);
     }
+};
+
+// The cached decision for a key: the algorithm, and whether it runs with the bias epilogue
+// (false when no bias was asked for, or when it was but is added by add_bias_kernel).
+struct AlgoChoice {
+    cublasLtMatmulAlgo_t algo;
+    bool fused_bias;
 };
 
 // Same bound and reason as the CPU twin's primitive cache.
 constexpr std::size_t kMaxCached = 512;
 
-void make_layout(Layout& l, int rows, int cols, int ld) {
-    MB_CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&l.h, CUDA_R_32F, static_cast<std::uint64_t>(rows),
+void make_layout(Layout& l, cudaDataType_t type, int rows, int cols, std::int64_t ld) {
+    MB_CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&l.h, type, static_cast<std::uint64_t>(rows),
                                                  static_cast<std::uint64_t>(cols), ld));
 }
 
-void run(const Gemm& g) {
-    int device = 0;
-    MB_CUDA_CHECK(cudaGetDevice(&device));
-    const DeviceLt lt = device_lt(device);
+const char* type_name(cudaDataType_t type) { return type == CUDA_R_16BF ? "bf16" : "fp32"; }
 
-    // Descriptors are created per call (host-only and cheap), so concurrent callers never
-    // share a mutable one; only the algorithm, the costly heuristic query, is cached.
-    MatmulDesc desc;
+// The operation descriptor of g, with the bias epilogue when fuse_bias. Descriptors are
+// created per call (host-only and cheap), so concurrent callers never share a mutable one.
+void make_desc(MatmulDesc& desc, const Gemm& g, bool fuse_bias) {
     MB_CUBLASLT_CHECK(cublasLtMatmulDescCreate(&desc.h, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     MB_CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(desc.h, CUBLASLT_MATMUL_DESC_TRANSA, &g.opA,
                                                      sizeof(g.opA)));
     MB_CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(desc.h, CUBLASLT_MATMUL_DESC_TRANSB, &g.opB,
                                                      sizeof(g.opB)));
-    if (g.bias) {
+    if (fuse_bias) {
         const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
         MB_CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(desc.h, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                                          &epi, sizeof(epi)));
         const void* bias = g.bias;
         MB_CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(desc.h, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                          &bias, sizeof(bias)));
+        // The default already (the type of D); stated so that it does not follow A and B.
+        const auto bias_type = static_cast<std::int32_t>(CUDA_R_32F);
+        MB_CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(
+            desc.h, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
     }
-    Layout a, b, c;
-    if (g.opA == CUBLAS_OP_N) make_layout(a, g.m, g.k, g.lda); else make_layout(a, g.k, g.m, g.lda);
-    if (g.opB == CUBLAS_OP_N) make_layout(b, g.k, g.n, g.ldb); else make_layout(b, g.n, g.k, g.ldb);
-    make_layout(c, g.m, g.n, g.ldc);
+}
 
-    const AlgoKey key{device, static_cast<int>(g.opA), static_cast<int>(g.opB), g.m, g.n, g.k,
-                      g.lda, g.ldb, g.ldc, g.bias != nullptr, alignment(g.A), alignment(g.B),
-                      alignment(g.C)};
-    cublasLtMatmulAlgo_t algo{};
+// The best algorithm cuBLASLt's heuristic offers for this descriptor, or false when it offers
+// none (CUBLAS_STATUS_NOT_SUPPORTED or no result).
+bool heuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+               cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, const AlgoKey& key,
+               cublasLtMatmulAlgo_t& algo) {
+    Preference pref;
+    MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceCreate(&pref.h));
+    const std::uint64_t ws = kWorkspaceBytes;
+    MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref.h, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &key.alignA, sizeof(key.alignA)));
+    MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &key.alignB, sizeof(key.alignB)));
+    MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &key.alignC, sizeof(key.alignC)));
+    MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &key.alignC, sizeof(key.alignC)));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t st =
+        cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, c, pref.h, 1, &result, &found);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED) return false;
+    MB_CUBLASLT_CHECK(st);
+    if (found < 1) return false;
+    algo = result.algo;
+    return true;
+}
+
+// out[i, j] += bias[j] (a bias that cuBLASLt is not given to fuse).
+__global__ void add_bias_kernel(float* __restrict__ out, const float* __restrict__ bias,
+                                std::size_t n, int N) {
+    const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+    for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += stride)
+        out[i] += bias[i % static_cast<std::size_t>(N)];
+}
+
+// Runs g on the default stream. The bias is fused into the product (epilogue) when it is
+// 16-byte aligned (cuBLASLt's alignment hints cover A, B, C and D only) and the heuristic has
+// an algorithm with the epilogue; otherwise add_bias_kernel adds it to the finished product.
+// Either way it is added once, in fp32, and the choice is cached with the algorithm, so a
+// given call always takes the same path and gives the same bits.
+void run(const Gemm& g) {
+    if (g.bias && g.ldc != g.m) throw std::logic_error("matmul: a bias needs ldc == m");
+    int device = 0;
+    MB_CUDA_CHECK(cudaGetDevice(&device));
+    const DeviceLt lt = device_lt(device);
+
+    Layout a, b, c;
+    if (g.opA == CUBLAS_OP_N) make_layout(a, g.type, g.m, g.k, g.lda);
+    else make_layout(a, g.type, g.k, g.m, g.lda);
+    if (g.opB == CUBLAS_OP_N) make_layout(b, g.type, g.k, g.n, g.ldb);
+    else make_layout(b, g.type, g.n, g.k, g.ldb);
+    make_layout(c, CUDA_R_32F, g.m, g.n, g.ldc);
+
+    const AlgoKey key{device, static_cast<int>(g.type), static_cast<int>(g.opA),
+                      static_cast<int>(g.opB), g.m, g.n, g.k, g.lda, g.ldb, g.ldc,
+                      g.bias != nullptr, alignment(g.A), alignment(g.B), alignment(g.C),
+                      g.bias ? alignment(g.bias) : 0u};
+    MatmulDesc desc;
+    AlgoChoice choice{};
     {
         static std::mutex mutex;
-        static std::map<AlgoKey, cublasLtMatmulAlgo_t> cache;
+        static std::map<AlgoKey, AlgoChoice> cache;
         const std::lock_guard<std::mutex> lock(mutex);
         if (auto it = cache.find(key); it != cache.end()) {
-            algo = it->second;
+            choice = it->second;
+            make_desc(desc, g, choice.fused_bias);
         } else {
-            Preference pref;
-            MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceCreate(&pref.h));
-            const std::uint64_t ws = kWorkspaceBytes;
-            MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(
-                pref.h, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-            MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(
-                pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &key.alignA,
-                sizeof(key.alignA)));
-            MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(
-                pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &key.alignB,
-                sizeof(key.alignB)));
-            MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(
-                pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &key.alignC,
-                sizeof(key.alignC)));
-            MB_CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(
-                pref.h, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &key.alignC,
-                sizeof(key.alignC)));
-            cublasLtMatmulHeuristicResult_t result{};
-            int found = 0;
-            MB_CUBLASLT_CHECK(cublasLtMatmulAlgoGetHeuristic(lt.handle, desc.h, a.h, b.h, c.h,
-                                                             c.h, pref.h, 1, &result, &found));
-            if (found < 1)
-                throw std::runtime_error("matmul: cuBLASLt has no fp32 algorithm for m = " +
-                                         std::to_string(g.m) + ", n = " + std::to_string(g.n) +
-                                         ", k = " + std::to_string(g.k));
+            bool found = false;
+            if (g.bias && key.alignBias >= 16) {
+                make_desc(desc, g, true);
+                found = heuristic(lt.handle, desc.h, a.h, b.h, c.h, key, choice.algo);
+                choice.fused_bias = found;
+            }
+            if (!found) {
+                MatmulDesc plain;
+                make_desc(plain, g, false);
+                if (!heuristic(lt.handle, plain.h, a.h, b.h, c.h, key, choice.algo))
+                    throw std::runtime_error(std::string("matmul: cuBLASLt has no ") +
+                                             type_name(g.type) + " algorithm for m = " +
+                                             std::to_string(g.m) + ", n = " + std::to_string(g.n) +
+                                             ", k = " + std::to_string(g.k));
+                choice.fused_bias = false;
+                std::swap(desc.h, plain.h);
+            }
             if (cache.size() >= kMaxCached) cache.clear();
-            cache.emplace(key, result.algo);
-            algo = result.algo;
+            cache.emplace(key, choice);
         }
     }
 
     const float alpha = 1.0f;
     MB_CUBLASLT_CHECK(cublasLtMatmul(lt.handle, desc.h, &alpha, g.A, a.h, g.B, b.h, &g.beta, g.C,
-                                     c.h, g.C, c.h, &algo, lt.workspace, kWorkspaceBytes, 0));
+                                     c.h, g.C, c.h, &choice.algo, lt.workspace, kWorkspaceBytes,
+                                     0));
+    if (g.bias && !choice.fused_bias) {
+        const std::size_t n = static_cast<std::size_t>(g.m) * static_cast<std::size_t>(g.n);
+        add_bias_kernel<<<detail::grid_size(n), detail::kBlock>>>(g.C, g.bias, n, g.m);
+        MB_CUDA_CHECK_LAUNCH();
+    }
 }
 
 void check_sizes(int M, int K, int N) {
@@ -224,15 +304,6 @@ __global__ void fill_bias_kernel(float* out, const float* bias, std::size_t M, i
         out[i] = bias ? bias[i % static_cast<std::size_t>(N)] : 0.0f;
 }
 
-// out[i, j] += bias[j] (a bias that cuBLASLt is not given to fuse).
-__global__ void add_bias_kernel(float* __restrict__ out, const float* __restrict__ bias,
-                                std::size_t n, int N) {
-    const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
-    for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-         i += stride)
-        out[i] += bias[i % static_cast<std::size_t>(N)];
-}
-
 // Pass 1 of the deterministic dbias (colsum.cuh): thread (column c, task t) adds rows
 // begin(t)..end(t) of column c of dout in order into partial[t * N + c].
 __global__ void bias_partials_kernel(float* __restrict__ partial, const float* __restrict__ dout,
@@ -246,6 +317,50 @@ __global__ void bias_partials_kernel(float* __restrict__ partial, const float* _
     partial[static_cast<std::size_t>(t) * N + c] = acc;
 }
 
+// out = bias (or 0) for K = 0, the empty product, as the CPU twin. M, N > 0.
+void fill_bias(float* out, const float* bias, int M, int N) {
+    const std::size_t n = static_cast<std::size_t>(M) * N;
+    fill_bias_kernel<<<detail::grid_size(n), detail::kBlock>>>(out, bias,
+                                                               static_cast<std::size_t>(M), N);
+    MB_CUDA_CHECK_LAUNCH();
+}
+
+// dbias[N] += column sums of dout[M, N], deterministic (colsum.cuh). M, N > 0.
+void bias_grad(float* dbias, const float* dout, int M, int N) {
+    const detail::RowSplit split = detail::row_split(M);
+    detail::Scratch<float> partial(static_cast<std::size_t>(split.tasks) * N);
+    bias_partials_kernel<<<detail::colsum_grid(N, split.tasks), detail::colsum_block()>>>(
+        partial.get(), dout, M, N, split);
+    MB_CUDA_CHECK_LAUNCH();
+    detail::add_column_partials(dbias, partial.get(), split.tasks, static_cast<std::size_t>(N), N);
+}
+
+// A row-major rows × cols fp32 matrix rounded to bf16 in scratch (to_bf16, bf16.cuh): rows
+// padded to ld = bf16_ld(cols) elements, the start aligned to 256 bytes. The alignment is
+// fixed rather than whatever the pool returns, so the algorithm cache sees the same key on
+// every call of a shape. Freed (stream-ordered) when it goes out of scope, after the products
+// queued on the default stream that read it.
+class StagedBf16 {
+public:
+    static constexpr std::size_t kAlign = 256;
+    StagedBf16(const float* src, int rows, int cols)
+        : ld_(static_cast<std::int64_t>(bf16_ld(static_cast<std::size_t>(cols)))),
+          buf_(static_cast<std::size_t>(rows) * static_cast<std::size_t>(ld_) +
+               kAlign / sizeof(std::uint16_t)) {
+        const auto addr = reinterpret_cast<std::uintptr_t>(buf_.get());
+        data_ = reinterpret_cast<std::uint16_t*>((addr + kAlign - 1) / kAlign * kAlign);
+        to_bf16(data_, src, static_cast<std::size_t>(rows), static_cast<std::size_t>(cols),
+                static_cast<std::size_t>(ld_));
+    }
+    const void* get() const { return data_; }
+    std::int64_t ld() const { return ld_; }
+
+private:
+    std::int64_t ld_;
+    detail::Scratch<std::uint16_t> buf_;
+    std::uint16_t* data_ = nullptr;
+};
+
 }  // namespace
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
@@ -253,23 +368,11 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
     check_sizes(M, K, N);
     if (M == 0 || N == 0) return;
     if (K == 0) {
-        const std::size_t n = static_cast<std::size_t>(M) * N;
-        fill_bias_kernel<<<detail::grid_size(n), detail::kBlock>>>(out, bias,
-                                                                   static_cast<std::size_t>(M), N);
-        MB_CUDA_CHECK_LAUNCH();
+        fill_bias(out, bias, M, N);
         return;
     }
-    // cuBLASLt's heuristics take no alignment hint for the bias vector, so only a 16-byte
-    // aligned bias is fused; another is added by a second kernel. Either way the bias is added
-    // once to the fp32 product (a fixed choice per pointer alignment, so still reproducible).
-    const bool fuse = bias == nullptr || alignment(bias) >= 16;
-    run(Gemm{CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, K, K, N, weight, inp, out, fuse ? bias : nullptr,
+    run(Gemm{CUDA_R_32F, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, K, K, N, weight, inp, out, bias,
              0.0f});
-    if (!fuse) {
-        const std::size_t n = static_cast<std::size_t>(M) * N;
-        add_bias_kernel<<<detail::grid_size(n), detail::kBlock>>>(out, bias, n, N);
-        MB_CUDA_CHECK_LAUNCH();
-    }
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
@@ -278,21 +381,48 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
     if (M == 0 || N == 0) return;  // every gradient term is an empty sum
     if (K > 0) {
         if (dinp)
-            run(Gemm{CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, K, N, K, weight, dout, dinp, nullptr,
-                     1.0f});
+            run(Gemm{CUDA_R_32F, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, K, N, K, weight, dout, dinp,
+                     nullptr, 1.0f});
         if (dweight)
-            run(Gemm{CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, K, N, K, inp, dout, dweight, nullptr,
-                     1.0f});
+            run(Gemm{CUDA_R_32F, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, K, N, K, inp, dout, dweight,
+                     nullptr, 1.0f});
     }
-    if (dbias) {
-        const detail::RowSplit split = detail::row_split(M);
-        detail::Scratch<float> partial(static_cast<std::size_t>(split.tasks) * N);
-        bias_partials_kernel<<<detail::colsum_grid(N, split.tasks), detail::colsum_block()>>>(
-            partial.get(), dout, M, N, split);
-        MB_CUDA_CHECK_LAUNCH();
-        detail::add_column_partials(dbias, partial.get(), split.tasks,
-                                    static_cast<std::size_t>(N), N);
+    if (dbias) bias_grad(dbias, dout, M, N);
+}
+
+// The same products on staged bf16 copies: leading dimensions of A and B are the staged ones
+// (bf16_ld(K) for weight and inp, bf16_ld(N) for dout), those of C and D the caller's.
+void matmul_forward_bf16(float* out, const float* inp, const float* weight, const float* bias,
+                         int M, int K, int N) {
+    check_sizes(M, K, N);
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        fill_bias(out, bias, M, N);
+        return;
     }
+    const StagedBf16 w(weight, N, K), x(inp, M, K);
+    run(Gemm{CUDA_R_16BF, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, w.ld(), x.ld(), N, w.get(), x.get(),
+             out, bias, 0.0f});
+}
+
+void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
+                          const float* inp, const float* weight, int M, int K, int N) {
+    check_sizes(M, K, N);
+    if (M == 0 || N == 0) return;  // every gradient term is an empty sum
+    if (K > 0 && (dinp || dweight)) {
+        const StagedBf16 g(dout, M, N);
+        if (dinp) {
+            const StagedBf16 w(weight, N, K);
+            run(Gemm{CUDA_R_16BF, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, w.ld(), g.ld(), K, w.get(),
+                     g.get(), dinp, nullptr, 1.0f});
+        }
+        if (dweight) {
+            const StagedBf16 x(inp, M, K);
+            run(Gemm{CUDA_R_16BF, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, x.ld(), g.ld(), K, x.get(),
+                     g.get(), dweight, nullptr, 1.0f});
+        }
+    }
+    if (dbias) bias_grad(dbias, dout, M, N);  // from the fp32 dout, as the CPU twin
 }
 
 }  // namespace mb::kernels::cuda

@@ -30,4 +30,22 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                      const float* inp, const float* weight, int M, int K, int N);
 
+// The mixed-precision pair, twins of cpu::matmul_forward_bf16 / cpu::matmul_backward_bf16:
+// the semantics above, except that both operands of every product are rounded to bfloat16
+// (__float2bfloat16_rn, equal to cpu::round_to_bf16) and multiplied on the tensor cores with
+// fp32 accumulation:
+//   out[M,N]      = bf16(inp) · bf16(weight)ᵀ + bias        (bias added in fp32)
+//   dinp[M,K]    += bf16(dout) · bf16(weight)
+//   dweight[N,K] += bf16(dout)ᵀ · bf16(inp)
+//   dbias[N]     += column sums of the fp32 dout (not rounded; as matmul_backward)
+// The caller's buffers stay fp32; the rounded copies live in stream-ordered scratch for the
+// duration of the call (bf16.cuh). cuBLASLt with A, B CUDA_R_16BF, C, D CUDA_R_32F,
+// CUBLAS_COMPUTE_32F: the products of bf16 values are exact, so the results differ from the
+// CPU twin's only in the order of the fp32 additions. Deterministic as the fp32 pair (one
+// stream, one cached algorithm per shape).
+void matmul_forward_bf16(float* out, const float* inp, const float* weight, const float* bias,
+                         int M, int K, int N);
+void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
+                          const float* inp, const float* weight, int M, int K, int N);
+
 }  // namespace mb::kernels::cuda

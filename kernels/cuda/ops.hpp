@@ -18,6 +18,7 @@
 #include "cuda/activation.cuh"
 #include "cuda/adamw.cuh"
 #include "cuda/attention.cuh"
+#include "cuda/attention_step.cuh"
 #include "cuda/crossentropy.cuh"
 #include "cuda/dropout.cuh"
 #include "cuda/embedding.cuh"

@@ -241,3 +241,46 @@ TEST_CASE("sampling options are validated") {
   CHECK_THROWS_AS(validate_sampling({1.0f, 0, 0.0f}, "x"), mb::Error);
   CHECK_THROWS_AS(validate_sampling({1.0f, 0, 1.5f}, "x"), mb::Error);
 }
+
+namespace {
+
+// Three sequences generated side by side, sharing a prompt of `prompt` bytes and then each
+// fed its own bytes (as sampling does): every sequence's logits at every position equal row t
+// of a full forward over that sequence alone.
+void check_batched_equals_full(const ModelConfig& c, std::uint64_t seed, int prompt) {
+  auto m = make_model(c, 3);
+  m->parameters().initialize(0.3f, seed);
+  const int T = c.context, B = 3;
+  auto ids = mt::random_ids(B, T, static_cast<std::uint32_t>(seed) + 3);
+  for (int b = 1; b < B; ++b)   // the shared prompt
+    std::copy_n(ids.begin(), prompt, ids.begin() + static_cast<std::ptrdiff_t>(b) * T);
+  std::vector<std::vector<float>> full;
+  for (int b = 0; b < B; ++b)
+    full.push_back(full_logits(*m, std::vector<std::int32_t>(ids.begin() + static_cast<std::ptrdiff_t>(b) * T,
+                                                             ids.begin() + static_cast<std::ptrdiff_t>(b + 1) * T)));
+  Generator g(*m, B);
+  CHECK(g.batch() == B);
+  for (int t = 0; t < prompt; ++t) g.feed(static_cast<std::uint8_t>(ids[t]));
+  std::vector<std::uint8_t> next(B);
+  for (int t = prompt; t < T; ++t) {
+    const float* logits = g.next_logits();
+    for (int b = 0; b < B; ++b) {
+      INFO("sequence " << b);
+      check_row(logits + static_cast<std::size_t>(b) * kByteValues, full[b], t);
+      next[b] = static_cast<std::uint8_t>(ids[static_cast<std::size_t>(b) * T + t]);
+    }
+    g.feed_each(next.data());
+  }
+  for (int b = 0; b < B; ++b) {
+    REQUIRE(g.bytes(b).size() == static_cast<std::size_t>(T));
+    CHECK(std::equal(g.bytes(b).begin(), g.bytes(b).end(), ids.begin() + static_cast<std::ptrdiff_t>(b) * T));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("batched generation: each of several sequences matches its own full forward") {
+  SUBCASE("megabyte, prompt ending inside a patch") { check_batched_equals_full(mt::tiny_megabyte(), 21, 6); }
+  SUBCASE("megabyte, no prompt") { check_batched_equals_full(mt::tiny_megabyte(Activation::relu), 22, 0); }
+  SUBCASE("transformer") { check_batched_equals_full(mt::tiny_transformer(), 23, 5); }
+}

@@ -1,0 +1,103 @@
+// One block per head, three passes over the cache, as the CPU twin's loops:
+//   1. each thread takes positions j = tid, tid + blockDim, ...: the dot q·k_j (d <= 128
+//      products, read from the row of k_j), scaled, written to scores; a block-wide max;
+//   2. each thread exponentiates its scores (minus the max) and sums them; a block-wide sum;
+//   3. each thread owns output elements e (e = tid, tid + blockDim, ... < d) and sums
+//      p_j · v_j[e] over all j in order, so the value rows are read coalesced across threads.
+// Generation runs this once per layer and step with n up to the window's positions: the cost
+// is reading the cache once, which is what a step must do anyway. Deterministic: every sum is
+// in a fixed order (the block reductions use a fixed tree).
+#include "cuda/attention_step.cuh"
+
+#include "cuda/attention.cuh"
+#include "cuda/common.cuh"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace mb::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kWarp = 32;
+
+// Block-wide reduction through shared memory: warp shuffles, then the first warp combines the
+// warps' results. Every thread returns the total.
+template <bool Max>
+__device__ float block_reduce(float v, float* shared) {
+    for (int o = kWarp / 2; o > 0; o /= 2) {
+        const float other = __shfl_xor_sync(0xFFFFFFFFu, v, o);
+        v = Max ? fmaxf(v, other) : v + other;
+    }
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < kThreads / kWarp ? shared[lane] : (Max ? -INFINITY : 0.0f);
+        for (int o = kWarp / 2; o > 0; o /= 2) {
+            const float other = __shfl_xor_sync(0xFFFFFFFFu, v, o);
+            v = Max ? fmaxf(v, other) : v + other;
+        }
+        if (lane == 0) shared[0] = v;
+    }
+    __syncthreads();
+    const float total = shared[0];
+    __syncthreads();   // shared is reused by the next reduction
+    return total;
+}
+
+__global__ void attention_step_kernel(float* __restrict out, float* __restrict scores,
+                                      const float* __restrict q, const float* __restrict k,
+                                      const float* __restrict v, int n, int d,
+                                      std::size_t stride, float scale) {
+    __shared__ float qs[kAttentionMaxHeadDim];
+    __shared__ float red[kThreads / kWarp];
+    const int h = blockIdx.x;
+    const float* qh = q + static_cast<std::size_t>(h) * d;
+    float* s = scores + static_cast<std::size_t>(h) * n;
+    for (int e = threadIdx.x; e < d; e += blockDim.x) qs[e] = qh[e];
+    __syncthreads();
+
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        const float* kj = k + static_cast<std::size_t>(j) * stride + static_cast<std::size_t>(h) * d;
+        float dot = 0.0f;
+        for (int e = 0; e < d; ++e) dot = fmaf(qs[e], kj[e], dot);
+        s[j] = dot * scale;
+        mx = fmaxf(mx, s[j]);
+    }
+    mx = block_reduce<true>(mx, red);
+
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        const float p = expf(s[j] - mx);
+        s[j] = p;
+        sum += p;
+    }
+    sum = block_reduce<false>(sum, red);   // also orders the writes of s before the reads below
+    const float inv = 1.0f / sum;
+
+    for (int e = threadIdx.x; e < d; e += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j < n; ++j)
+            acc = fmaf(s[j], v[static_cast<std::size_t>(j) * stride + static_cast<std::size_t>(h) * d + e], acc);
+        out[static_cast<std::size_t>(h) * d + e] = acc * inv;
+    }
+}
+
+}  // namespace
+
+void attention_step(float* out, float* scores, const float* q, const float* k, const float* v,
+                    int n, int H, int d, std::size_t stride) {
+    if (n < 1 || H < 1 || d < 1)
+        throw std::invalid_argument("attention_step: need n, H, d >= 1 (a position sees itself)");
+    if (d > kAttentionMaxHeadDim)
+        throw std::invalid_argument("attention_step: head dimension " + std::to_string(d) +
+                                    " exceeds " + std::to_string(kAttentionMaxHeadDim));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    attention_step_kernel<<<H, kThreads>>>(out, scores, q, k, v, n, d, stride, scale);
+    MB_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace mb::kernels::cuda

@@ -1,0 +1,67 @@
+// attention_step (one query against a KV cache, for generation): CUDA twin against the CPU.
+//
+// Tolerance: 1e-5 relative + 2e-6 absolute. Each output is a softmax-weighted mean of values in
+// [-1.5, 1.5] over n <= 700 positions, summed in another order (the CPU sums exp_approx terms in
+// vector lanes, the GPU in a block-wide tree, and expf differs from exp_approx by an ulp or
+// two), so outputs differ by a few fp32 ulps of their magnitude.
+#include "gpu_check.hpp"
+
+#include "cpu/attention_step.hpp"
+#include "cuda/attention_step.cuh"
+
+#include <stdexcept>
+
+namespace cpu = mb::kernels::cpu;
+namespace cuda = mb::kernels::cuda;
+
+namespace {
+
+// A cache laid out as the generator keeps it ([n, H·d], stride H·d) or as the qkv buffer of a
+// forward pass ([n, 3, H, d], stride 3·H·d, keys at offset H·d and values at 2·H·d).
+void check_step(int n, int H, int d, bool qkv_layout, std::uint32_t seed) {
+    CAPTURE(n);
+    CAPTURE(H);
+    CAPTURE(d);
+    CAPTURE(qkv_layout);
+    const std::size_t C = static_cast<std::size_t>(H) * d;
+    const std::size_t stride = qkv_layout ? 3 * C : C;
+    const std::size_t rows = static_cast<std::size_t>(n) * stride;
+    const auto q = kt::random_floats(C, seed, -1.5f, 1.5f);
+    const auto kc = kt::random_floats(rows, seed + 1, -1.5f, 1.5f);
+    const auto vc = kt::random_floats(rows, seed + 2, -1.5f, 1.5f);
+    const std::size_t koff = qkv_layout ? C : 0, voff = qkv_layout ? 2 * C : 0;
+
+    std::vector<float> want(C, 7.0f), want_scores(static_cast<std::size_t>(H) * n);
+    cpu::attention_step(want.data(), want_scores.data(), q.data(), kc.data() + koff,
+                        vc.data() + voff, n, H, d, stride);
+
+    auto dq = gt::to_device(q), dk = gt::to_device(kc), dv = gt::to_device(vc);
+    auto out = gt::nan_buffer(C), scores = gt::nan_buffer(static_cast<std::size_t>(H) * n);
+    cuda::attention_step(out.get(), scores.get(), dq.get(), dk.get() + koff, dv.get() + voff, n,
+                         H, d, stride);
+    const auto got = out.download();
+    kt::check_close(got, want, 1e-5, 2e-6, "attention_step out");
+
+    // Deterministic: a second run gives the same bits.
+    auto out2 = gt::nan_buffer(C);
+    cuda::attention_step(out2.get(), scores.get(), dq.get(), dk.get() + koff, dv.get() + voff, n,
+                         H, d, stride);
+    gt::check_bitwise(out2.download(), got, "attention_step rerun");
+}
+
+}  // namespace
+
+TEST_CASE("cuda attention_step matches the CPU twin") {
+    check_step(1, 1, 1, false, 1);        // one position: the output is that position's value
+    check_step(1, 4, 16, false, 2);
+    check_step(7, 2, 8, true, 3);
+    check_step(129, 8, 64, false, 4);     // more positions than threads in the block
+    check_step(700, 4, 128, true, 5);     // the widest head
+    check_step(33, 3, 100, false, 6);     // d not a multiple of the warp
+}
+
+TEST_CASE("cuda attention_step refuses what the CPU refuses, and heads over 128") {
+    float* p = nullptr;
+    CHECK_THROWS_AS(cuda::attention_step(p, p, p, p, p, 0, 1, 8, 8), std::invalid_argument);
+    CHECK_THROWS_AS(cuda::attention_step(p, p, p, p, p, 1, 1, 129, 129), std::invalid_argument);
+}

@@ -1,0 +1,322 @@
+// The bf16 matmul pair (matmul_forward_bf16 / matmul_backward_bf16): CUDA twin (to_bf16 +
+// cuBLASLt with CUDA_R_16BF operands) against the CPU (round_to_bf16 + oneDNN sgemm), and the
+// conversion kernel to_bf16 against cpu::bf16_bits.
+//
+// Tolerances:
+// - out, dinp, dweight: |got - want| <= 1e-5 · (|want| + max |want| of the same output row).
+//   Both sides round the same operands to bf16 with the same rule (checked bit for bit below),
+//   and the product of two bf16 values is exact in fp32, so both add exactly the same terms in
+//   fp32; only the order of the additions differs (oneDNN's blocking on the CPU, the tensor
+//   cores' k-blocks on the GPU, whose internal addition may truncate rather than round: a few
+//   ulps of the running sum per block). With inputs in [-1, 1] and K up to 515 that is
+//   around 1e-6 of the row's magnitude, so 1e-5 leaves a wide margin while staying far below
+//   what a missing rounding would cause: unrounded (or TF32) operands change each product by
+//   up to 2^-8 relative, about 1e-3 of the row's magnitude; check_sensitive makes sure the
+//   shapes here show that (the fp32 product fails the same tolerance).
+// - dbias: 1e-5 relative to the largest entry (gt::check_close_scaled), as the fp32 pair: the
+//   same fp32 column sums of the unrounded dout.
+// - to_bf16: bit-identical to cpu::bf16_bits for every non-NaN input; a NaN gives a NaN (the
+//   hardware's cvt.rn.bf16.f32 need not produce the same NaN pattern as the CPU's 0x7FFF).
+// - K = 0 (out = bias) and skipped destinations: exact. Two runs: bit-identical.
+#include "gpu_check.hpp"
+
+#include "cpu/bf16.hpp"
+#include "cpu/matmul.hpp"
+#include "cuda/bf16.cuh"
+#include "cuda/matmul.cuh"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace cpu = mb::kernels::cpu;
+namespace cuda = mb::kernels::cuda;
+
+namespace {
+
+// A device copy of a host vector placed `off` floats into its buffer (off = 1: a pointer
+// aligned to 4 bytes only, as an operand inside a larger buffer may be).
+struct Dev {
+    gt::DeviceBuffer<float> buf;
+    std::size_t off;
+    Dev(const std::vector<float>& host, std::size_t offset) : off(offset) {
+        std::vector<float> padded(host.size() + off, -3.0f);
+        std::copy(host.begin(), host.end(), padded.begin() + static_cast<std::ptrdiff_t>(off));
+        buf = gt::DeviceBuffer<float>(padded);
+    }
+    float* p() const { return buf.get() + off; }
+    std::vector<float> download() const {
+        const auto all = buf.download();
+        return std::vector<float>(all.begin() + static_cast<std::ptrdiff_t>(off), all.end());
+    }
+};
+
+std::vector<float> nans(std::size_t n) {
+    return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
+}
+
+constexpr double kRel = 1e-5;
+
+// Violations of |got - want| <= kRel · (|want| + max |want| of the row), rows × cols.
+std::size_t count_bad(const std::vector<float>& got, const std::vector<float>& want, int rows,
+                      int cols, std::size_t* first = nullptr) {
+    std::size_t bad = 0;
+    for (int r = 0; r < rows; ++r) {
+        double mx = 0.0;
+        for (int c = 0; c < cols; ++c)
+            mx = std::max(mx, std::fabs(static_cast<double>(want[static_cast<std::size_t>(r) * cols + c])));
+        for (int c = 0; c < cols; ++c) {
+            const std::size_t i = static_cast<std::size_t>(r) * cols + c;
+            const double err = std::fabs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
+            if (!(err <= kRel * (std::fabs(static_cast<double>(want[i])) + mx))) {  // NaN fails
+                if (bad == 0 && first) *first = i;
+                ++bad;
+            }
+        }
+    }
+    return bad;
+}
+
+void check_rows(const std::vector<float>& got, const std::vector<float>& want, int rows,
+                int cols, const std::string& what) {
+    REQUIRE(got.size() == want.size());
+    std::size_t first = 0;
+    const std::size_t bad = count_bad(got, want, rows, cols, &first);
+    CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << got.size()
+                                 << " elements out of tolerance; first at " << first << ": got "
+                                 << (bad ? got[first] : 0.0f) << ", want "
+                                 << (bad ? want[first] : 0.0f));
+}
+
+// The fp32 (unrounded) result must fail the tolerance against the bf16 reference: the shape
+// makes bf16 operands distinguishable from fp32 ones (skipped for tiny outputs).
+void check_sensitive(const std::vector<float>& fp32, const std::vector<float>& want, int rows,
+                     int cols, const std::string& what) {
+    if (static_cast<std::size_t>(rows) * cols < 16) return;
+    CHECK_MESSAGE(count_bad(fp32, want, rows, cols) > 0,
+                  what << ": the test cannot tell bf16 operands from fp32 ones");
+}
+
+struct Case {
+    int M, K, N;
+};
+
+// off: offset (in floats) of every operand; bias_off: of the bias alone, so that a bias that
+// is not 16-byte aligned (not fused into cuBLASLt's epilogue) is tested beside aligned data.
+void check_case(const Case& c, bool with_bias, std::size_t off, std::size_t bias_off,
+                std::uint32_t seed) {
+    const int M = c.M, K = c.K, N = c.N;
+    CAPTURE(M);
+    CAPTURE(K);
+    CAPTURE(N);
+    CAPTURE(with_bias);
+    CAPTURE(off);
+    CAPTURE(bias_off);
+    const std::size_t nMK = static_cast<std::size_t>(M) * K, nNK = static_cast<std::size_t>(N) * K,
+                      nMN = static_cast<std::size_t>(M) * N;
+    const auto inp = kt::random_floats(nMK, seed);
+    const auto weight = kt::random_floats(nNK, seed + 1);
+    const auto bias = kt::random_floats(static_cast<std::size_t>(N), seed + 2);
+    const float* bias_h = with_bias ? bias.data() : nullptr;
+
+    // Forward: out starts as NaN.
+    std::vector<float> want(nMN, 7.0f);
+    cpu::matmul_forward_bf16(want.data(), inp.data(), weight.data(), bias_h, M, K, N);
+    Dev d_inp(inp, off), d_w(weight, off), d_b(bias, bias_off), d_out(nans(nMN), off);
+    const float* d_bias = with_bias ? d_b.p() : nullptr;
+    cuda::matmul_forward_bf16(d_out.p(), d_inp.p(), d_w.p(), d_bias, M, K, N);
+    const auto got = d_out.download();
+    if (K == 0) {
+        gt::check_equal(got, want, "matmul bf16 out (K = 0)");
+    } else {
+        check_rows(got, want, M, N, "matmul bf16 out");
+        std::vector<float> fp32(nMN);
+        cpu::matmul_forward(fp32.data(), inp.data(), weight.data(), bias_h, M, K, N);
+        check_sensitive(fp32, want, M, N, "matmul bf16 out");
+    }
+
+    // Again: bit-identical.
+    Dev r_out(nans(nMN), off);
+    cuda::matmul_forward_bf16(r_out.p(), d_inp.p(), d_w.p(), d_bias, M, K, N);
+    gt::check_bitwise(r_out.download(), got, "matmul bf16 out, second run");
+
+    // Backward into random non-zero gradients.
+    const auto dout = kt::random_floats(nMN, seed + 3);
+    const auto dinp0 = kt::random_floats(nMK, seed + 4);
+    const auto dw0 = kt::random_floats(nNK, seed + 5);
+    const auto db0 = kt::random_floats(static_cast<std::size_t>(N), seed + 6);
+    auto want_dinp = dinp0, want_dw = dw0, want_db = db0;
+    cpu::matmul_backward_bf16(want_dinp.data(), want_dw.data(), want_db.data(), dout.data(),
+                              inp.data(), weight.data(), M, K, N);
+    if (M > 0 && N > 0) REQUIRE(gt::differs(want_db, db0));
+
+    Dev d_dout(dout, off);
+    Dev d_dinp(dinp0, off), d_dw(dw0, off), d_db(db0, off);
+    cuda::matmul_backward_bf16(d_dinp.p(), d_dw.p(), d_db.p(), d_dout.p(), d_inp.p(), d_w.p(), M,
+                               K, N);
+    const auto got_dinp = d_dinp.download(), got_dw = d_dw.download(), got_db = d_db.download();
+    check_rows(got_dinp, want_dinp, M, K, "matmul bf16 dinp");
+    check_rows(got_dw, want_dw, N, K, "matmul bf16 dweight");
+    gt::check_close_scaled(got_db, want_db, 1e-5, "matmul bf16 dbias");
+    if (K > 0) {
+        auto fp32_dinp = dinp0, fp32_dw = dw0;
+        cpu::matmul_backward(fp32_dinp.data(), fp32_dw.data(), nullptr, dout.data(), inp.data(),
+                             weight.data(), M, K, N);
+        check_sensitive(fp32_dinp, want_dinp, M, K, "matmul bf16 dinp");
+        check_sensitive(fp32_dw, want_dw, N, K, "matmul bf16 dweight");
+    }
+
+    // Again from the same start: bit-identical.
+    Dev r_dinp(dinp0, off), r_dw(dw0, off), r_db(db0, off);
+    cuda::matmul_backward_bf16(r_dinp.p(), r_dw.p(), r_db.p(), d_dout.p(), d_inp.p(), d_w.p(), M,
+                               K, N);
+    gt::check_bitwise(r_dinp.download(), got_dinp, "matmul bf16 dinp, second run");
+    gt::check_bitwise(r_dw.download(), got_dw, "matmul bf16 dweight, second run");
+    gt::check_bitwise(r_db.download(), got_db, "matmul bf16 dbias, second run");
+
+    // One destination at a time, with the operands it does not need passed as null: the same
+    // bits as the full call.
+    Dev o_dinp(dinp0, off), o_dw(dw0, off), o_db(db0, off);
+    cuda::matmul_backward_bf16(o_dinp.p(), nullptr, nullptr, d_dout.p(), nullptr, d_w.p(), M, K, N);
+    cuda::matmul_backward_bf16(nullptr, o_dw.p(), nullptr, d_dout.p(), d_inp.p(), nullptr, M, K, N);
+    cuda::matmul_backward_bf16(nullptr, nullptr, o_db.p(), d_dout.p(), nullptr, nullptr, M, K, N);
+    cuda::matmul_backward_bf16(nullptr, nullptr, nullptr, d_dout.p(), nullptr, nullptr, M, K, N);
+    gt::check_bitwise(o_dinp.download(), got_dinp, "matmul bf16 dinp alone");
+    gt::check_bitwise(o_dw.download(), got_dw, "matmul bf16 dweight alone");
+    gt::check_bitwise(o_db.download(), got_db, "matmul bf16 dbias alone");
+}
+
+const Case kCases[] = {
+    {1, 1, 1},
+    {37, 129, 65},    // odd everywhere
+    {64, 256, 128},   // aligned: tensor-core friendly without padding
+    {300, 515, 259},  // bigger, odd; several dbias tasks
+    {3, 7, 1},        // a single output column
+    {1, 64, 33},      // a single row
+    {130, 96, 200},   // K and N multiples of 8, M not
+};
+
+bool is_bf16_nan(std::uint16_t b) { return (b & 0x7F80u) == 0x7F80u && (b & 0x007Fu) != 0; }
+
+// to_bf16 on src (rows × cols, padded to ld) against cpu::bf16_bits, element by element.
+// Returns the number of NaN inputs.
+std::size_t check_conversion(const std::vector<float>& src, std::size_t rows, std::size_t cols,
+                      std::size_t ld, const std::string& what) {
+    REQUIRE(src.size() == rows * cols);
+    const auto d_src = gt::to_device(src);
+    gt::DeviceBuffer<std::uint16_t> d_dst(std::vector<std::uint16_t>(rows * ld, 0xABCDu));
+    cuda::to_bf16(d_dst.get(), d_src.get(), rows, cols, ld);
+    const auto got = d_dst.download();
+    std::size_t bad = 0, first = 0, nan_count = 0;
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < ld; ++c) {
+            const std::uint16_t g = got[r * ld + c];
+            bool ok;
+            if (c >= cols) {
+                ok = g == 0;  // padding
+            } else {
+                const float x = src[r * cols + c];
+                if (std::isnan(x)) {
+                    ok = is_bf16_nan(g);
+                    ++nan_count;
+                } else {
+                    ok = g == cpu::bf16_bits(x);
+                }
+            }
+            if (!ok && bad++ == 0) first = r * ld + c;
+        }
+    CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << got.size() << " differ; first at "
+                                 << first << ": got " << got[first]);
+    return nan_count;
+}
+
+std::vector<float> special_values() {
+    const std::uint32_t bits[] = {
+        0x00000000u, 0x80000000u,               // ±0
+        0x3F800000u, 0xC0200000u,               // exact bf16 values
+        0x3F808000u, 0x3F818000u, 0xBF808000u, 0xBF818000u,  // ties both ways
+        0x3F808001u, 0x3F807FFFu, 0x3FFF8000u,
+        0x7F7F0000u, 0x7F7F7FFFu, 0x7F7F8000u, 0x7F7FFFFFu, 0xFF7FFFFFu,  // near the top
+        0x7F800000u, 0xFF800000u,               // ±inf
+        0x00010000u, 0x00018000u, 0x00008000u, 0x00008001u, 0x007FFFFFu, 0x80000001u,
+        0x807FFFFFu, 0x00800000u,               // denormals, smallest normal
+        0x7FC00000u, 0x7F800001u, 0xFF800001u, 0x7FBFFFFFu, 0xFFFFFFFFu, 0x7F80FFFFu,  // NaNs
+    };
+    std::vector<float> v;
+    for (std::uint32_t b : bits) v.push_back(std::bit_cast<float>(b));
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("gpu to_bf16: bit-exact against cpu::bf16_bits on special values and random bits") {
+    const auto special = special_values();
+    CHECK(check_conversion(special, 1, special.size(), special.size(), "to_bf16 special values") == 6);
+
+    // Random 32-bit patterns (every exponent, denormals, inf and NaN included), a quarter of
+    // them exact ties, and random values in [-1, 1] (the operands' usual range).
+    std::mt19937 gen(77);
+    const std::size_t n = std::size_t{1} << 22;
+    std::vector<float> src(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        std::uint32_t u = static_cast<std::uint32_t>(gen());
+        if (i % 4 == 0) u = (u & 0xFFFF0000u) | 0x8000u;
+        src[i] = std::bit_cast<float>(u);
+    }
+    const auto uni = kt::random_floats(std::size_t{1} << 20, 78);
+    src.insert(src.end(), uni.begin(), uni.end());
+    CHECK(check_conversion(src, 1, src.size(), src.size(), "to_bf16 random") > 0);
+}
+
+TEST_CASE("gpu to_bf16: padded rows, and more rows than gridDim.y allows") {
+    const auto a = kt::random_floats(37 * 13, 90);
+    check_conversion(a, 37, 13, 16, "to_bf16 37 x 13 padded to 16");
+    const auto b = kt::random_floats(70000 * 3, 91);
+    check_conversion(b, 70000, 3, cuda::bf16_ld(3), "to_bf16 70000 x 3 padded to 8");
+    const auto c = kt::random_floats(5 * 8, 92);
+    check_conversion(c, 5, 8, 8, "to_bf16 5 x 8 unpadded");
+    auto d_src = gt::to_device(a);
+    gt::DeviceBuffer<std::uint16_t> d_dst(std::size_t{37 * 16});
+    CHECK_THROWS_AS(cuda::to_bf16(d_dst.get(), d_src.get(), 37, 13, 12), std::invalid_argument);
+}
+
+TEST_CASE("gpu matmul bf16 forward and backward match the CPU, with and without bias") {
+    std::uint32_t seed = 100;
+    for (const Case& c : kCases)
+        for (bool with_bias : {true, false}) check_case(c, with_bias, 0, 0, seed += 10);
+}
+
+TEST_CASE("gpu matmul bf16: a bias that is not 16-byte aligned (added after the product)") {
+    std::uint32_t seed = 300;
+    for (const Case& c : kCases) check_case(c, true, 0, 1, seed += 10);
+}
+
+TEST_CASE("gpu matmul bf16: every operand aligned to 4 bytes only") {
+    std::uint32_t seed = 500;
+    for (const Case& c : kCases) check_case(c, true, 1, 1, seed += 10);
+}
+
+TEST_CASE("gpu matmul bf16: empty contraction K = 0 gives out = bias and no weight gradients") {
+    check_case({5, 0, 3}, true, 0, 0, 900);
+    check_case({5, 0, 3}, false, 0, 0, 910);
+}
+
+TEST_CASE("gpu matmul bf16: M = 0 or N = 0 writes nothing; negative sizes throw") {
+    auto out = gt::to_device(std::vector<float>(4, 7.0f));
+    auto x = gt::to_device(std::vector<float>(4, 1.0f));
+    cuda::matmul_forward_bf16(out.get(), x.get(), x.get(), x.get(), 0, 2, 2);
+    cuda::matmul_forward_bf16(out.get(), x.get(), x.get(), x.get(), 2, 2, 0);
+    cuda::matmul_backward_bf16(out.get(), out.get(), out.get(), x.get(), x.get(), x.get(), 0, 2, 2);
+    gt::check_equal(out.download(), std::vector<float>(4, 7.0f), "untouched");
+    CHECK_THROWS_AS(cuda::matmul_forward_bf16(out.get(), x.get(), x.get(), nullptr, -1, 2, 2),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(cuda::matmul_backward_bf16(out.get(), nullptr, nullptr, x.get(), x.get(),
+                                               x.get(), 2, -2, 2),
+                    std::invalid_argument);
+}
