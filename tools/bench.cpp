@@ -10,6 +10,7 @@
 
 #include "backend/backend.hpp"
 #include "command.hpp"
+#include "device_options.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
@@ -40,12 +41,10 @@ struct BenchArgs {
   std::uint64_t cache = 512ull << 20;
   bool json = false;
   bool memory = false;
-  std::string device;   // empty: backend::default_device()
+  DeviceOptions devices;
 };
 
-backend::Device chosen_device(const BenchArgs& a) {
-  return a.device.empty() ? backend::default_device() : backend::parse_device(a.device, "--device");
-}
+backend::Device chosen_device(const BenchArgs& a) { return a.devices.resolved_device(); }
 
 // --memory: what the config needs on the device, from the model's own allocation plan
 // (nothing is allocated and no device is needed).
@@ -107,9 +106,12 @@ int run_training_bench(const BenchArgs& a) {
            "x" + std::to_string(config.train.grad_accumulation) + ") on " +
            (gpu ? std::string("cuda") : std::to_string(threads) + " threads") +
            " for at least " + std::to_string(a.min_steps) + " steps and " + fixed1(a.seconds) + " s");
-  const train::TrainBenchmark t = train::benchmark_training(config, a.seconds, a.min_steps, device);
+  const backend::Precision precision = a.devices.resolved_precision();
+  const train::TrainBenchmark t =
+      train::benchmark_training(config, a.seconds, a.min_steps, device, precision);
   const int sgemm_n = gpu ? 4096 : 1024;
-  const double sgemm = train::measure_sgemm_gflops(device, sgemm_n, 1.0);
+  const double sgemm = train::measure_sgemm_gflops(device, precision, sgemm_n, 1.0);
+  const std::string gemm = precision == backend::Precision::bf16 ? "bf16 gemm" : "sgemm";
   const double state_bytes = 4.0 * sizeof(float) * static_cast<double>(t.parameters);  // weights, grads, m, v
   // Model FLOP utilisation: achieved model FLOP/s over the device's peak (device_peaks.cpp).
   const double mfu_bf16 = t.peak_bf16_flops > 0 ? t.gflops() * 1e9 / t.peak_bf16_flops : 0.0;
@@ -120,6 +122,7 @@ int run_training_bench(const BenchArgs& a) {
                      {"peak_device_bytes", t.peak_device_bytes},
                      {"peak_bf16_flops", t.peak_bf16_flops}, {"peak_fp32_flops", t.peak_fp32_flops},
                      {"mfu_bf16", mfu_bf16}, {"mfu_fp32", mfu_fp32}, {"sgemm_n", sgemm_n},
+                     {"precision", std::string(backend::precision_name(precision))},
                      {"steps", t.steps}, {"seconds", t.seconds}, {"step_seconds", t.step_seconds()},
                      {"bytes_per_second", t.bytes_per_second()}, {"gflops", t.gflops()},
                      {"flops_per_step", t.flops_per_step}, {"sgemm_gflops", sgemm},
@@ -131,8 +134,8 @@ int run_training_bench(const BenchArgs& a) {
   }
   std::printf("train:  %.0f bytes/s, %.3f s/step, %.1f GFLOP/s (%.2f GFLOP/step, %d steps)\n",
               t.bytes_per_second(), t.step_seconds(), t.gflops(), t.flops_per_step / 1e9, t.steps);
-  std::printf("sgemm:  %.1f GFLOP/s (%dx%dx%d, the model's matmul kernel): training at %.0f%%\n",
-              sgemm, sgemm_n, sgemm_n, sgemm_n, 100.0 * t.gflops() / sgemm);
+  std::printf("sgemm:  %.1f GFLOP/s (%dx%dx%d %s, the model's matmul kernel): training at %.0f%%\n",
+              sgemm, sgemm_n, sgemm_n, sgemm_n, gemm.c_str(), 100.0 * t.gflops() / sgemm);
   if (gpu) {
     if (t.peak_bf16_flops > 0)
       std::printf("device: %s: MFU %.1f%% of the bf16 peak (%.0f TFLOP/s), %.1f%% of the fp32 peak (%.1f TFLOP/s)\n",
@@ -163,14 +166,17 @@ int run_generation_bench(const BenchArgs& a) {
     config = model::load_config(a.config, a.overrides);
   }
   const std::string what = checkpoint.empty() ? a.config + ", random weights" : checkpoint.string();
+  const std::shared_ptr<backend::Backend> device = a.devices.make_backend();   // fails before any output
   if (a.threads > 0) omp_set_num_threads(static_cast<int>(a.threads));
   const int threads = omp_get_max_threads();
   log_info("bench: generating with " + what + " (" +
            std::string(model::model_kind_name(config.model.kind)) + ", T " +
            std::to_string(config.model.context) + ") on " +
-           std::to_string(threads) + " threads, about " + fixed1(a.seconds) + " s each way");
+           (device->device() == backend::Device::cuda ? device->description()
+                                                      : std::to_string(threads) + " threads") +
+           ", about " + fixed1(a.seconds) + " s each way");
   const train::GenerationBenchmark g =
-      train::benchmark_generation(config, a.seconds, a.min_steps, checkpoint);
+      train::benchmark_generation(device, config, a.seconds, a.min_steps, checkpoint);
   const double speedup = g.cached_bytes_per_second() / g.reforward_bytes_per_second();
   if (a.json) {
     nlohmann::json j{{"benchmark", "generate"}, {"model", what}, {"threads", threads},
@@ -220,9 +226,6 @@ int run_dataset_bench(const BenchArgs& a) {
 }
 
 int run_bench(const BenchArgs& a) {
-  if ((a.generate || !a.checkpoint.empty()) && a.device == "cuda")
-    throw Error("--device cuda", "generation runs on the CPU in this version of megabyte",
-                "leave out --device to benchmark generation on the CPU");
   if (!a.checkpoint.empty()) return run_generation_bench(a);
   if (a.config.empty()) return run_dataset_bench(a);
   if (a.memory) return run_memory_plan(a);
@@ -259,9 +262,7 @@ RunFunction add_bench_command(CLI::App& app) {
       "--memory", a->memory,
       "With --config: print the memory the config needs on the device (from the model's "
       "allocation plan; runs nothing, needs no GPU)")->needs(config_opt);
-  sub->add_option("--device", a->device,
-                  "With --config: cpu or cuda (default: cuda where a GPU is found, else cpu)")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+  add_device_options(sub, a->devices);
   sub->add_option("--split", a->split, "The split to read")->capture_default_str();
   sub->add_option("--window", a->window, "Window length T in bytes")->check(CLI::Range(1, 1 << 30))->capture_default_str();
   sub->add_option("--seconds", a->seconds, "How long to measure (at least)")->check(CLI::Range(0.1, 3600.0))->capture_default_str();

@@ -9,6 +9,7 @@
 
 #include "backend/backend.hpp"
 #include "command.hpp"
+#include "device_options.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
@@ -32,7 +33,7 @@ struct EvalArgs {
   bool json = false;
   std::uint64_t max_bytes = 0;
   int batch = 8;
-  std::string device;   // empty: backend::default_device()
+  DeviceOptions devices;
   int threads = 0;
 };
 
@@ -60,9 +61,7 @@ int run_eval(const EvalArgs& a) {
   train::check_dataset_matches(info.config, dataset);
   const data::SplitReader& split = dataset.split(a.split);
 
-  const backend::Device device =
-      a.device.empty() ? backend::default_device() : backend::parse_device(a.device, "--device");
-  auto net = model::make_model(info.config.model, a.batch, backend::make_backend(device));
+  auto net = model::make_model(info.config.model, a.batch, a.devices.make_backend());
   model::load_weights(dir, net->parameters());
   net->upload_parameters();
 
@@ -162,8 +161,7 @@ RunFunction add_eval_command(CLI::App& app) {
       ->transform(CLI::AsSizeValue(false));
   sub->add_option("--batch", a->batch, "Windows per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
   sub->add_option("-j,--threads", a->threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
-  sub->add_option("--device", a->device, "cpu or cuda (default: cuda where a GPU is found, else cpu)")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+  add_device_options(sub, a->devices);
   sub->add_flag("--json", a->json, "Print as JSON");
   return [a] { return run_eval(*a); };
 }

@@ -6,6 +6,7 @@
 
 #include "backend/backend.hpp"
 #include "command.hpp"
+#include "device_options.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "data/dataset.hpp"
@@ -23,7 +24,7 @@ struct TrainArgs {
   bool print_config = false;
   int threads = 0;
   std::int64_t max_steps = 0;
-  std::string device;   // empty: backend::default_device()
+  DeviceOptions devices;
 };
 
 int run_train(const TrainArgs& a) {
@@ -39,7 +40,8 @@ int run_train(const TrainArgs& a) {
   options.run_dir = a.run_dir;
   options.resume = a.resume;
   options.max_steps = a.max_steps;
-  options.device = a.device.empty() ? backend::default_device() : backend::parse_device(a.device, "--device");
+  options.device = a.devices.resolved_device();
+  options.precision = a.devices.resolved_precision();
   options.interrupted = [] { return g_interrupted.load(); };
   const train::TrainResult r = train::train(config, dataset, options);
 
@@ -87,8 +89,7 @@ RunFunction add_train_command(CLI::App& app) {
   sub->add_flag("--resume", a->resume, "Continue the run in RUNDIR from its last checkpoint");
   sub->add_flag("--print-config", a->print_config, "Print the resolved config as YAML and exit");
   sub->add_option("-j,--threads", a->threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
-  sub->add_option("--device", a->device, "cpu or cuda (default: cuda where a GPU is found, else cpu)")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+  add_device_options(sub, a->devices);
   sub->add_option("--max-steps", a->max_steps,
                   "Stop after this many steps of this invocation, with a checkpoint (resume later)")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));

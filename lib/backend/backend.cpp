@@ -16,6 +16,16 @@ Device parse_device(const std::string& text, const std::string& what) {
   throw Error(what, "unknown device '" + text + "'", "use cpu or cuda");
 }
 
+std::string_view precision_name(Precision p) { return p == Precision::fp32 ? "fp32" : "bf16"; }
+
+Precision parse_precision(const std::string& text, const std::string& what) {
+  if (text == "fp32") return Precision::fp32;
+  if (text == "bf16") return Precision::bf16;
+  throw Error(what, "unknown precision '" + text + "'", "use fp32 or bf16");
+}
+
+Precision default_precision(Device d) { return d == Device::cuda ? Precision::bf16 : Precision::fp32; }
+
 int max_head_dim(Device d) { return d == Device::cuda ? kCudaMaxHeadDim : 1 << 30; }
 
 bool cuda_available(std::string* why) {
@@ -35,14 +45,24 @@ void require_device(Device device) {
     throw Error("--device cuda", why, "use --device cpu");
 }
 
-std::unique_ptr<Backend> make_backend(Device device) {
-  if (device == Device::cpu) return make_cpu_backend();
-  require_device(device);
+std::unique_ptr<Backend> make_backend(Device device, Precision precision) {
+  std::unique_ptr<Backend> b;
+  if (device == Device::cpu) {
+    b = make_cpu_backend();
+  } else {
+    require_device(device);
 #ifdef MEGABYTE_HAVE_CUDA
-  return make_cuda_backend();
+    b = make_cuda_backend();
 #else
-  throw std::logic_error("make_backend: cuda_available() without the CUDA backend");
+    throw std::logic_error("make_backend: cuda_available() without the CUDA backend");
 #endif
+  }
+  b->set_precision(precision);
+  return b;
+}
+
+std::unique_ptr<Backend> make_backend(Device device) {
+  return make_backend(device, default_precision(device));
 }
 
 }  // namespace mb::backend

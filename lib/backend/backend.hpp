@@ -29,7 +29,19 @@ inline constexpr int kCudaMaxHeadDim = 128;
 inline constexpr std::size_t kCudaMatmulWorkspaceBytes = std::size_t{32} << 20;
 int max_head_dim(Device d);
 
+// How the products of the linear layers are computed. fp32: in fp32 throughout (the CPU's
+// default, and the CUDA debug mode). bf16: the operands rounded to bf16, the products
+// accumulated in fp32 (the CUDA default: tensor cores); the CPU computes exactly that too
+// (slower), as the twin the CUDA results are checked against. Parameters, gradients,
+// activations and every other op stay fp32 either way.
+enum class Precision { fp32, bf16 };
+
 std::string_view device_name(Device d);
+std::string_view precision_name(Precision p);
+// "fp32" or "bf16"; anything else is an mb::Error naming `what`.
+Precision parse_precision(const std::string& text, const std::string& what);
+// bf16 on CUDA, fp32 on the CPU.
+Precision default_precision(Device d);
 // "cpu" or "cuda"; anything else is an mb::Error naming `what` (e.g. "--device").
 Device parse_device(const std::string& text, const std::string& what);
 
@@ -52,6 +64,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
+  Precision precision() const { return precision_; }
+  void set_precision(Precision p) { precision_ = p; }
   // One line for logs and `megabyte bench`: "CPU (2 threads)", "NVIDIA H100 80GB HBM3 (sm_90)".
   virtual std::string description() const = 0;
 
@@ -126,10 +140,15 @@ class Backend {
                           float weight_decay) = 0;
   virtual double grad_norm_squared(const float* g, std::size_t n) = 0;
   virtual float clip_grad_norm(float* g, std::size_t n, float max_norm) = 0;
+
+ protected:
+  Precision precision_ = Precision::fp32;
 };
 
-// The backend of `device`; an mb::Error saying why when it cannot be used (a build without
-// CUDA, no device found).
+// The backend of `device`, its matrix products in `precision`; an mb::Error saying why when it
+// cannot be used (a build without CUDA, no device found).
+std::unique_ptr<Backend> make_backend(Device device, Precision precision);
+// The same in the device's default precision.
 std::unique_ptr<Backend> make_backend(Device device);
 
 // A block of device memory that releases itself.

@@ -22,15 +22,17 @@ int argmax(const float* logits) {
 
 }  // namespace
 
-GenerationBenchmark benchmark_generation(const model::Config& config, double seconds,
+GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backend,
+                                         const model::Config& config, double seconds,
                                          int min_reforward,
                                          const std::filesystem::path& checkpoint_dir) {
   const int T = config.model.context;
-  auto net = model::make_model(config.model, 1);
+  auto net = model::make_model(config.model, 1, std::move(backend));
   if (checkpoint_dir.empty())
     net->parameters().initialize(config.model.init_std, config.train.seed);
   else
     model::load_weights(checkpoint_dir, net->parameters());
+  net->upload_parameters();
   GenerationBenchmark r;
 
   model::Generator gen(*net);

@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <filesystem>
 
+#include <memory>
+
+#include "backend/backend.hpp"
 #include "model/config.hpp"
 
 namespace mb::train {
@@ -25,7 +28,8 @@ struct GenerationBenchmark {
 // Generates greedily from an empty context: with the cache, up to T bytes or `seconds`; by
 // re-forwarding, at least `min_reforward` bytes and `seconds`. With `checkpoint_dir`, the model
 // has that checkpoint's weights (config must be the checkpoint's).
-GenerationBenchmark benchmark_generation(const model::Config& config, double seconds,
+GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backend,
+                                         const model::Config& config, double seconds,
                                          int min_reforward,
                                          const std::filesystem::path& checkpoint_dir = {});
 

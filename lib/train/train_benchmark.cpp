@@ -22,10 +22,10 @@ double since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 TrainBenchmark benchmark_training(const model::Config& config, double seconds, int min_steps,
-                                  backend::Device device) {
+                                  backend::Device device, backend::Precision precision) {
   const model::TrainConfig& tc = config.train;
   const int T = config.model.context;
-  auto net = model::make_model(config.model, tc.batch_size, backend::make_backend(device));
+  auto net = model::make_model(config.model, tc.batch_size, backend::make_backend(device, precision));
   net->parameters().initialize(config.model.init_std, tc.seed);
   net->upload_parameters();
   model::AdamW optimizer(*net);
@@ -57,8 +57,9 @@ TrainBenchmark benchmark_training(const model::Config& config, double seconds, i
   return r;
 }
 
-double measure_sgemm_gflops(backend::Device device, int n, double seconds) {
-  const auto k = backend::make_backend(device);
+double measure_sgemm_gflops(backend::Device device, backend::Precision precision, int n,
+                            double seconds) {
+  const auto k = backend::make_backend(device, precision);
   const std::size_t count = static_cast<std::size_t>(n) * n, bytes = count * sizeof(float);
   std::vector<float> host(count);
   std::mt19937 gen(1);

@@ -33,11 +33,12 @@ struct TrainBenchmark {
 // Runs one warm-up step, then steps until `seconds` have passed and at least `min_steps` ran,
 // on `device`.
 TrainBenchmark benchmark_training(const model::Config& config, double seconds, int min_steps,
-                                  backend::Device device);
+                                  backend::Device device, backend::Precision precision);
 
-// sgemm GFLOP/s of `device` through the same matmul op the model uses: out[n,n] =
+// GFLOP/s of `device` through the same matmul op the model uses, in `precision`: out[n,n] =
 // a[n,n]·b[n,n]ᵀ, repeated for about `seconds`.
-double measure_sgemm_gflops(backend::Device device, int n, double seconds);
+double measure_sgemm_gflops(backend::Device device, backend::Precision precision, int n,
+                            double seconds);
 
 // Peak resident set size of this process so far (getrusage), in bytes.
 std::size_t peak_rss_bytes();

@@ -142,7 +142,7 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
     throw Error(dataset.directory().string(), "has no training bytes (its train split is empty)",
                 "prepare the dataset from more files");
   // The device first: a run that cannot start leaves no RUNDIR behind.
-  std::shared_ptr<backend::Backend> device = backend::make_backend(options.device);
+  std::shared_ptr<backend::Backend> device = backend::make_backend(options.device, options.precision);
   prepare_run_dir(config, options);
   const model::TrainConfig& tc = config.train;
   const int T = config.model.context, B = tc.batch_size, A = tc.grad_accumulation;
@@ -183,7 +183,8 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   if (!validation) log_warning("the dataset has no validation bytes: no validation bpb will be reported");
 
   MetricsLog metrics(options.run_dir / "metrics.jsonl", state.step);
-  log_info("training on " + net->backend()->description());
+  log_info("training on " + net->backend()->description() + ", " +
+           std::string(backend::precision_name(net->backend()->precision())) + " matrix products");
   const std::int64_t end_step =
       options.max_steps > 0 ? std::min(tc.steps, state.step + options.max_steps) : tc.steps;
   std::vector<std::int32_t> ids(static_cast<std::size_t>(A) * B * T);

@@ -29,6 +29,7 @@ struct TrainOptions {
   // may be resumed on another device (the steps after that are then not bit-identical to an
   // uninterrupted run on the first: the kernels round differently).
   backend::Device device = backend::Device::cpu;
+  backend::Precision precision = backend::Precision::fp32;   // of the matrix products
 };
 
 struct TrainResult {

@@ -87,5 +87,12 @@ expect_fail 2 "--device" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --d
 if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_fail 1 "--device cuda" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --device cuda --seconds 0.1
 fi
-expect_fail 1 "generation runs on the CPU" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --generate --device cuda
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect_fail 1 "--device cuda" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --generate --device cuda --seconds 0.1
+fi
+# --precision bf16 on the CPU runs the bf16 twin of the GPU's products (rounded operands).
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --steps 1 --seconds 0.1 \
+  --device cpu --precision bf16 >bf16.txt
+grep -Eq '^sgemm: +[0-9.]+ GFLOP/s \(1024x1024x1024 bf16 gemm' bf16.txt || { cat bf16.txt; fail "bench --precision bf16 line"; }
+expect_fail 2 "--precision" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --precision fp16
 echo "all bench checks passed"

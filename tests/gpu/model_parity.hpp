@@ -106,8 +106,11 @@ inline std::vector<std::int32_t> parity_ids(std::uint32_t seed) {
 }
 inline constexpr std::int64_t kParityScored = kContext + kShortDocument;
 
-inline std::shared_ptr<Backend> cuda_backend() {
-    return std::shared_ptr<Backend>(mb::backend::make_backend(Device::cuda));
+// fp32 unless asked: the parity bounds of test_model.cpp and test_training.cpp are fp32's
+// (the CUDA default, bf16, is checked against the CPU's bf16 twin in test_model.cpp).
+inline std::shared_ptr<Backend> cuda_backend(
+    mb::backend::Precision precision = mb::backend::Precision::fp32) {
+    return std::shared_ptr<Backend>(mb::backend::make_backend(Device::cuda, precision));
 }
 
 // A CPU and a CUDA model of one config with the same seed-initialised parameters (the CUDA
@@ -116,10 +119,11 @@ struct ModelPair {
     std::unique_ptr<Model> cpu, gpu;
 };
 
-inline ModelPair make_models(const ModelConfig& config) {
+inline ModelPair make_models(const ModelConfig& config,
+                             mb::backend::Precision precision = mb::backend::Precision::fp32) {
     ModelPair p;
-    p.cpu = mb::model::make_model(config, kBatch);
-    p.gpu = mb::model::make_model(config, kBatch, cuda_backend());
+    p.cpu = mb::model::make_model(config, kBatch, mb::backend::make_backend(Device::cpu, precision));
+    p.gpu = mb::model::make_model(config, kBatch, cuda_backend(precision));
     REQUIRE(p.cpu->backend()->device() == Device::cpu);
     REQUIRE(p.gpu->backend()->device() == Device::cuda);
     p.cpu->parameters().initialize(config.init_std, kInitSeed);

@@ -35,6 +35,14 @@
 // rounding differences should amount to), passes every bound here; at 5e-5 the logits and a
 // first gradient entry fail, at 1e-4 the position losses and entries of several gradients.
 //
+// bf16 (the CUDA default): both backends round every product's operands to bf16 the same way
+// (round to nearest even; the op tests check the rounding bit for bit), but the operands
+// themselves differ in their last fp32 bits between devices, and a difference of one fp32 ulp
+// can move a value across a bf16 rounding boundary: one operand element then differs by a bf16
+// ulp (2^-8 relative). So the bf16 case allows 2e-2 of the scale for logits and gradients and
+// 1e-3 relative for the loss sum; a wrong kernel (fp32 on one side, a missed rounding, a stale
+// weight) still differs by far more than that in the loss or in some gradient.
+//
 // GELU everywhere (see model_parity.hpp); dropout 0.2 where on. The dropout masks are a
 // counter-based function of (seed, element) computed by the same inline code on both sides
 // (tests/gpu/test_dropout.cpp compares them exactly), so the dropout case must match as
@@ -130,7 +138,41 @@ void check_gradients(ModelKind kind, float dropout) {
                       what + ": gradient of", true);
 }
 
+// The bf16 mode against the CPU's bf16 twin: logits, the loss, and every gradient.
+void check_bf16(ModelKind kind) {
+    const std::string what = gm::kind_name(kind) + " (bf16)";
+    CAPTURE(what);
+    auto models = gm::make_models(gm::config_of(kind, 0.0f), mb::backend::Precision::bf16);
+    REQUIRE(models.gpu->backend()->precision() == mb::backend::Precision::bf16);
+    const auto ids = gm::parity_ids(31);
+    const std::size_t positions = static_cast<std::size_t>(gm::kBatch) * gm::kContext;
+    std::vector<float> want(positions * mb::model::kByteValues, 0.0f);
+    std::vector<float> got(want.size(), std::numeric_limits<float>::quiet_NaN());
+    models.cpu->logits(want.data(), ids.data(), gm::kBatch);
+    models.gpu->logits(got.data(), ids.data(), gm::kBatch);
+    gt::check_close_scaled(got, want, 2e-2, what + ": logits");
+
+    mb::model::LossSum bwd[2];
+    Model* both[2] = {models.cpu.get(), models.gpu.get()};
+    for (int i = 0; i < 2; ++i) {
+        both[i]->zero_gradients();
+        const auto f = both[i]->forward(ids.data(), gm::kBatch, true, kDropoutSeed);
+        bwd[i] = both[i]->backward(1.0f / static_cast<float>(f.count));
+    }
+    CHECK_MESSAGE(gm::close_rel(bwd[1].loss, bwd[0].loss, 1e-3),
+                  what << ": training loss " << bwd[1].loss << " on CUDA, " << bwd[0].loss
+                       << " on the CPU");
+    models.gpu->download_gradients();
+    gm::check_tensors(models.gpu->parameters(), models.gpu->parameters().grads(),
+                      models.cpu->parameters(), models.cpu->parameters().grads(), 2e-2,
+                      what + ": gradient of", true);
+}
+
 }  // namespace
+
+TEST_CASE("gpu model: bf16 products match the CPU's bf16 twin" * doctest::test_suite(gm::kSuite)) {
+    for (ModelKind kind : kKinds) check_bf16(kind);
+}
 
 TEST_CASE("gpu model: logits, loss sum and position losses match the CPU" *
           doctest::test_suite(gm::kSuite)) {

@@ -2,7 +2,9 @@
 // (what `megabyte bench --memory` prints) against a count made by hand.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdint>
+#include <vector>
 #include <stdexcept>
 
 #include "backend/arena.hpp"
@@ -122,4 +124,24 @@ TEST_CASE("a config whose attention heads are too wide for CUDA is refused when 
   CHECK(contains(msg, "model.global.heads"));
   CHECK(contains(msg, "256"));
   CHECK_NOTHROW((void)mb::model::make_model_plan(c, 1, Device::cpu));
+}
+
+TEST_CASE("bf16 precision rounds the products' operands: close to fp32, not equal") {
+  mb::model::ModelConfig c = small_transformer();
+  const int B = 1;
+  auto fp32 = mb::model::make_model(c, B, mb::backend::make_backend(Device::cpu, mb::backend::Precision::fp32));
+  auto bf16 = mb::model::make_model(c, B, mb::backend::make_backend(Device::cpu, mb::backend::Precision::bf16));
+  CHECK(bf16->backend()->precision() == mb::backend::Precision::bf16);
+  CHECK(mb::backend::make_backend(Device::cpu)->precision() == mb::backend::Precision::fp32);
+  CHECK(mb::backend::default_precision(Device::cuda) == mb::backend::Precision::bf16);
+  fp32->parameters().initialize(0.05f, 3);
+  bf16->parameters().initialize(0.05f, 3);
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(c.context));
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>((i * 37 + 11) % 256);
+  const double a = fp32->forward(ids.data(), B, false, 0).loss;
+  const double b = bf16->forward(ids.data(), B, false, 0).loss;
+  CHECK(a != b);                                  // the rounding took effect
+  CHECK(std::abs(a - b) < 1e-2 * std::abs(a));    // and only as much as bf16's 8 bits allow
+  const std::string msg = error_of([] { (void)mb::backend::parse_precision("fp16", "--precision"); });
+  CHECK(contains(msg, "--precision"));
 }
