@@ -41,6 +41,7 @@ struct BenchArgs {
   std::uint64_t cache = 512ull << 20;
   bool json = false;
   bool memory = false;
+  int batch = 1;   // --generate: sequences side by side
   DeviceOptions devices;
 };
 
@@ -176,11 +177,11 @@ int run_generation_bench(const BenchArgs& a) {
                                                       : std::to_string(threads) + " threads") +
            ", about " + fixed1(a.seconds) + " s each way");
   const train::GenerationBenchmark g =
-      train::benchmark_generation(device, config, a.seconds, a.min_steps, checkpoint);
+      train::benchmark_generation(device, config, a.seconds, a.min_steps, checkpoint, a.batch);
   const double speedup = g.cached_bytes_per_second() / g.reforward_bytes_per_second();
   if (a.json) {
     nlohmann::json j{{"benchmark", "generate"}, {"model", what}, {"threads", threads},
-                     {"context", config.model.context},
+                     {"context", config.model.context}, {"batch", g.batch},
                      {"cached_bytes", g.cached_bytes}, {"cached_seconds", g.cached_seconds},
                      {"cached_bytes_per_second", g.cached_bytes_per_second()},
                      {"reforward_bytes", g.reforward_bytes}, {"reforward_seconds", g.reforward_seconds},
@@ -189,8 +190,12 @@ int run_generation_bench(const BenchArgs& a) {
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
-  std::printf("generate (cache):      %.1f bytes/s (%lld bytes in %.2f s)\n",
-              g.cached_bytes_per_second(), static_cast<long long>(g.cached_bytes), g.cached_seconds);
+  if (g.batch > 1)
+    std::printf("generate (cache):      %.1f bytes/s (%lld bytes in %.2f s, %d sequences side by side)\n",
+                g.cached_bytes_per_second(), static_cast<long long>(g.cached_bytes), g.cached_seconds, g.batch);
+  else
+    std::printf("generate (cache):      %.1f bytes/s (%lld bytes in %.2f s)\n",
+                g.cached_bytes_per_second(), static_cast<long long>(g.cached_bytes), g.cached_seconds);
   std::printf("generate (re-forward): %.2f bytes/s (%lld bytes in %.2f s): the cache is %.0fx faster\n",
               g.reforward_bytes_per_second(), static_cast<long long>(g.reforward_bytes),
               g.reforward_seconds, speedup);
@@ -263,6 +268,9 @@ RunFunction add_bench_command(CLI::App& app) {
       "With --config: print the memory the config needs on the device (from the model's "
       "allocation plan; runs nothing, needs no GPU)")->needs(config_opt);
   add_device_options(sub, a->devices);
+  sub->add_option("--batch", a->batch,
+                  "With --generate or --checkpoint: sequences generated side by side in the cached run")
+      ->check(CLI::Range(1, 4096))->capture_default_str();
   sub->add_option("--split", a->split, "The split to read")->capture_default_str();
   sub->add_option("--window", a->window, "Window length T in bytes")->check(CLI::Range(1, 1 << 30))->capture_default_str();
   sub->add_option("--seconds", a->seconds, "How long to measure (at least)")->check(CLI::Range(0.1, 3600.0))->capture_default_str();

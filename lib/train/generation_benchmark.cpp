@@ -25,7 +25,8 @@ int argmax(const float* logits) {
 GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backend,
                                          const model::Config& config, double seconds,
                                          int min_reforward,
-                                         const std::filesystem::path& checkpoint_dir) {
+                                         const std::filesystem::path& checkpoint_dir,
+                                         int batch) {
   const int T = config.model.context;
   auto net = model::make_model(config.model, 1, std::move(backend));
   if (checkpoint_dir.empty())
@@ -34,12 +35,17 @@ GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backe
     model::load_weights(checkpoint_dir, net->parameters());
   net->upload_parameters();
   GenerationBenchmark r;
+  r.batch = batch;
 
-  model::Generator gen(*net);
+  model::Generator gen(*net, batch);
+  std::vector<std::uint8_t> next(static_cast<std::size_t>(batch));
   auto t0 = std::chrono::steady_clock::now();
-  while (gen.position() < T && (r.cached_bytes < 64 || since(t0) < seconds)) {
-    gen.feed(static_cast<std::uint8_t>(argmax(gen.next_logits())));
-    ++r.cached_bytes;
+  while (gen.position() < T && (gen.position() < 64 || since(t0) < seconds)) {
+    const float* logits = gen.next_logits();
+    for (int b = 0; b < batch; ++b)
+      next[b] = static_cast<std::uint8_t>(argmax(logits + static_cast<std::size_t>(b) * model::kByteValues));
+    gen.feed_each(next.data());
+    r.cached_bytes += batch;
   }
   r.cached_seconds = since(t0);
 

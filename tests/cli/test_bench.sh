@@ -54,6 +54,9 @@ expect_fail 1 "model.contxt" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml"
 # Generation: the KV cache against re-running the window per byte, random weights or a run's.
 "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=64 --generate --seconds 0.1 --steps 2 --json >gen.json
 python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["benchmark"] == "generate" and j["context"] == 64 and j["cached_bytes"] >= 64 and j["reforward_bytes"] >= 2 and j["speedup"] > 0, j' gen.json
+# Several sequences side by side: every one of them reaches the 64-byte minimum.
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=64 --generate --batch 3 --seconds 0.1 --steps 2 --json >gen3.json
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["batch"] == 3 and j["cached_bytes"] == 3 * 64, j' gen3.json
 "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" ds -o run --set model.context=64 --set train.steps=1 \
   --set train.optimizer.warmup_steps=1 --set train.eval_every=0 >/dev/null 2>&1
 "$MEGABYTE" -q bench --checkpoint run --seconds 0.1 --steps 2 >ckgen.txt
