@@ -33,10 +33,9 @@ class CudaBackend final : public KernelOps {
     MB_CUDA_CHECK(cudaGetDeviceProperties(&props_, device_));
     peaks_ = device_peaks(props_.name);
     // The kernels' temporaries come from the device's default stream-ordered pool; its high
-    // watermark is counted from here on.
+    // watermark counts from the start of the process (not reset here: another backend in the
+    // same process, such as bench's GEMM measurement, must not restart the count).
     MB_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool_, device_));
-    std::uint64_t zero = 0;
-    MB_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReservedMemHigh, &zero));
   }
   Device device() const override { return Device::cuda; }
   std::string description() const override {
