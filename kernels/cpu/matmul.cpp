@@ -52,8 +52,14 @@ struct Cached {
     memory::desc src, wei, bias, dst;
 };
 
+// The engine and the primitive cache below are created on first use and never destroyed, on
+// purpose. As ordinary function statics they were destroyed at exit in the reverse order of
+// their construction: the engine (made while the first primitive was built) before the cache,
+// whose primitives then freed memory that belonged to the destroyed engine. That use after free
+// crashed a process at exit now and then (seen as SIGSEGV inside dnnl_primitive_destroy under
+// `meson test`, whose MALLOC_PERTURB_ scribbles over freed memory). The OS reclaims both.
 dnnl::engine& cpu_engine() {
-    static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    static dnnl::engine& engine = *new dnnl::engine(dnnl::engine::kind::cpu, 0);
     return engine;
 }
 
@@ -71,8 +77,8 @@ constexpr std::size_t kMaxCached = 512;
 // Entries are shared pointers so that a caller keeps its primitive alive even if another
 // thread clears the cache meanwhile.
 std::shared_ptr<const Cached> get_primitive(const Key& key) {
-    static std::mutex mutex;
-    static std::map<Key, std::shared_ptr<const Cached>> cache;
+    static std::mutex& mutex = *new std::mutex;
+    static auto& cache = *new std::map<Key, std::shared_ptr<const Cached>>;   // never destroyed: see cpu_engine()
     std::lock_guard<std::mutex> lock(mutex);
     if (auto it = cache.find(key); it != cache.end()) return it->second;
     if (cache.size() >= kMaxCached) cache.clear();
