@@ -72,6 +72,13 @@ fi
 cmp straight/checkpoints/step-00000008/model.safetensors killed/checkpoints/step-00000008/model.safetensors ||
   fail "weights after SIGINT + resume differ from the uninterrupted run"
 
+# The bf16 mode (the GPU's default) on the CPU: the products' operands rounded to bf16. It
+# trains, says so, and its checkpoint is an ordinary one that an fp32 eval reads.
+"$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o bf16run "${small[@]}" --set train.steps=4 \
+  --set train.eval_every=0 --set train.optimizer.warmup_steps=1 --precision bf16 >bf16.out 2>bf16.err
+grep -q "bf16 matrix products" bf16.err || { cat bf16.err; fail "a bf16 run does not say so"; }
+"$MEGABYTE" -q eval bf16run text.ds --max-bytes 4096 --precision fp32 >/dev/null || fail "fp32 eval of a bf16-trained checkpoint"
+
 # 3. Bad input.
 printf 'model:\n  kind: megabyte\n   context: 12\n' >broken.yaml
 expect_fail 1 "broken.yaml" "$MEGABYTE" train broken.yaml text.ds -o r
@@ -86,6 +93,7 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_fail 1 "--device cuda" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o r --device cuda
 fi
 expect_fail 2 "--device" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o r --device tpu
+expect_fail 2 "--precision" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o r --precision fp16
 [[ ! -e r ]] || fail "a refused run left its directory behind"
 
 # A damaged checkpoint is refused, naming the file.
