@@ -19,8 +19,8 @@
 #include "data/read_benchmark.hpp"
 #include "model/checkpoint.hpp"
 #include "model/config.hpp"
-#include "model/model.hpp"
 #include "train/generation_benchmark.hpp"
+#include "train/memory_plan.hpp"
 #include "train/train_benchmark.hpp"
 
 namespace mb::tools {
@@ -47,26 +47,20 @@ struct BenchArgs {
 
 backend::Device chosen_device(const BenchArgs& a) { return a.devices.resolved_device(); }
 
-// --memory: what the config needs on the device, from the model's own allocation plan
-// (nothing is allocated and no device is needed).
+// --memory: what the config needs on the device (train/memory_plan.hpp).
 int run_memory_plan(const BenchArgs& a) {
   const model::Config config = model::load_config(a.config, a.overrides);
   const backend::Device device = chosen_device(a);
+  const train::TrainingMemory m = train::plan_training_memory(config, device);
   const int batch = config.train.batch_size;
-  const auto plan = model::make_model_plan(config.model, batch, device);
-  const model::ModelMemory m = plan->memory();
-  const std::size_t moments = 2 * m.parameters;
-  const std::size_t workspace =
-      device == backend::Device::cuda ? backend::kCudaMatmulWorkspaceBytes : std::size_t{0};
-  const std::size_t total = m.parameters + m.gradients + moments + m.activations + workspace;
   const std::string dev(backend::device_name(device));
   if (a.json) {
     nlohmann::json j{{"benchmark", "memory"}, {"config", a.config}, {"device", dev},
                      {"batch_size", batch}, {"context", config.model.context},
-                     {"parameters", plan->parameters().count()},
+                     {"parameters", m.parameter_count},
                      {"parameter_bytes", m.parameters}, {"gradient_bytes", m.gradients},
-                     {"optimizer_bytes", moments}, {"activation_bytes", m.activations},
-                     {"workspace_bytes", workspace}, {"total_bytes", total}};
+                     {"optimizer_bytes", m.optimizer}, {"activation_bytes", m.activations},
+                     {"workspace_bytes", m.workspace}, {"total_bytes", m.total()}};
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
@@ -76,15 +70,15 @@ int run_memory_plan(const BenchArgs& a) {
   };
   std::printf("memory on %s for %s (batch %d x T %d, %.2fM parameters):\n", dev.c_str(),
               a.config.c_str(), batch, config.model.context,
-              static_cast<double>(plan->parameters().count()) / 1e6);
+              static_cast<double>(m.parameter_count) / 1e6);
   row("parameters", m.parameters, "fp32");
   row("gradients", m.gradients, "fp32");
-  row("AdamW moments", moments, "fp32 m and v");
+  row("AdamW moments", m.optimizer, "fp32 m and v");
   row("activations", m.activations, "what forward keeps for backward, scratch, ids");
-  if (workspace) row("cuBLASLt workspace", workspace, "");
-  row("total", total, device == backend::Device::cuda
-                          ? "plus the CUDA context and the kernels' per-op temporaries"
-                          : "plus the kernels' per-op temporaries");
+  if (m.workspace) row("cuBLASLt workspace", m.workspace, "");
+  row("total", m.total(), device == backend::Device::cuda
+                              ? "plus the CUDA context and the kernels' per-op temporaries"
+                              : "plus the kernels' per-op temporaries");
   return kExitOk;
 }
 

@@ -50,10 +50,7 @@ void scale_chunk(float* __restrict g, std::size_t n, float s) {
 void adamw_step(float* params, const float* grads, float* m, float* v, std::size_t n, long t,
                 float lr, float beta1, float beta2, float eps, float weight_decay) {
     if (t < 1) throw std::invalid_argument("adamw_step: the step number t starts at 1");
-    // Bias corrections in double: for b2 = 0.999 and small t, 1 - b2^t is small and would
-    // lose digits if formed in float.
-    const auto c1 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t)));
-    const auto c2 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t)));
+    const float c1 = adamw_bias_correction(beta1, t), c2 = adamw_bias_correction(beta2, t);
     const std::int64_t tasks = chunks(n);
 #pragma omp parallel for schedule(static) if (tasks > 1)
     for (std::int64_t k = 0; k < tasks; ++k) {

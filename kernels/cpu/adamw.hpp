@@ -1,9 +1,17 @@
 // AdamW optimiser step and global gradient-norm clipping, on flat fp32 buffers.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 
 namespace mb::kernels::cpu {
+
+// The bias correction 1 - beta^t of AdamW's step t, formed in double (for beta2 = 0.999 and
+// small t, 1 - beta^t is small and would lose digits in float) and rounded once to float.
+// Both twins (this one and cuda/adamw.cu) use it, so they divide by the same value.
+inline float adamw_bias_correction(float beta, long t) {
+    return static_cast<float>(1.0 - std::pow(static_cast<double>(beta), static_cast<double>(t)));
+}
 
 // One AdamW step (Loshchilov & Hutter) over n parameters, as PyTorch's torch.optim.AdamW:
 //   m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g²

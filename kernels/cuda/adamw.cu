@@ -5,6 +5,7 @@
 // and the trees depend on n only, so the sum is bit-reproducible; no atomics are involved.
 #include "cuda/adamw.cuh"
 
+#include "cpu/adamw.hpp"   // adamw_bias_correction, shared with the CPU twin
 #include "cuda/common.cuh"
 
 #include <cmath>
@@ -81,9 +82,9 @@ sum_partials_kernel(double* out, const double* partial, std::size_t count) {
 void adamw_step(float* params, const float* grads, float* m, float* v, std::size_t n, long t,
                 float lr, float beta1, float beta2, float eps, float weight_decay) {
     if (t < 1) throw std::invalid_argument("adamw_step: the step number t starts at 1");
-    // Bias corrections on the host, in double, exactly as the CPU twin computes them.
-    const auto c1 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t)));
-    const auto c2 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t)));
+    // Bias corrections on the host, by the CPU twin's own function.
+    const float c1 = kernels::cpu::adamw_bias_correction(beta1, t);
+    const float c2 = kernels::cpu::adamw_bias_correction(beta2, t);
     if (n == 0) return;
     adamw_kernel<<<detail::grid_size(n), detail::kBlock>>>(params, grads, m, v, n, lr, beta1,
                                                             beta2, eps, weight_decay, c1, c2);

@@ -52,6 +52,22 @@ cmp out-1.txt a.txt || fail "sample 1 of -n 2 differs from the single sample of 
 ! cmp -s out-1.txt out-2.txt || fail "the two samples are the same"
 "$MEGABYTE" -q sample run --bytes 20 -n 2 >two.txt
 [[ $(grep -c '^==> sample [12] of 2 <==$' two.txt) -eq 2 ]] || fail "stdout does not separate the samples"
+# Samples generated side by side (--batch), with a last group smaller than the batch: every
+# sample complete, reproducible for the same seed and batch, and each its own.
+"$MEGABYTE" -q sample run --bytes 50 --seed 3 -n 5 --batch 2 -o grp.txt
+"$MEGABYTE" -q sample run --bytes 50 --seed 3 -n 5 --batch 2 -o again.txt
+for i in 1 2 3 4 5; do
+  [[ $(stat -c %s grp-$i.txt) -eq 50 ]] || fail "grp-$i.txt is $(stat -c %s grp-$i.txt) bytes, expected 50"
+  cmp grp-$i.txt again-$i.txt || fail "sample $i of --batch 2 differs between two runs of one seed"
+done
+[[ $(cat grp-*.txt | md5sum) != $(cat grp-1.txt grp-1.txt grp-1.txt grp-1.txt grp-1.txt | md5sum) ]] ||
+  fail "the batched samples are all the same"
+! cmp -s grp-4.txt grp-5.txt || fail "samples 4 and 5 (different groups) are the same"
+"$MEGABYTE" -q sample run --bytes 20 -n 3 --batch 2 >three.txt
+[[ $(grep -c '^==> sample [123] of 3 <==$' three.txt) -eq 3 ]] || fail "stdout lacks a batched sample"
+grep -n '^==> sample' three.txt | cut -d: -f2- | tr '\n' ' ' | grep -q '1 of 3.*2 of 3.*3 of 3' ||
+  fail "batched samples are printed out of order"
+expect_fail 2 "--batch" "$MEGABYTE" sample run --batch 0
 
 # 5. The context caps the length.
 "$MEGABYTE" sample run --bytes 600 -o capped.txt 2>capped.err

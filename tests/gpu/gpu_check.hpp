@@ -67,6 +67,61 @@ void check_close_scaled(const std::vector<float>& got, const std::vector<W>& wan
     kt::check_close(got, want, rel, rel * mx + extra_abs, what);
 }
 
+// A host vector of n NaNs (an output a kernel must overwrite).
+inline std::vector<float> nans(std::size_t n) {
+    return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
+}
+
+// A device copy of a host vector placed `off` floats into its buffer, so that a test can hand
+// the kernels pointers aligned to 4 bytes only (as operands inside a larger buffer are).
+struct OffsetBuffer {
+    DeviceBuffer<float> buf;
+    std::size_t off;
+    OffsetBuffer(const std::vector<float>& host, std::size_t offset) : off(offset) {
+        std::vector<float> padded(host.size() + off, -3.0f);
+        std::copy(host.begin(), host.end(), padded.begin() + static_cast<std::ptrdiff_t>(off));
+        buf = DeviceBuffer<float>(padded);
+    }
+    float* p() const { return buf.get() + off; }
+    std::vector<float> download() const {
+        const auto all = buf.download();
+        return std::vector<float>(all.begin() + static_cast<std::ptrdiff_t>(off), all.end());
+    }
+};
+
+// For matrix products, row by row: violations of |got - want| <= rel · (|want| + max |want| of
+// the row) in rows × cols buffers (NaN always violates); `first` gets the first one's index.
+inline std::size_t count_row_scaled_bad(const std::vector<float>& got,
+                                        const std::vector<float>& want, int rows, int cols,
+                                        double rel, std::size_t* first = nullptr) {
+    std::size_t bad = 0;
+    for (int r = 0; r < rows; ++r) {
+        double mx = 0.0;
+        for (int c = 0; c < cols; ++c)
+            mx = std::max(mx, std::fabs(static_cast<double>(want[static_cast<std::size_t>(r) * cols + c])));
+        for (int c = 0; c < cols; ++c) {
+            const std::size_t i = static_cast<std::size_t>(r) * cols + c;
+            const double err = std::fabs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
+            if (!(err <= rel * (std::fabs(static_cast<double>(want[i])) + mx))) {
+                if (bad == 0 && first) *first = i;
+                ++bad;
+            }
+        }
+    }
+    return bad;
+}
+
+inline void check_rows_scaled(const std::vector<float>& got, const std::vector<float>& want,
+                              int rows, int cols, double rel, const std::string& what) {
+    REQUIRE(got.size() == want.size());
+    std::size_t first = 0;
+    const std::size_t bad = count_row_scaled_bad(got, want, rows, cols, rel, &first);
+    CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << got.size()
+                                 << " elements out of tolerance; first at " << first << ": got "
+                                 << (bad ? got[first] : 0.0f) << ", want "
+                                 << (bad ? want[first] : 0.0f));
+}
+
 // Guards against a vacuous comparison: the reference must have changed from the input.
 inline bool differs(const std::vector<float>& a, const std::vector<float>& b) {
     return a != b;

@@ -24,50 +24,13 @@ namespace cuda = mb::kernels::cuda;
 
 namespace {
 
-// A device copy of a host vector placed `off` floats into its buffer, so that a test can hand
-// the kernels pointers aligned to 4 bytes only (as operands inside a larger buffer are).
-struct Dev {
-    gt::DeviceBuffer<float> buf;
-    std::size_t off;
-    Dev(const std::vector<float>& host, std::size_t offset) : off(offset) {
-        std::vector<float> padded(host.size() + off, -3.0f);
-        std::copy(host.begin(), host.end(), padded.begin() + static_cast<std::ptrdiff_t>(off));
-        buf = gt::DeviceBuffer<float>(padded);
-    }
-    float* p() const { return buf.get() + off; }
-    std::vector<float> download() const {
-        const auto all = buf.download();
-        return std::vector<float>(all.begin() + static_cast<std::ptrdiff_t>(off), all.end());
-    }
-};
-
-std::vector<float> nans(std::size_t n) {
-    return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
-}
+using Dev = gt::OffsetBuffer;
+using gt::nans;
 
 // got and want are rows × cols; see the header for the tolerance.
 void check_rows(const std::vector<float>& got, const std::vector<float>& want, int rows,
                 int cols, const std::string& what) {
-    REQUIRE(got.size() == want.size());
-    std::vector<double> tol(want.size());
-    for (int r = 0; r < rows; ++r) {
-        double mx = 0.0;
-        for (int c = 0; c < cols; ++c)
-            mx = std::max(mx, std::fabs(static_cast<double>(want[static_cast<std::size_t>(r) * cols + c])));
-        for (int c = 0; c < cols; ++c) {
-            const std::size_t i = static_cast<std::size_t>(r) * cols + c;
-            tol[i] = 1e-4 * (std::fabs(static_cast<double>(want[i])) + mx);
-        }
-    }
-    std::size_t bad = 0, first = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-        const double err = std::fabs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
-        if (!(err <= tol[i]) && bad++ == 0) first = i;  // NaN fails too
-    }
-    CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << got.size()
-                                 << " elements out of tolerance; first at " << first << ": got "
-                                 << (got.empty() ? 0.0f : got[first]) << ", want "
-                                 << (want.empty() ? 0.0f : want[first]));
+    gt::check_rows_scaled(got, want, rows, cols, 1e-4, what);
 }
 
 struct Case {

@@ -40,58 +40,19 @@ namespace cuda = mb::kernels::cuda;
 
 namespace {
 
-// A device copy of a host vector placed `off` floats into its buffer (off = 1: a pointer
-// aligned to 4 bytes only, as an operand inside a larger buffer may be).
-struct Dev {
-    gt::DeviceBuffer<float> buf;
-    std::size_t off;
-    Dev(const std::vector<float>& host, std::size_t offset) : off(offset) {
-        std::vector<float> padded(host.size() + off, -3.0f);
-        std::copy(host.begin(), host.end(), padded.begin() + static_cast<std::ptrdiff_t>(off));
-        buf = gt::DeviceBuffer<float>(padded);
-    }
-    float* p() const { return buf.get() + off; }
-    std::vector<float> download() const {
-        const auto all = buf.download();
-        return std::vector<float>(all.begin() + static_cast<std::ptrdiff_t>(off), all.end());
-    }
-};
-
-std::vector<float> nans(std::size_t n) {
-    return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
-}
+using Dev = gt::OffsetBuffer;
+using gt::nans;
 
 constexpr double kRel = 1e-5;
 
-// Violations of |got - want| <= kRel · (|want| + max |want| of the row), rows × cols.
 std::size_t count_bad(const std::vector<float>& got, const std::vector<float>& want, int rows,
-                      int cols, std::size_t* first = nullptr) {
-    std::size_t bad = 0;
-    for (int r = 0; r < rows; ++r) {
-        double mx = 0.0;
-        for (int c = 0; c < cols; ++c)
-            mx = std::max(mx, std::fabs(static_cast<double>(want[static_cast<std::size_t>(r) * cols + c])));
-        for (int c = 0; c < cols; ++c) {
-            const std::size_t i = static_cast<std::size_t>(r) * cols + c;
-            const double err = std::fabs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
-            if (!(err <= kRel * (std::fabs(static_cast<double>(want[i])) + mx))) {  // NaN fails
-                if (bad == 0 && first) *first = i;
-                ++bad;
-            }
-        }
-    }
-    return bad;
+                      int cols) {
+    return gt::count_row_scaled_bad(got, want, rows, cols, kRel);
 }
 
 void check_rows(const std::vector<float>& got, const std::vector<float>& want, int rows,
                 int cols, const std::string& what) {
-    REQUIRE(got.size() == want.size());
-    std::size_t first = 0;
-    const std::size_t bad = count_bad(got, want, rows, cols, &first);
-    CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << got.size()
-                                 << " elements out of tolerance; first at " << first << ": got "
-                                 << (bad ? got[first] : 0.0f) << ", want "
-                                 << (bad ? want[first] : 0.0f));
+    gt::check_rows_scaled(got, want, rows, cols, kRel, what);
 }
 
 // The fp32 (unrounded) result must fail the tolerance against the bf16 reference: the shape

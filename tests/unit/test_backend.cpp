@@ -12,6 +12,7 @@
 #include "backend/device_peaks.hpp"
 #include "error_of.hpp"
 #include "model/model.hpp"
+#include "train/memory_plan.hpp"
 
 using mb::backend::Arena;
 using mb::backend::Device;
@@ -144,4 +145,25 @@ TEST_CASE("bf16 precision rounds the products' operands: close to fp32, not equa
   CHECK(std::abs(a - b) < 1e-2 * std::abs(a));    // and only as much as bf16's 8 bits allow
   const std::string msg = error_of([] { (void)mb::backend::parse_precision("fp16", "--precision"); });
   CHECK(contains(msg, "--precision"));
+}
+
+TEST_CASE("the training memory plan adds the optimiser and the workspace to the model's plan") {
+  mb::model::Config config;
+  config.model = small_transformer();
+  config.train.batch_size = 2;
+  const auto model_plan = mb::model::make_model_plan(config.model, 2, Device::cuda);
+  const auto cuda = mb::train::plan_training_memory(config, Device::cuda);
+  const auto cpu = mb::train::plan_training_memory(config, Device::cpu);
+  CHECK(cuda.parameter_count == model_plan->parameters().count());
+  CHECK(cuda.activations == model_plan->memory().activations);
+  CHECK(cuda.optimizer == 2 * cuda.parameters);
+  CHECK(cuda.workspace == mb::backend::kCudaMatmulWorkspaceBytes);
+  CHECK(cpu.workspace == 0);
+  CHECK(cuda.total() == cuda.parameters + cuda.gradients + cuda.optimizer + cuda.activations +
+                            cuda.workspace);
+  CHECK(cuda.total() - cpu.total() == mb::backend::kCudaMatmulWorkspaceBytes);
+  config.train.batch_size = 4;   // activations scale with the batch, nothing else does
+  const auto four = mb::train::plan_training_memory(config, Device::cuda);
+  CHECK(four.activations == 2 * cuda.activations);
+  CHECK(four.parameters == cuda.parameters);
 }

@@ -1,0 +1,27 @@
+// `megabyte bench --memory`: what training a config needs on a device, from the model's own
+// allocation plan (model::make_model_plan: every buffer reserved, nothing allocated), plus
+// what the optimiser and the device's matrix library hold. No device is needed to ask.
+#pragma once
+
+#include <cstddef>
+
+#include "backend/backend.hpp"
+#include "model/config.hpp"
+
+namespace mb::train {
+
+struct TrainingMemory {
+  std::size_t parameter_count = 0;   // trainable values
+  std::size_t parameters = 0;        // bytes: fp32 values
+  std::size_t gradients = 0;         // fp32, same layout
+  std::size_t optimizer = 0;         // AdamW's m and v, fp32
+  std::size_t activations = 0;       // the model's arena for train.batch_size windows
+  std::size_t workspace = 0;         // the CUDA matmul's cuBLASLt workspace; 0 on the CPU
+  std::size_t total() const { return parameters + gradients + optimizer + activations + workspace; }
+};
+
+// An mb::Error (naming the config key) for a config the device cannot run, such as attention
+// heads wider than the CUDA kernels take.
+TrainingMemory plan_training_memory(const model::Config& config, backend::Device device);
+
+}  // namespace mb::train
