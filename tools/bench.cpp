@@ -51,15 +51,18 @@ backend::Device chosen_device(const BenchArgs& a) { return a.devices.resolved_de
 int run_memory_plan(const BenchArgs& a) {
   const model::Config config = model::load_config(a.config, a.overrides);
   const backend::Device device = chosen_device(a);
-  const train::TrainingMemory m = train::plan_training_memory(config, device);
+  const backend::Precision precision = a.devices.resolved_precision();
+  const train::TrainingMemory m = train::plan_training_memory(config, device, precision);
   const int batch = config.train.batch_size;
   const std::string dev(backend::device_name(device));
   if (a.json) {
     nlohmann::json j{{"benchmark", "memory"}, {"config", a.config}, {"device", dev},
+                     {"precision", std::string(backend::precision_name(precision))},
                      {"batch_size", batch}, {"context", config.model.context},
                      {"parameters", m.parameter_count},
                      {"parameter_bytes", m.parameters}, {"gradient_bytes", m.gradients},
-                     {"optimizer_bytes", m.optimizer}, {"activation_bytes", m.activations},
+                     {"optimizer_bytes", m.optimizer}, {"bf16_weight_bytes", m.bf16_weights},
+                     {"activation_bytes", m.activations},
                      {"workspace_bytes", m.workspace}, {"total_bytes", m.total()}};
     std::cout << j.dump(2) << "\n";
     return kExitOk;
@@ -68,12 +71,14 @@ int run_memory_plan(const BenchArgs& a) {
     std::printf("  %-20s %10s%s%s\n", what, human_bytes(static_cast<double>(bytes)).c_str(),
                 note.empty() ? "" : "  ", note.c_str());
   };
-  std::printf("memory on %s for %s (batch %d x T %d, %.2fM parameters):\n", dev.c_str(),
+  std::printf("memory on %s, %s matrix products, for %s (batch %d x T %d, %.2fM parameters):\n",
+              dev.c_str(), std::string(backend::precision_name(precision)).c_str(),
               a.config.c_str(), batch, config.model.context,
               static_cast<double>(m.parameter_count) / 1e6);
   row("parameters", m.parameters, "fp32");
   row("gradients", m.gradients, "fp32");
   row("AdamW moments", m.optimizer, "fp32 m and v");
+  if (m.bf16_weights) row("bf16 weight copy", m.bf16_weights, "what the products read; AdamW writes it");
   row("activations", m.activations, "what forward keeps for backward, scratch, ids");
   if (m.workspace) row("cuBLASLt workspace", m.workspace, "");
   row("total", m.total(), device == backend::Device::cuda

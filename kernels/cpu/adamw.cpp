@@ -2,6 +2,7 @@
 // fixed chunks so that the gradient norm is summed in the same order for any thread count.
 #include "cpu/adamw.hpp"
 
+#include "cpu/bf16.hpp"
 #include "cpu/simd.hpp"
 
 #include <algorithm>
@@ -33,6 +34,11 @@ void adamw_chunk(float* __restrict p, const float* __restrict g, float* __restri
 }
 
 MB_CPU_CLONES
+void bf16_copy_chunk(std::uint16_t* __restrict dst, const float* __restrict p, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_bits(p[i]);
+}
+
+MB_CPU_CLONES
 double squares_chunk(const float* __restrict g, std::size_t n) {
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
@@ -47,8 +53,9 @@ void scale_chunk(float* __restrict g, std::size_t n, float s) {
 
 }  // namespace
 
-void adamw_step(float* params, const float* grads, float* m, float* v, std::size_t n, long t,
-                float lr, float beta1, float beta2, float eps, float weight_decay) {
+void adamw_step(float* params, std::uint16_t* params_bf16, const float* grads, float* m, float* v,
+                std::size_t n, long t, float lr, float beta1, float beta2, float eps,
+                float weight_decay) {
     if (t < 1) throw std::invalid_argument("adamw_step: the step number t starts at 1");
     const float c1 = adamw_bias_correction(beta1, t), c2 = adamw_bias_correction(beta2, t);
     const std::int64_t tasks = chunks(n);
@@ -57,6 +64,8 @@ void adamw_step(float* params, const float* grads, float* m, float* v, std::size
         const std::size_t i0 = static_cast<std::size_t>(k) * kChunk;
         adamw_chunk(params + i0, grads + i0, m + i0, v + i0, std::min(kChunk, n - i0), lr, beta1,
                     beta2, eps, weight_decay, c1, c2);
+        // In the same task, while the chunk is in cache.
+        if (params_bf16) bf16_copy_chunk(params_bf16 + i0, params + i0, std::min(kChunk, n - i0));
     }
 }
 

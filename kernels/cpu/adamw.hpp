@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 namespace mb::kernels::cpu {
 
@@ -18,8 +19,12 @@ inline float adamw_bias_correction(float beta, long t) {
 //   p -= lr · ( m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps)  +  weight_decay · p )
 // t is the 1-based step number. Decay is decoupled from the gradient; pass weight_decay = 0
 // for tensors that should not decay (biases, norms). m and v start at zero.
-void adamw_step(float* params, const float* grads, float* m, float* v, std::size_t n, long t,
-                float lr, float beta1, float beta2, float eps, float weight_decay);
+// params_bf16, when not null, receives the bf16 copy of the updated parameters
+// (params_bf16[i] = bf16_bits(params[i]), cpu/bf16.hpp): the copy the bf16 matrix products
+// read instead of rounding the fp32 master weights again at every call.
+void adamw_step(float* params, std::uint16_t* params_bf16, const float* grads, float* m, float* v,
+                std::size_t n, long t, float lr, float beta1, float beta2, float eps,
+                float weight_decay);
 
 // Sum of squares of g[0..n) in double, added in a fixed order (independent of the thread
 // count). Sums from several buffers or processes add up to the squared global norm.

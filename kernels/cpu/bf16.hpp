@@ -17,6 +17,7 @@
 // nvcc (MB_HOST_DEVICE, as cpu/dropout.hpp), so device code may use it as well.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #if !defined(__CUDA_ARCH__)
@@ -71,5 +72,19 @@ MB_HOST_DEVICE inline float round_to_bf16(float x) {
 MB_HOST_DEVICE inline std::uint16_t bf16_bits(float x) {
     return static_cast<std::uint16_t>(bf16_detail::rounded_bits(bf16_detail::float_bits(x)) >> 16);
 }
+
+// The fp32 value of a bf16 bit pattern (exact: bf16 is the upper half of an fp32).
+MB_HOST_DEVICE inline float bf16_value(std::uint16_t bits) {
+    return bf16_detail::bits_float(static_cast<std::uint32_t>(bits) << 16);
+}
+
+// The twin of cuda::to_bf16 (cuda/bf16.cuh): src is a dense row-major rows × cols fp32 matrix,
+// dst a row-major rows × ld matrix of bf16 patterns:
+//   dst[r * ld + c] = bf16_bits(src[r * cols + c])   for c < cols,
+//   dst[r * ld + c] = 0                               for cols <= c < ld.
+// ld >= cols (std::invalid_argument otherwise). With rows = 1 and ld = cols it converts a flat
+// buffer: how a model refreshes the bf16 copy of its weights (Model::upload_parameters()).
+void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t cols,
+             std::size_t ld);
 
 }  // namespace mb::kernels::cpu

@@ -190,6 +190,32 @@ const float* rounded_copy(std::vector<float>& buf, const float* src, std::size_t
     return dst;
 }
 
+MB_CPU_CLONES
+void expand_block(float* __restrict dst, const std::uint16_t* __restrict src, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_value(src[i]);
+}
+
+// buf[0..n) = the fp32 values of the bf16 patterns src[0..n) (exact): a weight's bf16 copy,
+// in the form the fp32 primitives read. Same chunks as rounded_copy.
+const float* expanded_copy(std::vector<float>& buf, const std::uint16_t* src, std::size_t n) {
+    if (buf.size() < n) buf.resize(n);
+    float* dst = buf.data();
+    const auto chunks = static_cast<std::int64_t>((n + kRoundChunk - 1) / kRoundChunk);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (std::int64_t c = 0; c < chunks; ++c) {
+        const std::size_t begin = static_cast<std::size_t>(c) * kRoundChunk;
+        expand_block(dst + begin, src + begin, std::min(kRoundChunk, n - begin));
+    }
+    return dst;
+}
+
+// bf16(weight) [N,K] in buf: from its bf16 copy when there is one, else rounded.
+const float* bf16_weight(std::vector<float>& buf, const float* weight,
+                         const std::uint16_t* weight_bf16, int N, int K) {
+    const std::size_t n = static_cast<std::size_t>(N) * K;
+    return weight_bf16 ? expanded_copy(buf, weight_bf16, n) : rounded_copy(buf, weight, n);
+}
+
 // The calling thread's staging buffers for the rounded operands: one per operand role, so a
 // backward call can hold bf16(dout), bf16(weight) and bf16(inp) at once. Per thread, so
 // concurrent callers never share one.
@@ -227,8 +253,8 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
     if (dbias) bias_grad(dbias, dout, M, N);
 }
 
-void matmul_forward_bf16(float* out, const float* inp, const float* weight, const float* bias,
-                         int M, int K, int N) {
+void matmul_forward_bf16(float* out, const float* inp, const float* weight,
+                         const std::uint16_t* weight_bf16, const float* bias, int M, int K, int N) {
     check_sizes(M, K, N);
     if (M == 0 || N == 0) return;
     if (K == 0) {  // no product: out = bias, exactly as the fp32 op
@@ -237,19 +263,20 @@ void matmul_forward_bf16(float* out, const float* inp, const float* weight, cons
     }
     Bf16Staging& s = bf16_staging();
     const float* rinp = rounded_copy(s.inp, inp, static_cast<std::size_t>(M) * K);
-    const float* rweight = rounded_copy(s.weight, weight, static_cast<std::size_t>(N) * K);
+    const float* rweight = bf16_weight(s.weight, weight, weight_bf16, N, K);
     run(Key{Product::forward, M, K, N, bias != nullptr}, rinp, rweight, bias, out);
 }
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
-                          const float* inp, const float* weight, int M, int K, int N) {
+                          const float* inp, const float* weight, const std::uint16_t* weight_bf16,
+                          int M, int K, int N) {
     check_sizes(M, K, N);
     if (M == 0 || N == 0) return;  // every gradient term is an empty sum
     if (K > 0 && (dinp || dweight)) {
         Bf16Staging& s = bf16_staging();
         const float* rdout = rounded_copy(s.dout, dout, static_cast<std::size_t>(M) * N);
         if (dinp) {
-            const float* rweight = rounded_copy(s.weight, weight, static_cast<std::size_t>(N) * K);
+            const float* rweight = bf16_weight(s.weight, weight, weight_bf16, N, K);
             run(Key{Product::grad_input, M, N, K, false}, rdout, rweight, nullptr, dinp);
         }
         if (dweight) {

@@ -4,6 +4,8 @@
 // output feature), so out = inp · weightᵀ. All matrices are dense row-major fp32.
 #pragma once
 
+#include <cstdint>
+
 namespace mb::kernels::cpu {
 
 // out[M,N] = inp[M,K] · weight[N,K]ᵀ + bias[N]. bias may be null (no bias).
@@ -31,9 +33,14 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 // The rounded operands are staged in per-thread buffers (reused between calls) and multiplied
 // by the fp32 sgemm: the product of two bf16 values is exact in fp32, so this is the math of a
 // bf16 GEMM with fp32 accumulation (tensor cores, the CUDA twin), up to summation order.
-void matmul_forward_bf16(float* out, const float* inp, const float* weight, const float* bias,
-                         int M, int K, int N);
+// weight_bf16, when not null, is the bf16 copy of weight (dense [N,K] bf16 patterns, equal to
+// bf16_bits(weight), as adamw_step writes it); the products then read it instead of rounding
+// weight, with the same result. Null: weight is rounded (and then weight may be null where
+// the fp32 op allows it).
+void matmul_forward_bf16(float* out, const float* inp, const float* weight,
+                         const std::uint16_t* weight_bf16, const float* bias, int M, int K, int N);
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
-                          const float* inp, const float* weight, int M, int K, int N);
+                          const float* inp, const float* weight, const std::uint16_t* weight_bf16,
+                          int M, int K, int N);
 
 }  // namespace mb::kernels::cpu

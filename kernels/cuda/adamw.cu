@@ -8,6 +8,8 @@
 #include "cpu/adamw.hpp"   // adamw_bias_correction, shared with the CPU twin
 #include "cuda/common.cuh"
 
+#include <cuda_bf16.h>
+
 #include <cmath>
 #include <stdexcept>
 
@@ -17,9 +19,9 @@ namespace {
 constexpr int kNormBlock = 512;                  // threads of both reduction passes
 constexpr std::size_t kChunk = std::size_t{1} << 16;  // elements per pass-1 block
 
-__global__ void adamw_kernel(float* p, const float* g, float* m, float* v, std::size_t n,
-                             float lr, float b1, float b2, float eps, float wd, float c1,
-                             float c2) {
+__global__ void adamw_kernel(float* p, std::uint16_t* p_bf16, const float* g, float* m, float* v,
+                             std::size_t n, float lr, float b1, float b2, float eps, float wd,
+                             float c1, float c2) {
     const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
     for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
          i += stride) {
@@ -29,7 +31,9 @@ __global__ void adamw_kernel(float* p, const float* g, float* m, float* v, std::
         m[i] = mi;
         v[i] = vi;
         const float mhat = mi / c1, vhat = vi / c2;
-        p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
+        const float pi = p[i] - lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
+        p[i] = pi;
+        if (p_bf16) p_bf16[i] = __bfloat16_as_ushort(__float2bfloat16_rn(pi));
     }
 }
 
@@ -79,15 +83,17 @@ sum_partials_kernel(double* out, const double* partial, std::size_t count) {
 
 }  // namespace
 
-void adamw_step(float* params, const float* grads, float* m, float* v, std::size_t n, long t,
-                float lr, float beta1, float beta2, float eps, float weight_decay) {
+void adamw_step(float* params, std::uint16_t* params_bf16, const float* grads, float* m, float* v,
+                std::size_t n, long t, float lr, float beta1, float beta2, float eps,
+                float weight_decay) {
     if (t < 1) throw std::invalid_argument("adamw_step: the step number t starts at 1");
     // Bias corrections on the host, by the CPU twin's own function.
     const float c1 = kernels::cpu::adamw_bias_correction(beta1, t);
     const float c2 = kernels::cpu::adamw_bias_correction(beta2, t);
     if (n == 0) return;
-    adamw_kernel<<<detail::grid_size(n), detail::kBlock>>>(params, grads, m, v, n, lr, beta1,
-                                                            beta2, eps, weight_decay, c1, c2);
+    adamw_kernel<<<detail::grid_size(n), detail::kBlock>>>(params, params_bf16, grads, m, v, n, lr,
+                                                            beta1, beta2, eps, weight_decay, c1,
+                                                            c2);
     MB_CUDA_CHECK_LAUNCH();
 }
 

@@ -29,7 +29,9 @@
 // combination of cublasLtMatmul's type table). Its operands are the caller's fp32 buffers
 // rounded by to_bf16 (bf16.cuh) into scratch whose rows are padded to a multiple of 8
 // elements and whose start is 256-byte aligned, so the leading dimensions in the table above
-// become bf16_ld(K) and bf16_ld(N) for those operands; C and D are the caller's fp32 buffers
+// become bf16_ld(K) and bf16_ld(N) for those operands (the weight is read from the caller's
+// bf16 copy instead where there is one and its rows are aligned: Bf16Weight); C and D are the
+// caller's fp32 buffers
 // as before. The bias vector has the type of D (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE defaults
 // to Dtype, see cublasLt.h), so it is fp32 in both pairs, and is set explicitly.
 #include "cuda/matmul.cuh"
@@ -43,6 +45,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -361,6 +364,32 @@ private:
     std::uint16_t* data_ = nullptr;
 };
 
+// The weight operand [N, K] of the bf16 pair: the caller's bf16 copy where cuBLASLt can take
+// it as it is (ld = K must be a multiple of kBf16LdMultiple and the start 16-byte aligned, so
+// that every row is), else the fp32 weight staged like any other operand.
+class Bf16Weight {
+public:
+    Bf16Weight(const float* weight, const std::uint16_t* weight_bf16, int N, int K) {
+        const bool usable = weight_bf16 && static_cast<std::size_t>(K) % kBf16LdMultiple == 0 &&
+                            reinterpret_cast<std::uintptr_t>(weight_bf16) % 16 == 0;
+        if (usable) {
+            data_ = weight_bf16;
+            ld_ = K;
+        } else {
+            staged_.emplace(weight, N, K);
+            data_ = staged_->get();
+            ld_ = staged_->ld();
+        }
+    }
+    const void* get() const { return data_; }
+    std::int64_t ld() const { return ld_; }
+
+private:
+    std::optional<StagedBf16> staged_;
+    const void* data_ = nullptr;
+    std::int64_t ld_ = 0;
+};
+
 }  // namespace
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
@@ -392,27 +421,29 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 
 // The same products on staged bf16 copies: leading dimensions of A and B are the staged ones
 // (bf16_ld(K) for weight and inp, bf16_ld(N) for dout), those of C and D the caller's.
-void matmul_forward_bf16(float* out, const float* inp, const float* weight, const float* bias,
-                         int M, int K, int N) {
+void matmul_forward_bf16(float* out, const float* inp, const float* weight,
+                         const std::uint16_t* weight_bf16, const float* bias, int M, int K, int N) {
     check_sizes(M, K, N);
     if (M == 0 || N == 0) return;
     if (K == 0) {
         fill_bias(out, bias, M, N);
         return;
     }
-    const StagedBf16 w(weight, N, K), x(inp, M, K);
+    const Bf16Weight w(weight, weight_bf16, N, K);
+    const StagedBf16 x(inp, M, K);
     run(Gemm{CUDA_R_16BF, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, w.ld(), x.ld(), N, w.get(), x.get(),
              out, bias, 0.0f});
 }
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
-                          const float* inp, const float* weight, int M, int K, int N) {
+                          const float* inp, const float* weight, const std::uint16_t* weight_bf16,
+                          int M, int K, int N) {
     check_sizes(M, K, N);
     if (M == 0 || N == 0) return;  // every gradient term is an empty sum
     if (K > 0 && (dinp || dweight)) {
         const StagedBf16 g(dout, M, N);
         if (dinp) {
-            const StagedBf16 w(weight, N, K);
+            const Bf16Weight w(weight, weight_bf16, N, K);
             run(Gemm{CUDA_R_16BF, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, w.ld(), g.ld(), K, w.get(),
                      g.get(), dinp, nullptr, 1.0f});
         }

@@ -19,6 +19,7 @@
 #include "cuda/adamw.cuh"
 #include "cuda/attention.cuh"
 #include "cuda/attention_step.cuh"
+#include "cuda/bf16.cuh"
 #include "cuda/crossentropy.cuh"
 #include "cuda/dropout.cuh"
 #include "cuda/embedding.cuh"

@@ -106,10 +106,18 @@ class Backend {
   virtual void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                   const float* inp, const float* weight, const float* mean,
                                   const float* rstd, int N, int C) = 0;
+  // The matrix products of the current precision. weight_bf16 is the weight's bf16 copy where
+  // the caller keeps one (Model does in bf16 mode, AdamW writes it); the bf16 products read it
+  // instead of rounding weight, with the same result, and the fp32 products ignore it. May be
+  // null.
   virtual void matmul_forward(float* out, const float* inp, const float* weight,
-                              const float* bias, int M, int K, int N) = 0;
+                              const std::uint16_t* weight_bf16, const float* bias, int M, int K,
+                              int N) = 0;
   virtual void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                               const float* inp, const float* weight, int M, int K, int N) = 0;
+                               const float* inp, const float* weight,
+                               const std::uint16_t* weight_bf16, int M, int K, int N) = 0;
+  // dst[i] = the bf16 pattern of src[i] for i < n (kernels' to_bf16 with one row).
+  virtual void to_bf16(std::uint16_t* dst, const float* src, std::size_t n) = 0;
   virtual void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
                                  int d) = 0;
   virtual void attention_backward(float* dqkv, const float* dout, const float* out,
@@ -135,9 +143,9 @@ class Backend {
   virtual CrossEntropyResult crossentropy_backward(float* dh, float* dE, const float* h,
                                                    const float* E, const std::int32_t* targets,
                                                    float dloss, int N, int D, int V) = 0;
-  virtual void adamw_step(float* params, const float* grads, float* m, float* v, std::size_t n,
-                          long t, float lr, float beta1, float beta2, float eps,
-                          float weight_decay) = 0;
+  virtual void adamw_step(float* params, std::uint16_t* params_bf16, const float* grads,
+                          float* m, float* v, std::size_t n, long t, float lr, float beta1,
+                          float beta2, float eps, float weight_decay) = 0;
   virtual double grad_norm_squared(const float* g, std::size_t n) = 0;
   virtual float clip_grad_norm(float* g, std::size_t n, float max_norm) = 0;
 

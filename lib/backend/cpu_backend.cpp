@@ -13,6 +13,7 @@
 #include "cpu/adamw.hpp"
 #include "cpu/attention.hpp"
 #include "cpu/attention_step.hpp"
+#include "cpu/bf16.hpp"
 #include "cpu/crossentropy.hpp"
 #include "cpu/dropout.hpp"
 #include "cpu/embedding.hpp"

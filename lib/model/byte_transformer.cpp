@@ -17,8 +17,8 @@ using backend::Slice;
 class ByteTransformerModel final : public Model {
  public:
   ByteTransformerModel(const ModelConfig& c, int max_batch, std::shared_ptr<backend::Backend> be,
-                       backend::Device device)
-      : Model(c, max_batch, std::move(be), device),
+                       backend::Device device, backend::Precision precision)
+      : Model(c, max_batch, std::move(be), device, precision),
         T_(c.context), D_(c.global.dim),
         embedding_(params_.add("byte_embedding", {kEmbeddingRows, D_}, ParamRole::weight,
                                ParamGroup::embedding)),
@@ -106,8 +106,10 @@ class ByteTransformerModel final : public Model {
 
 std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, int max_batch,
                                                    std::shared_ptr<backend::Backend> backend,
-                                                   backend::Device device) {
-  return std::make_unique<ByteTransformerModel>(config, max_batch, std::move(backend), device);
+                                                   backend::Device device,
+                                                   backend::Precision precision) {
+  return std::make_unique<ByteTransformerModel>(config, max_batch, std::move(backend), device,
+                                                precision);
 }
 
 }  // namespace mb::model

@@ -23,6 +23,19 @@ const float* tensor(const Model& m, const std::string& name, const std::vector<s
   return m.view().values + info->offset;
 }
 
+// A weight matrix of the model: its values (tensor()) and its bf16 copy, where the model keeps
+// one (ParameterView::values_bf16; null otherwise), for the matrix products.
+struct Weight {
+  const float* values = nullptr;
+  const std::uint16_t* bf16 = nullptr;
+};
+
+Weight weight(const Model& m, const std::string& name, const std::vector<std::int64_t>& shape) {
+  const float* values = tensor(m, name, shape);
+  const std::uint16_t* copy = m.view().values_bf16;
+  return {values, copy ? copy + (values - m.view().values) : nullptr};
+}
+
 // One transformer stack (transformer_stack.hpp) run one position at a time for B sequences side
 // by side. Each layer keeps the keys and values of the positions run so far ([B, capacity, C]
 // each); a step computes the new position's q, k, v, appends k and v, and attends over the cache
@@ -40,15 +53,15 @@ class CachedStack {
       Layer L;
       L.ln1_w = tensor(m, p + "ln1.weight", {C});
       L.ln1_b = tensor(m, p + "ln1.bias", {C});
-      L.qkv_w = tensor(m, p + "attn.qkv.weight", {3 * C, C});
+      L.qkv_w = weight(m, p + "attn.qkv.weight", {3 * C, C});
       L.qkv_b = tensor(m, p + "attn.qkv.bias", {3 * C});
-      L.proj_w = tensor(m, p + "attn.proj.weight", {C, C});
+      L.proj_w = weight(m, p + "attn.proj.weight", {C, C});
       L.proj_b = tensor(m, p + "attn.proj.bias", {C});
       L.ln2_w = tensor(m, p + "ln2.weight", {C});
       L.ln2_b = tensor(m, p + "ln2.bias", {C});
-      L.fc_w = tensor(m, p + "ffn.fc.weight", {H, C});
+      L.fc_w = weight(m, p + "ffn.fc.weight", {H, C});
       L.fc_b = tensor(m, p + "ffn.fc.bias", {H});
-      L.fc2_w = tensor(m, p + "ffn.proj.weight", {C, H});
+      L.fc2_w = weight(m, p + "ffn.proj.weight", {C, H});
       L.fc2_b = tensor(m, p + "ffn.proj.bias", {C});
       L.keys = arena.reserve<float>(rows * capacity * C_);
       L.values = arena.reserve<float>(rows * capacity * C_);
@@ -79,7 +92,8 @@ class CachedStack {
     for (Layer& L : layers_) {
       // a = x + Proj(Attention(LN1(x)))
       k.layernorm_forward(ln_.get(), nullptr, nullptr, x_.get(), L.ln1_w, L.ln1_b, B_, C, eps_);
-      k.matmul_forward(qkv_.get(), ln_.get(), L.qkv_w, L.qkv_b, B_, C, 3 * C);
+      k.matmul_forward(qkv_.get(), ln_.get(), L.qkv_w.values, L.qkv_w.bf16, L.qkv_b, B_, C,
+                       3 * C);
       for (int b = 0; b < B_; ++b) {
         const float* qkv = qkv_.get() + static_cast<std::size_t>(b) * 3 * C;
         float* keys = L.keys.get() + b * cache;
@@ -89,16 +103,18 @@ class CachedStack {
         k.attention_step(att_.get() + static_cast<std::size_t>(b) * C, scores_.get(), qkv, keys,
                          values, length_ + 1, heads_, d, static_cast<std::size_t>(C));
       }
-      k.matmul_forward(branch_.get(), att_.get(), L.proj_w, L.proj_b, B_, C, C);
+      k.matmul_forward(branch_.get(), att_.get(), L.proj_w.values, L.proj_w.bf16, L.proj_b, B_, C,
+                       C);
       k.residual_forward(x_.get(), x_.get(), branch_.get(), n);
       // x = a + FC2(Act(FC1(LN2(a))))
       k.layernorm_forward(ln_.get(), nullptr, nullptr, x_.get(), L.ln2_w, L.ln2_b, B_, C, eps_);
-      k.matmul_forward(fc_.get(), ln_.get(), L.fc_w, nullptr, B_, C, hidden_);
+      k.matmul_forward(fc_.get(), ln_.get(), L.fc_w.values, L.fc_w.bf16, nullptr, B_, C, hidden_);
       if (activation_ == Activation::relu)
         k.bias_relu_forward(fc_.get(), fc_.get(), L.fc_b, B_, hidden_);
       else
         k.bias_gelu_forward(fc_.get(), fc_.get(), L.fc_b, B_, hidden_);
-      k.matmul_forward(branch_.get(), fc_.get(), L.fc2_w, L.fc2_b, B_, hidden_, C);
+      k.matmul_forward(branch_.get(), fc_.get(), L.fc2_w.values, L.fc2_w.bf16, L.fc2_b, B_,
+                       hidden_, C);
       k.residual_forward(x_.get(), x_.get(), branch_.get(), n);
     }
     k.layernorm_forward(out, nullptr, nullptr, x_.get(), lnf_w_, lnf_b_, B_, C, eps_);
@@ -107,8 +123,8 @@ class CachedStack {
 
  private:
   struct Layer {
-    const float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b, *ln2_w, *ln2_b, *fc_w, *fc_b,
-        *fc2_w, *fc2_b;
+    const float *ln1_w, *ln1_b, *qkv_b, *proj_b, *ln2_w, *ln2_b, *fc_b, *fc2_b;
+    Weight qkv_w, proj_w, fc_w, fc2_w;
     Slice<float> keys, values;   // [B, capacity, C] each: the caches
   };
 
@@ -144,7 +160,7 @@ struct Generator::Impl {
   }
   // logits (host) = h[B, D] · E[0:256]ᵀ (the tied head).
   void head(const float* h, const float* E, int D) {
-    k.matmul_forward(device_logits.get(), h, E, nullptr, B, D, kByteValues);
+    k.matmul_forward(device_logits.get(), h, E, nullptr, nullptr, B, D, kByteValues);
     k.download(logits.data(), device_logits.get(), logits.size() * sizeof(float));
   }
 
@@ -170,7 +186,7 @@ class MegabyteGenerator final : public Generator::Impl {
         global_embedding_(tensor(m, "global.byte_embedding", {kEmbeddingRows, DG_})),
         global_position_(tensor(m, "global.position_embedding", {T, DG_})),
         global_pad_(tensor(m, "global.pad_patch", {std::int64_t{P_} * DG_})),
-        global_to_local_(tensor(m, "local.global_projection.weight", {DL_, DG_})),
+        global_to_local_(weight(m, "local.global_projection.weight", {DL_, DG_})),
         local_embedding_(tensor(m, "local.byte_embedding", {kEmbeddingRows, DL_})),
         global_(m, arena, "global.", P_ * DG_, m.config().global, batch, m.config().patches()),
         local_(m, arena, "local.", DL_, m.config().local, batch, P_) {
@@ -197,7 +213,8 @@ class MegabyteGenerator final : public Generator::Impl {
     if (patch_ != kp) {
       // (4), first half: the P slices of patch kp's global output, each mapped to D_L, once:
       // global_out_ [B, P·D_G] is [B·P, D_G] rows.
-      k.matmul_forward(slices_.get(), global_out_.get(), global_to_local_, nullptr, B * P_, DG_, DL_);
+      k.matmul_forward(slices_.get(), global_out_.get(), global_to_local_.values,
+                       global_to_local_.bf16, nullptr, B * P_, DG_, DL_);
       local_.reset();
       patch_ = kp;
     }
@@ -244,8 +261,9 @@ class MegabyteGenerator final : public Generator::Impl {
   }
 
   const int P_, DG_, DL_;
-  const float *global_embedding_, *global_position_, *global_pad_, *global_to_local_,
-      *local_embedding_;
+  const float *global_embedding_, *global_position_, *global_pad_;
+  Weight global_to_local_;
+  const float* local_embedding_;
   CachedStack global_, local_;
   Slice<float> global_in_, global_out_, slices_, local_in_, local_out_;
   int patch_ = -1;   // the patch whose slices_ and local cache are current

@@ -38,8 +38,8 @@ StackShape stack_shape(const ModelConfig& c, int width, const StackConfig& s) {
 class MegabyteModel final : public Model {
  public:
   MegabyteModel(const ModelConfig& c, int max_batch, std::shared_ptr<backend::Backend> be,
-                backend::Device device)
-      : Model(c, max_batch, std::move(be), device),
+                backend::Device device, backend::Precision precision)
+      : Model(c, max_batch, std::move(be), device, precision),
         T_(c.context), P_(c.patch_size), K_(c.patches()), DG_(c.global.dim), DL_(c.local.dim),
         global_embedding_(params_.add("global.byte_embedding", {kEmbeddingRows, DG_},
                                       ParamRole::weight, ParamGroup::embedding)),
@@ -108,8 +108,8 @@ class MegabyteModel final : public Model {
     global_.forward(global_out_.get(), global_in_.get(), batch, K_, training, dropout_seed);
 
     // (4): project every D_G slice with the shared w_GL, add the previous byte's embedding.
-    k.matmul_forward(local_in_.get(), global_out_.get(), view_.value(global_to_local_), nullptr,
-                     N, DG_, DL_);
+    k.matmul_forward(local_in_.get(), global_out_.get(), view_.value(global_to_local_),
+                     view_.value_bf16(global_to_local_), nullptr, N, DG_, DL_);
     k.embedding_forward(dlocal_in_.get(), local_ids_.get(), view_.value(local_embedding_), N, DL_,
                         kEmbeddingRows);   // dlocal_in_ is free until backward()
     k.residual_forward(local_in_.get(), local_in_.get(), dlocal_in_.get(),
@@ -142,7 +142,8 @@ class MegabyteModel final : public Model {
                          kEmbeddingRows);
     k.zero(dglobal_out_.get(), static_cast<std::size_t>(N) * DG_ * sizeof(float));
     k.matmul_backward(dglobal_out_.get(), view_.grad(global_to_local_), nullptr, dlocal_in_.get(),
-                      global_out_.get(), view_.value(global_to_local_), N, DG_, DL_);
+                      global_out_.get(), view_.value(global_to_local_),
+                      view_.value_bf16(global_to_local_), N, DG_, DL_);
     // (3)
     global_.backward(dglobal_in_.get(), dglobal_out_.get());
     // (2), (1)
@@ -181,8 +182,10 @@ class MegabyteModel final : public Model {
 
 std::unique_ptr<Model> make_megabyte_model(const ModelConfig& config, int max_batch,
                                            std::shared_ptr<backend::Backend> backend,
-                                           backend::Device device) {
-  return std::make_unique<MegabyteModel>(config, max_batch, std::move(backend), device);
+                                           backend::Device device,
+                                           backend::Precision precision) {
+  return std::make_unique<MegabyteModel>(config, max_batch, std::move(backend), device,
+                                         precision);
 }
 
 }  // namespace mb::model

@@ -9,9 +9,10 @@ namespace mb::model {
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch,
                                   std::shared_ptr<backend::Backend> backend) {
   const backend::Device device = backend ? backend->device() : backend::Device::cpu;
+  const backend::Precision precision = backend ? backend->precision() : backend::Precision::fp32;
   if (config.kind == ModelKind::megabyte)
-    return make_megabyte_model(config, max_batch, std::move(backend), device);
-  return make_byte_transformer_model(config, max_batch, std::move(backend), device);
+    return make_megabyte_model(config, max_batch, std::move(backend), device, precision);
+  return make_byte_transformer_model(config, max_batch, std::move(backend), device, precision);
 }
 
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch) {
@@ -19,10 +20,10 @@ std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch) {
 }
 
 std::unique_ptr<Model> make_model_plan(const ModelConfig& config, int max_batch,
-                                       backend::Device device) {
+                                       backend::Device device, backend::Precision precision) {
   if (config.kind == ModelKind::megabyte)
-    return make_megabyte_model(config, max_batch, nullptr, device);
-  return make_byte_transformer_model(config, max_batch, nullptr, device);
+    return make_megabyte_model(config, max_batch, nullptr, device, precision);
+  return make_byte_transformer_model(config, max_batch, nullptr, device, precision);
 }
 
 void Model::commit_memory() {
@@ -33,6 +34,8 @@ void Model::commit_memory() {
     device_values_ = arena_.reserve<float>(params_.buffer_size());
     device_grads_ = arena_.reserve<float>(params_.buffer_size());
   }
+  if (precision_ == backend::Precision::bf16)
+    bf16_values_ = arena_.reserve<std::uint16_t>(params_.buffer_size());
   if (!backend_) return;          // a plan: sizes only
   params_.allocate();
   arena_.commit(*backend_);
@@ -52,6 +55,8 @@ ModelMemory Model::memory() const {
   const std::size_t n = params_.buffer_size() * sizeof(float);
   m.parameters = n;
   m.gradients = n;
+  if (precision_ == backend::Precision::bf16)
+    m.bf16_weights = params_.buffer_size() * sizeof(std::uint16_t);
   m.activations = activation_bytes_;
   return m;
 }
@@ -69,6 +74,10 @@ void Model::check_head_dim(int width, int heads, const char* key) const {
 void Model::upload_parameters() {
   if (view_.values != params_.values().data())
     backend_->upload(view_.values, params_.values().data(), params_.buffer_size() * sizeof(float));
+  if (bf16_values_.size() > 0) {
+    backend_->to_bf16(bf16_values_.get(), view_.values, params_.buffer_size());
+    view_.values_bf16 = bf16_values_.get();
+  }
 }
 
 void Model::download_parameters() {
@@ -95,11 +104,11 @@ void Model::fetch_losses(const backend::Slice<float>& device_losses, std::size_t
 void Model::tied_logits(float* out, const float* h, const float* E, int rows, int D) {
   const std::size_t bytes = static_cast<std::size_t>(rows) * kByteValues * sizeof(float);
   if (backend_->shares_host_memory()) {
-    backend_->matmul_forward(out, h, E, nullptr, rows, D, kByteValues);
+    backend_->matmul_forward(out, h, E, nullptr, nullptr, rows, D, kByteValues);
     return;
   }
   backend::DeviceMemory logits(*backend_, bytes);
-  backend_->matmul_forward(logits.as<float>(), h, E, nullptr, rows, D, kByteValues);
+  backend_->matmul_forward(logits.as<float>(), h, E, nullptr, nullptr, rows, D, kByteValues);
   backend_->download(out, logits.get(), bytes);
 }
 

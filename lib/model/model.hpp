@@ -36,6 +36,7 @@ struct LossSum {
 struct ModelMemory {
   std::size_t parameters = 0;    // fp32 values (a device copy; on the CPU the host buffer)
   std::size_t gradients = 0;     // fp32, same layout
+  std::size_t bf16_weights = 0;  // the bf16 copy of the parameters (bf16 precision only)
   std::size_t activations = 0;   // what forward() keeps for backward(), scratch, ids, losses
 };
 
@@ -54,8 +55,13 @@ class Model {
   // The parameters and gradients as the kernels see them.
   const ParameterView& view() const { return view_; }
 
-  // Copies parameters().values() to the device copy: after initialize() or load_weights().
-  // Does nothing where the device uses host memory.
+  // Copies parameters().values() to the device copy: after initialize() or load_weights(), or
+  // after any change to the host values. Does nothing more where the device uses host memory,
+  // except in bf16 precision: there it also (re)makes the bf16 copy of the parameters that the
+  // matrix products read (view().values_bf16) and AdamW keeps in step. Until the first call
+  // the products round the fp32 values themselves, which gives the same results, so a model
+  // that is never uploaded still computes right; one whose host values change after the call
+  // without another call runs on the old values on every device.
   void upload_parameters();
   // Copies the device copy back to parameters().values(): before writing a checkpoint.
   void download_parameters();
@@ -90,14 +96,17 @@ class Model {
 
  protected:
   // `device` is backend->device(), or for a plan (backend null) the device planned for.
+  // `device` and `precision` are the backend's, or for a plan (backend null) the ones planned
+  // for.
   Model(const ModelConfig& config, int max_batch, std::shared_ptr<backend::Backend> backend,
-        backend::Device device)
-      : config_(config), max_batch_(max_batch), backend_(std::move(backend)), device_(device) {}
+        backend::Device device, backend::Precision precision)
+      : config_(config), max_batch_(max_batch), backend_(std::move(backend)), device_(device),
+        precision_(backend_ ? backend_->precision() : precision) {}
 
   // For the subclasses' constructors, in this order: register parameters (params_.add), then
   // reserve activation buffers in arena_, then call this. It reserves the device copies of the
-  // parameters and gradients where needed and, with a backend, allocates the arena and the
-  // host parameters.
+  // parameters and gradients where needed, and their bf16 copy in bf16 precision, and, with a
+  // backend, allocates the arena and the host parameters.
   void commit_memory();
   // An mb::Error naming `key` when heads of width / heads are too wide for the backend's
   // attention kernels.
@@ -116,12 +125,14 @@ class Model {
   int max_batch_;
   std::shared_ptr<backend::Backend> backend_;
   backend::Device device_;
+  backend::Precision precision_;
   backend::Arena arena_;
   ParameterView view_;
   std::vector<float> losses_;   // [max_batch, T] host, written by forward() when not training
 
  private:
   backend::Slice<float> device_values_, device_grads_;   // where the device is not the host
+  backend::Slice<std::uint16_t> bf16_values_;            // in bf16 precision
   std::size_t activation_bytes_ = 0;
 };
 
@@ -133,17 +144,18 @@ std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch,
                                   std::shared_ptr<backend::Backend> backend);
 // The same on the CPU backend.
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch);
-// A model that is never run, made to say what it would need on `device` for `max_batch`
-// windows (memory()): nothing is allocated, no device is needed.
+// A model that is never run, made to say what it would need on `device` in `precision` for
+// `max_batch` windows (memory()): nothing is allocated, no device is needed.
 std::unique_ptr<Model> make_model_plan(const ModelConfig& config, int max_batch,
-                                       backend::Device device);
+                                       backend::Device device, backend::Precision precision);
 
 std::unique_ptr<Model> make_megabyte_model(const ModelConfig& config, int max_batch,
                                            std::shared_ptr<backend::Backend> backend,
-                                           backend::Device device);
+                                           backend::Device device, backend::Precision precision);
 std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, int max_batch,
                                                    std::shared_ptr<backend::Backend> backend,
-                                                   backend::Device device);
+                                                   backend::Device device,
+                                                   backend::Precision precision);
 
 // The targets of a batch: the ids, with every pad replaced by -1 (no loss).
 void targets_from_ids(std::int32_t* targets, const std::int32_t* ids, std::size_t n);

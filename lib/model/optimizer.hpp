@@ -18,7 +18,8 @@ class AdamW {
   explicit AdamW(const Model& model);
 
   // One step of the model's parameters (view().values) from its gradients (view().grads) with
-  // learning rate `lr`; `t` is the 1-based step number (bias correction).
+  // learning rate `lr`; `t` is the 1-based step number (bias correction). Where the model keeps
+  // a bf16 copy of its parameters (view().values_bf16), the step rewrites it from the new values.
   void step(Model& model, const OptimizerConfig& opt, double lr, std::int64_t t);
 
   std::vector<float>& m() { return m_; }

@@ -71,12 +71,19 @@ std::string_view param_group_name(ParamGroup g);
 
 // Where the kernels find the tensors of a ParameterSet: its own host buffers on the CPU, or
 // copies with the same layout in device memory (see Model::upload_parameters()).
+// values_bf16 is the bf16 copy of values (same layout) that the bf16 matrix products read
+// and AdamW writes: null in fp32 precision, and until Model::upload_parameters() has made it.
 struct ParameterView {
   const ParameterSet* set = nullptr;
   float* values = nullptr;
   float* grads = nullptr;
+  std::uint16_t* values_bf16 = nullptr;
   float* value(std::size_t index) const { return values + set->info(index).offset; }
   float* grad(std::size_t index) const { return grads + set->info(index).offset; }
+  // The bf16 copy of a tensor, or null when there is none (the products then round value()).
+  std::uint16_t* value_bf16(std::size_t index) const {
+    return values_bf16 ? values_bf16 + set->info(index).offset : nullptr;
+  }
 };
 
 }  // namespace mb::model

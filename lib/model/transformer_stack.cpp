@@ -112,20 +112,21 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
 
     k.layernorm_forward(a.ln1.get(), a.ln1_mean.get(), a.ln1_rstd.get(), a.input.get(),
                          view_.value(t.ln1_w), view_.value(t.ln1_b), N, C, eps);
-    k.matmul_forward(a.qkv.get(), a.ln1.get(), view_.value(t.qkv_w),
-                      view_.value(t.qkv_b), N, C, 3 * C);
+    k.matmul_forward(a.qkv.get(), a.ln1.get(), view_.value(t.qkv_w), view_.value_bf16(t.qkv_w),
+                     view_.value(t.qkv_b), N, C, 3 * C);
     k.attention_forward(a.att.get(), a.lse.get(), a.qkv.get(), sequences, length, heads, d);
     k.matmul_forward(scratch_c_.get(), a.att.get(), view_.value(t.proj_w),
-                      view_.value(t.proj_b), N, C, C);
+                     view_.value_bf16(t.proj_w), view_.value(t.proj_b), N, C, C);
     if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 0), 0);
     k.residual_forward(a.mid.get(), a.input.get(), scratch_c_.get(), n);
 
     k.layernorm_forward(a.ln2.get(), a.ln2_mean.get(), a.ln2_rstd.get(), a.mid.get(),
                          view_.value(t.ln2_w), view_.value(t.ln2_b), N, C, eps);
-    k.matmul_forward(a.fc.get(), a.ln2.get(), view_.value(t.fc_w), nullptr, N, C, Hd);
+    k.matmul_forward(a.fc.get(), a.ln2.get(), view_.value(t.fc_w), view_.value_bf16(t.fc_w),
+                     nullptr, N, C, Hd);
     act_forward(k, shape_.activation, a.act.get(), a.fc.get(), view_.value(t.fc_b), N, Hd);
     k.matmul_forward(scratch_c_.get(), a.act.get(), view_.value(t.fc2_w),
-                      view_.value(t.fc2_b), N, Hd, C);
+                     view_.value_bf16(t.fc2_w), view_.value(t.fc2_b), N, Hd, C);
     if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 1), 0);
     k.residual_forward(next, a.mid.get(), scratch_c_.get(), n);
     x = next;
@@ -161,13 +162,14 @@ void TransformerStack::backward(float* din, const float* dout) {
     }
     k.zero(scratch_h_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
     k.matmul_backward(scratch_h_.get(), view_.grad(t.fc2_w), view_.grad(t.fc2_b), dbranch,
-                       a.act.get(), view_.value(t.fc2_w), N, Hd, C);
+                       a.act.get(), view_.value(t.fc2_w), view_.value_bf16(t.fc2_w), N, Hd,
+                       C);
     k.zero(scratch_h2_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
     act_backward(k, shape_.activation, scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),
                  a.fc.get(), view_.value(t.fc_b), N, Hd);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.fc_w), nullptr, scratch_h2_.get(),
-                       a.ln2.get(), view_.value(t.fc_w), N, C, Hd);
+                       a.ln2.get(), view_.value(t.fc_w), view_.value_bf16(t.fc_w), N, C, Hd);
     // d mid = d next (the residual path, already in din) + the norm's backward.
     k.layernorm_backward(din, view_.grad(t.ln2_w), view_.grad(t.ln2_b), scratch_c2_.get(),
                           a.mid.get(), view_.value(t.ln2_w), a.ln2_mean.get(),
@@ -182,13 +184,15 @@ void TransformerStack::backward(float* din, const float* dout) {
     }
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.proj_w), view_.grad(t.proj_b),
-                       dbranch, a.att.get(), view_.value(t.proj_w), N, C, C);
+                       dbranch, a.att.get(), view_.value(t.proj_w), view_.value_bf16(t.proj_w),
+                       N, C, C);
     k.zero(scratch_3c_.get(), 3 * n * sizeof(float));
     k.attention_backward(scratch_3c_.get(), scratch_c2_.get(), a.att.get(), a.lse.get(),
                           a.qkv.get(), sequences_, length_, heads, d);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.qkv_w), view_.grad(t.qkv_b),
-                       scratch_3c_.get(), a.ln1.get(), view_.value(t.qkv_w), N, C, 3 * C);
+                       scratch_3c_.get(), a.ln1.get(), view_.value(t.qkv_w),
+                       view_.value_bf16(t.qkv_w), N, C, 3 * C);
     k.layernorm_backward(din, view_.grad(t.ln1_w), view_.grad(t.ln1_b), scratch_c2_.get(),
                           a.input.get(), view_.value(t.ln1_w), a.ln1_mean.get(),
                           a.ln1_rstd.get(), N, C);

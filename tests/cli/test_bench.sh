@@ -65,17 +65,24 @@ grep -Eq '^generate \(cache\): +[0-9.]+ bytes/s' ckgen.txt && grep -Eq '^generat
 expect_fail 2 "" "$MEGABYTE" bench --generate --dataset ds
 # --memory: a config's device memory from the model's allocation plan; no GPU is needed to ask.
 "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda >mem.txt
-for row in parameters gradients 'AdamW moments' activations 'cuBLASLt workspace' total; do
+for row in parameters gradients 'AdamW moments' 'bf16 weight copy' activations 'cuBLASLt workspace' total; do
   grep -Eq "^  $row +[0-9.]+ [kMG]?B" mem.txt || { cat mem.txt; fail "bench --memory lacks its '$row' row"; }
 done
 "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda --json >mem_cuda.json
 "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cpu --json >mem_cpu.json
 "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda --json --set train.batch_size=16 >mem_b16.json
-python3 - mem_cuda.json mem_cpu.json mem_b16.json <<'PY'
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda --precision fp32 --json >mem_fp32.json
+python3 - mem_cuda.json mem_cpu.json mem_b16.json mem_fp32.json <<'PY'
 import json, sys
-cuda, cpu, b16 = (json.load(open(f)) for f in sys.argv[1:])
-parts = ["parameter_bytes", "gradient_bytes", "optimizer_bytes", "activation_bytes", "workspace_bytes"]
-assert cuda["total_bytes"] == sum(cuda[p] for p in parts), cuda
+cuda, cpu, b16, fp32 = (json.load(open(f)) for f in sys.argv[1:])
+parts = ["parameter_bytes", "gradient_bytes", "optimizer_bytes", "bf16_weight_bytes",
+         "activation_bytes", "workspace_bytes"]
+for plan in (cuda, cpu, fp32):
+    assert plan["total_bytes"] == sum(plan[p] for p in parts), plan
+# bf16 (the CUDA default) keeps a bf16 copy of the weights: half the fp32 values; fp32 none.
+assert cuda["precision"] == "bf16" and cuda["bf16_weight_bytes"] * 2 == cuda["parameter_bytes"], cuda
+assert cpu["precision"] == "fp32" and cpu["bf16_weight_bytes"] == 0, cpu
+assert fp32["bf16_weight_bytes"] == 0 and fp32["total_bytes"] == cuda["total_bytes"] - cuda["bf16_weight_bytes"], fp32
 assert cuda["parameter_bytes"] >= 4 * cuda["parameters"] and cuda["optimizer_bytes"] == 2 * cuda["parameter_bytes"], cuda
 assert cuda["workspace_bytes"] == 32 << 20 and cpu["workspace_bytes"] == 0, (cuda, cpu)
 assert cuda["activation_bytes"] == cpu["activation_bytes"] > 0, (cuda, cpu)

@@ -113,8 +113,8 @@ inline std::shared_ptr<Backend> cuda_backend(
     return std::shared_ptr<Backend>(mb::backend::make_backend(Device::cuda, precision));
 }
 
-// A CPU and a CUDA model of one config with the same seed-initialised parameters (the CUDA
-// model's device copy uploaded).
+// A CPU and a CUDA model of one config with the same seed-initialised parameters, both
+// uploaded (the CUDA model's device copy, and in bf16 precision both models' bf16 weight copy).
 struct ModelPair {
     std::unique_ptr<Model> cpu, gpu;
 };
@@ -130,6 +130,7 @@ inline ModelPair make_models(const ModelConfig& config,
     p.gpu->parameters().initialize(config.init_std, kInitSeed);
     // initialize() is a pure function of the seed and the names: the same host values.
     REQUIRE(p.cpu->parameters().values() == p.gpu->parameters().values());
+    p.cpu->upload_parameters();   // on the CPU: the bf16 weight copy, in bf16 precision
     p.gpu->upload_parameters();
     return p;
 }

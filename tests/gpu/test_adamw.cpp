@@ -12,6 +12,7 @@
 #include "gpu_check.hpp"
 
 #include "cpu/adamw.hpp"
+#include "cpu/bf16.hpp"
 #include "cuda/adamw.cuh"
 
 #include <stdexcept>
@@ -37,10 +38,10 @@ TEST_CASE("gpu adamw: two steps against the CPU, with weight decay") {
             const auto g = kt::random_floats(n, 10 + static_cast<std::uint32_t>(t));
             auto dg = gt::to_device(g);
             const auto p_before = p;
-            cpu::adamw_step(p.data(), g.data(), m.data(), v.data(), n, t, 1e-2f, 0.9f, 0.999f,
+            cpu::adamw_step(p.data(), nullptr, g.data(), m.data(), v.data(), n, t, 1e-2f, 0.9f, 0.999f,
                             1e-8f, 0.1f);
             REQUIRE(gt::differs(p, p_before));
-            cuda::adamw_step(dp.get(), dg.get(), dm.get(), dv.get(), n, t, 1e-2f, 0.9f, 0.999f,
+            cuda::adamw_step(dp.get(), nullptr, dg.get(), dm.get(), dv.get(), n, t, 1e-2f, 0.9f, 0.999f,
                              1e-8f, 0.1f);
             kt::check_close(dp.download(), p, 1e-5, 1e-7, "adamw params");
             kt::check_close(dm.download(), m, 1e-5, 1e-7, "adamw m");
@@ -52,9 +53,33 @@ TEST_CASE("gpu adamw: two steps against the CPU, with weight decay") {
         }
     }
     auto buf = gt::to_device(std::vector<float>(2, 0.0f));
-    CHECK_THROWS_AS(cuda::adamw_step(buf.get(), buf.get(), buf.get(), buf.get(), 2, 0, 1e-3f,
+    CHECK_THROWS_AS(cuda::adamw_step(buf.get(), nullptr, buf.get(), buf.get(), buf.get(), 2, 0, 1e-3f,
                                      0.9f, 0.999f, 1e-8f, 0.0f),
                     std::invalid_argument);
+}
+
+TEST_CASE("gpu adamw: the bf16 copy holds the rounded new parameters, the step is unchanged") {
+    for (std::size_t n : kSizes) {
+        CAPTURE(n);
+        const auto p = kt::random_floats(n, 21), g = kt::random_floats(n, 22);
+        const std::vector<float> zeros(n, 0.0f);
+        auto dp = gt::to_device(p), dm = gt::to_device(zeros), dv = gt::to_device(zeros);
+        auto dp2 = gt::to_device(p), dm2 = gt::to_device(zeros), dv2 = gt::to_device(zeros);
+        auto dg = gt::to_device(g);
+        gt::DeviceBuffer<std::uint16_t> copy(std::vector<std::uint16_t>(n, 0xABCD));
+        for (long t = 1; t <= 2; ++t) {
+            cuda::adamw_step(dp.get(), copy.get(), dg.get(), dm.get(), dv.get(), n, t, 1e-2f, 0.9f,
+                             0.98f, 1e-8f, 0.1f);
+            cuda::adamw_step(dp2.get(), nullptr, dg.get(), dm2.get(), dv2.get(), n, t, 1e-2f, 0.9f,
+                             0.98f, 1e-8f, 0.1f);
+        }
+        const auto params = dp.download();
+        gt::check_bitwise(params, dp2.download(), "adamw params with and without the copy");
+        gt::check_bitwise(dm.download(), dm2.download(), "adamw m with and without the copy");
+        std::vector<std::uint16_t> want(n);
+        for (std::size_t i = 0; i < n; ++i) want[i] = cpu::bf16_bits(params[i]);
+        gt::check_equal(copy.download(), want, "adamw bf16 copy");
+    }
 }
 
 TEST_CASE("gpu grad_norm_squared equals the CPU's double sum") {

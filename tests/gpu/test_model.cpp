@@ -207,7 +207,8 @@ TEST_CASE("gpu model: attention heads wider than 128 are refused on CUDA, naming
                 if (plan == 0)
                     static_cast<void>(mb::model::make_model(config, 1, backend));
                 else
-                    static_cast<void>(mb::model::make_model_plan(config, 1, gm::Device::cuda));
+                    static_cast<void>(mb::model::make_model_plan(config, 1, gm::Device::cuda,
+                                                                  mb::backend::Precision::bf16));
             } catch (const mb::Error& e) {
                 threw = true;
                 const std::string text = e.what();

@@ -2,6 +2,7 @@
 #include "check.hpp"
 
 #include "cpu/adamw.hpp"
+#include "cpu/bf16.hpp"
 
 #include <omp.h>
 
@@ -16,7 +17,7 @@ TEST_CASE("adamw: two steps against the formula worked out in double") {
     std::vector<double> pd(p.begin(), p.end()), md(4, 0.0), vd(4, 0.0);
     for (int t = 1; t <= 2; ++t) {
         const auto& g = t == 1 ? g1 : g2;
-        adamw_step(p.data(), g.data(), m.data(), v.data(), p.size(), t, lr, b1, b2, eps, wd);
+        adamw_step(p.data(), nullptr, g.data(), m.data(), v.data(), p.size(), t, lr, b1, b2, eps, wd);
         for (int i = 0; i < 4; ++i) {
             md[i] = double{b1} * md[i] + (1.0 - double{b1}) * g[i];
             vd[i] = double{b2} * vd[i] + (1.0 - double{b2}) * g[i] * g[i];
@@ -32,7 +33,7 @@ TEST_CASE("adamw: two steps against the formula worked out in double") {
     // (up to eps) plus decay: 0.5 - 0.01 · (1 + 0.1 · 0.5) = 0.4895; step 2 then moves it on.
     // The zero-gradient parameter (index 2) only decays in step 1: 2 - 0.01 · 0.1 · 2 = 1.998.
     std::vector<float> q{0.5f, 2.0f}, mq(2, 0.0f), vq(2, 0.0f), gq{0.1f, 0.0f};
-    adamw_step(q.data(), gq.data(), mq.data(), vq.data(), 2, 1, lr, b1, b2, eps, wd);
+    adamw_step(q.data(), nullptr, gq.data(), mq.data(), vq.data(), 2, 1, lr, b1, b2, eps, wd);
     CHECK(q[0] == doctest::Approx(0.4895).epsilon(1e-6));
     CHECK(q[1] == doctest::Approx(1.998).epsilon(1e-7));
 }
@@ -43,11 +44,11 @@ TEST_CASE("adamw: many chunks agree with a single-element loop; t must be positi
     std::vector<float> m(n, 0.0f), v(n, 0.0f);
     auto p1 = p;
     std::vector<float> m1 = m, v1 = v;
-    adamw_step(p.data(), g.data(), m.data(), v.data(), n, 3, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f);
+    adamw_step(p.data(), nullptr, g.data(), m.data(), v.data(), n, 3, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f);
     for (std::size_t i = 0; i < n; ++i)
-        adamw_step(&p1[i], &g[i], &m1[i], &v1[i], 1, 3, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f);
+        adamw_step(&p1[i], nullptr, &g[i], &m1[i], &v1[i], 1, 3, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f);
     kt::check_close(p, p1, 1e-6, 1e-7, "adamw chunked params");
-    CHECK_THROWS_AS(adamw_step(p.data(), g.data(), m.data(), v.data(), n, 0, 1e-3f, 0.9f, 0.95f,
+    CHECK_THROWS_AS(adamw_step(p.data(), nullptr, g.data(), m.data(), v.data(), n, 0, 1e-3f, 0.9f, 0.95f,
                                1e-8f, 0.0f),
                     std::invalid_argument);
 }
@@ -77,4 +78,24 @@ TEST_CASE("gradient norm and clipping") {
     auto scaled = big;
     scale_grads(scaled.data(), n, 0.5f);
     for (std::size_t i = 0; i < n; i += 997) CHECK(scaled[i] == big[i] * 0.5f);
+}
+
+TEST_CASE("adamw: the bf16 copy holds the rounded new parameters; the fp32 step is unchanged") {
+    const std::size_t n = 100003;   // several chunks
+    auto p = kt::random_floats(n, 11), g = kt::random_floats(n, 12);
+    std::vector<float> m(n, 0.0f), v(n, 0.0f);
+    auto p_plain = p, m_plain = m, v_plain = v;
+    std::vector<std::uint16_t> copy(n, 0xABCD);
+    for (long t = 1; t <= 2; ++t) {
+        adamw_step(p.data(), copy.data(), g.data(), m.data(), v.data(), n, t, 1e-2f, 0.9f, 0.98f,
+                   1e-8f, 0.1f);
+        adamw_step(p_plain.data(), nullptr, g.data(), m_plain.data(), v_plain.data(), n, t, 1e-2f,
+                   0.9f, 0.98f, 1e-8f, 0.1f);
+    }
+    CHECK(p == p_plain);
+    CHECK(m == m_plain);
+    CHECK(v == v_plain);
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i) bad += copy[i] != bf16_bits(p[i]);
+    CHECK(bad == 0);
 }

@@ -11,11 +11,14 @@
 #include "backend/backend.hpp"
 #include "backend/device_peaks.hpp"
 #include "error_of.hpp"
+#include "cpu/bf16.hpp"
 #include "model/model.hpp"
+#include "model/optimizer.hpp"
 #include "train/memory_plan.hpp"
 
 using mb::backend::Arena;
 using mb::backend::Device;
+using mb::backend::Precision;
 using mb::test::contains;
 using mb::test::error_of;
 
@@ -102,10 +105,10 @@ TEST_CASE("the memory plan is the model's own allocation, counted by hand") {
   const auto real = mb::model::make_model(c, B);
   CHECK(real->memory().activations == expected);
   CHECK(real->activation_floats() * 4 == expected);
-  const auto cpu_plan = mb::model::make_model_plan(c, B, Device::cpu);
+  const auto cpu_plan = mb::model::make_model_plan(c, B, Device::cpu, Precision::fp32);
   CHECK(cpu_plan->memory().activations == expected);
   CHECK(cpu_plan->backend() == nullptr);
-  const auto cuda_plan = mb::model::make_model_plan(c, B, Device::cuda);
+  const auto cuda_plan = mb::model::make_model_plan(c, B, Device::cuda, Precision::fp32);
   CHECK(cuda_plan->memory().activations == expected);
   CHECK(cuda_plan->memory().parameters == real->parameters().buffer_size() * 4);
   CHECK(cuda_plan->memory().gradients == real->parameters().buffer_size() * 4);
@@ -113,7 +116,7 @@ TEST_CASE("the memory plan is the model's own allocation, counted by hand") {
   mb::model::ModelConfig big = c;
   big.context = 8192;
   big.global = {2048, 24, 16};
-  const auto big_plan = mb::model::make_model_plan(big, 8, Device::cuda);
+  const auto big_plan = mb::model::make_model_plan(big, 8, Device::cuda, Precision::bf16);
   CHECK(big_plan->memory().activations > (std::size_t{1} << 30));
   CHECK(big_plan->parameters().values().empty());
 }
@@ -121,10 +124,10 @@ TEST_CASE("the memory plan is the model's own allocation, counted by hand") {
 TEST_CASE("a config whose attention heads are too wide for CUDA is refused when planned for it") {
   mb::model::ModelConfig c = small_transformer();
   c.global = {512, 1, 2};   // heads of 256
-  const std::string msg = error_of([&] { (void)mb::model::make_model_plan(c, 1, Device::cuda); });
+  const std::string msg = error_of([&] { (void)mb::model::make_model_plan(c, 1, Device::cuda, Precision::bf16); });
   CHECK(contains(msg, "model.global.heads"));
   CHECK(contains(msg, "256"));
-  CHECK_NOTHROW((void)mb::model::make_model_plan(c, 1, Device::cpu));
+  CHECK_NOTHROW((void)mb::model::make_model_plan(c, 1, Device::cpu, Precision::fp32));
 }
 
 TEST_CASE("bf16 precision rounds the products' operands: close to fp32, not equal") {
@@ -147,23 +150,74 @@ TEST_CASE("bf16 precision rounds the products' operands: close to fp32, not equa
   CHECK(contains(msg, "--precision"));
 }
 
+// Whether view().values_bf16 holds exactly the bf16 patterns of the model's fp32 values.
+bool copy_in_step(const mb::model::Model& m) {
+  const std::size_t n = m.parameters().buffer_size();
+  const float* values = m.view().values;
+  const std::uint16_t* copy = m.view().values_bf16;
+  for (std::size_t i = 0; i < n; ++i)
+    if (copy[i] != mb::kernels::cpu::bf16_bits(values[i])) return false;
+  return true;
+}
+
+TEST_CASE("bf16: the weights' bf16 copy is made by upload_parameters and kept by AdamW") {
+  mb::model::ModelConfig c = small_transformer();
+  const int B = 2;
+  auto m = mb::model::make_model(c, B, mb::backend::make_backend(Device::cpu, Precision::bf16));
+  auto fp32 = mb::model::make_model(c, B, mb::backend::make_backend(Device::cpu, Precision::fp32));
+  CHECK(m->memory().bf16_weights == m->parameters().buffer_size() * 2);
+  CHECK(fp32->memory().bf16_weights == 0);
+  m->parameters().initialize(0.05f, 5);
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(B) * c.context);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>((i * 53 + 7) % 256);
+
+  // Before the first upload there is no copy and the products round the fp32 weights; after
+  // it they read the copy, with the very same result.
+  CHECK(m->view().values_bf16 == nullptr);
+  const double rounded = m->forward(ids.data(), B, false, 0).loss;
+  m->upload_parameters();
+  REQUIRE(m->view().values_bf16 != nullptr);
+  CHECK(copy_in_step(*m));
+  CHECK(m->forward(ids.data(), B, false, 0).loss == rounded);
+
+  // A training step moves the weights, and AdamW moves the copy with them.
+  mb::model::AdamW opt(*m);
+  const std::vector<float> before = m->parameters().values();
+  m->zero_gradients();
+  const auto count = m->forward(ids.data(), B, true, 1).count;
+  m->backward(1.0f / static_cast<float>(count));
+  opt.step(*m, mb::model::OptimizerConfig{}, 1e-2, 1);
+  CHECK(m->parameters().values() != before);
+  CHECK(copy_in_step(*m));
+  // and the next forward equals that of a model given the new weights afresh.
+  auto fresh = mb::model::make_model(c, B, mb::backend::make_backend(Device::cpu, Precision::bf16));
+  fresh->parameters().values() = m->parameters().values();
+  CHECK(fresh->forward(ids.data(), B, false, 0).loss == m->forward(ids.data(), B, false, 0).loss);
+
+  // fp32 keeps no copy.
+  fp32->upload_parameters();
+  CHECK(fp32->view().values_bf16 == nullptr);
+}
+
 TEST_CASE("the training memory plan adds the optimiser and the workspace to the model's plan") {
   mb::model::Config config;
   config.model = small_transformer();
   config.train.batch_size = 2;
-  const auto model_plan = mb::model::make_model_plan(config.model, 2, Device::cuda);
-  const auto cuda = mb::train::plan_training_memory(config, Device::cuda);
-  const auto cpu = mb::train::plan_training_memory(config, Device::cpu);
+  const auto model_plan = mb::model::make_model_plan(config.model, 2, Device::cuda, Precision::bf16);
+  const auto cuda = mb::train::plan_training_memory(config, Device::cuda, Precision::bf16);
+  const auto cpu = mb::train::plan_training_memory(config, Device::cpu, Precision::fp32);
   CHECK(cuda.parameter_count == model_plan->parameters().count());
   CHECK(cuda.activations == model_plan->memory().activations);
   CHECK(cuda.optimizer == 2 * cuda.parameters);
   CHECK(cuda.workspace == mb::backend::kCudaMatmulWorkspaceBytes);
   CHECK(cpu.workspace == 0);
-  CHECK(cuda.total() == cuda.parameters + cuda.gradients + cuda.optimizer + cuda.activations +
-                            cuda.workspace);
-  CHECK(cuda.total() - cpu.total() == mb::backend::kCudaMatmulWorkspaceBytes);
+  CHECK(cuda.bf16_weights * 2 == cuda.parameters);   // the bf16 copy of every parameter
+  CHECK(cpu.bf16_weights == 0);                       // fp32 keeps none
+  CHECK(cuda.total() == cuda.parameters + cuda.gradients + cuda.optimizer + cuda.bf16_weights +
+                            cuda.activations + cuda.workspace);
+  CHECK(cuda.total() - cpu.total() == mb::backend::kCudaMatmulWorkspaceBytes + cuda.bf16_weights);
   config.train.batch_size = 4;   // activations scale with the batch, nothing else does
-  const auto four = mb::train::plan_training_memory(config, Device::cuda);
+  const auto four = mb::train::plan_training_memory(config, Device::cuda, Precision::bf16);
   CHECK(four.activations == 2 * cuda.activations);
   CHECK(four.parameters == cuda.parameters);
 }
