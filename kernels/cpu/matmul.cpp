@@ -209,11 +209,12 @@ const float* expanded_copy(std::vector<float>& buf, const std::uint16_t* src, st
     return dst;
 }
 
-// bf16(weight) [N,K] in buf: from its bf16 copy when there is one, else rounded.
-const float* bf16_weight(std::vector<float>& buf, const float* weight,
-                         const std::uint16_t* weight_bf16, int N, int K) {
-    const std::size_t n = static_cast<std::size_t>(N) * K;
-    return weight_bf16 ? expanded_copy(buf, weight_bf16, n) : rounded_copy(buf, weight, n);
+// bf16(x) for an operand of `rows` × `cols` in buf: from its bf16 copy when there is one,
+// else rounded from the fp32 values.
+const float* bf16_operand(std::vector<float>& buf, const float* x, const std::uint16_t* x_bf16,
+                          int rows, int cols) {
+    const std::size_t n = static_cast<std::size_t>(rows) * cols;
+    return x_bf16 ? expanded_copy(buf, x_bf16, n) : rounded_copy(buf, x, n);
 }
 
 // The calling thread's staging buffers for the rounded operands: one per operand role, so a
@@ -253,8 +254,9 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
     if (dbias) bias_grad(dbias, dout, M, N);
 }
 
-void matmul_forward_bf16(float* out, const float* inp, const float* weight,
-                         const std::uint16_t* weight_bf16, const float* bias, int M, int K, int N) {
+void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                         const float* weight, const std::uint16_t* weight_bf16, const float* bias,
+                         int M, int K, int N) {
     check_sizes(M, K, N);
     if (M == 0 || N == 0) return;
     if (K == 0) {  // no product: out = bias, exactly as the fp32 op
@@ -262,25 +264,25 @@ void matmul_forward_bf16(float* out, const float* inp, const float* weight,
         return;
     }
     Bf16Staging& s = bf16_staging();
-    const float* rinp = rounded_copy(s.inp, inp, static_cast<std::size_t>(M) * K);
-    const float* rweight = bf16_weight(s.weight, weight, weight_bf16, N, K);
+    const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
+    const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
     run(Key{Product::forward, M, K, N, bias != nullptr}, rinp, rweight, bias, out);
 }
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
-                          const float* inp, const float* weight, const std::uint16_t* weight_bf16,
-                          int M, int K, int N) {
+                          const float* inp, const std::uint16_t* inp_bf16, const float* weight,
+                          const std::uint16_t* weight_bf16, int M, int K, int N) {
     check_sizes(M, K, N);
     if (M == 0 || N == 0) return;  // every gradient term is an empty sum
     if (K > 0 && (dinp || dweight)) {
         Bf16Staging& s = bf16_staging();
         const float* rdout = rounded_copy(s.dout, dout, static_cast<std::size_t>(M) * N);
         if (dinp) {
-            const float* rweight = bf16_weight(s.weight, weight, weight_bf16, N, K);
+            const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
             run(Key{Product::grad_input, M, N, K, false}, rdout, rweight, nullptr, dinp);
         }
         if (dweight) {
-            const float* rinp = rounded_copy(s.inp, inp, static_cast<std::size_t>(M) * K);
+            const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
             run(Key{Product::grad_weight, N, M, K, false}, rdout, rinp, nullptr, dweight);
         }
     }

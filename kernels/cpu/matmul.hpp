@@ -33,14 +33,16 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 // The rounded operands are staged in per-thread buffers (reused between calls) and multiplied
 // by the fp32 sgemm: the product of two bf16 values is exact in fp32, so this is the math of a
 // bf16 GEMM with fp32 accumulation (tensor cores, the CUDA twin), up to summation order.
-// weight_bf16, when not null, is the bf16 copy of weight (dense [N,K] bf16 patterns, equal to
-// bf16_bits(weight), as adamw_step writes it); the products then read it instead of rounding
-// weight, with the same result. Null: weight is rounded (and then weight may be null where
-// the fp32 op allows it).
-void matmul_forward_bf16(float* out, const float* inp, const float* weight,
-                         const std::uint16_t* weight_bf16, const float* bias, int M, int K, int N);
+// inp_bf16 and weight_bf16, when not null, are bf16 copies of inp and weight (dense bf16
+// patterns of the same shapes, equal to bf16_bits of the fp32 values): the products read them
+// instead of rounding the fp32 operand, with the same result, and that fp32 operand may then
+// be null. A weight's copy is the one adamw_step keeps; an input's copy is an activation a
+// model saved for the backward pass in bf16 only (half the memory of the fp32 values).
+void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                         const float* weight, const std::uint16_t* weight_bf16, const float* bias,
+                         int M, int K, int N);
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
-                          const float* inp, const float* weight, const std::uint16_t* weight_bf16,
-                          int M, int K, int N);
+                          const float* inp, const std::uint16_t* inp_bf16, const float* weight,
+                          const std::uint16_t* weight_bf16, int M, int K, int N);
 
 }  // namespace mb::kernels::cpu

@@ -29,4 +29,10 @@ constexpr std::size_t bf16_ld(std::size_t cols) {
 void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t cols,
              std::size_t ld);
 
+// The same layout change for a matrix that is bf16 already (a saved activation or a weight's
+// copy whose rows cuBLASLt cannot take as they are): src a dense row-major rows × cols bf16
+// matrix, dst rows × ld with the padding zeroed. Bits are copied, not converted.
+void pad_bf16(std::uint16_t* dst, const std::uint16_t* src, std::size_t rows, std::size_t cols,
+              std::size_t ld);
+
 }  // namespace mb::kernels::cuda

@@ -26,13 +26,12 @@
 //
 // The bf16 pair runs the same three products with A and B of type CUDA_R_16BF (C, D, scale
 // and compute type unchanged: CUDA_R_32F, CUBLAS_COMPUTE_32F, the "bf16 in, fp32 out"
-// combination of cublasLtMatmul's type table). Its operands are the caller's fp32 buffers
-// rounded by to_bf16 (bf16.cuh) into scratch whose rows are padded to a multiple of 8
-// elements and whose start is 256-byte aligned, so the leading dimensions in the table above
-// become bf16_ld(K) and bf16_ld(N) for those operands (the weight is read from the caller's
-// bf16 copy instead where there is one and its rows are aligned: Bf16Weight); C and D are the
-// caller's fp32 buffers
-// as before. The bias vector has the type of D (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE defaults
+// combination of cublasLtMatmul's type table). Its A and B operands (Bf16Operand) are the
+// caller's bf16 copies where there are some (a weight's, an input saved in bf16) and their rows
+// are 16-byte aligned, else the caller's fp32 buffers rounded by to_bf16 (bf16.cuh), or copies
+// padded by pad_bf16, into scratch whose rows are padded to a multiple of 8 elements and whose
+// start is 256-byte aligned; the leading dimensions in the table above become those of the
+// operand as handed over. C and D are the caller's fp32 buffers as before. The bias vector has the type of D (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE defaults
 // to Dtype, see cublasLt.h), so it is fp32 in both pairs, and is set explicitly.
 #include "cuda/matmul.cuh"
 
@@ -338,54 +337,39 @@ void bias_grad(float* dbias, const float* dout, int M, int N) {
     detail::add_column_partials(dbias, partial.get(), split.tasks, static_cast<std::size_t>(N), N);
 }
 
-// A row-major rows × cols fp32 matrix rounded to bf16 in scratch (to_bf16, bf16.cuh): rows
-// padded to ld = bf16_ld(cols) elements, the start aligned to 256 bytes. The alignment is
-// fixed rather than whatever the pool returns, so the algorithm cache sees the same key on
-// every call of a shape. Freed (stream-ordered) when it goes out of scope, after the products
-// queued on the default stream that read it.
-class StagedBf16 {
+// A bf16 operand of rows × cols as cuBLASLt gets it: the caller's bf16 copy where its rows
+// can be handed over as they are (ld = cols a multiple of kBf16LdMultiple and the start
+// 16-byte aligned, so that every row is), else staged in scratch with rows padded to
+// ld = bf16_ld(cols) and the start aligned to 256 bytes: padded from the copy (pad_bf16), or
+// rounded from the fp32 values (to_bf16) where there is no copy. The staged alignment is fixed
+// rather than whatever the pool returns, so the algorithm cache sees the same key on every
+// call of a shape. Scratch is freed (stream-ordered) when the operand goes out of scope, after
+// the products queued on the default stream that read it.
+class Bf16Operand {
 public:
     static constexpr std::size_t kAlign = 256;
-    StagedBf16(const float* src, int rows, int cols)
-        : ld_(static_cast<std::int64_t>(bf16_ld(static_cast<std::size_t>(cols)))),
-          buf_(static_cast<std::size_t>(rows) * static_cast<std::size_t>(ld_) +
-               kAlign / sizeof(std::uint16_t)) {
-        const auto addr = reinterpret_cast<std::uintptr_t>(buf_.get());
-        data_ = reinterpret_cast<std::uint16_t*>((addr + kAlign - 1) / kAlign * kAlign);
-        to_bf16(data_, src, static_cast<std::size_t>(rows), static_cast<std::size_t>(cols),
-                static_cast<std::size_t>(ld_));
-    }
-    const void* get() const { return data_; }
-    std::int64_t ld() const { return ld_; }
-
-private:
-    std::int64_t ld_;
-    detail::Scratch<std::uint16_t> buf_;
-    std::uint16_t* data_ = nullptr;
-};
-
-// The weight operand [N, K] of the bf16 pair: the caller's bf16 copy where cuBLASLt can take
-// it as it is (ld = K must be a multiple of kBf16LdMultiple and the start 16-byte aligned, so
-// that every row is), else the fp32 weight staged like any other operand.
-class Bf16Weight {
-public:
-    Bf16Weight(const float* weight, const std::uint16_t* weight_bf16, int N, int K) {
-        const bool usable = weight_bf16 && static_cast<std::size_t>(K) % kBf16LdMultiple == 0 &&
-                            reinterpret_cast<std::uintptr_t>(weight_bf16) % 16 == 0;
-        if (usable) {
-            data_ = weight_bf16;
-            ld_ = K;
-        } else {
-            staged_.emplace(weight, N, K);
-            data_ = staged_->get();
-            ld_ = staged_->ld();
+    Bf16Operand(const float* values, const std::uint16_t* copy, int rows, int cols) {
+        const auto r = static_cast<std::size_t>(rows), c = static_cast<std::size_t>(cols);
+        if (copy && c % kBf16LdMultiple == 0 && reinterpret_cast<std::uintptr_t>(copy) % 16 == 0) {
+            data_ = copy;
+            ld_ = cols;
+            return;
         }
+        ld_ = static_cast<std::int64_t>(bf16_ld(c));
+        buf_.emplace(r * static_cast<std::size_t>(ld_) + kAlign / sizeof(std::uint16_t));
+        const auto addr = reinterpret_cast<std::uintptr_t>(buf_->get());
+        auto* staged = reinterpret_cast<std::uint16_t*>((addr + kAlign - 1) / kAlign * kAlign);
+        if (copy)
+            pad_bf16(staged, copy, r, c, static_cast<std::size_t>(ld_));
+        else
+            to_bf16(staged, values, r, c, static_cast<std::size_t>(ld_));
+        data_ = staged;
     }
     const void* get() const { return data_; }
     std::int64_t ld() const { return ld_; }
 
 private:
-    std::optional<StagedBf16> staged_;
+    std::optional<detail::Scratch<std::uint16_t>> buf_;   // none when the copy is used in place
     const void* data_ = nullptr;
     std::int64_t ld_ = 0;
 };
@@ -421,34 +405,34 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 
 // The same products on staged bf16 copies: leading dimensions of A and B are the staged ones
 // (bf16_ld(K) for weight and inp, bf16_ld(N) for dout), those of C and D the caller's.
-void matmul_forward_bf16(float* out, const float* inp, const float* weight,
-                         const std::uint16_t* weight_bf16, const float* bias, int M, int K, int N) {
+void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                         const float* weight, const std::uint16_t* weight_bf16, const float* bias,
+                         int M, int K, int N) {
     check_sizes(M, K, N);
     if (M == 0 || N == 0) return;
     if (K == 0) {
         fill_bias(out, bias, M, N);
         return;
     }
-    const Bf16Weight w(weight, weight_bf16, N, K);
-    const StagedBf16 x(inp, M, K);
+    const Bf16Operand w(weight, weight_bf16, N, K), x(inp, inp_bf16, M, K);
     run(Gemm{CUDA_R_16BF, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, w.ld(), x.ld(), N, w.get(), x.get(),
              out, bias, 0.0f});
 }
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
-                          const float* inp, const float* weight, const std::uint16_t* weight_bf16,
-                          int M, int K, int N) {
+                          const float* inp, const std::uint16_t* inp_bf16, const float* weight,
+                          const std::uint16_t* weight_bf16, int M, int K, int N) {
     check_sizes(M, K, N);
     if (M == 0 || N == 0) return;  // every gradient term is an empty sum
     if (K > 0 && (dinp || dweight)) {
-        const StagedBf16 g(dout, M, N);
+        const Bf16Operand g(dout, nullptr, M, N);
         if (dinp) {
-            const Bf16Weight w(weight, weight_bf16, N, K);
+            const Bf16Operand w(weight, weight_bf16, N, K);
             run(Gemm{CUDA_R_16BF, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, w.ld(), g.ld(), K, w.get(),
                      g.get(), dinp, nullptr, 1.0f});
         }
         if (dweight) {
-            const StagedBf16 x(inp, M, K);
+            const Bf16Operand x(inp, inp_bf16, M, K);
             run(Gemm{CUDA_R_16BF, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, x.ld(), g.ld(), K, x.get(),
                      g.get(), dweight, nullptr, 1.0f});
         }

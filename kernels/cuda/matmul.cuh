@@ -44,15 +44,18 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 // CUBLAS_COMPUTE_32F: the products of bf16 values are exact, so the results differ from the
 // CPU twin's only in the order of the fp32 additions. Deterministic as the fp32 pair (one
 // stream, one cached algorithm per shape).
-// weight_bf16, when not null, is the bf16 copy of weight (dense [N,K], bf16_bits(weight), as
-// adamw_step writes it): cuBLASLt reads it in place of a staged copy whenever its rows can be
-// handed over as they are (K a multiple of 8 and the copy 16-byte aligned), which saves one
-// conversion of the weight per product. Otherwise weight is staged as without it, so weight
-// must be given whenever the copy is (the result is the same either way).
-void matmul_forward_bf16(float* out, const float* inp, const float* weight,
-                         const std::uint16_t* weight_bf16, const float* bias, int M, int K, int N);
+// inp_bf16 and weight_bf16, when not null, are bf16 copies of inp and weight (dense, equal to
+// bf16_bits of the fp32 values: a weight's copy as adamw_step writes it, an input a model saved
+// in bf16 for the backward pass). cuBLASLt reads a copy in place of a staged operand whenever
+// its rows can be handed over as they are (the row length a multiple of 8 and the copy
+// 16-byte aligned), which saves one conversion per product; otherwise the copy is padded into
+// scratch (pad_bf16). The fp32 operand may be null where its copy is given; the result is the
+// same either way.
+void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                         const float* weight, const std::uint16_t* weight_bf16, const float* bias,
+                         int M, int K, int N);
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
-                          const float* inp, const float* weight, const std::uint16_t* weight_bf16,
-                          int M, int K, int N);
+                          const float* inp, const std::uint16_t* inp_bf16, const float* weight,
+                          const std::uint16_t* weight_bf16, int M, int K, int N);
 
 }  // namespace mb::kernels::cuda

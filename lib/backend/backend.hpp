@@ -32,8 +32,10 @@ int max_head_dim(Device d);
 // How the products of the linear layers are computed. fp32: in fp32 throughout (the CPU's
 // default, and the CUDA debug mode). bf16: the operands rounded to bf16, the products
 // accumulated in fp32 (the CUDA default: tensor cores); the CPU computes exactly that too
-// (slower), as the twin the CUDA results are checked against. Parameters, gradients,
-// activations and every other op stay fp32 either way.
+// (slower), as the twin the CUDA results are checked against. Parameters (the master
+// weights), gradients and every other op stay fp32 either way; in bf16 a model also keeps a
+// bf16 copy of its weights and saves the activations that only feed products as bf16 (the
+// values those products would round them to), which changes no result.
 enum class Precision { fp32, bf16 };
 
 std::string_view device_name(Device d);
@@ -106,16 +108,19 @@ class Backend {
   virtual void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                   const float* inp, const float* weight, const float* mean,
                                   const float* rstd, int N, int C) = 0;
-  // The matrix products of the current precision. weight_bf16 is the weight's bf16 copy where
-  // the caller keeps one (Model does in bf16 mode, AdamW writes it); the bf16 products read it
-  // instead of rounding weight, with the same result, and the fp32 products ignore it. May be
-  // null.
-  virtual void matmul_forward(float* out, const float* inp, const float* weight,
-                              const std::uint16_t* weight_bf16, const float* bias, int M, int K,
-                              int N) = 0;
+  // The matrix products of the current precision. inp_bf16 and weight_bf16 are bf16 copies of
+  // inp and weight where the caller keeps them (in bf16 precision, Model keeps its weights'
+  // copy, which AdamW writes, and TransformerStack saves some activations in bf16 only); the
+  // bf16 products read a copy instead of rounding the fp32 operand, with the same result, and
+  // the fp32 products ignore the copies. A copy may be null; an fp32 operand may be null where
+  // its copy is given, in bf16 precision only.
+  virtual void matmul_forward(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                              const float* weight, const std::uint16_t* weight_bf16,
+                              const float* bias, int M, int K, int N) = 0;
   virtual void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                               const float* inp, const float* weight,
-                               const std::uint16_t* weight_bf16, int M, int K, int N) = 0;
+                               const float* inp, const std::uint16_t* inp_bf16,
+                               const float* weight, const std::uint16_t* weight_bf16, int M,
+                               int K, int N) = 0;
   // dst[i] = the bf16 pattern of src[i] for i < n (kernels' to_bf16 with one row).
   virtual void to_bf16(std::uint16_t* dst, const float* src, std::size_t n) = 0;
   virtual void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,

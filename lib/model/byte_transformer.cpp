@@ -31,7 +31,7 @@ class ByteTransformerModel final : public Model {
     if (max_batch > 0) {
       check_head_dim(D_, c.global.heads, "model.global.heads");
       const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
-      stack_.reserve(arena_, max_batch * T_, T_);
+      stack_.reserve(arena_, max_batch * T_, T_, bf16_activations());
       inputs_ = arena_.reserve<std::int32_t>(rows);
       targets_ = arena_.reserve<std::int32_t>(rows);
       losses_device_ = arena_.reserve<float>(rows);

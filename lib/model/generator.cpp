@@ -92,7 +92,7 @@ class CachedStack {
     for (Layer& L : layers_) {
       // a = x + Proj(Attention(LN1(x)))
       k.layernorm_forward(ln_.get(), nullptr, nullptr, x_.get(), L.ln1_w, L.ln1_b, B_, C, eps_);
-      k.matmul_forward(qkv_.get(), ln_.get(), L.qkv_w.values, L.qkv_w.bf16, L.qkv_b, B_, C,
+      k.matmul_forward(qkv_.get(), ln_.get(), nullptr, L.qkv_w.values, L.qkv_w.bf16, L.qkv_b, B_, C,
                        3 * C);
       for (int b = 0; b < B_; ++b) {
         const float* qkv = qkv_.get() + static_cast<std::size_t>(b) * 3 * C;
@@ -103,17 +103,17 @@ class CachedStack {
         k.attention_step(att_.get() + static_cast<std::size_t>(b) * C, scores_.get(), qkv, keys,
                          values, length_ + 1, heads_, d, static_cast<std::size_t>(C));
       }
-      k.matmul_forward(branch_.get(), att_.get(), L.proj_w.values, L.proj_w.bf16, L.proj_b, B_, C,
+      k.matmul_forward(branch_.get(), att_.get(), nullptr, L.proj_w.values, L.proj_w.bf16, L.proj_b, B_, C,
                        C);
       k.residual_forward(x_.get(), x_.get(), branch_.get(), n);
       // x = a + FC2(Act(FC1(LN2(a))))
       k.layernorm_forward(ln_.get(), nullptr, nullptr, x_.get(), L.ln2_w, L.ln2_b, B_, C, eps_);
-      k.matmul_forward(fc_.get(), ln_.get(), L.fc_w.values, L.fc_w.bf16, nullptr, B_, C, hidden_);
+      k.matmul_forward(fc_.get(), ln_.get(), nullptr, L.fc_w.values, L.fc_w.bf16, nullptr, B_, C, hidden_);
       if (activation_ == Activation::relu)
         k.bias_relu_forward(fc_.get(), fc_.get(), L.fc_b, B_, hidden_);
       else
         k.bias_gelu_forward(fc_.get(), fc_.get(), L.fc_b, B_, hidden_);
-      k.matmul_forward(branch_.get(), fc_.get(), L.fc2_w.values, L.fc2_w.bf16, L.fc2_b, B_,
+      k.matmul_forward(branch_.get(), fc_.get(), nullptr, L.fc2_w.values, L.fc2_w.bf16, L.fc2_b, B_,
                        hidden_, C);
       k.residual_forward(x_.get(), x_.get(), branch_.get(), n);
     }
@@ -160,7 +160,7 @@ struct Generator::Impl {
   }
   // logits (host) = h[B, D] · E[0:256]ᵀ (the tied head).
   void head(const float* h, const float* E, int D) {
-    k.matmul_forward(device_logits.get(), h, E, nullptr, nullptr, B, D, kByteValues);
+    k.matmul_forward(device_logits.get(), h, nullptr, E, nullptr, nullptr, B, D, kByteValues);
     k.download(logits.data(), device_logits.get(), logits.size() * sizeof(float));
   }
 
@@ -213,7 +213,7 @@ class MegabyteGenerator final : public Generator::Impl {
     if (patch_ != kp) {
       // (4), first half: the P slices of patch kp's global output, each mapped to D_L, once:
       // global_out_ [B, P·D_G] is [B·P, D_G] rows.
-      k.matmul_forward(slices_.get(), global_out_.get(), global_to_local_.values,
+      k.matmul_forward(slices_.get(), global_out_.get(), nullptr, global_to_local_.values,
                        global_to_local_.bf16, nullptr, B * P_, DG_, DL_);
       local_.reset();
       patch_ = kp;

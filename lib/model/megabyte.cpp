@@ -59,8 +59,8 @@ class MegabyteModel final : public Model {
       check_head_dim(P_ * DG_, c.global.heads, "model.global.heads");
       check_head_dim(DL_, c.local.heads, "model.local.heads");
       const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
-      global_.reserve(arena_, max_batch * K_, K_);
-      local_.reserve(arena_, max_batch * T_, P_);
+      global_.reserve(arena_, max_batch * K_, K_, bf16_activations());
+      local_.reserve(arena_, max_batch * T_, P_, bf16_activations());
       auto floats = [&](std::size_t n) { return arena_.reserve<float>(n); };
       auto ints = [&](std::size_t n) { return arena_.reserve<std::int32_t>(n); };
       global_in_ = floats(rows * DG_);
@@ -108,7 +108,7 @@ class MegabyteModel final : public Model {
     global_.forward(global_out_.get(), global_in_.get(), batch, K_, training, dropout_seed);
 
     // (4): project every D_G slice with the shared w_GL, add the previous byte's embedding.
-    k.matmul_forward(local_in_.get(), global_out_.get(), view_.value(global_to_local_),
+    k.matmul_forward(local_in_.get(), global_out_.get(), nullptr, view_.value(global_to_local_),
                      view_.value_bf16(global_to_local_), nullptr, N, DG_, DL_);
     k.embedding_forward(dlocal_in_.get(), local_ids_.get(), view_.value(local_embedding_), N, DL_,
                         kEmbeddingRows);   // dlocal_in_ is free until backward()
@@ -142,7 +142,7 @@ class MegabyteModel final : public Model {
                          kEmbeddingRows);
     k.zero(dglobal_out_.get(), static_cast<std::size_t>(N) * DG_ * sizeof(float));
     k.matmul_backward(dglobal_out_.get(), view_.grad(global_to_local_), nullptr, dlocal_in_.get(),
-                      global_out_.get(), view_.value(global_to_local_),
+                      global_out_.get(), nullptr, view_.value(global_to_local_),
                       view_.value_bf16(global_to_local_), N, DG_, DL_);
     // (3)
     global_.backward(dglobal_in_.get(), dglobal_out_.get());

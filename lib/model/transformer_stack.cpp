@@ -52,25 +52,33 @@ TransformerStack::TransformerStack(ParameterSet& params, const ParameterView& vi
   lnf_b_ = add("ln_f.bias", {C}, ParamRole::bias);
 }
 
-void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length) {
+void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
+                               bool bf16_activations) {
   if (max_rows % length != 0) throw std::logic_error("TransformerStack: rows not a multiple of length");
   const std::size_t N = max_rows, C = shape_.width, H = shape_.hidden;
+  bf16_activations_ = bf16_activations;
   auto floats = [&](std::size_t n) { return arena.reserve<float>(n); };
+  // The inputs of the products: saved in bf16 or in fp32.
+  auto product_input = [&](backend::Slice<float>& fp32, backend::Slice<std::uint16_t>& bf16,
+                           std::size_t n) {
+    if (bf16_activations) bf16 = arena.reserve<std::uint16_t>(n);
+    else fp32 = floats(n);
+  };
   acts_.resize(shape_.layers);
   for (LayerActivations& a : acts_) {
     a.input = floats(N * C);
-    a.ln1 = floats(N * C);
+    product_input(a.ln1, a.ln1_bf16, N * C);
     a.ln1_mean = floats(N);
     a.ln1_rstd = floats(N);
     a.qkv = floats(N * 3 * C);
     a.att = floats(N * C);
     a.lse = floats(N * shape_.heads);
     a.mid = floats(N * C);
-    a.ln2 = floats(N * C);
+    product_input(a.ln2, a.ln2_bf16, N * C);
     a.ln2_mean = floats(N);
     a.ln2_rstd = floats(N);
     a.fc = floats(N * H);
-    a.act = floats(N * H);
+    product_input(a.act, a.act_bf16, N * H);
   }
   final_input_ = floats(N * C);
   lnf_mean_ = floats(N);
@@ -80,6 +88,17 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length) 
   scratch_3c_ = floats(N * 3 * C);
   scratch_h_ = floats(N * H);
   scratch_h2_ = floats(N * H);
+}
+
+TransformerStack::ProductInput TransformerStack::product_input(
+    const backend::Slice<float>& saved, const backend::Slice<std::uint16_t>& saved_bf16,
+    const backend::Slice<float>& scratch) const {
+  if (bf16_activations_) return {scratch.get(), saved_bf16.get()};
+  return {saved.get(), nullptr};
+}
+
+void TransformerStack::save_bf16(const ProductInput& in, std::size_t n) {
+  if (in.bf16) backend_->to_bf16(in.bf16, in.values, n);
 }
 
 std::uint64_t TransformerStack::dropout_seed(int layer, int site) const {
@@ -110,22 +129,28 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
     if (x != a.input.get()) k.copy(a.input.get(), x, n * sizeof(float));
     float* next = l + 1 < shape_.layers ? acts_[l + 1].input.get() : final_input_.get();
 
-    k.layernorm_forward(a.ln1.get(), a.ln1_mean.get(), a.ln1_rstd.get(), a.input.get(),
-                         view_.value(t.ln1_w), view_.value(t.ln1_b), N, C, eps);
-    k.matmul_forward(a.qkv.get(), a.ln1.get(), view_.value(t.qkv_w), view_.value_bf16(t.qkv_w),
-                     view_.value(t.qkv_b), N, C, 3 * C);
+    const ProductInput ln1 = product_input(a.ln1, a.ln1_bf16, scratch_c2_);
+    k.layernorm_forward(ln1.values, a.ln1_mean.get(), a.ln1_rstd.get(), a.input.get(),
+                        view_.value(t.ln1_w), view_.value(t.ln1_b), N, C, eps);
+    save_bf16(ln1, n);
+    k.matmul_forward(a.qkv.get(), ln1.values, ln1.bf16, view_.value(t.qkv_w),
+                     view_.value_bf16(t.qkv_w), view_.value(t.qkv_b), N, C, 3 * C);
     k.attention_forward(a.att.get(), a.lse.get(), a.qkv.get(), sequences, length, heads, d);
-    k.matmul_forward(scratch_c_.get(), a.att.get(), view_.value(t.proj_w),
+    k.matmul_forward(scratch_c_.get(), a.att.get(), nullptr, view_.value(t.proj_w),
                      view_.value_bf16(t.proj_w), view_.value(t.proj_b), N, C, C);
     if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 0), 0);
     k.residual_forward(a.mid.get(), a.input.get(), scratch_c_.get(), n);
 
-    k.layernorm_forward(a.ln2.get(), a.ln2_mean.get(), a.ln2_rstd.get(), a.mid.get(),
-                         view_.value(t.ln2_w), view_.value(t.ln2_b), N, C, eps);
-    k.matmul_forward(a.fc.get(), a.ln2.get(), view_.value(t.fc_w), view_.value_bf16(t.fc_w),
-                     nullptr, N, C, Hd);
-    act_forward(k, shape_.activation, a.act.get(), a.fc.get(), view_.value(t.fc_b), N, Hd);
-    k.matmul_forward(scratch_c_.get(), a.act.get(), view_.value(t.fc2_w),
+    const ProductInput ln2 = product_input(a.ln2, a.ln2_bf16, scratch_c2_);
+    k.layernorm_forward(ln2.values, a.ln2_mean.get(), a.ln2_rstd.get(), a.mid.get(),
+                        view_.value(t.ln2_w), view_.value(t.ln2_b), N, C, eps);
+    save_bf16(ln2, n);
+    k.matmul_forward(a.fc.get(), ln2.values, ln2.bf16, view_.value(t.fc_w),
+                     view_.value_bf16(t.fc_w), nullptr, N, C, Hd);
+    const ProductInput act = product_input(a.act, a.act_bf16, scratch_h_);
+    act_forward(k, shape_.activation, act.values, a.fc.get(), view_.value(t.fc_b), N, Hd);
+    save_bf16(act, static_cast<std::size_t>(N) * Hd);
+    k.matmul_forward(scratch_c_.get(), act.values, act.bf16, view_.value(t.fc2_w),
                      view_.value_bf16(t.fc2_w), view_.value(t.fc2_b), N, Hd, C);
     if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 1), 0);
     k.residual_forward(next, a.mid.get(), scratch_c_.get(), n);
@@ -161,15 +186,17 @@ void TransformerStack::backward(float* din, const float* dout) {
       dbranch = scratch_c_.get();
     }
     k.zero(scratch_h_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
+    // The saved inputs of the products: fp32, or (bf16 activations) only their bf16 copies.
     k.matmul_backward(scratch_h_.get(), view_.grad(t.fc2_w), view_.grad(t.fc2_b), dbranch,
-                       a.act.get(), view_.value(t.fc2_w), view_.value_bf16(t.fc2_w), N, Hd,
-                       C);
+                      a.act.get(), a.act_bf16.get(), view_.value(t.fc2_w),
+                      view_.value_bf16(t.fc2_w), N, Hd, C);
     k.zero(scratch_h2_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
     act_backward(k, shape_.activation, scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),
                  a.fc.get(), view_.value(t.fc_b), N, Hd);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.fc_w), nullptr, scratch_h2_.get(),
-                       a.ln2.get(), view_.value(t.fc_w), view_.value_bf16(t.fc_w), N, C, Hd);
+                      a.ln2.get(), a.ln2_bf16.get(), view_.value(t.fc_w),
+                      view_.value_bf16(t.fc_w), N, C, Hd);
     // d mid = d next (the residual path, already in din) + the norm's backward.
     k.layernorm_backward(din, view_.grad(t.ln2_w), view_.grad(t.ln2_b), scratch_c2_.get(),
                           a.mid.get(), view_.value(t.ln2_w), a.ln2_mean.get(),
@@ -183,16 +210,16 @@ void TransformerStack::backward(float* din, const float* dout) {
       dbranch = scratch_c_.get();
     }
     k.zero(scratch_c2_.get(), n * sizeof(float));
-    k.matmul_backward(scratch_c2_.get(), view_.grad(t.proj_w), view_.grad(t.proj_b),
-                       dbranch, a.att.get(), view_.value(t.proj_w), view_.value_bf16(t.proj_w),
-                       N, C, C);
+    k.matmul_backward(scratch_c2_.get(), view_.grad(t.proj_w), view_.grad(t.proj_b), dbranch,
+                      a.att.get(), nullptr, view_.value(t.proj_w), view_.value_bf16(t.proj_w),
+                      N, C, C);
     k.zero(scratch_3c_.get(), 3 * n * sizeof(float));
     k.attention_backward(scratch_3c_.get(), scratch_c2_.get(), a.att.get(), a.lse.get(),
                           a.qkv.get(), sequences_, length_, heads, d);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.qkv_w), view_.grad(t.qkv_b),
-                       scratch_3c_.get(), a.ln1.get(), view_.value(t.qkv_w),
-                       view_.value_bf16(t.qkv_w), N, C, 3 * C);
+                      scratch_3c_.get(), a.ln1.get(), a.ln1_bf16.get(), view_.value(t.qkv_w),
+                      view_.value_bf16(t.qkv_w), N, C, 3 * C);
     k.layernorm_backward(din, view_.grad(t.ln1_w), view_.grad(t.ln1_b), scratch_c2_.get(),
                           a.input.get(), view_.value(t.ln1_w), a.ln1_mean.get(),
                           a.ln1_rstd.get(), N, C);

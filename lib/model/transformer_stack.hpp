@@ -43,8 +43,12 @@ class TransformerStack {
                    const std::string& prefix, const StackShape& shape, ParamGroup group);
 
   // Reserves the activation buffers in `arena` for up to `max_rows` rows of sequences of
-  // `length`.
-  void reserve(backend::Arena& arena, int max_rows, int length);
+  // `length`. With `bf16_activations` (for bf16 precision only) the three activations that the
+  // backward pass reads only as bf16 matrix operands are saved as bf16 copies instead of fp32
+  // values: LN1's and LN2's outputs (the inputs of FC_qkv and FC1) and the activation's output
+  // (the input of FC2). The bf16 products round those inputs anyway, so the results are the
+  // same bits, in (2·C + hidden) · 2 bytes less per row and layer.
+  void reserve(backend::Arena& arena, int max_rows, int length, bool bf16_activations);
 
   // out[rows, C] = the stack applied to in[rows, C], rows = sequences · length. Saves what the
   // backward pass needs. Dropout is applied when `training`, with masks keyed by `seed`.
@@ -61,11 +65,26 @@ class TransformerStack {
   struct LayerTensors {
     std::size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fc2_w, fc2_b;
   };
-  // What one layer's forward keeps for its backward.
+  // What one layer's forward keeps for its backward. Of ln1, ln2 and act, either the fp32
+  // slice or the bf16 one is reserved (see reserve()).
   struct LayerActivations {
     backend::Slice<float> input, ln1, ln1_mean, ln1_rstd, qkv, att, lse, mid, ln2, ln2_mean,
         ln2_rstd, fc, act;
+    backend::Slice<std::uint16_t> ln1_bf16, ln2_bf16, act_bf16;
   };
+
+  // An activation that feeds a matrix product: where the forward writes it in fp32 (its saved
+  // slice, or with bf16 activations a scratch buffer free during the forward pass), and its
+  // saved bf16 copy (null without bf16 activations).
+  struct ProductInput {
+    float* values;
+    std::uint16_t* bf16;
+  };
+  ProductInput product_input(const backend::Slice<float>& saved,
+                             const backend::Slice<std::uint16_t>& saved_bf16,
+                             const backend::Slice<float>& scratch) const;
+  // After the forward wrote `in`: its bf16 copy, where one is kept.
+  void save_bf16(const ProductInput& in, std::size_t n);
 
   std::uint64_t dropout_seed(int layer, int site) const;
 
@@ -79,6 +98,7 @@ class TransformerStack {
   backend::Slice<float> final_input_, lnf_mean_, lnf_rstd_;
   backend::Slice<float> scratch_c_, scratch_c2_, scratch_3c_, scratch_h_, scratch_h2_;
   int sequences_ = 0, length_ = 0;
+  bool bf16_activations_ = false;
   bool training_ = false;
   std::uint64_t seed_ = 0;
 };

@@ -88,10 +88,10 @@ void check_case(const Case& c, bool with_bias, std::size_t off, std::size_t bias
 
     // Forward: out starts as NaN.
     std::vector<float> want(nMN, 7.0f);
-    cpu::matmul_forward_bf16(want.data(), inp.data(), weight.data(), nullptr, bias_h, M, K, N);
+    cpu::matmul_forward_bf16(want.data(), inp.data(), nullptr, weight.data(), nullptr, bias_h, M, K, N);
     Dev d_inp(inp, off), d_w(weight, off), d_b(bias, bias_off), d_out(nans(nMN), off);
     const float* d_bias = with_bias ? d_b.p() : nullptr;
-    cuda::matmul_forward_bf16(d_out.p(), d_inp.p(), d_w.p(), nullptr, d_bias, M, K, N);
+    cuda::matmul_forward_bf16(d_out.p(), d_inp.p(), nullptr, d_w.p(), nullptr, d_bias, M, K, N);
     const auto got = d_out.download();
     if (K == 0) {
         gt::check_equal(got, want, "matmul bf16 out (K = 0)");
@@ -104,7 +104,7 @@ void check_case(const Case& c, bool with_bias, std::size_t off, std::size_t bias
 
     // Again: bit-identical.
     Dev r_out(nans(nMN), off);
-    cuda::matmul_forward_bf16(r_out.p(), d_inp.p(), d_w.p(), nullptr, d_bias, M, K, N);
+    cuda::matmul_forward_bf16(r_out.p(), d_inp.p(), nullptr, d_w.p(), nullptr, d_bias, M, K, N);
     gt::check_bitwise(r_out.download(), got, "matmul bf16 out, second run");
 
     // Backward into random non-zero gradients.
@@ -114,12 +114,12 @@ void check_case(const Case& c, bool with_bias, std::size_t off, std::size_t bias
     const auto db0 = kt::random_floats(static_cast<std::size_t>(N), seed + 6);
     auto want_dinp = dinp0, want_dw = dw0, want_db = db0;
     cpu::matmul_backward_bf16(want_dinp.data(), want_dw.data(), want_db.data(), dout.data(),
-                              inp.data(), weight.data(), nullptr, M, K, N);
+                              inp.data(), nullptr, weight.data(), nullptr, M, K, N);
     if (M > 0 && N > 0) REQUIRE(gt::differs(want_db, db0));
 
     Dev d_dout(dout, off);
     Dev d_dinp(dinp0, off), d_dw(dw0, off), d_db(db0, off);
-    cuda::matmul_backward_bf16(d_dinp.p(), d_dw.p(), d_db.p(), d_dout.p(), d_inp.p(), d_w.p(), nullptr, M,
+    cuda::matmul_backward_bf16(d_dinp.p(), d_dw.p(), d_db.p(), d_dout.p(), d_inp.p(), nullptr, d_w.p(), nullptr, M,
                                K, N);
     const auto got_dinp = d_dinp.download(), got_dw = d_dw.download(), got_db = d_db.download();
     check_rows(got_dinp, want_dinp, M, K, "matmul bf16 dinp");
@@ -135,7 +135,7 @@ void check_case(const Case& c, bool with_bias, std::size_t off, std::size_t bias
 
     // Again from the same start: bit-identical.
     Dev r_dinp(dinp0, off), r_dw(dw0, off), r_db(db0, off);
-    cuda::matmul_backward_bf16(r_dinp.p(), r_dw.p(), r_db.p(), d_dout.p(), d_inp.p(), d_w.p(), nullptr, M,
+    cuda::matmul_backward_bf16(r_dinp.p(), r_dw.p(), r_db.p(), d_dout.p(), d_inp.p(), nullptr, d_w.p(), nullptr, M,
                                K, N);
     gt::check_bitwise(r_dinp.download(), got_dinp, "matmul bf16 dinp, second run");
     gt::check_bitwise(r_dw.download(), got_dw, "matmul bf16 dweight, second run");
@@ -144,10 +144,10 @@ void check_case(const Case& c, bool with_bias, std::size_t off, std::size_t bias
     // One destination at a time, with the operands it does not need passed as null: the same
     // bits as the full call.
     Dev o_dinp(dinp0, off), o_dw(dw0, off), o_db(db0, off);
-    cuda::matmul_backward_bf16(o_dinp.p(), nullptr, nullptr, d_dout.p(), nullptr, d_w.p(), nullptr, M, K, N);
-    cuda::matmul_backward_bf16(nullptr, o_dw.p(), nullptr, d_dout.p(), d_inp.p(), nullptr, nullptr, M, K, N);
-    cuda::matmul_backward_bf16(nullptr, nullptr, o_db.p(), d_dout.p(), nullptr, nullptr, nullptr, M, K, N);
-    cuda::matmul_backward_bf16(nullptr, nullptr, nullptr, d_dout.p(), nullptr, nullptr, nullptr, M, K, N);
+    cuda::matmul_backward_bf16(o_dinp.p(), nullptr, nullptr, d_dout.p(), nullptr, nullptr, d_w.p(), nullptr, M, K, N);
+    cuda::matmul_backward_bf16(nullptr, o_dw.p(), nullptr, d_dout.p(), d_inp.p(), nullptr, nullptr, nullptr, M, K, N);
+    cuda::matmul_backward_bf16(nullptr, nullptr, o_db.p(), d_dout.p(), nullptr, nullptr, nullptr, nullptr, M, K, N);
+    cuda::matmul_backward_bf16(nullptr, nullptr, nullptr, d_dout.p(), nullptr, nullptr, nullptr, nullptr, M, K, N);
     gt::check_bitwise(o_dinp.download(), got_dinp, "matmul bf16 dinp alone");
     gt::check_bitwise(o_dw.download(), got_dw, "matmul bf16 dweight alone");
     gt::check_bitwise(o_db.download(), got_db, "matmul bf16 dbias alone");
@@ -271,26 +271,28 @@ TEST_CASE("gpu matmul bf16: empty contraction K = 0 gives out = bias and no weig
 TEST_CASE("gpu matmul bf16: M = 0 or N = 0 writes nothing; negative sizes throw") {
     auto out = gt::to_device(std::vector<float>(4, 7.0f));
     auto x = gt::to_device(std::vector<float>(4, 1.0f));
-    cuda::matmul_forward_bf16(out.get(), x.get(), x.get(), nullptr, x.get(), 0, 2, 2);
-    cuda::matmul_forward_bf16(out.get(), x.get(), x.get(), nullptr, x.get(), 2, 2, 0);
-    cuda::matmul_backward_bf16(out.get(), out.get(), out.get(), x.get(), x.get(), x.get(), nullptr, 0, 2, 2);
+    cuda::matmul_forward_bf16(out.get(), x.get(), nullptr, x.get(), nullptr, x.get(), 0, 2, 2);
+    cuda::matmul_forward_bf16(out.get(), x.get(), nullptr, x.get(), nullptr, x.get(), 2, 2, 0);
+    cuda::matmul_backward_bf16(out.get(), out.get(), out.get(), x.get(), x.get(), nullptr, x.get(), nullptr, 0, 2, 2);
     gt::check_equal(out.download(), std::vector<float>(4, 7.0f), "untouched");
-    CHECK_THROWS_AS(cuda::matmul_forward_bf16(out.get(), x.get(), x.get(), nullptr, nullptr, -1, 2, 2),
+    CHECK_THROWS_AS(cuda::matmul_forward_bf16(out.get(), x.get(), nullptr, x.get(), nullptr, nullptr, -1, 2, 2),
                     std::invalid_argument);
-    CHECK_THROWS_AS(cuda::matmul_backward_bf16(out.get(), nullptr, nullptr, x.get(), x.get(),
+    CHECK_THROWS_AS(cuda::matmul_backward_bf16(out.get(), nullptr, nullptr, x.get(), x.get(), nullptr,
                                                x.get(), nullptr, 2, -2, 2),
                     std::invalid_argument);
 }
 
-// The weight's bf16 copy (what AdamW writes and the model hands to the products). To tell which
-// operand the GPU read, the copy is of 2w while the fp32 weight is w: where the copy can be
-// taken as it is (K a multiple of 8, the copy 16-byte aligned), the products are those of 2w;
-// otherwise the GPU stages w itself, as without a copy. Either way against the CPU twin on the
-// same operands, with the tolerances of the table above.
-TEST_CASE("gpu matmul bf16: a weight's bf16 copy is read in place where its rows are aligned") {
+// bf16 copies of the operands: a weight's (what AdamW writes) and an input's (an activation
+// the model saved in bf16 only). To tell which operand the GPU read, the weight's copy is of 2w
+// while the fp32 weight is w: where the copy can be taken as it is (K a multiple of 8, the copy
+// 16-byte aligned), the products are those of 2w; otherwise the GPU stages w itself, as
+// without a copy. The input is given as its copy alone (fp32 pointer null), read in place or
+// padded (pad_bf16) by the same rule. Either way against the CPU twin on the same operands,
+// with the tolerances of the table above.
+TEST_CASE("gpu matmul bf16: operands' bf16 copies are read in place where their rows are aligned") {
     struct CopyCase {
         int M, K, N;
-        std::size_t copy_off;   // elements into its buffer: 1 = 2-byte aligned, not usable
+        std::size_t copy_off;   // elements into their buffers: 1 = 2-byte aligned, not usable
         bool read_in_place;
     };
     const CopyCase cases[] = {{33, 64, 48, 0, true}, {7, 40, 130, 0, true},
@@ -308,24 +310,48 @@ TEST_CASE("gpu matmul bf16: a weight's bf16 copy is read in place where its rows
         const auto dout = kt::random_floats(static_cast<std::size_t>(M) * N, seed + 2);
         std::vector<float> w2(nNK);
         for (std::size_t i = 0; i < nNK; ++i) w2[i] = 2.0f * w[i];
-        std::vector<std::uint16_t> copy_host(nNK + c.copy_off, 0);
-        for (std::size_t i = 0; i < nNK; ++i) copy_host[c.copy_off + i] = cpu::bf16_bits(w2[i]);
+        auto copy_of = [&](const std::vector<float>& v) {
+            std::vector<std::uint16_t> bits(v.size() + c.copy_off, 0);
+            for (std::size_t i = 0; i < v.size(); ++i) bits[c.copy_off + i] = cpu::bf16_bits(v[i]);
+            return gt::to_device(bits);
+        };
         const auto& read = c.read_in_place ? w2 : w;   // what the GPU must have multiplied by
 
         std::vector<float> want(static_cast<std::size_t>(M) * N), want_dinp(nMK, 0.0f);
-        cpu::matmul_forward_bf16(want.data(), inp.data(), read.data(), nullptr, nullptr, M, K, N);
-        cpu::matmul_backward_bf16(want_dinp.data(), nullptr, nullptr, dout.data(), nullptr,
-                                  read.data(), nullptr, M, K, N);
+        std::vector<float> want_dw(nNK, 0.0f);
+        cpu::matmul_forward_bf16(want.data(), inp.data(), nullptr, read.data(), nullptr, nullptr,
+                                 M, K, N);
+        cpu::matmul_backward_bf16(want_dinp.data(), want_dw.data(), nullptr, dout.data(),
+                                  inp.data(), nullptr, read.data(), nullptr, M, K, N);
 
-        auto d_inp = gt::to_device(inp), d_w = gt::to_device(w), d_dout = gt::to_device(dout);
-        auto d_copy = gt::to_device(copy_host);
-        const std::uint16_t* copy = d_copy.get() + c.copy_off;
+        auto d_w = gt::to_device(w), d_dout = gt::to_device(dout);
+        auto d_wcopy = copy_of(w2), d_icopy = copy_of(inp);
+        const std::uint16_t* wcopy = d_wcopy.get() + c.copy_off;
+        const std::uint16_t* icopy = d_icopy.get() + c.copy_off;
         auto d_out = gt::nan_buffer(want.size());
         auto d_dinp = gt::to_device(std::vector<float>(nMK, 0.0f));
-        cuda::matmul_forward_bf16(d_out.get(), d_inp.get(), d_w.get(), copy, nullptr, M, K, N);
-        cuda::matmul_backward_bf16(d_dinp.get(), nullptr, nullptr, d_dout.get(), nullptr, d_w.get(),
-                                   copy, M, K, N);
-        check_rows(d_out.download(), want, M, N, "forward with a weight copy");
-        check_rows(d_dinp.download(), want_dinp, M, K, "dinp with a weight copy");
+        auto d_dw = gt::to_device(std::vector<float>(nNK, 0.0f));
+        cuda::matmul_forward_bf16(d_out.get(), nullptr, icopy, d_w.get(), wcopy, nullptr, M, K, N);
+        cuda::matmul_backward_bf16(d_dinp.get(), d_dw.get(), nullptr, d_dout.get(), nullptr, icopy,
+                                   d_w.get(), wcopy, M, K, N);
+        check_rows(d_out.download(), want, M, N, "forward from copies");
+        check_rows(d_dinp.download(), want_dinp, M, K, "dinp from a weight copy");
+        check_rows(d_dw.download(), want_dw, N, K, "dweight from an input copy");
     }
+}
+
+TEST_CASE("gpu pad_bf16: rows copied bit for bit, padding zeroed, bad ld refused") {
+    std::mt19937 gen(93);
+    const std::size_t rows = 37, cols = 13, ld = 16;
+    std::vector<std::uint16_t> src(rows * cols);
+    for (auto& b : src) b = static_cast<std::uint16_t>(gen());
+    auto d_src = gt::to_device(src);
+    gt::DeviceBuffer<std::uint16_t> d_dst(std::vector<std::uint16_t>(rows * ld, 0xABCD));
+    cuda::pad_bf16(d_dst.get(), d_src.get(), rows, cols, ld);
+    std::vector<std::uint16_t> want(rows * ld, 0);
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < cols; ++c) want[r * ld + c] = src[r * cols + c];
+    gt::check_equal(d_dst.download(), want, "pad_bf16 37 x 13 padded to 16");
+    CHECK_THROWS_AS(cuda::pad_bf16(d_dst.get(), d_src.get(), rows, cols, cols - 1),
+                    std::invalid_argument);
 }

@@ -230,7 +230,7 @@ void check_pair(int M, int K, int N, bool with_bias, std::uint32_t seed) {
 
     // Forward: out is overwritten.
     std::vector<float> out(nMN, 123.0f);
-    matmul_forward_bf16(out.data(), inp.data(), w.data(), nullptr, bias, M, K, N);
+    matmul_forward_bf16(out.data(), inp.data(), nullptr, w.data(), nullptr, bias, M, K, N);
     const auto want = ref_forward(rinp, rw, bias, M, K, N);
     check_rows(out, want, M, N, "bf16 forward");
     check_sensitive(ref_forward(inp, w, bias, M, K, N), want, M, N, "bf16 forward");
@@ -241,7 +241,7 @@ void check_pair(int M, int K, int N, bool with_bias, std::uint32_t seed) {
     const auto dinp0 = kt::random_floats(nMK, seed + 4), dw0 = kt::random_floats(nNK, seed + 5);
     const auto db0 = kt::random_floats(static_cast<std::size_t>(N), seed + 6);
     auto dinp = dinp0, dw = dw0, db = db0;
-    matmul_backward_bf16(dinp.data(), dw.data(), db.data(), g.data(), inp.data(), w.data(), nullptr, M, K, N);
+    matmul_backward_bf16(dinp.data(), dw.data(), db.data(), g.data(), inp.data(), nullptr, w.data(), nullptr, M, K, N);
 
     const auto want_dinp = ref_dinp(dinp0, rg, rw, M, K, N);
     const auto want_dw = ref_dweight(dw0, rg, rinp, M, K, N);
@@ -261,10 +261,10 @@ void check_pair(int M, int K, int N, bool with_bias, std::uint32_t seed) {
     // Each destination alone, with the operands it does not need passed as null: the same
     // bits as the full call.
     auto o_dinp = dinp0, o_dw = dw0, o_db = db0;
-    matmul_backward_bf16(o_dinp.data(), nullptr, nullptr, g.data(), nullptr, w.data(), nullptr, M, K, N);
-    matmul_backward_bf16(nullptr, o_dw.data(), nullptr, g.data(), inp.data(), nullptr, nullptr, M, K, N);
-    matmul_backward_bf16(nullptr, nullptr, o_db.data(), g.data(), nullptr, nullptr, nullptr, M, K, N);
-    matmul_backward_bf16(nullptr, nullptr, nullptr, g.data(), nullptr, nullptr, nullptr, M, K, N);
+    matmul_backward_bf16(o_dinp.data(), nullptr, nullptr, g.data(), nullptr, nullptr, w.data(), nullptr, M, K, N);
+    matmul_backward_bf16(nullptr, o_dw.data(), nullptr, g.data(), inp.data(), nullptr, nullptr, nullptr, M, K, N);
+    matmul_backward_bf16(nullptr, nullptr, o_db.data(), g.data(), nullptr, nullptr, nullptr, nullptr, M, K, N);
+    matmul_backward_bf16(nullptr, nullptr, nullptr, g.data(), nullptr, nullptr, nullptr, nullptr, M, K, N);
     CHECK(o_dinp == dinp);
     CHECK(o_dw == dw);
     CHECK(o_db == db);
@@ -288,7 +288,7 @@ TEST_CASE("matmul bf16: one product term is exact") {
     const int M = 13, N = 11;
     const auto x = kt::random_floats(M, 3000), w = kt::random_floats(N, 3001);
     std::vector<float> out(static_cast<std::size_t>(M) * N);
-    matmul_forward_bf16(out.data(), x.data(), w.data(), nullptr, nullptr, M, 1, N);
+    matmul_forward_bf16(out.data(), x.data(), nullptr, w.data(), nullptr, nullptr, M, 1, N);
     std::size_t bad = 0, differs_fp32 = 0;
     for (int i = 0; i < M; ++i)
         for (int j = 0; j < N; ++j) {
@@ -307,12 +307,12 @@ TEST_CASE("matmul bf16: operands that are already bf16 give the fp32 op's bits")
     const auto b = kt::random_floats(N, 4002);
     const auto g = rounded(kt::random_floats(static_cast<std::size_t>(M) * N, 4003));
     std::vector<float> out16(static_cast<std::size_t>(M) * N), out32(out16.size());
-    matmul_forward_bf16(out16.data(), inp.data(), w.data(), nullptr, b.data(), M, K, N);
+    matmul_forward_bf16(out16.data(), inp.data(), nullptr, w.data(), nullptr, b.data(), M, K, N);
     matmul_forward(out32.data(), inp.data(), w.data(), b.data(), M, K, N);
     CHECK(out16 == out32);
     std::vector<float> dinp16(inp.size(), 0.5f), dw16(w.size(), -0.25f), db16(N, 1.0f);
     auto dinp32 = dinp16, dw32 = dw16, db32 = db16;
-    matmul_backward_bf16(dinp16.data(), dw16.data(), db16.data(), g.data(), inp.data(), w.data(), nullptr, M, K, N);
+    matmul_backward_bf16(dinp16.data(), dw16.data(), db16.data(), g.data(), inp.data(), nullptr, w.data(), nullptr, M, K, N);
     matmul_backward(dinp32.data(), dw32.data(), db32.data(), g.data(), inp.data(), w.data(), M, K, N);
     CHECK(dinp16 == dinp32);
     CHECK(dw16 == dw32);
@@ -321,23 +321,23 @@ TEST_CASE("matmul bf16: operands that are already bf16 give the fp32 op's bits")
 
 TEST_CASE("matmul bf16: K = 0 gives the bias, M = 0 or N = 0 touches nothing, negative throws") {
     std::vector<float> b{1.0f, -2.0f, 3.0f}, out(6, 9.0f);
-    matmul_forward_bf16(out.data(), nullptr, nullptr, nullptr, b.data(), 2, 0, 3);
+    matmul_forward_bf16(out.data(), nullptr, nullptr, nullptr, nullptr, b.data(), 2, 0, 3);
     CHECK(out == std::vector<float>{1.0f, -2.0f, 3.0f, 1.0f, -2.0f, 3.0f});
-    matmul_forward_bf16(out.data(), nullptr, nullptr, nullptr, nullptr, 2, 0, 3);
+    matmul_forward_bf16(out.data(), nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 3);
     CHECK(out == std::vector<float>(6, 0.0f));
     std::vector<float> untouched(6, 7.0f), x(6, 1.0f);
-    matmul_forward_bf16(untouched.data(), x.data(), x.data(), nullptr, x.data(), 0, 2, 3);
-    matmul_forward_bf16(untouched.data(), x.data(), x.data(), nullptr, x.data(), 2, 3, 0);
-    matmul_backward_bf16(untouched.data(), untouched.data(), untouched.data(), x.data(), x.data(),
+    matmul_forward_bf16(untouched.data(), x.data(), nullptr, x.data(), nullptr, x.data(), 0, 2, 3);
+    matmul_forward_bf16(untouched.data(), x.data(), nullptr, x.data(), nullptr, x.data(), 2, 3, 0);
+    matmul_backward_bf16(untouched.data(), untouched.data(), untouched.data(), x.data(), x.data(), nullptr,
                          x.data(), nullptr, 0, 2, 3);
     CHECK(untouched == std::vector<float>(6, 7.0f));
     // K = 0 backward: only dbias changes.
     std::vector<float> db(3, 1.0f), g{1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f};
-    matmul_backward_bf16(nullptr, nullptr, db.data(), g.data(), nullptr, nullptr, nullptr, 2, 0, 3);
+    matmul_backward_bf16(nullptr, nullptr, db.data(), g.data(), nullptr, nullptr, nullptr, nullptr, 2, 0, 3);
     CHECK(db == std::vector<float>{6.0f, 8.0f, 10.0f});
-    CHECK_THROWS_AS(matmul_forward_bf16(out.data(), x.data(), x.data(), nullptr, nullptr, -1, 2, 3),
+    CHECK_THROWS_AS(matmul_forward_bf16(out.data(), x.data(), nullptr, x.data(), nullptr, nullptr, -1, 2, 3),
                     std::invalid_argument);
-    CHECK_THROWS_AS(matmul_backward_bf16(out.data(), nullptr, nullptr, x.data(), x.data(),
+    CHECK_THROWS_AS(matmul_backward_bf16(out.data(), nullptr, nullptr, x.data(), x.data(), nullptr,
                                          x.data(), nullptr, 2, -2, 3),
                     std::invalid_argument);
 }
@@ -377,7 +377,7 @@ TEST_CASE("to_bf16 (the CPU twin of cuda::to_bf16): every element's bits, zero p
     CHECK_THROWS_AS(to_bf16(dst.data(), src.data(), rows, cols, cols - 1), std::invalid_argument);
 }
 
-TEST_CASE("matmul bf16: a weight's bf16 copy is what the products read, with the same result") {
+TEST_CASE("matmul bf16: operands' bf16 copies are what the products read, with the same result") {
     const int M = 19, K = 40, N = 23;
     const auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, 5100);
     const auto w = kt::random_floats(static_cast<std::size_t>(N) * K, 5101);
@@ -387,14 +387,14 @@ TEST_CASE("matmul bf16: a weight's bf16 copy is what the products read, with the
 
     // The copy of w gives the very bits of rounding w.
     std::vector<float> rounded_out(static_cast<std::size_t>(M) * N), copy_out(rounded_out.size());
-    matmul_forward_bf16(rounded_out.data(), inp.data(), w.data(), nullptr, b.data(), M, K, N);
-    matmul_forward_bf16(copy_out.data(), inp.data(), w.data(), copy.data(), b.data(), M, K, N);
+    matmul_forward_bf16(rounded_out.data(), inp.data(), nullptr, w.data(), nullptr, b.data(), M, K, N);
+    matmul_forward_bf16(copy_out.data(), inp.data(), nullptr, w.data(), copy.data(), b.data(), M, K, N);
     CHECK(copy_out == rounded_out);
     std::vector<float> dinp_r(inp.size(), 0.5f), dw_r(w.size(), -0.25f), db_r(N, 1.0f);
     auto dinp_c = dinp_r, dw_c = dw_r, db_c = db_r;
-    matmul_backward_bf16(dinp_r.data(), dw_r.data(), db_r.data(), g.data(), inp.data(), w.data(),
+    matmul_backward_bf16(dinp_r.data(), dw_r.data(), db_r.data(), g.data(), inp.data(), nullptr, w.data(),
                          nullptr, M, K, N);
-    matmul_backward_bf16(dinp_c.data(), dw_c.data(), db_c.data(), g.data(), inp.data(), w.data(),
+    matmul_backward_bf16(dinp_c.data(), dw_c.data(), db_c.data(), g.data(), inp.data(), nullptr, w.data(),
                          copy.data(), M, K, N);
     CHECK(dinp_c == dinp_r);
     CHECK(dw_c == dw_r);
@@ -405,13 +405,26 @@ TEST_CASE("matmul bf16: a weight's bf16 copy is what the products read, with the
     for (std::size_t i = 0; i < w.size(); ++i) w2[i] = 2.0f * w[i];
     const auto copy2 = bf16_copy(w2);
     std::vector<float> want(rounded_out.size()), got(rounded_out.size());
-    matmul_forward_bf16(want.data(), inp.data(), w2.data(), nullptr, nullptr, M, K, N);
-    matmul_forward_bf16(got.data(), inp.data(), w.data(), copy2.data(), nullptr, M, K, N);
+    matmul_forward_bf16(want.data(), inp.data(), nullptr, w2.data(), nullptr, nullptr, M, K, N);
+    matmul_forward_bf16(got.data(), inp.data(), nullptr, w.data(), copy2.data(), nullptr, M, K, N);
     CHECK(got == want);
     std::vector<float> dinp_want(inp.size(), 0.0f), dinp_got(inp.size(), 0.0f);
-    matmul_backward_bf16(dinp_want.data(), nullptr, nullptr, g.data(), nullptr, w2.data(), nullptr,
+    matmul_backward_bf16(dinp_want.data(), nullptr, nullptr, g.data(), nullptr, nullptr, w2.data(), nullptr,
                          M, K, N);
-    matmul_backward_bf16(dinp_got.data(), nullptr, nullptr, g.data(), nullptr, w.data(),
+    matmul_backward_bf16(dinp_got.data(), nullptr, nullptr, g.data(), nullptr, nullptr, w.data(),
                          copy2.data(), M, K, N);
     CHECK(dinp_got == dinp_want);
+
+    // An input given as its bf16 copy alone (a saved activation): the same bits as rounding it.
+    const auto inp_copy = bf16_copy(inp);
+    std::vector<float> from_copy(rounded_out.size());
+    matmul_forward_bf16(from_copy.data(), nullptr, inp_copy.data(), w.data(), nullptr, b.data(),
+                        M, K, N);
+    CHECK(from_copy == rounded_out);
+    std::vector<float> dw_copy(w.size(), -0.25f), dw_rounded(w.size(), -0.25f);
+    matmul_backward_bf16(nullptr, dw_copy.data(), nullptr, g.data(), nullptr, inp_copy.data(),
+                         nullptr, nullptr, M, K, N);
+    matmul_backward_bf16(nullptr, dw_rounded.data(), nullptr, g.data(), inp.data(), nullptr,
+                         nullptr, nullptr, M, K, N);
+    CHECK(dw_copy == dw_rounded);
 }

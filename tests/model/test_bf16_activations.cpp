@@ -1,0 +1,103 @@
+// bf16 activations: in bf16 precision a TransformerStack saves the inputs of its products
+// (LN1's and LN2's outputs, the activation's output) as bf16 copies only. The products round
+// those inputs to bf16 anyway, so the stack must compute the very same bits as one that keeps
+// them in fp32, forward and backward, dropout or not, while its arena shrinks by
+// (2·C + hidden) · 2 bytes per row and layer.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "backend/arena.hpp"
+#include "backend/backend.hpp"
+#include "model/parameters.hpp"
+#include "model/transformer_stack.hpp"
+
+using mb::backend::Arena;
+using mb::model::Activation;
+using mb::model::ParameterSet;
+using mb::model::ParameterView;
+using mb::model::StackShape;
+using mb::model::TransformerStack;
+
+namespace {
+
+// One stack with its own parameters, view and arena, on `backend`.
+struct StackUnderTest {
+  ParameterSet params;
+  ParameterView view;
+  Arena arena;
+  std::unique_ptr<TransformerStack> stack;
+
+  StackUnderTest(mb::backend::Backend& backend, const StackShape& shape, int rows, int length,
+                 bool bf16_activations) {
+    stack = std::make_unique<TransformerStack>(params, view, &backend, "", shape,
+                                               mb::model::ParamGroup::global);
+    params.allocate();
+    params.initialize(0.05f, 17);   // a function of the seed and the names: equal in both
+    stack->reserve(arena, rows, length, bf16_activations);
+    arena.commit(backend);
+    view.set = &params;
+    view.values = params.values().data();
+    view.grads = params.grads().data();
+  }
+};
+
+std::vector<float> random_values(std::size_t n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(gen);
+  return v;
+}
+
+void check_same_bits(const StackShape& shape, int sequences, int length, bool training) {
+  CAPTURE(shape.width);
+  CAPTURE(shape.hidden);
+  CAPTURE(training);
+  auto backend = mb::backend::make_backend(mb::backend::Device::cpu, mb::backend::Precision::bf16);
+  const int rows = sequences * length;
+  StackUnderTest fp32(*backend, shape, rows, length, false), bf16(*backend, shape, rows, length, true);
+  REQUIRE(fp32.params.values() == bf16.params.values());
+
+  const std::size_t n = static_cast<std::size_t>(rows) * shape.width;
+  const auto in = random_values(n, 1), dout = random_values(n, 2);
+  std::vector<float> out_a(n), out_b(n), din_a(n), din_b(n);
+  fp32.stack->forward(out_a.data(), in.data(), sequences, length, training, 99);
+  bf16.stack->forward(out_b.data(), in.data(), sequences, length, training, 99);
+  CHECK(out_a == out_b);
+  fp32.stack->backward(din_a.data(), dout.data());
+  bf16.stack->backward(din_b.data(), dout.data());
+  CHECK(din_a == din_b);
+  CHECK(fp32.params.grads() == bf16.params.grads());
+
+  // The bf16 arena is smaller by the three saved inputs' fp32 bytes less their bf16 bytes,
+  // (2·C + hidden) · 2 per row and layer, up to the arena's 256-byte rounding of each slice.
+  const std::size_t saved = static_cast<std::size_t>(shape.layers) * rows *
+                            (2 * static_cast<std::size_t>(shape.width) + shape.hidden) * 2;
+  const std::size_t slack = static_cast<std::size_t>(shape.layers) * 3 * 2 * Arena::kAlignment;
+  CHECK(fp32.arena.bytes() - bf16.arena.bytes() + slack >= saved);
+  CHECK(fp32.arena.bytes() - bf16.arena.bytes() <= saved + slack);
+}
+
+}  // namespace
+
+TEST_CASE("bf16 activations: a stack saving its products' inputs in bf16 computes the same bits") {
+  // Widths that are multiples of 8 (the GPU reads such copies in place) and widths that are not.
+  const StackShape gelu{2, 32, 4, 128, Activation::gelu, 0.0f, 1e-5f};
+  const StackShape relu_dropout{2, 20, 4, 44, Activation::relu, 0.1f, 1e-5f};
+  check_same_bits(gelu, 4, 16, false);
+  check_same_bits(gelu, 4, 16, true);
+  check_same_bits(relu_dropout, 3, 7, true);
+  check_same_bits(relu_dropout, 3, 7, false);
+}
+
+TEST_CASE("bf16 activations: the saving is exact where no slice needs padding") {
+  // 64 rows of width 32 and hidden 128: every bf16 slice is a multiple of 256 bytes.
+  const StackShape shape{3, 32, 4, 128, Activation::gelu, 0.0f, 1e-5f};
+  auto backend = mb::backend::make_backend(mb::backend::Device::cpu, mb::backend::Precision::bf16);
+  StackUnderTest fp32(*backend, shape, 64, 16, false), bf16(*backend, shape, 64, 16, true);
+  CHECK(fp32.arena.bytes() - bf16.arena.bytes() == std::size_t{3} * 64 * (2 * 32 + 128) * 2);
+}
