@@ -35,6 +35,10 @@ std::string human_duration(double seconds) {
   return buf;
 }
 
+std::string human_count(std::int64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
 Progress::Progress(std::string label, std::uint64_t total_items, std::string item_name)
     : label_(std::move(label)), item_name_(std::move(item_name)), total_(total_items),
       start_(clock_type::now()), last_draw_(start_) {
