@@ -167,44 +167,34 @@ void bias_grad(float* dbias, const float* dout, int M, int N) {
         bias_grad_block(dbias, dout, M, N, b * kBiasCols, std::min(N, (b + 1) * kBiasCols));
 }
 
-// Rounding of the bf16 pair's operands: chunks of 16 Ki floats (64 KiB), one OpenMP task
-// each; the loop body is branch-free integer arithmetic and vectorises.
-constexpr std::size_t kRoundChunk = std::size_t{1} << 14;
+// Staging of the bf16 pair's operands, as fp32 values the primitives read: chunks of 16 Ki
+// values (64 KiB of output), one OpenMP task each; both loop bodies are branch-free integer
+// arithmetic and vectorise.
+constexpr std::size_t kStageChunk = std::size_t{1} << 14;
 
+// An fp32 operand rounded to bf16.
 MB_CPU_CLONES
-void round_block(float* __restrict dst, const float* __restrict src, std::size_t n) {
+void stage_block(float* __restrict dst, const float* __restrict src, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) dst[i] = round_to_bf16(src[i]);
 }
 
-// buf[0..n) = round_to_bf16(src[0..n)); returns buf.data(). buf only grows, so after the
-// first call of a shape no memory is allocated (or faulted in) again.
-const float* rounded_copy(std::vector<float>& buf, const float* src, std::size_t n) {
-    if (buf.size() < n) buf.resize(n);
-    float* dst = buf.data();
-    const auto chunks = static_cast<std::int64_t>((n + kRoundChunk - 1) / kRoundChunk);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-    for (std::int64_t c = 0; c < chunks; ++c) {
-        const std::size_t begin = static_cast<std::size_t>(c) * kRoundChunk;
-        round_block(dst + begin, src + begin, std::min(kRoundChunk, n - begin));
-    }
-    return dst;
-}
-
+// A bf16 copy (a weight's, or a saved activation) expanded to the fp32 values it holds (exact).
 MB_CPU_CLONES
-void expand_block(float* __restrict dst, const std::uint16_t* __restrict src, std::size_t n) {
+void stage_block(float* __restrict dst, const std::uint16_t* __restrict src, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_value(src[i]);
 }
 
-// buf[0..n) = the fp32 values of the bf16 patterns src[0..n) (exact): a weight's bf16 copy,
-// in the form the fp32 primitives read. Same chunks as rounded_copy.
-const float* expanded_copy(std::vector<float>& buf, const std::uint16_t* src, std::size_t n) {
+// buf[0..n) = the bf16 values of src[0..n); returns buf.data(). buf only grows, so after the
+// first call of a shape no memory is allocated (or faulted in) again.
+template <class Source>
+const float* staged_copy(std::vector<float>& buf, const Source* src, std::size_t n) {
     if (buf.size() < n) buf.resize(n);
     float* dst = buf.data();
-    const auto chunks = static_cast<std::int64_t>((n + kRoundChunk - 1) / kRoundChunk);
+    const auto chunks = static_cast<std::int64_t>((n + kStageChunk - 1) / kStageChunk);
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (std::int64_t c = 0; c < chunks; ++c) {
-        const std::size_t begin = static_cast<std::size_t>(c) * kRoundChunk;
-        expand_block(dst + begin, src + begin, std::min(kRoundChunk, n - begin));
+        const std::size_t begin = static_cast<std::size_t>(c) * kStageChunk;
+        stage_block(dst + begin, src + begin, std::min(kStageChunk, n - begin));
     }
     return dst;
 }
@@ -214,7 +204,7 @@ const float* expanded_copy(std::vector<float>& buf, const std::uint16_t* src, st
 const float* bf16_operand(std::vector<float>& buf, const float* x, const std::uint16_t* x_bf16,
                           int rows, int cols) {
     const std::size_t n = static_cast<std::size_t>(rows) * cols;
-    return x_bf16 ? expanded_copy(buf, x_bf16, n) : rounded_copy(buf, x, n);
+    return x_bf16 ? staged_copy(buf, x_bf16, n) : staged_copy(buf, x, n);
 }
 
 // The calling thread's staging buffers for the rounded operands: one per operand role, so a
@@ -276,7 +266,7 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
     if (M == 0 || N == 0) return;  // every gradient term is an empty sum
     if (K > 0 && (dinp || dweight)) {
         Bf16Staging& s = bf16_staging();
-        const float* rdout = rounded_copy(s.dout, dout, static_cast<std::size_t>(M) * N);
+        const float* rdout = bf16_operand(s.dout, dout, nullptr, M, N);
         if (dinp) {
             const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
             run(Key{Product::grad_input, M, N, K, false}, rdout, rweight, nullptr, dinp);
