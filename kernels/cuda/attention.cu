@@ -22,6 +22,7 @@
 // differ only by summation order and expf/logf against the CPU's exp_approx/std::log.
 #include "cuda/attention.cuh"
 
+#include "cuda/attention_common.cuh"
 #include "cuda/common.cuh"
 
 #include <climits>
@@ -33,54 +34,13 @@
 namespace mb::kernels::cuda {
 namespace {
 
-constexpr int kWarp = 32;
+using namespace attention_detail;
+
 constexpr int kTile = kWarp;                       // keys (or queries) per staged tile
 constexpr int kWarps = 8;                          // warps per block
 constexpr int kThreads = kWarps * kWarp;
 constexpr int kPer = kAttentionMaxHeadDim / kWarp;  // row elements per lane
 constexpr int kRowsPerWarp = kTile / kWarps;        // backward: keys (queries) per warp
-constexpr unsigned kFull = 0xffffffffu;
-
-struct Layout {
-    int T, H, d;
-    __device__ std::size_t qkv(int b, int t, int which, int h) const {
-        return ((static_cast<std::size_t>(b) * T + t) * 3 + which) * H * d +
-               static_cast<std::size_t>(h) * d;
-    }
-    __device__ std::size_t out(int b, int t, int h) const {
-        return (static_cast<std::size_t>(b) * T + t) * H * d + static_cast<std::size_t>(h) * d;
-    }
-    __device__ std::size_t lse(int b, int h, int t) const {
-        return (static_cast<std::size_t>(b) * H + h) * T + t;
-    }
-};
-
-// Butterfly reductions: every lane ends with the same value (each step adds the same two
-// numbers on both partners, and fp32 addition is commutative).
-__device__ float warp_max(float v) {
-    for (int o = kWarp / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
-    return v;
-}
-__device__ float warp_sum(float v) {
-    for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(kFull, v, o);
-    return v;
-}
-
-__device__ float dot(const float* a, const float* b, int d) {
-    float acc = 0.0f;
-    for (int e = 0; e < d; ++e) acc += a[e] * b[e];
-    return acc;
-}
-
-// Copies rows r0 .. r0 + n - 1 of one head (row stride `stride` floats, starting at `src`
-// for row 0) into dst[r][0..d) with row pitch `pitch`, each value times `scale`.
-__device__ void stage_rows(float* dst, int pitch, const float* src, std::size_t stride, int n,
-                           int d, float scale) {
-    for (int idx = static_cast<int>(threadIdx.x); idx < n * d; idx += blockDim.x) {
-        const int r = idx / d, e = idx % d;
-        dst[r * pitch + e] = src[static_cast<std::size_t>(r) * stride + e] * scale;
-    }
-}
 
 // Shared memory: keys [kTile][d + 1] (padded: lane j reads row j), values [kTile][d] (lanes
 // read along a row), the block's scaled queries [kWarps][d].
@@ -339,14 +299,6 @@ unsigned blocks(int B, int H, int tiles) {
     const long long n = static_cast<long long>(B) * H * tiles;
     if (n > INT_MAX) throw std::invalid_argument("attention: B * H * tiles exceeds the grid");
     return static_cast<unsigned>(n);
-}
-
-// Kernels that stage more than the default 48 KiB of dynamic shared memory must opt in.
-template <class Kernel>
-void allow_smem(Kernel kernel, std::size_t bytes) {
-    if (bytes > 48 * 1024)
-        MB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(bytes)));
 }
 
 }  // namespace

@@ -26,3 +26,4 @@
 #include "cuda/layernorm.cuh"
 #include "cuda/matmul.cuh"
 #include "cuda/residual.cuh"
+#include "cuda/short_attention.cuh"

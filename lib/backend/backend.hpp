@@ -128,6 +128,12 @@ class Backend {
   virtual void attention_backward(float* dqkv, const float* dout, const float* out,
                                   const float* lse, const float* qkv, int B, int T, int H,
                                   int d) = 0;
+  // The same attention for short sequences (short_attention_fits(T, d), cpu/short_attention.hpp).
+  virtual void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T,
+                                       int H, int d) = 0;
+  virtual void short_attention_backward(float* dqkv, const float* dout, const float* out,
+                                        const float* lse, const float* qkv, int B, int T, int H,
+                                        int d) = 0;
   virtual void attention_step(float* out, float* scores, const float* q, const float* k,
                               const float* v, int n, int H, int d, std::size_t stride) = 0;
   virtual void bias_relu_forward(float* out, const float* inp, const float* bias, int N, int C) = 0;

@@ -20,6 +20,7 @@
 #include "cpu/layernorm.hpp"
 #include "cpu/matmul.hpp"
 #include "cpu/residual.hpp"
+#include "cpu/short_attention.hpp"
 
 namespace mb::backend {
 namespace {

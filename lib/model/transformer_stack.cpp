@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "cpu/dropout.hpp"   // splitmix64_mix: the dropout seed of each site
+#include "cpu/dropout.hpp"           // splitmix64_mix: the dropout seed of each site
+#include "cpu/short_attention.hpp"   // short_attention_fits
 
 namespace mb::model {
 
@@ -19,6 +20,17 @@ void act_backward(backend::Backend& k, Activation a, float* dinp, float* dbias, 
                   const float* inp, const float* bias, int N, int C) {
   if (a == Activation::relu) k.bias_relu_backward(dinp, dbias, dout, inp, bias, N, C);
   else k.bias_gelu_backward(dinp, dbias, dout, inp, bias, N, C);
+}
+
+// Whether a stack's sequences of `length` positions with heads of size d take the attention
+// made for short sequences (on the GPU one launch per pass, the whole sequence in shared
+// memory) rather than the tiled one. Every local stack does (P <= 256, heads <= 128 wide);
+// so does a global stack over few patches, which is as right: the two compute the same
+// function. The answer depends on the shape alone, and short_attention_fits is one function
+// for both devices, so a step's forward and backward, on the CPU or on the GPU, use the same
+// kernel.
+bool use_short_attention(int length, int d) {
+  return kernels::cpu::short_attention_fits(length, d);
 }
 
 }  // namespace
@@ -135,7 +147,10 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
     save_bf16(ln1, n);
     k.matmul_forward(a.qkv.get(), ln1.values, ln1.bf16, view_.value(t.qkv_w),
                      view_.value_bf16(t.qkv_w), view_.value(t.qkv_b), N, C, 3 * C);
-    k.attention_forward(a.att.get(), a.lse.get(), a.qkv.get(), sequences, length, heads, d);
+    if (use_short_attention(length, d))
+      k.short_attention_forward(a.att.get(), a.lse.get(), a.qkv.get(), sequences, length, heads, d);
+    else
+      k.attention_forward(a.att.get(), a.lse.get(), a.qkv.get(), sequences, length, heads, d);
     k.matmul_forward(scratch_c_.get(), a.att.get(), nullptr, view_.value(t.proj_w),
                      view_.value_bf16(t.proj_w), view_.value(t.proj_b), N, C, C);
     if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 0), 0);
@@ -214,8 +229,12 @@ void TransformerStack::backward(float* din, const float* dout) {
                       a.att.get(), nullptr, view_.value(t.proj_w), view_.value_bf16(t.proj_w),
                       N, C, C);
     k.zero(scratch_3c_.get(), 3 * n * sizeof(float));
-    k.attention_backward(scratch_3c_.get(), scratch_c2_.get(), a.att.get(), a.lse.get(),
-                          a.qkv.get(), sequences_, length_, heads, d);
+    if (use_short_attention(length_, d))
+      k.short_attention_backward(scratch_3c_.get(), scratch_c2_.get(), a.att.get(), a.lse.get(),
+                                 a.qkv.get(), sequences_, length_, heads, d);
+    else
+      k.attention_backward(scratch_3c_.get(), scratch_c2_.get(), a.att.get(), a.lse.get(),
+                           a.qkv.get(), sequences_, length_, heads, d);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.qkv_w), view_.grad(t.qkv_b),
                       scratch_3c_.get(), a.ln1.get(), a.ln1_bf16.get(), view_.value(t.qkv_w),

@@ -1,5 +1,6 @@
 // attention_forward / attention_backward against a naive double reference (full softmax per
 // row), finite differences, and causality.
+#include "attention_reference.hpp"
 #include "check.hpp"
 
 #include "cpu/attention.hpp"
@@ -10,55 +11,9 @@ using namespace mb::kernels::cpu;
 
 namespace {
 
-struct Shape {
-    int B, T, H, d;
-    std::size_t qkv_size() const { return static_cast<std::size_t>(B) * T * 3 * H * d; }
-    std::size_t out_size() const { return static_cast<std::size_t>(B) * T * H * d; }
-    std::size_t qkv(int b, int t, int w, int h, int e) const {
-        return ((((static_cast<std::size_t>(b) * T + t) * 3 + w) * H + h) * d) + e;
-    }
-    std::size_t out(int b, int t, int h, int e) const {
-        return ((static_cast<std::size_t>(b) * T + t) * H + h) * d + e;
-    }
-};
-
-// Causal softmax attention, one row at a time over all its keys, accumulated in double.
-template <class T>
-std::vector<T> ref_attention(const std::vector<T>& qkv, Shape s,
-                             std::vector<double>* lse = nullptr) {
-    std::vector<T> out(s.out_size());
-    if (lse) lse->assign(static_cast<std::size_t>(s.B) * s.H * s.T, 0.0);
-    const double scale = 1.0 / std::sqrt(static_cast<double>(s.d));
-    std::vector<double> w(s.T);
-    for (int b = 0; b < s.B; ++b)
-        for (int h = 0; h < s.H; ++h)
-            for (int t = 0; t < s.T; ++t) {
-                double mx = -1e300;
-                for (int j = 0; j <= t; ++j) {
-                    double dot = 0.0;
-                    for (int e = 0; e < s.d; ++e)
-                        dot += static_cast<double>(qkv[s.qkv(b, t, 0, h, e)]) *
-                               static_cast<double>(qkv[s.qkv(b, j, 1, h, e)]);
-                    w[j] = dot * scale;
-                    mx = std::max(mx, w[j]);
-                }
-                double sum = 0.0;
-                for (int j = 0; j <= t; ++j) sum += (w[j] = std::exp(w[j] - mx));
-                for (int e = 0; e < s.d; ++e) {
-                    double acc = 0.0;
-                    for (int j = 0; j <= t; ++j)
-                        acc += w[j] * static_cast<double>(qkv[s.qkv(b, j, 2, h, e)]);
-                    out[s.out(b, t, h, e)] = static_cast<T>(acc / sum);
-                }
-                if (lse) (*lse)[(static_cast<std::size_t>(b) * s.H + h) * s.T + t] = mx + std::log(sum);
-            }
-    return out;
-}
-
-// Random qkv in [-2, 2]: large enough that softmax rows are far from uniform.
-std::vector<float> random_qkv(Shape s, std::uint32_t seed) {
-    return kt::random_floats(s.qkv_size(), seed, -2.0f, 2.0f);
-}
+using Shape = kt::AttentionShape;
+using kt::random_qkv;
+using kt::ref_attention;
 
 void check_forward(Shape s, std::uint32_t seed) {
     auto qkv = random_qkv(s, seed);
