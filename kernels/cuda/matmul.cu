@@ -374,16 +374,21 @@ private:
     std::int64_t ld_ = 0;
 };
 
+// The forward calls cuBLASLt is not needed for: M or N is 0 (nothing to write), or K is 0 (an
+// empty contraction: out is the bias, or 0). Returns true when it has handled the call.
+bool forward_without_product(float* out, const float* bias, int M, int K, int N) {
+    check_sizes(M, K, N);
+    if (M == 0 || N == 0) return true;
+    if (K > 0) return false;
+    fill_bias(out, bias, M, N);
+    return true;
+}
+
 }  // namespace
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
                     int M, int K, int N) {
-    check_sizes(M, K, N);
-    if (M == 0 || N == 0) return;
-    if (K == 0) {
-        fill_bias(out, bias, M, N);
-        return;
-    }
+    if (forward_without_product(out, bias, M, K, N)) return;
     run(Gemm{CUDA_R_32F, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, K, K, N, weight, inp, out, bias,
              0.0f});
 }
@@ -408,12 +413,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
                          const float* weight, const std::uint16_t* weight_bf16, const float* bias,
                          int M, int K, int N) {
-    check_sizes(M, K, N);
-    if (M == 0 || N == 0) return;
-    if (K == 0) {
-        fill_bias(out, bias, M, N);
-        return;
-    }
+    if (forward_without_product(out, bias, M, K, N)) return;
     const Bf16Operand w(weight, weight_bf16, N, K), x(inp, inp_bf16, M, K);
     run(Gemm{CUDA_R_16BF, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, w.ld(), x.ld(), N, w.get(), x.get(),
              out, bias, 0.0f});

@@ -45,40 +45,30 @@ inline constexpr int kBatch = 2;     // windows per forward (max_batch of every 
 inline constexpr float kInitStd = 0.05f;
 inline constexpr std::uint64_t kInitSeed = 20240611;
 
-// MEGABYTE: T = 64, P = 8 (K = 8 patches), D_G = 16 (global width P·D_G = 128, 4 heads of 32),
-// D_L = 32 (2 heads of 16), 2 layers each. GELU, not ReLU: a pre-activation within rounding
-// of 0 would make the two backends disagree on ReLU's kink, which is a real difference of a
-// whole gradient term, not a bug (tests/gpu/test_activation.cpp covers ReLU exactly).
-inline ModelConfig megabyte_config(float dropout) {
-    ModelConfig c;
-    c.kind = ModelKind::megabyte;
-    c.context = kContext;
-    c.patch_size = 8;
-    c.global = {16, 2, 4};
-    c.local = {32, 2, 2};
-    c.ffn_multiplier = 4;
-    c.activation = mb::model::Activation::gelu;
-    c.dropout = dropout;
-    c.init_std = kInitStd;
-    return c;
-}
-
-// The byte transformer: T = 64, width 64 with 4 heads of 16, 2 layers.
-inline ModelConfig transformer_config(float dropout) {
-    ModelConfig c;
-    c.kind = ModelKind::transformer;
-    c.context = kContext;
-    c.patch_size = 1;
-    c.global = {64, 2, 4};
-    c.ffn_multiplier = 4;
-    c.activation = mb::model::Activation::gelu;
-    c.dropout = dropout;
-    c.init_std = kInitStd;
-    return c;
-}
-
+// Both kinds: T = 64, 2 layers per stack, FFN 4×. GELU, not ReLU: a pre-activation within
+// rounding of 0 would make the two backends disagree on ReLU's kink, which is a real
+// difference of a whole gradient term, not a bug (tests/gpu/test_activation.cpp covers ReLU
+// exactly).
+// - MEGABYTE: P = 8 (K = 8 patches), D_G = 16 (global width P·D_G = 128, 4 heads of 32),
+//   D_L = 32 (2 heads of 16).
+// - The byte transformer: width 64 with 4 heads of 16.
 inline ModelConfig config_of(ModelKind kind, float dropout) {
-    return kind == ModelKind::megabyte ? megabyte_config(dropout) : transformer_config(dropout);
+    ModelConfig c;
+    c.kind = kind;
+    c.context = kContext;
+    c.ffn_multiplier = 4;
+    c.activation = mb::model::Activation::gelu;
+    c.dropout = dropout;
+    c.init_std = kInitStd;
+    if (kind == ModelKind::megabyte) {
+        c.patch_size = 8;
+        c.global = {16, 2, 4};
+        c.local = {32, 2, 2};
+    } else {
+        c.patch_size = 1;
+        c.global = {64, 2, 4};
+    }
+    return c;
 }
 
 inline std::string kind_name(ModelKind kind) {

@@ -11,14 +11,15 @@
 //   ulps of the running sum per block). With inputs in [-1, 1] and K up to 515 that is
 //   around 1e-6 of the row's magnitude, so 1e-5 leaves a wide margin while staying far below
 //   what a missing rounding would cause: unrounded (or TF32) operands change each product by
-//   up to 2^-8 relative, about 1e-3 of the row's magnitude; check_sensitive makes sure the
-//   shapes here show that (the fp32 product fails the same tolerance).
+//   up to 2^-8 relative, about 1e-3 of the row's magnitude; the shared parity check
+//   (matmul_parity.hpp, MatmulPair::unrounded_*) makes sure the shapes here show that: the
+//   CPU's fp32 product fails the same tolerance.
 // - dbias: 1e-5 relative to the largest entry (gt::check_close_scaled), as the fp32 pair: the
 //   same fp32 column sums of the unrounded dout.
 // - to_bf16: bit-identical to cpu::bf16_bits for every non-NaN input; a NaN gives a NaN (the
 //   hardware's cvt.rn.bf16.f32 need not produce the same NaN pattern as the CPU's 0x7FFF).
 // - K = 0 (out = bias) and skipped destinations: exact. Two runs: bit-identical.
-#include "gpu_check.hpp"
+#include "matmul_parity.hpp"
 
 #include "cpu/bf16.hpp"
 #include "cpu/matmul.hpp"
@@ -40,120 +41,36 @@ namespace cuda = mb::kernels::cuda;
 
 namespace {
 
-using Dev = gt::OffsetBuffer;
-using gt::nans;
-
 constexpr double kRel = 1e-5;
-
-std::size_t count_bad(const std::vector<float>& got, const std::vector<float>& want, int rows,
-                      int cols) {
-    return gt::count_row_scaled_bad(got, want, rows, cols, kRel);
-}
 
 void check_rows(const std::vector<float>& got, const std::vector<float>& want, int rows,
                 int cols, const std::string& what) {
     gt::check_rows_scaled(got, want, rows, cols, kRel, what);
 }
 
-// The fp32 (unrounded) result must fail the tolerance against the bf16 reference: the shape
-// makes bf16 operands distinguishable from fp32 ones (skipped for tiny outputs).
-void check_sensitive(const std::vector<float>& fp32, const std::vector<float>& want, int rows,
-                     int cols, const std::string& what) {
-    if (static_cast<std::size_t>(rows) * cols < 16) return;
-    CHECK_MESSAGE(count_bad(fp32, want, rows, cols) > 0,
-                  what << ": the test cannot tell bf16 operands from fp32 ones");
+// The pair without operand copies (each side rounds the fp32 operands itself); the copies
+// have their own test below. The fp32 pair is what a missing rounding would compute.
+void cpu_forward(float* out, const float* inp, const float* w, const float* b, int M, int K,
+                 int N) {
+    cpu::matmul_forward_bf16(out, inp, nullptr, w, nullptr, b, M, K, N);
+}
+void gpu_forward(float* out, const float* inp, const float* w, const float* b, int M, int K,
+                 int N) {
+    cuda::matmul_forward_bf16(out, inp, nullptr, w, nullptr, b, M, K, N);
+}
+void cpu_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                  const float* w, int M, int K, int N) {
+    cpu::matmul_backward_bf16(dinp, dw, db, dout, inp, nullptr, w, nullptr, M, K, N);
+}
+void gpu_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                  const float* w, int M, int K, int N) {
+    cuda::matmul_backward_bf16(dinp, dw, db, dout, inp, nullptr, w, nullptr, M, K, N);
 }
 
-struct Case {
-    int M, K, N;
-};
+const gt::MatmulPair kBf16{"matmul bf16", kRel, cpu_forward, gpu_forward, cpu_backward,
+                           gpu_backward, cpu::matmul_forward, cpu::matmul_backward};
 
-// off: offset (in floats) of every operand; bias_off: of the bias alone, so that a bias that
-// is not 16-byte aligned (not fused into cuBLASLt's epilogue) is tested beside aligned data.
-void check_case(const Case& c, bool with_bias, std::size_t off, std::size_t bias_off,
-                std::uint32_t seed) {
-    const int M = c.M, K = c.K, N = c.N;
-    CAPTURE(M);
-    CAPTURE(K);
-    CAPTURE(N);
-    CAPTURE(with_bias);
-    CAPTURE(off);
-    CAPTURE(bias_off);
-    const std::size_t nMK = static_cast<std::size_t>(M) * K, nNK = static_cast<std::size_t>(N) * K,
-                      nMN = static_cast<std::size_t>(M) * N;
-    const auto inp = kt::random_floats(nMK, seed);
-    const auto weight = kt::random_floats(nNK, seed + 1);
-    const auto bias = kt::random_floats(static_cast<std::size_t>(N), seed + 2);
-    const float* bias_h = with_bias ? bias.data() : nullptr;
-
-    // Forward: out starts as NaN.
-    std::vector<float> want(nMN, 7.0f);
-    cpu::matmul_forward_bf16(want.data(), inp.data(), nullptr, weight.data(), nullptr, bias_h, M, K, N);
-    Dev d_inp(inp, off), d_w(weight, off), d_b(bias, bias_off), d_out(nans(nMN), off);
-    const float* d_bias = with_bias ? d_b.p() : nullptr;
-    cuda::matmul_forward_bf16(d_out.p(), d_inp.p(), nullptr, d_w.p(), nullptr, d_bias, M, K, N);
-    const auto got = d_out.download();
-    if (K == 0) {
-        gt::check_equal(got, want, "matmul bf16 out (K = 0)");
-    } else {
-        check_rows(got, want, M, N, "matmul bf16 out");
-        std::vector<float> fp32(nMN);
-        cpu::matmul_forward(fp32.data(), inp.data(), weight.data(), bias_h, M, K, N);
-        check_sensitive(fp32, want, M, N, "matmul bf16 out");
-    }
-
-    // Again: bit-identical.
-    Dev r_out(nans(nMN), off);
-    cuda::matmul_forward_bf16(r_out.p(), d_inp.p(), nullptr, d_w.p(), nullptr, d_bias, M, K, N);
-    gt::check_bitwise(r_out.download(), got, "matmul bf16 out, second run");
-
-    // Backward into random non-zero gradients.
-    const auto dout = kt::random_floats(nMN, seed + 3);
-    const auto dinp0 = kt::random_floats(nMK, seed + 4);
-    const auto dw0 = kt::random_floats(nNK, seed + 5);
-    const auto db0 = kt::random_floats(static_cast<std::size_t>(N), seed + 6);
-    auto want_dinp = dinp0, want_dw = dw0, want_db = db0;
-    cpu::matmul_backward_bf16(want_dinp.data(), want_dw.data(), want_db.data(), dout.data(),
-                              inp.data(), nullptr, weight.data(), nullptr, M, K, N);
-    if (M > 0 && N > 0) REQUIRE(gt::differs(want_db, db0));
-
-    Dev d_dout(dout, off);
-    Dev d_dinp(dinp0, off), d_dw(dw0, off), d_db(db0, off);
-    cuda::matmul_backward_bf16(d_dinp.p(), d_dw.p(), d_db.p(), d_dout.p(), d_inp.p(), nullptr, d_w.p(), nullptr, M,
-                               K, N);
-    const auto got_dinp = d_dinp.download(), got_dw = d_dw.download(), got_db = d_db.download();
-    check_rows(got_dinp, want_dinp, M, K, "matmul bf16 dinp");
-    check_rows(got_dw, want_dw, N, K, "matmul bf16 dweight");
-    gt::check_close_scaled(got_db, want_db, 1e-5, "matmul bf16 dbias");
-    if (K > 0) {
-        auto fp32_dinp = dinp0, fp32_dw = dw0;
-        cpu::matmul_backward(fp32_dinp.data(), fp32_dw.data(), nullptr, dout.data(), inp.data(),
-                             weight.data(), M, K, N);
-        check_sensitive(fp32_dinp, want_dinp, M, K, "matmul bf16 dinp");
-        check_sensitive(fp32_dw, want_dw, N, K, "matmul bf16 dweight");
-    }
-
-    // Again from the same start: bit-identical.
-    Dev r_dinp(dinp0, off), r_dw(dw0, off), r_db(db0, off);
-    cuda::matmul_backward_bf16(r_dinp.p(), r_dw.p(), r_db.p(), d_dout.p(), d_inp.p(), nullptr, d_w.p(), nullptr, M,
-                               K, N);
-    gt::check_bitwise(r_dinp.download(), got_dinp, "matmul bf16 dinp, second run");
-    gt::check_bitwise(r_dw.download(), got_dw, "matmul bf16 dweight, second run");
-    gt::check_bitwise(r_db.download(), got_db, "matmul bf16 dbias, second run");
-
-    // One destination at a time, with the operands it does not need passed as null: the same
-    // bits as the full call.
-    Dev o_dinp(dinp0, off), o_dw(dw0, off), o_db(db0, off);
-    cuda::matmul_backward_bf16(o_dinp.p(), nullptr, nullptr, d_dout.p(), nullptr, nullptr, d_w.p(), nullptr, M, K, N);
-    cuda::matmul_backward_bf16(nullptr, o_dw.p(), nullptr, d_dout.p(), d_inp.p(), nullptr, nullptr, nullptr, M, K, N);
-    cuda::matmul_backward_bf16(nullptr, nullptr, o_db.p(), d_dout.p(), nullptr, nullptr, nullptr, nullptr, M, K, N);
-    cuda::matmul_backward_bf16(nullptr, nullptr, nullptr, d_dout.p(), nullptr, nullptr, nullptr, nullptr, M, K, N);
-    gt::check_bitwise(o_dinp.download(), got_dinp, "matmul bf16 dinp alone");
-    gt::check_bitwise(o_dw.download(), got_dw, "matmul bf16 dweight alone");
-    gt::check_bitwise(o_db.download(), got_db, "matmul bf16 dbias alone");
-}
-
-const Case kCases[] = {
+const gt::MatmulCase kCases[] = {
     {1, 1, 1},
     {37, 129, 65},    // odd everywhere
     {64, 256, 128},   // aligned: tensor-core friendly without padding
@@ -249,37 +166,28 @@ TEST_CASE("gpu to_bf16: padded rows, and more rows than gridDim.y allows") {
 
 TEST_CASE("gpu matmul bf16 forward and backward match the CPU, with and without bias") {
     std::uint32_t seed = 100;
-    for (const Case& c : kCases)
-        for (bool with_bias : {true, false}) check_case(c, with_bias, 0, 0, seed += 10);
+    for (const gt::MatmulCase& c : kCases)
+        for (bool with_bias : {true, false})
+            gt::check_matmul_case(kBf16, c, with_bias, 0, 0, seed += 10);
 }
 
 TEST_CASE("gpu matmul bf16: a bias that is not 16-byte aligned (added after the product)") {
     std::uint32_t seed = 300;
-    for (const Case& c : kCases) check_case(c, true, 0, 1, seed += 10);
+    for (const gt::MatmulCase& c : kCases) gt::check_matmul_case(kBf16, c, true, 0, 1, seed += 10);
 }
 
 TEST_CASE("gpu matmul bf16: every operand aligned to 4 bytes only") {
     std::uint32_t seed = 500;
-    for (const Case& c : kCases) check_case(c, true, 1, 1, seed += 10);
+    for (const gt::MatmulCase& c : kCases) gt::check_matmul_case(kBf16, c, true, 1, 1, seed += 10);
 }
 
 TEST_CASE("gpu matmul bf16: empty contraction K = 0 gives out = bias and no weight gradients") {
-    check_case({5, 0, 3}, true, 0, 0, 900);
-    check_case({5, 0, 3}, false, 0, 0, 910);
+    gt::check_matmul_case(kBf16, {5, 0, 3}, true, 0, 0, 900);
+    gt::check_matmul_case(kBf16, {5, 0, 3}, false, 0, 0, 910);
 }
 
 TEST_CASE("gpu matmul bf16: M = 0 or N = 0 writes nothing; negative sizes throw") {
-    auto out = gt::to_device(std::vector<float>(4, 7.0f));
-    auto x = gt::to_device(std::vector<float>(4, 1.0f));
-    cuda::matmul_forward_bf16(out.get(), x.get(), nullptr, x.get(), nullptr, x.get(), 0, 2, 2);
-    cuda::matmul_forward_bf16(out.get(), x.get(), nullptr, x.get(), nullptr, x.get(), 2, 2, 0);
-    cuda::matmul_backward_bf16(out.get(), out.get(), out.get(), x.get(), x.get(), nullptr, x.get(), nullptr, 0, 2, 2);
-    gt::check_equal(out.download(), std::vector<float>(4, 7.0f), "untouched");
-    CHECK_THROWS_AS(cuda::matmul_forward_bf16(out.get(), x.get(), nullptr, x.get(), nullptr, nullptr, -1, 2, 2),
-                    std::invalid_argument);
-    CHECK_THROWS_AS(cuda::matmul_backward_bf16(out.get(), nullptr, nullptr, x.get(), x.get(), nullptr,
-                                               x.get(), nullptr, 2, -2, 2),
-                    std::invalid_argument);
+    gt::check_matmul_empty_and_negative(kBf16);
 }
 
 // bf16 copies of the operands: a weight's (what AdamW writes) and an input's (an activation

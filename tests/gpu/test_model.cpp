@@ -228,7 +228,7 @@ TEST_CASE("gpu model: attention heads wider than 128 are refused on CUDA, naming
 
     // MEGABYTE's global stack is P·D_G wide: 8 · 32 = 256, one head of 256; two heads of 128
     // are the widest allowed.
-    gm::ModelConfig mega = gm::megabyte_config(0.0f);
+    gm::ModelConfig mega = gm::config_of(gm::ModelKind::megabyte, 0.0f);
     mega.global = {32, 1, 1};
     mega.local = {32, 1, 2};
     refused(mega, "model.global.heads");
@@ -240,7 +240,7 @@ TEST_CASE("gpu model: attention heads wider than 128 are refused on CUDA, naming
     mega.local.heads = 2;
     accepted(mega);
 
-    gm::ModelConfig byte = gm::transformer_config(0.0f);
+    gm::ModelConfig byte = gm::config_of(gm::ModelKind::transformer, 0.0f);
     byte.global = {256, 1, 1};
     refused(byte, "model.global.heads");
     byte.global.heads = 2;

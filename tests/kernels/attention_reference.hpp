@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace kt {
@@ -104,6 +105,37 @@ inline std::vector<double> ref_attention_backward(const std::vector<float>& qkv,
 // Random qkv in [-2, 2]: large enough that softmax rows are far from uniform.
 inline std::vector<float> random_qkv(AttentionShape s, std::uint32_t seed) {
     return kt::random_floats(s.qkv_size(), seed, -2.0f, 2.0f);
+}
+
+// A fused attention's backward, accumulated onto random initial values, against central
+// differences of L = sum(out · g) through the double-precision reference, over every stride-th
+// entry of qkv (all when stride is 1). forward and backward have the signatures of
+// cpu::attention_forward and cpu::attention_backward.
+template <class Forward, class Backward>
+void check_attention_finite_differences(Forward forward, Backward backward, AttentionShape s,
+                                        std::uint32_t seed, std::size_t stride,
+                                        const std::string& what) {
+    CAPTURE(s.T);
+    const auto qkv = random_qkv(s, seed);
+    std::vector<float> out(s.out_size()), lse(s.lse_size());
+    forward(out.data(), lse.data(), qkv.data(), s.B, s.T, s.H, s.d);
+    const auto g = random_floats(out.size(), seed + 1);
+    const auto d0 = random_floats(qkv.size(), seed + 2);
+    auto dqkv = d0;
+    backward(dqkv.data(), g.data(), out.data(), lse.data(), qkv.data(), s.B, s.T, s.H, s.d);
+    std::vector<std::size_t> which;
+    for (std::size_t i = 0; stride > 1 && i < qkv.size(); i += stride) which.push_back(i);
+    const auto num = numeric_grad(to_double(qkv), [&](const std::vector<double>& x) {
+        return weighted_sum(ref_attention(x, s), g);
+    }, 1e-4, which);
+    std::vector<float> got;
+    std::vector<double> want;
+    for (std::size_t i = 0; i < qkv.size(); ++i)
+        if (stride == 1 || i % stride == 0) {
+            got.push_back(dqkv[i]);
+            want.push_back(num[i] + d0[i]);
+        }
+    check_close(got, want, 1e-3, 1e-4, what + " dqkv vs finite differences");
 }
 
 }  // namespace kt

@@ -25,30 +25,10 @@ void check_forward(Shape s, std::uint32_t seed) {
     kt::check_close(lse, want_lse, 1e-5, 1e-5, "attention lse");
 }
 
-// The analytic gradient (accumulated onto random initial values) against central differences
-// of L = sum(out * g) over the entries in `which` (all when empty).
+// The analytic gradient against central differences, over every stride-th entry of qkv.
 void check_backward(Shape s, std::uint32_t seed, std::size_t stride = 1) {
-    auto qkv = random_qkv(s, seed);
-    std::vector<float> out(s.out_size()), lse(static_cast<std::size_t>(s.B) * s.H * s.T);
-    attention_forward(out.data(), lse.data(), qkv.data(), s.B, s.T, s.H, s.d);
-    auto g = kt::random_floats(out.size(), seed + 1);
-    auto d0 = kt::random_floats(qkv.size(), seed + 2);
-    auto dqkv = d0;
-    attention_backward(dqkv.data(), g.data(), out.data(), lse.data(), qkv.data(), s.B, s.T, s.H,
-                       s.d);
-    std::vector<std::size_t> which;
-    for (std::size_t i = 0; stride > 1 && i < qkv.size(); i += stride) which.push_back(i);
-    auto num = kt::numeric_grad(kt::to_double(qkv), [&](const std::vector<double>& x) {
-        return kt::weighted_sum(ref_attention(x, s), g);
-    }, 1e-4, which);
-    std::vector<float> got;
-    std::vector<double> want;
-    for (std::size_t i = 0; i < qkv.size(); ++i)
-        if (stride == 1 || i % stride == 0) {
-            got.push_back(dqkv[i]);
-            want.push_back(num[i] + d0[i]);
-        }
-    kt::check_close(got, want, 1e-3, 1e-4, "attention dqkv");
+    kt::check_attention_finite_differences(attention_forward, attention_backward, s, seed, stride,
+                                           "attention");
 }
 
 }  // namespace
