@@ -3,6 +3,7 @@
 // GELU's tanh goes through tanh_approx so the row loops vectorise.
 #include "cpu/activation.hpp"
 
+#include "cpu/bf16.hpp"
 #include "cpu/colsum.hpp"
 #include "cpu/simd.hpp"
 
@@ -83,11 +84,18 @@ void add_into(float* __restrict dst, const float* __restrict src, int C) {
     for (int i = 0; i < C; ++i) dst[i] += src[i];
 }
 
+MB_CPU_CLONES
+void widen_row(float* __restrict dst, const std::uint16_t* __restrict src, int C) {
+    for (int i = 0; i < C; ++i) dst[i] = bf16_value(src[i]);
+}
+
 using GradRow = void (*)(float*, const float*, const float*, const float*, int);
 
 void backward(GradRow grad_row, float* dinp, float* dbias, const float* dout, const float* inp,
-              const float* bias, int N, int C) {
+              const std::uint16_t* inp_bf16, const float* bias, int N, int C, const char* what) {
     if (N == 0 || C == 0 || (!dinp && !dbias)) return;
+    if (!inp && !inp_bf16)
+        throw std::invalid_argument(std::string(what) + ": no input (inp and inp_bf16 both null)");
     std::vector<float> zeros;
     const float* b = bias_or_zeros(bias, C, zeros);
     const detail::RowTasks split = detail::row_tasks(N);
@@ -96,12 +104,17 @@ void backward(GradRow grad_row, float* dinp, float* dbias, const float* dout, co
     const bool big = worth_threads(N, C);
 #pragma omp parallel if (big)
     {
-        std::vector<float> g(C);
+        std::vector<float> g(C), widened(inp_bf16 ? C : 0);
 #pragma omp for schedule(static)
         for (int t = 0; t < tasks; ++t) {
             for (int r = split.begin(t); r < split.end(t, N); ++r) {
                 const std::size_t off = static_cast<std::size_t>(r) * C;
-                grad_row(g.data(), dout + off, inp + off, b, C);
+                const float* x = inp + off;
+                if (inp_bf16) {  // the copy, read instead of inp (exact: bf16 ⊂ fp32)
+                    widen_row(widened.data(), inp_bf16 + off, C);
+                    x = widened.data();
+                }
+                grad_row(g.data(), dout + off, x, b, C);
                 if (dinp) add_into(dinp + off, g.data(), C);
                 if (dbias) add_into(partial.data() + static_cast<std::size_t>(t) * C, g.data(), C);
             }
@@ -131,9 +144,9 @@ void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, i
 }
 
 void bias_gelu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                        const float* bias, int N, int C) {
+                        const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
     check_sizes(N, C, "bias_gelu_backward");
-    backward(gelu_grad_row, dinp, dbias, dout, inp, bias, N, C);
+    backward(gelu_grad_row, dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_gelu_backward");
 }
 
 void bias_relu_forward(float* out, const float* inp, const float* bias, int N, int C) {
@@ -142,9 +155,9 @@ void bias_relu_forward(float* out, const float* inp, const float* bias, int N, i
 }
 
 void bias_relu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                        const float* bias, int N, int C) {
+                        const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
     check_sizes(N, C, "bias_relu_backward");
-    backward(relu_grad_row, dinp, dbias, dout, inp, bias, N, C);
+    backward(relu_grad_row, dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_relu_backward");
 }
 
 }  // namespace mb::kernels::cpu

@@ -4,10 +4,14 @@
 // and stores the sum in its own slot; pass 2 adds the slots in task order into dbias. The
 // order of every addition is fixed by (N, C), so dbias is bit-reproducible run to run.
 //
+// The saved pre-activation is read as fp32 or as its bf16 copy: the backward kernel is a
+// template on the element it loads (load_value widens a bf16 pattern exactly).
+//
 // GELU uses the device tanhf (a few ulp) where the CPU uses its vectorisable tanh_approx
 // (absolute error below 2e-7): the two twins agree to about 1e-6, not bit for bit.
 #include "cuda/activation.cuh"
 
+#include "cpu/bf16.hpp"  // bf16_value, __host__ __device__
 #include "cuda/colsum.cuh"
 #include "cuda/common.cuh"
 
@@ -57,12 +61,16 @@ __global__ void forward_kernel(float* out, const float* inp, const float* bias, 
     }
 }
 
+__device__ float load_value(const float* p, std::size_t i) { return p[i]; }
+__device__ float load_value(const std::uint16_t* p, std::size_t i) {
+    return cpu::bf16_value(p[i]);
+}
+
 // Pass 1 of the backward (see the file comment). partial may be null (no dbias), dinp may be
-// null (dbias only).
-template <Act A>
-__global__ void backward_kernel(float* dinp, float* partial, const float* dout,
-                                const float* inp, const float* bias, int N, int C,
-                                detail::RowSplit split) {
+// null (dbias only). In is float or std::uint16_t (a bf16 copy).
+template <Act A, class In>
+__global__ void backward_kernel(float* dinp, float* partial, const float* dout, const In* inp,
+                                const float* bias, int N, int C, detail::RowSplit split) {
     const int c = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
     const int t = static_cast<int>(blockIdx.y * blockDim.y + threadIdx.y);
     if (c >= C || t >= split.tasks) return;
@@ -70,7 +78,7 @@ __global__ void backward_kernel(float* dinp, float* partial, const float* dout,
     float sum = 0.0f;
     for (int r = split.begin(t); r < split.end(t, N); ++r) {
         const std::size_t i = static_cast<std::size_t>(r) * C + c;
-        const float g = dout[i] * activate_grad<A>(inp[i] + b);
+        const float g = dout[i] * activate_grad<A>(load_value(inp, i) + b);
         if (dinp) dinp[i] += g;
         sum += g;
     }
@@ -90,13 +98,18 @@ void forward(float* out, const float* inp, const float* bias, int N, int C) {
 }
 
 template <Act A>
-void backward(float* dinp, float* dbias, const float* dout, const float* inp, const float* bias,
-              int N, int C) {
+void backward(float* dinp, float* dbias, const float* dout, const float* inp,
+              const std::uint16_t* inp_bf16, const float* bias, int N, int C, const char* what) {
     if (N == 0 || C == 0 || (!dinp && !dbias)) return;
+    if (!inp && !inp_bf16)
+        throw std::invalid_argument(std::string(what) + ": no input (inp and inp_bf16 both null)");
     const detail::RowSplit split = detail::row_split(N);
     detail::Scratch<float> partial(dbias ? static_cast<std::size_t>(split.tasks) * C : 0);
-    backward_kernel<A><<<detail::colsum_grid(C, split.tasks), detail::colsum_block()>>>(
-        dinp, partial.get(), dout, inp, bias, N, C, split);
+    const dim3 grid = detail::colsum_grid(C, split.tasks), block = detail::colsum_block();
+    if (inp_bf16)
+        backward_kernel<A><<<grid, block>>>(dinp, partial.get(), dout, inp_bf16, bias, N, C, split);
+    else
+        backward_kernel<A><<<grid, block>>>(dinp, partial.get(), dout, inp, bias, N, C, split);
     MB_CUDA_CHECK_LAUNCH();
     if (dbias) detail::add_column_partials(dbias, partial.get(), split.tasks, C, C);
 }
@@ -109,9 +122,9 @@ void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, i
 }
 
 void bias_gelu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                        const float* bias, int N, int C) {
+                        const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
     check_sizes(N, C, "bias_gelu_backward");
-    backward<Act::gelu>(dinp, dbias, dout, inp, bias, N, C);
+    backward<Act::gelu>(dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_gelu_backward");
 }
 
 void bias_relu_forward(float* out, const float* inp, const float* bias, int N, int C) {
@@ -120,9 +133,9 @@ void bias_relu_forward(float* out, const float* inp, const float* bias, int N, i
 }
 
 void bias_relu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                        const float* bias, int N, int C) {
+                        const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
     check_sizes(N, C, "bias_relu_backward");
-    backward<Act::relu>(dinp, dbias, dout, inp, bias, N, C);
+    backward<Act::relu>(dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_relu_backward");
 }
 
 }  // namespace mb::kernels::cuda

@@ -34,8 +34,9 @@ int max_head_dim(Device d);
 // accumulated in fp32 (the CUDA default: tensor cores); the CPU computes exactly that too
 // (slower), as the twin the CUDA results are checked against. Parameters (the master
 // weights), gradients and every other op stay fp32 either way; in bf16 a model also keeps a
-// bf16 copy of its weights and saves the activations that only feed products as bf16 (the
-// values those products would round them to), which changes no result.
+// bf16 copy of its weights, and saves as bf16 the activations that only feed products (the
+// values those products would round them to, which changes no result) and the feed-forward
+// pre-activation (whose rounding the activation's backward pass sees, as under autocast).
 enum class Precision { fp32, bf16 };
 
 std::string_view device_name(Device d);
@@ -136,12 +137,17 @@ class Backend {
                                         int d) = 0;
   virtual void attention_step(float* out, float* scores, const float* q, const float* k,
                               const float* v, int n, int H, int d, std::size_t stride) = 0;
+  // The activations' backward passes read the saved pre-activation as fp32 (inp) or, where
+  // the caller keeps only that (bf16 precision), as its bf16 copy inp_bf16, which is then read
+  // instead: the gradient at the rounded pre-activation, as under autocast.
   virtual void bias_relu_forward(float* out, const float* inp, const float* bias, int N, int C) = 0;
   virtual void bias_relu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                                  const float* bias, int N, int C) = 0;
+                                  const std::uint16_t* inp_bf16, const float* bias, int N,
+                                  int C) = 0;
   virtual void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, int C) = 0;
   virtual void bias_gelu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                                  const float* bias, int N, int C) = 0;
+                                  const std::uint16_t* inp_bf16, const float* bias, int N,
+                                  int C) = 0;
   virtual void residual_forward(float* out, const float* a, const float* b, std::size_t n) = 0;
   virtual void residual_backward(float* da, float* db, const float* dout, std::size_t n) = 0;
   virtual void dropout_forward(float* out, const float* inp, std::size_t n, float p,

@@ -108,8 +108,8 @@ class Model {
   // parameters and gradients where needed, and their bf16 copy in bf16 precision, and, with a
   // backend, allocates the arena and the host parameters.
   void commit_memory();
-  // Whether the stacks save their products' inputs as bf16 copies only
-  // (TransformerStack::reserve): in bf16 precision, where the products round them anyway.
+  // Whether the stacks save some activations as bf16 copies only (TransformerStack::reserve):
+  // in bf16 precision, where the products round their inputs anyway.
   bool bf16_activations() const { return precision_ == backend::Precision::bf16; }
   // An mb::Error naming `key` when heads of width / heads are too wide for the backend's
   // attention kernels.

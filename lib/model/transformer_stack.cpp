@@ -17,9 +17,10 @@ void act_forward(backend::Backend& k, Activation a, float* out, const float* inp
 }
 
 void act_backward(backend::Backend& k, Activation a, float* dinp, float* dbias, const float* dout,
-                  const float* inp, const float* bias, int N, int C) {
-  if (a == Activation::relu) k.bias_relu_backward(dinp, dbias, dout, inp, bias, N, C);
-  else k.bias_gelu_backward(dinp, dbias, dout, inp, bias, N, C);
+                  const float* inp, const std::uint16_t* inp_bf16, const float* bias, int N,
+                  int C) {
+  if (a == Activation::relu) k.bias_relu_backward(dinp, dbias, dout, inp, inp_bf16, bias, N, C);
+  else k.bias_gelu_backward(dinp, dbias, dout, inp, inp_bf16, bias, N, C);
 }
 
 // Whether a stack's sequences of `length` positions with heads of size d take the attention
@@ -70,27 +71,27 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
   const std::size_t N = max_rows, C = shape_.width, H = shape_.hidden;
   bf16_activations_ = bf16_activations;
   auto floats = [&](std::size_t n) { return arena.reserve<float>(n); };
-  // The inputs of the products: saved in bf16 or in fp32.
-  auto product_input = [&](backend::Slice<float>& fp32, backend::Slice<std::uint16_t>& bf16,
-                           std::size_t n) {
+  // The activations that may be saved as bf16 copies: in bf16 or in fp32.
+  auto maybe_bf16 = [&](backend::Slice<float>& fp32, backend::Slice<std::uint16_t>& bf16,
+                        std::size_t n) {
     if (bf16_activations) bf16 = arena.reserve<std::uint16_t>(n);
     else fp32 = floats(n);
   };
   acts_.resize(shape_.layers);
   for (LayerActivations& a : acts_) {
     a.input = floats(N * C);
-    product_input(a.ln1, a.ln1_bf16, N * C);
+    maybe_bf16(a.ln1, a.ln1_bf16, N * C);
     a.ln1_mean = floats(N);
     a.ln1_rstd = floats(N);
     a.qkv = floats(N * 3 * C);
     a.att = floats(N * C);
     a.lse = floats(N * shape_.heads);
     a.mid = floats(N * C);
-    product_input(a.ln2, a.ln2_bf16, N * C);
+    maybe_bf16(a.ln2, a.ln2_bf16, N * C);
     a.ln2_mean = floats(N);
     a.ln2_rstd = floats(N);
-    a.fc = floats(N * H);
-    product_input(a.act, a.act_bf16, N * H);
+    maybe_bf16(a.fc, a.fc_bf16, N * H);
+    maybe_bf16(a.act, a.act_bf16, N * H);
   }
   final_input_ = floats(N * C);
   lnf_mean_ = floats(N);
@@ -102,15 +103,15 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
   scratch_h2_ = floats(N * H);
 }
 
-TransformerStack::ProductInput TransformerStack::product_input(
+TransformerStack::SavedActivation TransformerStack::saved_activation(
     const backend::Slice<float>& saved, const backend::Slice<std::uint16_t>& saved_bf16,
     const backend::Slice<float>& scratch) const {
   if (bf16_activations_) return {scratch.get(), saved_bf16.get()};
   return {saved.get(), nullptr};
 }
 
-void TransformerStack::save_bf16(const ProductInput& in, std::size_t n) {
-  if (in.bf16) backend_->to_bf16(in.bf16, in.values, n);
+void TransformerStack::save_bf16(const SavedActivation& a, std::size_t n) {
+  if (a.bf16) backend_->to_bf16(a.bf16, a.values, n);
 }
 
 std::uint64_t TransformerStack::dropout_seed(int layer, int site) const {
@@ -141,7 +142,7 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
     if (x != a.input.get()) k.copy(a.input.get(), x, n * sizeof(float));
     float* next = l + 1 < shape_.layers ? acts_[l + 1].input.get() : final_input_.get();
 
-    const ProductInput ln1 = product_input(a.ln1, a.ln1_bf16, scratch_c2_);
+    const SavedActivation ln1 = saved_activation(a.ln1, a.ln1_bf16, scratch_c2_);
     k.layernorm_forward(ln1.values, a.ln1_mean.get(), a.ln1_rstd.get(), a.input.get(),
                         view_.value(t.ln1_w), view_.value(t.ln1_b), N, C, eps);
     save_bf16(ln1, n);
@@ -156,15 +157,20 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
     if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 0), 0);
     k.residual_forward(a.mid.get(), a.input.get(), scratch_c_.get(), n);
 
-    const ProductInput ln2 = product_input(a.ln2, a.ln2_bf16, scratch_c2_);
+    const SavedActivation ln2 = saved_activation(a.ln2, a.ln2_bf16, scratch_c2_);
     k.layernorm_forward(ln2.values, a.ln2_mean.get(), a.ln2_rstd.get(), a.mid.get(),
                         view_.value(t.ln2_w), view_.value(t.ln2_b), N, C, eps);
     save_bf16(ln2, n);
-    k.matmul_forward(a.fc.get(), ln2.values, ln2.bf16, view_.value(t.fc_w),
+    // The pre-activation and the activation each in its own scratch (both are free during the
+    // forward pass): the activation reads the fp32 pre-activation, whatever is saved of it.
+    const std::size_t nh = static_cast<std::size_t>(N) * Hd;
+    const SavedActivation fc = saved_activation(a.fc, a.fc_bf16, scratch_h2_);
+    k.matmul_forward(fc.values, ln2.values, ln2.bf16, view_.value(t.fc_w),
                      view_.value_bf16(t.fc_w), nullptr, N, C, Hd);
-    const ProductInput act = product_input(a.act, a.act_bf16, scratch_h_);
-    act_forward(k, shape_.activation, act.values, a.fc.get(), view_.value(t.fc_b), N, Hd);
-    save_bf16(act, static_cast<std::size_t>(N) * Hd);
+    save_bf16(fc, nh);
+    const SavedActivation act = saved_activation(a.act, a.act_bf16, scratch_h_);
+    act_forward(k, shape_.activation, act.values, fc.values, view_.value(t.fc_b), N, Hd);
+    save_bf16(act, nh);
     k.matmul_forward(scratch_c_.get(), act.values, act.bf16, view_.value(t.fc2_w),
                      view_.value_bf16(t.fc2_w), view_.value(t.fc2_b), N, Hd, C);
     if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 1), 0);
@@ -206,8 +212,9 @@ void TransformerStack::backward(float* din, const float* dout) {
                       a.act.get(), a.act_bf16.get(), view_.value(t.fc2_w),
                       view_.value_bf16(t.fc2_w), N, Hd, C);
     k.zero(scratch_h2_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
+    // The pre-activation as saved: fp32, or its bf16 copy (read at the rounded value).
     act_backward(k, shape_.activation, scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),
-                 a.fc.get(), view_.value(t.fc_b), N, Hd);
+                 a.fc.get(), a.fc_bf16.get(), view_.value(t.fc_b), N, Hd);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.fc_w), nullptr, scratch_h2_.get(),
                       a.ln2.get(), a.ln2_bf16.get(), view_.value(t.fc_w),

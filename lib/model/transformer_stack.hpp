@@ -43,11 +43,14 @@ class TransformerStack {
                    const std::string& prefix, const StackShape& shape, ParamGroup group);
 
   // Reserves the activation buffers in `arena` for up to `max_rows` rows of sequences of
-  // `length`. With `bf16_activations` (for bf16 precision only) the three activations that the
-  // backward pass reads only as bf16 matrix operands are saved as bf16 copies instead of fp32
-  // values: LN1's and LN2's outputs (the inputs of FC_qkv and FC1) and the activation's output
-  // (the input of FC2). The bf16 products round those inputs anyway, so the results are the
-  // same bits, in (2·C + hidden) · 2 bytes less per row and layer.
+  // `length`. With `bf16_activations` (for bf16 precision only) four activations are saved as
+  // bf16 copies instead of fp32 values, (2·C + 2·hidden) · 2 bytes less per row and layer:
+  // - three that the backward pass reads only as bf16 matrix operands: LN1's and LN2's outputs
+  //   (the inputs of FC_qkv and FC1) and the activation's output (the input of FC2). The bf16
+  //   products round them anyway, so these change no result;
+  // - FC1's output, the pre-activation, which the activation's backward pass then reads at its
+  //   rounded value (as PyTorch's autocast, where it is a bf16 tensor): the forward pass is
+  //   unchanged, the gradients differ from fp32-saved ones by that rounding.
   void reserve(backend::Arena& arena, int max_rows, int length, bool bf16_activations);
 
   // out[rows, C] = the stack applied to in[rows, C], rows = sequences · length. Saves what the
@@ -65,26 +68,26 @@ class TransformerStack {
   struct LayerTensors {
     std::size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fc2_w, fc2_b;
   };
-  // What one layer's forward keeps for its backward. Of ln1, ln2 and act, either the fp32
+  // What one layer's forward keeps for its backward. Of ln1, ln2, fc and act, either the fp32
   // slice or the bf16 one is reserved (see reserve()).
   struct LayerActivations {
     backend::Slice<float> input, ln1, ln1_mean, ln1_rstd, qkv, att, lse, mid, ln2, ln2_mean,
         ln2_rstd, fc, act;
-    backend::Slice<std::uint16_t> ln1_bf16, ln2_bf16, act_bf16;
+    backend::Slice<std::uint16_t> ln1_bf16, ln2_bf16, fc_bf16, act_bf16;
   };
 
-  // An activation that feeds a matrix product: where the forward writes it in fp32 (its saved
-  // slice, or with bf16 activations a scratch buffer free during the forward pass), and its
-  // saved bf16 copy (null without bf16 activations).
-  struct ProductInput {
+  // An activation that may be saved as a bf16 copy only: where the forward writes it in fp32
+  // (its saved slice, or with bf16 activations a scratch buffer free during the forward pass),
+  // and its saved bf16 copy (null without bf16 activations).
+  struct SavedActivation {
     float* values;
     std::uint16_t* bf16;
   };
-  ProductInput product_input(const backend::Slice<float>& saved,
-                             const backend::Slice<std::uint16_t>& saved_bf16,
-                             const backend::Slice<float>& scratch) const;
-  // After the forward wrote `in`: its bf16 copy, where one is kept.
-  void save_bf16(const ProductInput& in, std::size_t n);
+  SavedActivation saved_activation(const backend::Slice<float>& saved,
+                                   const backend::Slice<std::uint16_t>& saved_bf16,
+                                   const backend::Slice<float>& scratch) const;
+  // After the forward wrote `a`: its bf16 copy, where one is kept.
+  void save_bf16(const SavedActivation& a, std::size_t n);
 
   std::uint64_t dropout_seed(int layer, int site) const;
 

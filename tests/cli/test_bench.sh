@@ -80,11 +80,12 @@ parts = ["parameter_bytes", "gradient_bytes", "optimizer_bytes", "bf16_weight_by
 for plan in (cuda, cpu, fp32):
     assert plan["total_bytes"] == sum(plan[p] for p in parts), plan
 # bf16 (the CUDA default) keeps a bf16 copy of the weights, half the fp32 values, and saves
-# the products' inputs as bf16 (fewer activation bytes); fp32 does neither.
+# four of a layer's activations as bf16 (the products' inputs and the pre-activation: 80% of
+# fp32's activation bytes for tiny-cpu, less for wider models); fp32 does neither.
 assert cuda["precision"] == "bf16" and cuda["bf16_weight_bytes"] * 2 == cuda["parameter_bytes"], cuda
 assert cpu["precision"] == "fp32" and cpu["bf16_weight_bytes"] == 0, cpu
 assert fp32["bf16_weight_bytes"] == 0 and fp32["activation_bytes"] == cpu["activation_bytes"], fp32
-assert 0.8 * fp32["activation_bytes"] < cuda["activation_bytes"] < 0.95 * fp32["activation_bytes"], (cuda, fp32)
+assert 0.65 * fp32["activation_bytes"] < cuda["activation_bytes"] < 0.9 * fp32["activation_bytes"], (cuda, fp32)
 assert cuda["parameter_bytes"] >= 4 * cuda["parameters"] and cuda["optimizer_bytes"] == 2 * cuda["parameter_bytes"], cuda
 assert cuda["workspace_bytes"] == 32 << 20 and cpu["workspace_bytes"] == 0, (cuda, cpu)
 assert fp32["activation_bytes"] == cpu["activation_bytes"] > 0, (fp32, cpu)

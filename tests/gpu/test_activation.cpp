@@ -13,9 +13,13 @@
 // - dbias (both): column sums of N values in different orders (fp32) -> 1e-4 relative to the
 //   largest column sum (gt::check_close_scaled); for GELU plus N · 4e-6, the summed worst-case
 //   difference between the two twins' gelu' (above).
+// - Backward from the pre-activation's bf16 copy: the same tolerances against the CPU reading
+//   the same copy; and bit-identical to the GPU's own backward at the rounded fp32 values
+//   (widening bf16 is exact, the arithmetic after it is the same).
 #include "gpu_check.hpp"
 
 #include "cpu/activation.hpp"
+#include "cpu/bf16.hpp"
 #include "cuda/activation.cuh"
 
 namespace cpu = mb::kernels::cpu;
@@ -40,14 +44,15 @@ void fwd(Act a, bool gpu, float* out, const float* inp, const float* bias, int N
         gpu ? cuda::bias_relu_forward(out, inp, bias, N, C) : cpu::bias_relu_forward(out, inp, bias, N, C);
 }
 
+// inp_bf16: the pre-activation's bf16 copy, read instead of inp when given.
 void bwd(Act a, bool gpu, float* dinp, float* dbias, const float* dout, const float* inp,
-         const float* bias, int N, int C) {
+         const float* bias, int N, int C, const std::uint16_t* inp_bf16 = nullptr) {
     if (a == Act::gelu)
-        gpu ? cuda::bias_gelu_backward(dinp, dbias, dout, inp, bias, N, C)
-            : cpu::bias_gelu_backward(dinp, dbias, dout, inp, bias, N, C);
+        gpu ? cuda::bias_gelu_backward(dinp, dbias, dout, inp, inp_bf16, bias, N, C)
+            : cpu::bias_gelu_backward(dinp, dbias, dout, inp, inp_bf16, bias, N, C);
     else
-        gpu ? cuda::bias_relu_backward(dinp, dbias, dout, inp, bias, N, C)
-            : cpu::bias_relu_backward(dinp, dbias, dout, inp, bias, N, C);
+        gpu ? cuda::bias_relu_backward(dinp, dbias, dout, inp, inp_bf16, bias, N, C)
+            : cpu::bias_relu_backward(dinp, dbias, dout, inp, inp_bf16, bias, N, C);
 }
 
 void check_out(Act a, const std::vector<float>& got, const std::vector<float>& want,
@@ -165,6 +170,49 @@ TEST_CASE("gpu bias + relu backward against the CPU") {
 TEST_CASE("gpu bias + activation: N = 0 or C = 0 touch nothing") {
     auto buf = gt::to_device(std::vector<float>(8, 3.0f));
     cuda::bias_gelu_forward(buf.get(), buf.get(), nullptr, 0, 8);
-    cuda::bias_relu_backward(buf.get(), buf.get(), buf.get(), buf.get(), nullptr, 8, 0);
+    cuda::bias_relu_backward(buf.get(), buf.get(), buf.get(), buf.get(), nullptr, nullptr, 8, 0);
     gt::check_equal(buf.download(), std::vector<float>(8, 3.0f), "untouched");
+    CHECK_THROWS_AS(cuda::bias_gelu_backward(buf.get(), nullptr, buf.get(), nullptr, nullptr,
+                                             nullptr, 2, 4),
+                    std::invalid_argument);
+}
+
+TEST_CASE("gpu bias + activation backward from the pre-activation's bf16 copy") {
+    for (Act a : {Act::gelu, Act::relu})
+        for (Shape s : kShapes) {
+            CAPTURE(static_cast<int>(a));
+            CAPTURE(s.N);
+            CAPTURE(s.C);
+            const int N = s.N, C = s.C;
+            const std::size_t n = static_cast<std::size_t>(N) * C;
+            const auto x = kt::random_floats(n, 8, -3.0f, 3.0f);
+            const auto b = kt::random_floats(C, 9);
+            const auto g = kt::random_floats(n, 10);
+            const auto dinp0 = kt::random_floats(n, 11);
+            const auto dbias0 = kt::random_floats(C, 12);
+            std::vector<std::uint16_t> copy(n);
+            std::vector<float> rounded(n);
+            for (std::size_t i = 0; i < n; ++i) {
+                copy[i] = cpu::bf16_bits(x[i]);
+                rounded[i] = cpu::round_to_bf16(x[i]);
+            }
+            auto want_dinp = dinp0, want_dbias = dbias0;
+            bwd(a, false, want_dinp.data(), want_dbias.data(), g.data(), nullptr, b.data(), N, C,
+                copy.data());
+
+            auto d_copy = gt::to_device(copy);
+            auto d_rounded = gt::to_device(rounded);
+            auto db = gt::to_device(b), dg = gt::to_device(g);
+            auto dinp = gt::to_device(dinp0), dbias = gt::to_device(dbias0);
+            bwd(a, true, dinp.get(), dbias.get(), dg.get(), nullptr, db.get(), N, C,
+                d_copy.get());
+            const auto got_dinp = dinp.download(), got_dbias = dbias.download();
+            check_dinp(a, got_dinp, want_dinp, "activation dinp from the copy");
+            check_dbias(a, got_dbias, want_dbias, N, "activation dbias from the copy");
+
+            auto r_dinp = gt::to_device(dinp0), r_dbias = gt::to_device(dbias0);
+            bwd(a, true, r_dinp.get(), r_dbias.get(), dg.get(), d_rounded.get(), db.get(), N, C);
+            gt::check_bitwise(got_dinp, r_dinp.download(), "dinp: copy vs rounded fp32");
+            gt::check_bitwise(got_dbias, r_dbias.download(), "dbias: copy vs rounded fp32");
+        }
 }

@@ -67,12 +67,14 @@ TEST_CASE("gpu determinism: bias + activation backward") {
     const std::vector<std::vector<float>> init{kt::random_floats(n, 4), kt::random_floats(C, 5)};
     twice(init,
           [&](auto& d) {
-              cuda::bias_gelu_backward(d[0].get(), d[1].get(), g.get(), x.get(), b.get(), N, C);
+              cuda::bias_gelu_backward(d[0].get(), d[1].get(), g.get(), x.get(), nullptr,
+                                        b.get(), N, C);
           },
           "bias_gelu_backward");
     twice(init,
           [&](auto& d) {
-              cuda::bias_relu_backward(d[0].get(), d[1].get(), g.get(), x.get(), b.get(), N, C);
+              cuda::bias_relu_backward(d[0].get(), d[1].get(), g.get(), x.get(), nullptr,
+                                        b.get(), N, C);
           },
           "bias_relu_backward");
 }

@@ -2,8 +2,10 @@
 #include "check.hpp"
 
 #include "cpu/activation.hpp"
+#include "cpu/bf16.hpp"
 
 #include <numbers>
+#include <stdexcept>
 
 #include <omp.h>
 
@@ -35,9 +37,9 @@ void forward(Act act, float* out, const float* inp, const float* b, int N, int C
 }
 
 void backward(Act act, float* dinp, float* db, const float* dout, const float* inp,
-              const float* b, int N, int C) {
-    if (act == Act::gelu) bias_gelu_backward(dinp, db, dout, inp, b, N, C);
-    else bias_relu_backward(dinp, db, dout, inp, b, N, C);
+              const float* b, int N, int C, const std::uint16_t* inp_bf16 = nullptr) {
+    if (act == Act::gelu) bias_gelu_backward(dinp, db, dout, inp, inp_bf16, b, N, C);
+    else bias_relu_backward(dinp, db, dout, inp, inp_bf16, b, N, C);
 }
 
 void check_case(Act act, int N, int C, std::uint32_t seed) {
@@ -127,7 +129,7 @@ TEST_CASE("bias + relu backward: dbias over many rows against a double sum") {
     auto b = kt::random_floats(C, 31);
     auto g = kt::random_floats(x.size(), 32);
     std::vector<float> db(C, 0.0f);
-    bias_relu_backward(nullptr, db.data(), g.data(), x.data(), b.data(), N, C);
+    bias_relu_backward(nullptr, db.data(), g.data(), x.data(), nullptr, b.data(), N, C);
     std::vector<double> want(C, 0.0);
     for (int r = 0; r < N; ++r)
         for (int i = 0; i < C; ++i) {
@@ -135,4 +137,60 @@ TEST_CASE("bias + relu backward: dbias over many rows against a double sum") {
             if (x[k] + b[i] > 0.0f) want[i] += g[k];
         }
     kt::check_close(db, want, 1e-4, 1e-3, "relu dbias (many rows)");
+}
+
+// The backward from the pre-activation's bf16 copy is the fp32 backward at the rounded values,
+// bit for bit (widening bf16 to fp32 is exact), for both destinations, at any thread count;
+// the copy is read even when inp is given too, and the rounding is visible in the result.
+TEST_CASE("bias + activation backward: from a bf16 copy of the pre-activation") {
+    for (Act act : {Act::gelu, Act::relu}) {
+        CAPTURE(static_cast<int>(act));
+        const int N = 600, C = 99;  // threaded, C not a multiple of the vector width
+        const std::size_t n = static_cast<std::size_t>(N) * C;
+        const auto x = kt::random_floats(n, 40, -3.0f, 3.0f);
+        const auto b = kt::random_floats(C, 41);
+        const auto g = kt::random_floats(n, 42);
+        const auto dx0 = kt::random_floats(n, 43), db0 = kt::random_floats(C, 44);
+        std::vector<std::uint16_t> copy(n);
+        std::vector<float> rounded(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            copy[i] = bf16_bits(x[i]);
+            rounded[i] = round_to_bf16(x[i]);
+        }
+        auto want_dx = dx0, want_db = db0;
+        backward(act, want_dx.data(), want_db.data(), g.data(), rounded.data(), b.data(), N, C);
+
+        const int saved = omp_get_max_threads();
+        for (int threads : {1, saved}) {
+            omp_set_num_threads(threads);
+            auto dx = dx0, db = db0;
+            backward(act, dx.data(), db.data(), g.data(), nullptr, b.data(), N, C, copy.data());
+            CHECK(dx == want_dx);
+            CHECK(db == want_db);
+        }
+        omp_set_num_threads(saved);
+
+        // Given both, the copy is what is read.
+        auto dx = dx0, db = db0;
+        backward(act, dx.data(), db.data(), g.data(), x.data(), b.data(), N, C, copy.data());
+        CHECK(dx == want_dx);
+        CHECK(db == want_db);
+
+        // The fp32 pre-activation gives other gradients (else this test could not fail).
+        auto fp32_dx = dx0, fp32_db = db0;
+        backward(act, fp32_dx.data(), fp32_db.data(), g.data(), x.data(), b.data(), N, C);
+        CHECK(fp32_db != want_db);
+        if (act == Act::gelu) CHECK(fp32_dx != want_dx);
+    }
+}
+
+TEST_CASE("bias + activation backward: no input at all is refused") {
+    std::vector<float> d(4, 0.0f), g(4, 1.0f);
+    CHECK_THROWS_AS(bias_gelu_backward(d.data(), nullptr, g.data(), nullptr, nullptr, nullptr, 2, 2),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(bias_relu_backward(d.data(), d.data(), g.data(), nullptr, nullptr, nullptr, 2, 2),
+                    std::invalid_argument);
+    // Nothing to compute: no error.
+    bias_gelu_backward(nullptr, nullptr, g.data(), nullptr, nullptr, nullptr, 2, 2);
+    bias_relu_backward(d.data(), nullptr, g.data(), nullptr, nullptr, nullptr, 0, 2);
 }

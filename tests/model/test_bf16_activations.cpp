@@ -1,13 +1,20 @@
-// bf16 activations: in bf16 precision a TransformerStack saves the inputs of its products
-// (LN1's and LN2's outputs, the activation's output) as bf16 copies only. The products round
-// those inputs to bf16 anyway, so the stack must compute the very same bits as one that keeps
-// them in fp32, forward and backward, dropout or not, while its arena shrinks by
-// (2·C + hidden) · 2 bytes per row and layer.
+// bf16 activations: in bf16 precision a TransformerStack saves four activations as bf16 copies
+// only, and its arena shrinks by (2·C + 2·hidden) · 2 bytes per row and layer:
+// - the inputs of its products (LN1's and LN2's outputs, the activation's output), which the
+//   products round to bf16 anyway: by themselves they change no bit;
+// - FC1's output, the pre-activation, which the activation's backward pass then reads at its
+//   rounded value (tests/kernels/test_activation.cpp checks that bit for bit).
+// So against a stack that keeps them all in fp32, the forward pass gives the very same bits,
+// dropout or not, and the backward pass gradients that differ only by the pre-activation's
+// rounding: by a small fraction of their size, and not at all where nothing depends on it.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/arena.hpp"
@@ -53,7 +60,27 @@ std::vector<float> random_values(std::size_t n, std::uint32_t seed) {
   return v;
 }
 
-void check_same_bits(const StackShape& shape, int sequences, int length, bool training) {
+// Gradients from the bf16-saved pre-activation against fp32-saved ones: within 0.5% of the
+// largest gradient. bf16 keeps 8 significant bits, so the pre-activation moves by at most 2^-9
+// (0.2%) of itself, and GELU's derivative by about as much; summed over the hidden units the
+// differences partly cancel (about 0.05% is seen). With GELU they must differ (else the
+// pre-activation was not rounded); ReLU's derivative changes only where the rounding flips
+// the sign of pre-activation + bias, which may not happen at all.
+void check_rounding_only(const std::vector<float>& got, const std::vector<float>& want,
+                         bool must_differ, const std::string& what) {
+  CAPTURE(what);
+  REQUIRE(got.size() == want.size());
+  double scale = 0.0, worst = 0.0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
+    worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]));
+  }
+  CHECK(scale > 0.0);
+  if (must_differ) CHECK(worst > 0.0);
+  CHECK(worst <= 0.005 * scale);
+}
+
+void check_same_forward(const StackShape& shape, int sequences, int length, bool training) {
   CAPTURE(shape.width);
   CAPTURE(shape.hidden);
   CAPTURE(training);
@@ -70,28 +97,29 @@ void check_same_bits(const StackShape& shape, int sequences, int length, bool tr
   CHECK(out_a == out_b);
   fp32.stack->backward(din_a.data(), dout.data());
   bf16.stack->backward(din_b.data(), dout.data());
-  CHECK(din_a == din_b);
-  CHECK(fp32.params.grads() == bf16.params.grads());
+  const bool gelu = shape.activation == Activation::gelu;
+  check_rounding_only(din_b, din_a, gelu, "din");
+  check_rounding_only(bf16.params.grads(), fp32.params.grads(), gelu, "parameter gradients");
 
-  // The bf16 arena is smaller by the three saved inputs' fp32 bytes less their bf16 bytes,
-  // (2·C + hidden) · 2 per row and layer, up to the arena's 256-byte rounding of each slice.
+  // The bf16 arena is smaller by the four saved activations' fp32 bytes less their bf16 bytes,
+  // (2·C + 2·hidden) · 2 per row and layer, up to the arena's 256-byte rounding of each slice.
   const std::size_t saved = static_cast<std::size_t>(shape.layers) * rows *
-                            (2 * static_cast<std::size_t>(shape.width) + shape.hidden) * 2;
-  const std::size_t slack = static_cast<std::size_t>(shape.layers) * 3 * 2 * Arena::kAlignment;
+                            (2 * static_cast<std::size_t>(shape.width) + 2 * shape.hidden) * 2;
+  const std::size_t slack = static_cast<std::size_t>(shape.layers) * 4 * 2 * Arena::kAlignment;
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() + slack >= saved);
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() <= saved + slack);
 }
 
 }  // namespace
 
-TEST_CASE("bf16 activations: a stack saving its products' inputs in bf16 computes the same bits") {
+TEST_CASE("bf16 activations: the same forward bits, gradients that differ by the rounding only") {
   // Widths that are multiples of 8 (the GPU reads such copies in place) and widths that are not.
   const StackShape gelu{2, 32, 4, 128, Activation::gelu, 0.0f, 1e-5f};
   const StackShape relu_dropout{2, 20, 4, 44, Activation::relu, 0.1f, 1e-5f};
-  check_same_bits(gelu, 4, 16, false);
-  check_same_bits(gelu, 4, 16, true);
-  check_same_bits(relu_dropout, 3, 7, true);
-  check_same_bits(relu_dropout, 3, 7, false);
+  check_same_forward(gelu, 4, 16, false);
+  check_same_forward(gelu, 4, 16, true);
+  check_same_forward(relu_dropout, 3, 7, true);
+  check_same_forward(relu_dropout, 3, 7, false);
 }
 
 TEST_CASE("bf16 activations: the saving is exact where no slice needs padding") {
@@ -99,5 +127,5 @@ TEST_CASE("bf16 activations: the saving is exact where no slice needs padding") 
   const StackShape shape{3, 32, 4, 128, Activation::gelu, 0.0f, 1e-5f};
   auto backend = mb::backend::make_backend(mb::backend::Device::cpu, mb::backend::Precision::bf16);
   StackUnderTest fp32(*backend, shape, 64, 16, false), bf16(*backend, shape, 64, 16, true);
-  CHECK(fp32.arena.bytes() - bf16.arena.bytes() == std::size_t{3} * 64 * (2 * 32 + 128) * 2);
+  CHECK(fp32.arena.bytes() - bf16.arena.bytes() == std::size_t{3} * 64 * (2 * 32 + 2 * 128) * 2);
 }
