@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <execinfo.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -11,6 +12,7 @@
 #include <iostream>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "command.hpp"
 #include "core/error.hpp"
@@ -21,8 +23,6 @@ namespace mb::tools {
 std::atomic<bool> g_interrupted{false};
 
 namespace {
-
-void on_signal(int) { g_interrupted.store(true); }
 
 // A crash is a bug in megabyte: say so on stderr with a backtrace (glibc's backtrace_symbols_fd
 // writes straight to the descriptor, without malloc), then die of the same signal so that the
@@ -43,15 +43,29 @@ void on_crash(int sig) {
   std::raise(sig);
 }
 
+// SIGINT and SIGTERM are taken by one thread that waits for them (sigwait) and sets
+// g_interrupted, which long work polls; every other thread blocks them, so no signal handler
+// ever runs on top of the work, and no system call or library (OpenMP, oneDNN, stdio) is cut
+// short. A handler that only set the flag, run on the stack of a oneDNN product that Ctrl-C
+// landed in, was seen to corrupt the heap (glibc: "corrupted size vs. prev_size"): its JIT
+// kernels may keep data below the stack pointer. Must run before any other thread starts,
+// since new threads inherit the mask.
+void start_signal_thread() {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  std::thread([stop] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&stop, &sig) == 0) g_interrupted.store(true);
+    }
+  }).detach();
+}
+
 void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  // Long work polls g_interrupted, so nothing needs a system call cut short: restart them, so
-  // that no library (OpenMP, oneDNN, stdio) ever sees an EINTR it might not expect.
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  start_signal_thread();
   // A write past RLIMIT_FSIZE must fail with EFBIG (and be reported), not kill us.
   std::signal(SIGXFSZ, SIG_IGN);
   // backtrace() loads libgcc on first use, which is not safe inside a crash: load it now.
