@@ -1,5 +1,5 @@
-// fp32 → bf16 patterns on the CPU (see bf16.hpp): a flat loop per row, chunked across threads
-// for the long single rows a model's whole parameter buffer makes.
+// fp32 → bf16 patterns and back on the CPU (see bf16.hpp): flat loops, chunked across threads
+// for the long single rows a model's whole parameter buffer or a saved activation makes.
 #include "cpu/bf16.hpp"
 
 #include "cpu/simd.hpp"
@@ -18,6 +18,11 @@ void to_bf16_block(std::uint16_t* __restrict dst, const float* __restrict src, s
     for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_bits(src[i]);
 }
 
+MB_CPU_CLONES
+void from_bf16_block(float* __restrict dst, const std::uint16_t* __restrict src, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_value(src[i]);
+}
+
 }  // namespace
 
 void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t cols,
@@ -32,6 +37,15 @@ void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t
         to_bf16_block(dst + r * ld + c0, src + r * cols + c0, std::min(kChunk, cols - c0));
     }
     for (std::size_t r = 0; r < rows; ++r) std::fill(dst + r * ld + cols, dst + (r + 1) * ld, 0);
+}
+
+void from_bf16(float* dst, const std::uint16_t* src, std::size_t n) {
+    const auto tasks = static_cast<std::int64_t>((n + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static) if (tasks > 1)
+    for (std::int64_t k = 0; k < tasks; ++k) {
+        const std::size_t i0 = static_cast<std::size_t>(k) * kChunk;
+        from_bf16_block(dst + i0, src + i0, std::min(kChunk, n - i0));
+    }
 }
 
 }  // namespace mb::kernels::cpu

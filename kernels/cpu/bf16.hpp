@@ -87,4 +87,9 @@ MB_HOST_DEVICE inline float bf16_value(std::uint16_t bits) {
 void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t cols,
              std::size_t ld);
 
+// The twin of cuda::from_bf16: dst[i] = bf16_value(src[i]) for i < n, the fp32 values of n
+// bf16 patterns (exact). How a model reads back, in fp32, an activation it saved as bf16 only
+// (TransformerStack: the attention's inputs and output).
+void from_bf16(float* dst, const std::uint16_t* src, std::size_t n);
+
 }  // namespace mb::kernels::cpu

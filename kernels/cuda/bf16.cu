@@ -1,5 +1,7 @@
-// fp32 → bfloat16 conversion, and padding of bf16 rows (see bf16.cuh).
+// fp32 → bfloat16 conversion, padding of bf16 rows, and bf16 → fp32 (see bf16.cuh).
 #include "cuda/bf16.cuh"
+
+#include "cpu/bf16.hpp"  // bf16_value, __host__ __device__
 
 #include "cuda/common.cuh"
 
@@ -48,6 +50,15 @@ void launch_padded(std::uint16_t* dst, const Source* src, std::size_t rows, std:
     MB_CUDA_CHECK_LAUNCH();
 }
 
+// Elementwise, grid-stride: a bf16 pattern is the upper half of its fp32 value.
+__global__ void from_bf16_kernel(float* __restrict__ dst, const std::uint16_t* __restrict__ src,
+                                 std::size_t n) {
+    const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+    for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += stride)
+        dst[i] = cpu::bf16_value(src[i]);
+}
+
 }  // namespace
 
 void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t cols,
@@ -58,6 +69,12 @@ void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t
 void pad_bf16(std::uint16_t* dst, const std::uint16_t* src, std::size_t rows, std::size_t cols,
               std::size_t ld) {
     launch_padded(dst, src, rows, cols, ld, "pad_bf16");
+}
+
+void from_bf16(float* dst, const std::uint16_t* src, std::size_t n) {
+    if (n == 0) return;
+    from_bf16_kernel<<<detail::grid_size(n), detail::kBlock>>>(dst, src, n);
+    MB_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace mb::kernels::cuda

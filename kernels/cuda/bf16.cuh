@@ -1,4 +1,4 @@
-// fp32 → bfloat16 conversion on the GPU: the staging step of the bf16 matrix products
+// fp32 → bfloat16 conversion on the GPU (and back, from_bf16): the staging step of the bf16 matrix products
 // (matmul_forward_bf16 / matmul_backward_bf16 in matmul.cuh), which round their fp32 operands
 // into stream-ordered scratch before handing them to cuBLASLt as CUDA_R_16BF matrices.
 //
@@ -34,5 +34,9 @@ void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t
 // matrix, dst rows × ld with the padding zeroed. Bits are copied, not converted.
 void pad_bf16(std::uint16_t* dst, const std::uint16_t* src, std::size_t rows, std::size_t cols,
               std::size_t ld);
+
+// The way back: dst[i] = the fp32 value of the bf16 pattern src[i] for i < n (exact), as
+// cpu::from_bf16. How a model reads back an activation it saved as bf16 only.
+void from_bf16(float* dst, const std::uint16_t* src, std::size_t n);
 
 }  // namespace mb::kernels::cuda

@@ -34,9 +34,8 @@ int max_head_dim(Device d);
 // accumulated in fp32 (the CUDA default: tensor cores); the CPU computes exactly that too
 // (slower), as the twin the CUDA results are checked against. Parameters (the master
 // weights), gradients and every other op stay fp32 either way; in bf16 a model also keeps a
-// bf16 copy of its weights, and saves as bf16 the activations that only feed products (the
-// values those products would round them to, which changes no result) and the feed-forward
-// pre-activation (whose rounding the activation's backward pass sees, as under autocast).
+// bf16 copy of its weights, and saves six activations per layer as bf16 only, as autocast
+// keeps them (TransformerStack::reserve).
 enum class Precision { fp32, bf16 };
 
 std::string_view device_name(Device d);
@@ -124,6 +123,8 @@ class Backend {
                                int K, int N) = 0;
   // dst[i] = the bf16 pattern of src[i] for i < n (kernels' to_bf16 with one row).
   virtual void to_bf16(std::uint16_t* dst, const float* src, std::size_t n) = 0;
+  // dst[i] = the fp32 value of the bf16 pattern src[i] for i < n (exact).
+  virtual void from_bf16(float* dst, const std::uint16_t* src, std::size_t n) = 0;
   virtual void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
                                  int d) = 0;
   virtual void attention_backward(float* dqkv, const float* dout, const float* out,

@@ -45,7 +45,8 @@ class CachedStack {
   CachedStack(const Model& m, backend::Arena& arena, const std::string& prefix, int width,
               const StackConfig& s, int batch, int capacity)
       : C_(width), hidden_(m.config().ffn_multiplier * width), heads_(s.heads), B_(batch),
-        capacity_(capacity), activation_(m.config().activation), eps_(m.config().layernorm_eps) {
+        capacity_(capacity), activation_(m.config().activation), eps_(m.config().layernorm_eps),
+        round_qkv_(m.bf16_activations()) {
     const std::int64_t C = C_, H = hidden_;
     const std::size_t rows = static_cast<std::size_t>(B_);
     for (int l = 0; l < s.layers; ++l) {
@@ -76,6 +77,7 @@ class CachedStack {
     branch_ = arena.reserve<float>(rows * C_);
     fc_ = arena.reserve<float>(rows * hidden_);
     scores_ = arena.reserve<float>(static_cast<std::size_t>(heads_) * capacity);
+    if (round_qkv_) qkv_bf16_ = arena.reserve<std::uint16_t>(rows * 3 * C_);
   }
 
   void reset() { length_ = 0; }
@@ -94,6 +96,10 @@ class CachedStack {
       k.layernorm_forward(ln_.get(), nullptr, nullptr, x_.get(), L.ln1_w, L.ln1_b, B_, C, eps_);
       k.matmul_forward(qkv_.get(), ln_.get(), nullptr, L.qkv_w.values, L.qkv_w.bf16, L.qkv_b, B_, C,
                        3 * C);
+      if (round_qkv_) {   // as the model's forward in bf16 (Model::bf16_activations())
+        k.to_bf16(qkv_bf16_.get(), qkv_.get(), 3 * n);
+        k.from_bf16(qkv_.get(), qkv_bf16_.get(), 3 * n);
+      }
       for (int b = 0; b < B_; ++b) {
         const float* qkv = qkv_.get() + static_cast<std::size_t>(b) * 3 * C;
         float* keys = L.keys.get() + b * cache;
@@ -131,9 +137,11 @@ class CachedStack {
   const int C_, hidden_, heads_, B_, capacity_;
   const Activation activation_;
   const float eps_;
+  const bool round_qkv_;   // bf16: q, k and v rounded to bf16, through qkv_bf16_
   std::vector<Layer> layers_;
   const float *lnf_w_ = nullptr, *lnf_b_ = nullptr;
   Slice<float> x_, ln_, qkv_, att_, branch_, fc_, scores_;
+  Slice<std::uint16_t> qkv_bf16_;
   int length_ = 0;
 };
 

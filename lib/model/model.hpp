@@ -90,12 +90,16 @@ class Model {
   // values of -ln p(byte), 0 at pads, in host memory. Evaluation scores chosen positions with it.
   const float* position_losses() const { return losses_.data(); }
 
+  // Whether the stacks save some activations as bf16 copies only (TransformerStack::reserve):
+  // in bf16 precision. Their attention then reads q, k and v rounded to bf16, and so must the
+  // cached generator (generator.cpp), to compute what forward() computes.
+  bool bf16_activations() const { return precision_ == backend::Precision::bf16; }
+
   ModelMemory memory() const;
   // Floats of activation memory the model holds (for `megabyte bench`).
   std::size_t activation_floats() const { return activation_bytes_ / sizeof(float); }
 
  protected:
-  // `device` is backend->device(), or for a plan (backend null) the device planned for.
   // `device` and `precision` are the backend's, or for a plan (backend null) the ones planned
   // for.
   Model(const ModelConfig& config, int max_batch, std::shared_ptr<backend::Backend> backend,
@@ -108,9 +112,6 @@ class Model {
   // parameters and gradients where needed, and their bf16 copy in bf16 precision, and, with a
   // backend, allocates the arena and the host parameters.
   void commit_memory();
-  // Whether the stacks save some activations as bf16 copies only (TransformerStack::reserve):
-  // in bf16 precision, where the products round their inputs anyway.
-  bool bf16_activations() const { return precision_ == backend::Precision::bf16; }
   // An mb::Error naming `key` when heads of width / heads are too wide for the backend's
   // attention kernels.
   void check_head_dim(int width, int heads, const char* key) const;

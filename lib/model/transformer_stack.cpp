@@ -83,8 +83,8 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
     maybe_bf16(a.ln1, a.ln1_bf16, N * C);
     a.ln1_mean = floats(N);
     a.ln1_rstd = floats(N);
-    a.qkv = floats(N * 3 * C);
-    a.att = floats(N * C);
+    maybe_bf16(a.qkv, a.qkv_bf16, N * 3 * C);
+    maybe_bf16(a.att, a.att_bf16, N * C);
     a.lse = floats(N * shape_.heads);
     a.mid = floats(N * C);
     maybe_bf16(a.ln2, a.ln2_bf16, N * C);
@@ -101,6 +101,7 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
   scratch_3c_ = floats(N * 3 * C);
   scratch_h_ = floats(N * H);
   scratch_h2_ = floats(N * H);
+  if (bf16_activations) scratch_qkv_ = floats(N * 3 * C);
 }
 
 TransformerStack::SavedActivation TransformerStack::saved_activation(
@@ -112,6 +113,20 @@ TransformerStack::SavedActivation TransformerStack::saved_activation(
 
 void TransformerStack::save_bf16(const SavedActivation& a, std::size_t n) {
   if (a.bf16) backend_->to_bf16(a.bf16, a.values, n);
+}
+
+void TransformerStack::save_bf16_rounded(const SavedActivation& a, std::size_t n) {
+  if (!a.bf16) return;
+  backend_->to_bf16(a.bf16, a.values, n);
+  backend_->from_bf16(a.values, a.bf16, n);
+}
+
+const float* TransformerStack::saved_fp32(const backend::Slice<float>& saved,
+                                          const backend::Slice<std::uint16_t>& saved_bf16,
+                                          const backend::Slice<float>& scratch, std::size_t n) {
+  if (!bf16_activations_) return saved.get();
+  backend_->from_bf16(scratch.get(), saved_bf16.get(), n);
+  return scratch.get();
 }
 
 std::uint64_t TransformerStack::dropout_seed(int layer, int site) const {
@@ -146,13 +161,19 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
     k.layernorm_forward(ln1.values, a.ln1_mean.get(), a.ln1_rstd.get(), a.input.get(),
                         view_.value(t.ln1_w), view_.value(t.ln1_b), N, C, eps);
     save_bf16(ln1, n);
-    k.matmul_forward(a.qkv.get(), ln1.values, ln1.bf16, view_.value(t.qkv_w),
+    // With bf16 activations: q, k, v in scratch free during the forward pass, rounded to what
+    // is saved of them; the attention's output where LN1's was (consumed by now).
+    const SavedActivation qkv = saved_activation(a.qkv, a.qkv_bf16, scratch_3c_);
+    k.matmul_forward(qkv.values, ln1.values, ln1.bf16, view_.value(t.qkv_w),
                      view_.value_bf16(t.qkv_w), view_.value(t.qkv_b), N, C, 3 * C);
+    save_bf16_rounded(qkv, 3 * n);
+    const SavedActivation att = saved_activation(a.att, a.att_bf16, scratch_c2_);
     if (use_short_attention(length, d))
-      k.short_attention_forward(a.att.get(), a.lse.get(), a.qkv.get(), sequences, length, heads, d);
+      k.short_attention_forward(att.values, a.lse.get(), qkv.values, sequences, length, heads, d);
     else
-      k.attention_forward(a.att.get(), a.lse.get(), a.qkv.get(), sequences, length, heads, d);
-    k.matmul_forward(scratch_c_.get(), a.att.get(), nullptr, view_.value(t.proj_w),
+      k.attention_forward(att.values, a.lse.get(), qkv.values, sequences, length, heads, d);
+    save_bf16(att, n);
+    k.matmul_forward(scratch_c_.get(), att.values, att.bf16, view_.value(t.proj_w),
                      view_.value_bf16(t.proj_w), view_.value(t.proj_b), N, C, C);
     if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 0), 0);
     k.residual_forward(a.mid.get(), a.input.get(), scratch_c_.get(), n);
@@ -233,15 +254,19 @@ void TransformerStack::backward(float* din, const float* dout) {
     }
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.proj_w), view_.grad(t.proj_b), dbranch,
-                      a.att.get(), nullptr, view_.value(t.proj_w), view_.value_bf16(t.proj_w),
-                      N, C, C);
+                      a.att.get(), a.att_bf16.get(), view_.value(t.proj_w),
+                      view_.value_bf16(t.proj_w), N, C, C);
+    // The attention's saved output and inputs in fp32 (scratch_c_ is free once the product's
+    // backward has read dbranch).
+    const float* att = saved_fp32(a.att, a.att_bf16, scratch_c_, n);
+    const float* qkv = saved_fp32(a.qkv, a.qkv_bf16, scratch_qkv_, 3 * n);
     k.zero(scratch_3c_.get(), 3 * n * sizeof(float));
     if (use_short_attention(length_, d))
-      k.short_attention_backward(scratch_3c_.get(), scratch_c2_.get(), a.att.get(), a.lse.get(),
-                                 a.qkv.get(), sequences_, length_, heads, d);
+      k.short_attention_backward(scratch_3c_.get(), scratch_c2_.get(), att, a.lse.get(), qkv,
+                                 sequences_, length_, heads, d);
     else
-      k.attention_backward(scratch_3c_.get(), scratch_c2_.get(), a.att.get(), a.lse.get(),
-                           a.qkv.get(), sequences_, length_, heads, d);
+      k.attention_backward(scratch_3c_.get(), scratch_c2_.get(), att, a.lse.get(), qkv,
+                           sequences_, length_, heads, d);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.qkv_w), view_.grad(t.qkv_b),
                       scratch_3c_.get(), a.ln1.get(), a.ln1_bf16.get(), view_.value(t.qkv_w),

@@ -43,14 +43,20 @@ class TransformerStack {
                    const std::string& prefix, const StackShape& shape, ParamGroup group);
 
   // Reserves the activation buffers in `arena` for up to `max_rows` rows of sequences of
-  // `length`. With `bf16_activations` (for bf16 precision only) four activations are saved as
-  // bf16 copies instead of fp32 values, (2·C + 2·hidden) · 2 bytes less per row and layer:
+  // `length`. With `bf16_activations` (for bf16 precision only) six activations are saved as
+  // bf16 copies instead of fp32 values, (6·C + 2·hidden) · 2 bytes less per row and layer, for
+  // one fp32 buffer of 3·C per row for the whole stack, which the backward pass widens the
+  // saved q, k and v into:
   // - three that the backward pass reads only as bf16 matrix operands: LN1's and LN2's outputs
   //   (the inputs of FC_qkv and FC1) and the activation's output (the input of FC2). The bf16
   //   products round them anyway, so these change no result;
-  // - FC1's output, the pre-activation, which the activation's backward pass then reads at its
-  //   rounded value (as PyTorch's autocast, where it is a bf16 tensor): the forward pass is
-  //   unchanged, the gradients differ from fp32-saved ones by that rounding.
+  // - q, k and v, FC_qkv's output: the forward's attention reads them rounded to bf16 as well,
+  //   so that the backward pass differentiates what the forward computed (as PyTorch's autocast,
+  //   where they are bf16 tensors);
+  // - the attention's output, the input of FC_proj (which rounds it anyway), read rounded by
+  //   the attention's backward pass (its row sums of dout · out, as FlashAttention in bf16);
+  // - FC1's output, the pre-activation, read rounded by the activation's backward pass (the
+  //   forward's activation reads the fp32 value).
   void reserve(backend::Arena& arena, int max_rows, int length, bool bf16_activations);
 
   // out[rows, C] = the stack applied to in[rows, C], rows = sequences · length. Saves what the
@@ -68,12 +74,12 @@ class TransformerStack {
   struct LayerTensors {
     std::size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fc2_w, fc2_b;
   };
-  // What one layer's forward keeps for its backward. Of ln1, ln2, fc and act, either the fp32
-  // slice or the bf16 one is reserved (see reserve()).
+  // What one layer's forward keeps for its backward. Of ln1, qkv, att, ln2, fc and act,
+  // either the fp32 slice or the bf16 one is reserved (see reserve()).
   struct LayerActivations {
     backend::Slice<float> input, ln1, ln1_mean, ln1_rstd, qkv, att, lse, mid, ln2, ln2_mean,
         ln2_rstd, fc, act;
-    backend::Slice<std::uint16_t> ln1_bf16, ln2_bf16, fc_bf16, act_bf16;
+    backend::Slice<std::uint16_t> ln1_bf16, qkv_bf16, att_bf16, ln2_bf16, fc_bf16, act_bf16;
   };
 
   // An activation that may be saved as a bf16 copy only: where the forward writes it in fp32
@@ -88,6 +94,14 @@ class TransformerStack {
                                    const backend::Slice<float>& scratch) const;
   // After the forward wrote `a`: its bf16 copy, where one is kept.
   void save_bf16(const SavedActivation& a, std::size_t n);
+  // The same, and then a's fp32 values become the copy's, so that what the forward reads next
+  // is what the backward pass will read.
+  void save_bf16_rounded(const SavedActivation& a, std::size_t n);
+  // For the backward pass: a saved activation in fp32, its own slice or (saved as bf16 only)
+  // its copy widened into `scratch`.
+  const float* saved_fp32(const backend::Slice<float>& saved,
+                          const backend::Slice<std::uint16_t>& saved_bf16,
+                          const backend::Slice<float>& scratch, std::size_t n);
 
   std::uint64_t dropout_seed(int layer, int site) const;
 
@@ -100,6 +114,7 @@ class TransformerStack {
   std::vector<LayerActivations> acts_;
   backend::Slice<float> final_input_, lnf_mean_, lnf_rstd_;
   backend::Slice<float> scratch_c_, scratch_c2_, scratch_3c_, scratch_h_, scratch_h2_;
+  backend::Slice<float> scratch_qkv_;   // with bf16 activations: the saved q, k, v widened
   int sequences_ = 0, length_ = 0;
   bool bf16_activations_ = false;
   bool training_ = false;

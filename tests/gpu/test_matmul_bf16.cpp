@@ -164,6 +164,22 @@ TEST_CASE("gpu to_bf16: padded rows, and more rows than gridDim.y allows") {
     CHECK_THROWS_AS(cuda::to_bf16(d_dst.get(), d_src.get(), 37, 13, 12), std::invalid_argument);
 }
 
+TEST_CASE("gpu from_bf16: every bf16 pattern widens to the CPU's bits") {
+    const std::size_t n = std::size_t{65536} * 3 + 7;
+    std::vector<std::uint16_t> src(n);
+    for (std::size_t i = 0; i < n; ++i) src[i] = static_cast<std::uint16_t>(i);
+    std::vector<float> want(n);
+    cpu::from_bf16(want.data(), src.data(), n);
+    auto d_src = gt::to_device(src);
+    auto d_dst = gt::nan_buffer(n + 1);
+    cuda::from_bf16(d_dst.get(), d_src.get(), n);
+    auto got = d_dst.download();
+    CHECK(std::isnan(got[n]));   // nothing past n
+    got.pop_back();
+    gt::check_bitwise(got, want, "from_bf16");
+    cuda::from_bf16(nullptr, nullptr, 0);
+}
+
 TEST_CASE("gpu matmul bf16 forward and backward match the CPU, with and without bias") {
     std::uint32_t seed = 100;
     for (const gt::MatmulCase& c : kCases)

@@ -377,6 +377,28 @@ TEST_CASE("to_bf16 (the CPU twin of cuda::to_bf16): every element's bits, zero p
     CHECK_THROWS_AS(to_bf16(dst.data(), src.data(), rows, cols, cols - 1), std::invalid_argument);
 }
 
+TEST_CASE("from_bf16 (the CPU twin of cuda::from_bf16): every pattern widens exactly") {
+    // All 65536 patterns, NaNs included (bits kept), repeated to cross the threads' chunks.
+    const std::size_t n = std::size_t{65536} * 3 + 7;
+    std::vector<std::uint16_t> src(n);
+    for (std::size_t i = 0; i < n; ++i) src[i] = static_cast<std::uint16_t>(i);
+    std::vector<float> dst(n + 1, 7.0f);
+    from_bf16(dst.data(), src.data(), n);
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        bad += std::bit_cast<std::uint32_t>(dst[i]) != static_cast<std::uint32_t>(src[i]) << 16;
+    CHECK(bad == 0);
+    CHECK(dst[n] == 7.0f);   // nothing past n
+    // The round trip through to_bf16 is round_to_bf16.
+    const auto x = kt::random_floats(5000, 5002);
+    std::vector<std::uint16_t> bits(x.size());
+    to_bf16(bits.data(), x.data(), 1, x.size(), x.size());
+    std::vector<float> back(x.size());
+    from_bf16(back.data(), bits.data(), x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) CHECK(back[i] == round_to_bf16(x[i]));
+    from_bf16(nullptr, nullptr, 0);   // nothing to do
+}
+
 TEST_CASE("matmul bf16: operands' bf16 copies are what the products read, with the same result") {
     const int M = 19, K = 40, N = 23;
     const auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, 5100);

@@ -1,12 +1,13 @@
-// bf16 activations: in bf16 precision a TransformerStack saves four activations as bf16 copies
-// only, and its arena shrinks by (2·C + 2·hidden) · 2 bytes per row and layer:
+// bf16 activations: in bf16 precision a TransformerStack saves six activations per layer as
+// bf16 copies only (TransformerStack::reserve), and its arena shrinks by (6·C + 2·hidden) · 2
+// bytes per row and layer, less one fp32 buffer of 3·C per row:
 // - the inputs of its products (LN1's and LN2's outputs, the activation's output), which the
-//   products round to bf16 anyway: by themselves they change no bit;
-// - FC1's output, the pre-activation, which the activation's backward pass then reads at its
-//   rounded value (tests/kernels/test_activation.cpp checks that bit for bit).
-// So against a stack that keeps them all in fp32, the forward pass gives the very same bits,
-// dropout or not, and the backward pass gradients that differ only by the pre-activation's
-// rounding: by a small fraction of their size, and not at all where nothing depends on it.
+//   products round to bf16 anyway;
+// - q, k and v, which the forward's attention then reads rounded as well;
+// - the attention's output and the pre-activation, read rounded by their backward passes
+//   (tests/kernels/test_activation.cpp checks the activation's bit for bit).
+// Against a stack that keeps them all in fp32 the results differ by that rounding only: a
+// small fraction of their size. The GPU suite checks the CUDA stack against this CPU one.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -60,14 +61,15 @@ std::vector<float> random_values(std::size_t n, std::uint32_t seed) {
   return v;
 }
 
-// Gradients from the bf16-saved pre-activation against fp32-saved ones: within 0.5% of the
-// largest gradient. bf16 keeps 8 significant bits, so the pre-activation moves by at most 2^-9
-// (0.2%) of itself, and GELU's derivative by about as much; summed over the hidden units the
-// differences partly cancel (about 0.05% is seen). With GELU they must differ (else the
-// pre-activation was not rounded); ReLU's derivative changes only where the rounding flips
-// the sign of pre-activation + bias, which may not happen at all.
+// A result of the bf16-saving stack against the fp32-saving one: not the same bits (the
+// rounding of q, k and v shows everywhere downstream), yet within `rel` of the largest value.
+// bf16 keeps 8 significant bits, so each rounded value moves by at most 2^-9 (0.2%) of itself;
+// through the sums of a layer those differences partly cancel, and under 0.1% is seen with
+// GELU: `rel` is 0.5% there. With ReLU a pre-activation that the upstream rounding moves
+// across 0 turns a whole term of the gradient on or off, and tiny widths have few terms to
+// dilute it: up to 2% is seen, and `rel` is 5%.
 void check_rounding_only(const std::vector<float>& got, const std::vector<float>& want,
-                         bool must_differ, const std::string& what) {
+                         double rel, const std::string& what) {
   CAPTURE(what);
   REQUIRE(got.size() == want.size());
   double scale = 0.0, worst = 0.0;
@@ -76,11 +78,12 @@ void check_rounding_only(const std::vector<float>& got, const std::vector<float>
     worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]));
   }
   CHECK(scale > 0.0);
-  if (must_differ) CHECK(worst > 0.0);
-  CHECK(worst <= 0.005 * scale);
+  CHECK(worst > 0.0);
+  CHECK(worst <= rel * scale);
 }
 
-void check_same_forward(const StackShape& shape, int sequences, int length, bool training) {
+void check_rounded(const StackShape& shape, int sequences, int length, bool training) {
+  const double rel = shape.activation == Activation::gelu ? 0.005 : 0.05;
   CAPTURE(shape.width);
   CAPTURE(shape.hidden);
   CAPTURE(training);
@@ -94,32 +97,32 @@ void check_same_forward(const StackShape& shape, int sequences, int length, bool
   std::vector<float> out_a(n), out_b(n), din_a(n), din_b(n);
   fp32.stack->forward(out_a.data(), in.data(), sequences, length, training, 99);
   bf16.stack->forward(out_b.data(), in.data(), sequences, length, training, 99);
-  CHECK(out_a == out_b);
+  check_rounding_only(out_b, out_a, rel, "out");
   fp32.stack->backward(din_a.data(), dout.data());
   bf16.stack->backward(din_b.data(), dout.data());
-  const bool gelu = shape.activation == Activation::gelu;
-  check_rounding_only(din_b, din_a, gelu, "din");
-  check_rounding_only(bf16.params.grads(), fp32.params.grads(), gelu, "parameter gradients");
+  check_rounding_only(din_b, din_a, rel, "din");
+  check_rounding_only(bf16.params.grads(), fp32.params.grads(), rel, "parameter gradients");
 
-  // The bf16 arena is smaller by the four saved activations' fp32 bytes less their bf16 bytes,
-  // (2·C + 2·hidden) · 2 per row and layer, up to the arena's 256-byte rounding of each slice.
-  const std::size_t saved = static_cast<std::size_t>(shape.layers) * rows *
-                            (2 * static_cast<std::size_t>(shape.width) + 2 * shape.hidden) * 2;
-  const std::size_t slack = static_cast<std::size_t>(shape.layers) * 4 * 2 * Arena::kAlignment;
+  // The bf16 arena is smaller by the six saved activations' fp32 bytes less their bf16 bytes,
+  // (6·C + 2·hidden) · 2 per row and layer, less the one fp32 buffer of 3·C per row the
+  // backward pass widens q, k, v into, up to the arena's 256-byte rounding of each slice.
+  const std::size_t C = shape.width, H = shape.hidden;
+  const std::size_t saved = shape.layers * rows * (6 * C + 2 * H) * 2 - rows * 3 * C * 4;
+  const std::size_t slack = (static_cast<std::size_t>(shape.layers) * 6 * 2 + 1) * Arena::kAlignment;
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() + slack >= saved);
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() <= saved + slack);
 }
 
 }  // namespace
 
-TEST_CASE("bf16 activations: the same forward bits, gradients that differ by the rounding only") {
+TEST_CASE("bf16 activations: results that differ from fp32-saved ones by the rounding only") {
   // Widths that are multiples of 8 (the GPU reads such copies in place) and widths that are not.
   const StackShape gelu{2, 32, 4, 128, Activation::gelu, 0.0f, 1e-5f};
   const StackShape relu_dropout{2, 20, 4, 44, Activation::relu, 0.1f, 1e-5f};
-  check_same_forward(gelu, 4, 16, false);
-  check_same_forward(gelu, 4, 16, true);
-  check_same_forward(relu_dropout, 3, 7, true);
-  check_same_forward(relu_dropout, 3, 7, false);
+  check_rounded(gelu, 4, 16, false);
+  check_rounded(gelu, 4, 16, true);
+  check_rounded(relu_dropout, 3, 7, true);
+  check_rounded(relu_dropout, 3, 7, false);
 }
 
 TEST_CASE("bf16 activations: the saving is exact where no slice needs padding") {
@@ -127,5 +130,6 @@ TEST_CASE("bf16 activations: the saving is exact where no slice needs padding") 
   const StackShape shape{3, 32, 4, 128, Activation::gelu, 0.0f, 1e-5f};
   auto backend = mb::backend::make_backend(mb::backend::Device::cpu, mb::backend::Precision::bf16);
   StackUnderTest fp32(*backend, shape, 64, 16, false), bf16(*backend, shape, 64, 16, true);
-  CHECK(fp32.arena.bytes() - bf16.arena.bytes() == std::size_t{3} * 64 * (2 * 32 + 2 * 128) * 2);
+  CHECK(fp32.arena.bytes() - bf16.arena.bytes() ==
+        std::size_t{3} * 64 * (6 * 32 + 2 * 128) * 2 - std::size_t{64} * 3 * 32 * 4);
 }

@@ -215,10 +215,11 @@ TEST_CASE("the training memory plan adds the optimiser and the workspace to the 
   CHECK(cpu.bf16_weights == 0);                       // fp32 keeps none
   CHECK(cuda.total() == cuda.parameters + cuda.gradients + cuda.optimizer + cuda.bf16_weights +
                             cuda.activations + cuda.workspace);
-  // bf16 saves LN1's, LN2's, FC1's and the activation's outputs as bf16 only: (2C + 2H) · 2
-  // bytes less per row and layer (N = 128 rows, C = 32, H = 128, 2 layers: all multiples of
-  // 256 bytes).
-  const std::size_t saved = 2 * 128 * (2 * 32 + 2 * 128) * 2;
+  // bf16 saves six activations per layer as bf16 only (LN1's, FC_qkv's, the attention's, LN2's,
+  // FC1's and the activation's outputs): (6C + 2H) · 2 bytes less per row and layer, for one
+  // fp32 buffer of 3C per row (N = 128 rows, C = 32, H = 128, 2 layers: all multiples of 256
+  // bytes).
+  const std::size_t saved = 2 * 128 * (6 * 32 + 2 * 128) * 2 - 128 * 3 * 32 * 4;
   CHECK(cpu.activations - cuda.activations == saved);
   CHECK(cuda.total() + saved - cpu.total() ==
         mb::backend::kCudaMatmulWorkspaceBytes + cuda.bf16_weights);
