@@ -94,7 +94,9 @@ void check_forward(Act a, Shape s, bool with_bias) {
     check_out(a, dx.download(), want, "activation out, in place");
 }
 
-void check_backward(Act a, Shape s, bool with_bias) {
+// from_copy: both twins read the pre-activation as its bf16 copy (inp null); the GPU's result
+// is then also checked bit for bit against its own backward at the rounded fp32 values.
+void check_backward(Act a, Shape s, bool with_bias, bool from_copy = false) {
     const int N = s.N, C = s.C;
     const std::size_t n = static_cast<std::size_t>(N) * C;
     const auto x = kt::random_floats(n, 3, -3.0f, 3.0f);
@@ -102,27 +104,46 @@ void check_backward(Act a, Shape s, bool with_bias) {
     const auto g = kt::random_floats(n, 5);
     const auto dinp0 = kt::random_floats(n, 6);
     const auto dbias0 = kt::random_floats(C, 7);
+    std::vector<std::uint16_t> copy(from_copy ? n : 0);
+    std::vector<float> rounded(copy.size());
+    for (std::size_t i = 0; i < copy.size(); ++i) {
+        copy[i] = cpu::bf16_bits(x[i]);
+        rounded[i] = cpu::round_to_bf16(x[i]);
+    }
+    const float* hx = from_copy ? nullptr : x.data();
+    const std::uint16_t* hcopy = from_copy ? copy.data() : nullptr;
     const float* hb = with_bias ? b.data() : nullptr;
     auto want_dinp = dinp0, want_dbias = dbias0;
-    bwd(a, false, want_dinp.data(), want_dbias.data(), g.data(), x.data(), hb, N, C);
+    bwd(a, false, want_dinp.data(), want_dbias.data(), g.data(), hx, hb, N, C, hcopy);
     if (n >= 32) {  // a single ReLU input may be negative, and then nothing changes
         REQUIRE(gt::differs(want_dinp, dinp0));
         REQUIRE(gt::differs(want_dbias, dbias0));
     }
 
-    auto dx = gt::to_device(x), db = gt::to_device(b), dg = gt::to_device(g);
+    auto dx = gt::to_device(from_copy ? rounded : x), db = gt::to_device(b), dg = gt::to_device(g);
+    auto d_copy = gt::to_device(copy);
+    const float* gx = from_copy ? nullptr : dx.get();
+    const std::uint16_t* gcopy = from_copy ? d_copy.get() : nullptr;
     const float* gb = with_bias ? db.get() : nullptr;
     auto dinp = gt::to_device(dinp0), dbias = gt::to_device(dbias0);
-    bwd(a, true, dinp.get(), dbias.get(), dg.get(), dx.get(), gb, N, C);
-    check_dinp(a, dinp.download(), want_dinp, "activation dinp");
-    check_dbias(a, dbias.download(), want_dbias, N, "activation dbias");
+    bwd(a, true, dinp.get(), dbias.get(), dg.get(), gx, gb, N, C, gcopy);
+    const auto got_dinp = dinp.download(), got_dbias = dbias.download();
+    check_dinp(a, got_dinp, want_dinp, "activation dinp");
+    check_dbias(a, got_dbias, want_dbias, N, "activation dbias");
 
     // Each destination alone: the other path must give the same values, and skip its target.
     auto dinp_only = gt::to_device(dinp0), dbias_only = gt::to_device(dbias0);
-    bwd(a, true, dinp_only.get(), nullptr, dg.get(), dx.get(), gb, N, C);
-    bwd(a, true, nullptr, dbias_only.get(), dg.get(), dx.get(), gb, N, C);
+    bwd(a, true, dinp_only.get(), nullptr, dg.get(), gx, gb, N, C, gcopy);
+    bwd(a, true, nullptr, dbias_only.get(), dg.get(), gx, gb, N, C, gcopy);
     check_dinp(a, dinp_only.download(), want_dinp, "activation dinp without dbias");
     check_dbias(a, dbias_only.download(), want_dbias, N, "activation dbias without dinp");
+
+    if (from_copy) {  // dx holds the rounded values: the same arithmetic after an exact widening
+        auto r_dinp = gt::to_device(dinp0), r_dbias = gt::to_device(dbias0);
+        bwd(a, true, r_dinp.get(), r_dbias.get(), dg.get(), dx.get(), gb, N, C);
+        gt::check_bitwise(got_dinp, r_dinp.download(), "dinp: copy vs rounded fp32");
+        gt::check_bitwise(got_dbias, r_dbias.download(), "dbias: copy vs rounded fp32");
+    }
 }
 
 }  // namespace
@@ -179,40 +200,12 @@ TEST_CASE("gpu bias + activation: N = 0 or C = 0 touch nothing") {
 
 TEST_CASE("gpu bias + activation backward from the pre-activation's bf16 copy") {
     for (Act a : {Act::gelu, Act::relu})
-        for (Shape s : kShapes) {
-            CAPTURE(static_cast<int>(a));
-            CAPTURE(s.N);
-            CAPTURE(s.C);
-            const int N = s.N, C = s.C;
-            const std::size_t n = static_cast<std::size_t>(N) * C;
-            const auto x = kt::random_floats(n, 8, -3.0f, 3.0f);
-            const auto b = kt::random_floats(C, 9);
-            const auto g = kt::random_floats(n, 10);
-            const auto dinp0 = kt::random_floats(n, 11);
-            const auto dbias0 = kt::random_floats(C, 12);
-            std::vector<std::uint16_t> copy(n);
-            std::vector<float> rounded(n);
-            for (std::size_t i = 0; i < n; ++i) {
-                copy[i] = cpu::bf16_bits(x[i]);
-                rounded[i] = cpu::round_to_bf16(x[i]);
+        for (Shape s : kShapes)
+            for (bool bias : {true, false}) {
+                CAPTURE(static_cast<int>(a));
+                CAPTURE(s.N);
+                CAPTURE(s.C);
+                CAPTURE(bias);
+                check_backward(a, s, bias, true);
             }
-            auto want_dinp = dinp0, want_dbias = dbias0;
-            bwd(a, false, want_dinp.data(), want_dbias.data(), g.data(), nullptr, b.data(), N, C,
-                copy.data());
-
-            auto d_copy = gt::to_device(copy);
-            auto d_rounded = gt::to_device(rounded);
-            auto db = gt::to_device(b), dg = gt::to_device(g);
-            auto dinp = gt::to_device(dinp0), dbias = gt::to_device(dbias0);
-            bwd(a, true, dinp.get(), dbias.get(), dg.get(), nullptr, db.get(), N, C,
-                d_copy.get());
-            const auto got_dinp = dinp.download(), got_dbias = dbias.download();
-            check_dinp(a, got_dinp, want_dinp, "activation dinp from the copy");
-            check_dbias(a, got_dbias, want_dbias, N, "activation dbias from the copy");
-
-            auto r_dinp = gt::to_device(dinp0), r_dbias = gt::to_device(dbias0);
-            bwd(a, true, r_dinp.get(), r_dbias.get(), dg.get(), d_rounded.get(), db.get(), N, C);
-            gt::check_bitwise(got_dinp, r_dinp.download(), "dinp: copy vs rounded fp32");
-            gt::check_bitwise(got_dbias, r_dbias.download(), "dbias: copy vs rounded fp32");
-        }
 }
