@@ -104,7 +104,7 @@ int run_training_bench(const BenchArgs& a) {
   log_info("bench: training " + a.config + " (" + std::string(model::model_kind_name(m.kind)) +
            ", T " + std::to_string(m.context) + ", batch " + std::to_string(config.train.batch_size) +
            "x" + std::to_string(config.train.grad_accumulation) + ") on " +
-           (gpu ? std::string("cuda") : std::to_string(threads) + " threads") +
+           (gpu ? std::string("cuda") : human_count(threads, "thread", "threads")) +
            " for at least " + std::to_string(a.min_steps) + " steps and " + fixed1(a.seconds) + " s");
   const backend::Precision precision = a.devices.resolved_precision();
   const train::TrainBenchmark t =
@@ -173,7 +173,7 @@ int run_generation_bench(const BenchArgs& a) {
            std::string(model::model_kind_name(config.model.kind)) + ", T " +
            std::to_string(config.model.context) + ") on " +
            (device->device() == backend::Device::cuda ? device->description()
-                                                      : std::to_string(threads) + " threads") +
+                                                      : human_count(threads, "thread", "threads")) +
            ", about " + fixed1(a.seconds) + " s each way");
   const train::GenerationBenchmark g =
       train::benchmark_generation(device, config, a.seconds, a.min_steps, checkpoint, a.batch);

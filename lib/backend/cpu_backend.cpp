@@ -33,7 +33,8 @@ class CpuBackend final : public KernelOps {
  public:
   Device device() const override { return Device::cpu; }
   std::string description() const override {
-    return "CPU (" + std::to_string(omp_get_max_threads()) + " threads)";
+    const int threads = omp_get_max_threads();
+    return "CPU (" + std::to_string(threads) + (threads == 1 ? " thread)" : " threads)");
   }
   void* allocate(std::size_t bytes) override {
     void* p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
