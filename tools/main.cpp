@@ -141,6 +141,7 @@ int run(int argc, char** argv) {
   }
   for (auto& [name, cmd] : commands) {
     if (!cmd.first->parsed()) continue;
+    set_command(name);
     install_signal_handlers();
     try {
       int rc = cmd.second();

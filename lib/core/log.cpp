@@ -8,6 +8,7 @@ namespace mb {
 
 namespace {
 Verbosity g_verbosity = Verbosity::normal;
+std::string g_warning_prefix = "megabyte: warning: ";
 std::mutex g_stderr_mutex;
 
 void emit(std::string_view prefix, std::string_view line) {
@@ -29,7 +30,10 @@ void log_verbose(std::string_view line) {
   if (g_verbosity >= Verbosity::verbose) emit("", line);
 }
 void log_warning(std::string_view line) {
-  if (g_verbosity >= Verbosity::normal) emit("megabyte: warning: ", line);
+  if (g_verbosity >= Verbosity::normal) emit(g_warning_prefix, line);
+}
+void set_command(std::string_view name) {
+  g_warning_prefix = "megabyte " + std::string(name) + ": warning: ";
 }
 
 }  // namespace mb

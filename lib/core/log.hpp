@@ -15,7 +15,10 @@ Verbosity verbosity();
 void log_info(std::string_view line);
 // A line on stderr, shown only with -v.
 void log_verbose(std::string_view line);
-// A warning on stderr, shown unless -q.
+// A warning on stderr, shown unless -q: "megabyte COMMAND: warning: LINE", as errors name
+// their command ("megabyte: warning: LINE" before set_command()).
 void log_warning(std::string_view line);
+// The command being run ("train"), for the warnings' prefix.
+void set_command(std::string_view name);
 
 }  // namespace mb

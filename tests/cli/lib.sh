@@ -20,7 +20,7 @@ expect_fail() {
   [[ $rc -eq $want ]] || { cat "$WORK/err.txt" >&2; fail "'$*' exited $rc, expected $want"; }
   grep -qF -- "$needle" "$WORK/err.txt" || { cat "$WORK/err.txt" >&2; fail "'$*': stderr lacks '$needle'"; }
   if [[ $want -eq 1 ]]; then
-    local lines; lines=$(grep -vc '^megabyte: warning' "$WORK/err.txt" || true)
+    local lines; lines=$(grep -vEc '^megabyte [a-z]+: warning: ' "$WORK/err.txt" || true)
     [[ $lines -eq 1 ]] || { cat "$WORK/err.txt" >&2; fail "'$*': error is $lines lines, expected one"; }
   fi
   echo "ok: $* -> $rc: $(head -c 200 "$WORK/err.txt" | head -1)"

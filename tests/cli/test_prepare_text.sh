@@ -31,6 +31,10 @@ echo docs/doc2.bin >val.txt
 "$MEGABYTE" -q prepare --val-files val.txt -o ds2 - <list.txt >/dev/null
 "$MEGABYTE" info --json ds2 | tr -d ' \n' | grep -q '"train":{"bytes":[0-9]*,"compressed_bytes":[0-9]*,"documents":2' || fail "stdin list: train should hold 2 documents"
 cmp <(zstd -q -dc ds2/validation-*.zst) docs/doc2.bin || fail "--val-files: validation is not doc2"
+# A warning names its command, as an error does.
+"$MEGABYTE" prepare -o ds3 docs/doc1.bin >/dev/null 2>warn.txt
+grep -q '^megabyte prepare: warning: the validation split is empty' warn.txt ||
+  { cat warn.txt; fail "the empty-validation warning does not name its command"; }
 
 # Real text: the King James Bible, one file per book.
 if command -v bible >/dev/null; then
