@@ -78,8 +78,9 @@ RunFunction add_train_command(CLI::App& app) {
       "  megabyte train configs/tiny-cpu.yaml data/dev/kjv.dataset -o runs/kjv\n"
       "  megabyte train configs/tiny-cpu.yaml data/dev/kjv.dataset -o runs/kjv --resume\n"
       "  megabyte train configs/bench-cpu.yaml --set model.patch_size=4 --print-config\n"
-      "\nRUNDIR receives config.yaml, metrics.jsonl and checkpoints/step-N/. Ctrl-C writes a\n"
-      "checkpoint and stops; --resume continues exactly where it stopped.\n"
+      "\nRUNDIR receives config.yaml, metrics.jsonl, trained-on.yaml (the dataset) and\n"
+      "checkpoints/step-N/. Ctrl-C writes a checkpoint and stops; --resume continues exactly\n"
+      "where it stopped, with the same config and dataset.\n"
       "See megabyte-train(1), megabyte-config(5), megabyte-checkpoint(5).");
   sub->add_option("CONFIG", a->config, "The YAML config (see megabyte-config(5))")->required();
   CLI::Option* dataset = sub->add_option("DATASET", a->dataset, "A dataset directory written by 'megabyte prepare'");

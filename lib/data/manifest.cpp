@@ -25,6 +25,16 @@ const SplitInfo* Manifest::find_split(const std::string& name) const {
   return nullptr;
 }
 
+std::uint64_t Manifest::fingerprint() const {
+  std::string text;
+  for (const SplitInfo& split : splits) {
+    text += split.name;
+    text += '\n';
+    for (const ShardInfo& shard : split.shards) text += to_hex64(shard.checksum) + '\n';
+  }
+  return xxh64(text);
+}
+
 std::string Manifest::to_yaml() const {
   YAML::Emitter out;
   out << YAML::Comment("megabyte dataset manifest; see megabyte-dataset(5)");

@@ -38,6 +38,11 @@ struct Manifest {
 
   const SplitInfo* find_split(const std::string& name) const;
   std::string to_yaml() const;
+  // XXH64 of the splits' names and their shards' checksums, in order: equal for two datasets
+  // with the same bytes in the same splits, wherever they lie (a copied or moved dataset),
+  // different when a shard's bytes or the split differ. What a training run records of its
+  // dataset (lib/train/run_dataset.hpp).
+  std::uint64_t fingerprint() const;
 
   // `file` names the manifest in messages.
   static Manifest parse(const std::string& text, const std::string& file);

@@ -22,6 +22,7 @@
 #include "train/evaluate.hpp"
 #include "train/train_step.hpp"
 #include "train/metrics_log.hpp"
+#include "train/run_dataset.hpp"
 #include "train/window_sampler.hpp"
 
 namespace mb::train {
@@ -144,6 +145,10 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   // The device first: a run that cannot start leaves no RUNDIR behind.
   std::shared_ptr<backend::Backend> device = backend::make_backend(options.device, options.precision);
   prepare_run_dir(config, options);
+  // A new run records its dataset; a resumed one must be given the same (a run from before
+  // the record existed gets one now).
+  if (!options.resume || !check_run_dataset(options.run_dir, dataset))
+    record_run_dataset(options.run_dir, dataset);
   const model::TrainConfig& tc = config.train;
   const int T = config.model.context, B = tc.batch_size, A = tc.grad_accumulation;
 

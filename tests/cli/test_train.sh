@@ -55,6 +55,14 @@ cmp straight/checkpoints/step-00000008/optimizer.safetensors stopped/checkpoints
   fail "resumed optimizer state differs from the uninterrupted run"
 [[ $(grep -c '"loss"' stopped/metrics.jsonl) -eq $(grep -c '"loss"' straight/metrics.jsonl) ]] ||
   fail "the resumed metrics log has another number of lines"
+# The run records its dataset: --resume refuses another one and takes a copy of its own.
+grep -q '^fingerprint: "[0-9a-f]\{16\}"$' stopped/trained-on.yaml || fail "the run did not record its dataset"
+"$MEGABYTE" -q prepare -o other.ds "$TESTS_DIR"/*.sh >/dev/null
+expect_fail 1 "is not the dataset this run was trained on" \
+  "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" other.ds -o stopped "${resume_args[@]}" --resume
+cp -r text.ds copy.ds
+"$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" copy.ds -o stopped "${resume_args[@]}" --resume >/dev/null ||
+  fail "--resume refused a copy of the run's own dataset"
 
 # ... and after SIGINT, at whatever step it lands.
 "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o killed "${resume_args[@]}" \
