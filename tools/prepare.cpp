@@ -3,6 +3,7 @@
 
 #include "command.hpp"
 #include "core/error.hpp"
+#include "core/interruptible_stdin.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
 #include "data/input_files.hpp"
@@ -44,7 +45,8 @@ int run_prepare(const PrepareArgs& a) {
   opt.threads = a.threads;
   opt.skip_bad = a.skip_bad;
 
-  const std::vector<data::InputFile> files = data::list_inputs(a.inputs, opt.encoder.modality, std::cin);
+  InterruptibleStdin stdin_input(g_interrupted);   // Ctrl-C ends a wait for input
+  const std::vector<data::InputFile> files = data::list_inputs(a.inputs, opt.encoder.modality, stdin_input);
   log_verbose("prepare: " + std::to_string(files.size()) + " input files");
   Progress progress("prepare", files.size(), "files");
   auto report = data::prepare_dataset(a.output, files, opt,

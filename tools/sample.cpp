@@ -15,6 +15,7 @@
 #include "device_options.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/interruptible_stdin.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
 #include "data/encoders/audio.hpp"
@@ -91,8 +92,9 @@ int run_sample(const SampleArgs& a) {
   const model::CheckpointInfo info = model::read_checkpoint_info(dir, false);   // load_weights checks
   train::SampleRequest request = a.request;
   request.to_file = !a.output.empty();
+  InterruptibleStdin stdin_input(g_interrupted);   // Ctrl-C ends a wait for input
   const train::SamplePlan plan =
-      train::plan_sample(request, info, std::cin, [](const std::string& line) { log_warning(line); });
+      train::plan_sample(request, info, stdin_input, [](const std::string& line) { log_warning(line); });
   const model::ModelConfig& m = info.config.model;
   // One generation step is a few matrix-vector products per layer: for a narrow model (the
   // tiny configs' 256) tens of microseconds each, less than it costs to wake a second thread

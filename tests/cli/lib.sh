@@ -40,3 +40,25 @@ make_text_docs() {
     { printf 'document %d\n' "$i"; head -c $((i * 997)) /dev/urandom; } >"$dir/doc$i.bin"
   done
 }
+
+# Runs a megabyte command whose standard input is a pipe that stays open and silent, sends it
+# SIGINT once it is waiting, and checks that it stops at once (within 10 s, where a wait for
+# input would last until the pipe closed) with 130, saying it was interrupted.
+expect_interrupted_on_stdin() {
+  rm -f "$WORK/silent.fifo"; mkfifo "$WORK/silent.fifo"
+  exec 7<>"$WORK/silent.fifo"   # a writer that never writes: no end of input
+  "$@" <"$WORK/silent.fifo" >/dev/null 2>"$WORK/stdin.err" &
+  local pid=$! rc=0
+  sleep 0.5
+  kill -INT $pid
+  for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+  if kill -0 $pid 2>/dev/null; then
+    kill -9 $pid; exec 7>&-
+    fail "'$*' still waits for standard input 10 s after SIGINT"
+  fi
+  wait $pid || rc=$?
+  exec 7>&-
+  [[ $rc -eq 130 ]] || { cat "$WORK/stdin.err" >&2; fail "'$*' interrupted on stdin exited $rc, expected 130"; }
+  grep -q "standard input: interrupted" "$WORK/stdin.err" || { cat "$WORK/stdin.err" >&2; fail "'$*': no word of the interruption"; }
+  echo "ok: $* interrupted while waiting on stdin -> 130"
+}

@@ -88,4 +88,8 @@ else
   [[ ! -e intr ]] || fail "intr exists after an interrupted prepare"
   expect_no_partial .
 fi
+# Interrupted while waiting for a list of paths on standard input that never comes.
+expect_interrupted_on_stdin "$MEGABYTE" prepare -o waiting -
+[[ ! -e waiting ]] || fail "waiting exists after an interrupted prepare"
+
 echo "all bad-input checks passed"

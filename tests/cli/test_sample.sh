@@ -92,6 +92,10 @@ expect_fail 2 "top-p" "$MEGABYTE" sample run --top-p 0
 expect_fail 2 "excludes" "$MEGABYTE" sample run --prompt a --prompt-file prompt.txt
 [[ ! -e x.png ]] || fail "a refused sample wrote a file"
 
+# 6b. Ctrl-C while waiting for a prompt on standard input.
+expect_interrupted_on_stdin "$MEGABYTE" sample run --prompt-file - -o waiting.txt
+[[ ! -e waiting.txt ]] || fail "an interrupted sample wrote a file"
+
 # 7. Ctrl-C: complete samples stay, the unfinished one is not written, nothing half-written.
 mkdir many
 "$MEGABYTE" -q sample run -n 100000 -j 1 -o many/s.txt 2>many.err &
