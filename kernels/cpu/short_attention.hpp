@@ -19,9 +19,11 @@ namespace mb::kernels::cpu {
 // The shapes both twins accept are fixed by the CUDA kernels:
 // - T <= 256: in the forward, a warp's 32 lanes hold a query's whole row of scores, 8 per lane;
 // - d <= 128: a lane holds 4 elements of an output row (as cuda/attention.cuh);
-// - the backward's shared memory (below) within 160 KiB, what A100 (163 KiB) and H100 let a
-//   block opt in to; it keeps K and V of the whole sequence, so it bounds T · d: at d = 128
-//   T <= 125, at d <= 64 every T <= 256.
+// - the backward's shared memory (below) within 160 KiB, what A100 (163 KiB) and H100 (227
+//   KiB) let a block opt in to; it keeps K and V of the whole sequence, so it bounds T · d: at
+//   d = 128 T <= 125, at d <= 64 every T <= 256. Other GPUs allow less (sm_86 and sm_89, such
+//   as A10, L4, L40 and the RTX 30 and 40 series: 99 KiB), so the CUDA twin takes the smaller
+//   of the two (cuda::short_attention_max_smem_bytes()).
 constexpr int kShortAttentionMaxT = 256;
 constexpr int kShortAttentionMaxHeadDim = 128;
 constexpr std::size_t kShortAttentionMaxSmemBytes = std::size_t{160} * 1024;
@@ -40,13 +42,17 @@ constexpr std::size_t short_attention_backward_smem_bytes(int T, int d) {
 }
 
 // Whether short_attention_forward / _backward take sequences of length T with heads of size d
-// (T = 0 is an empty batch, which they accept). The CPU twin has no limit of its own, yet
-// refuses what the GPU cannot run: so that both devices accept the same shapes, and a model
-// picks the same kernel for a stack on either device (the CPU runs are the reference the GPU
-// runs are checked against).
-constexpr bool short_attention_fits(int T, int d) {
+// (T = 0 is an empty batch, which they accept), on a device that lets a block have
+// max_smem_bytes of shared memory. The CPU twin has no limit of its own, yet refuses what an
+// A100 or H100 cannot run: so that the CPU and those GPUs accept the same shapes and a model
+// picks the same kernel for a stack on either (the CPU runs are the reference the GPU runs
+// are checked against). A stack asks its backend (Backend::short_attention_fits), which on a
+// GPU with less shared memory says no to more shapes; the stack then takes the tiled
+// attention, which computes the same function.
+constexpr bool short_attention_fits(int T, int d,
+                                    std::size_t max_smem_bytes = kShortAttentionMaxSmemBytes) {
     return T >= 0 && T <= kShortAttentionMaxT && d > 0 && d <= kShortAttentionMaxHeadDim &&
-           short_attention_backward_smem_bytes(T, d) <= kShortAttentionMaxSmemBytes;
+           short_attention_backward_smem_bytes(T, d) <= max_smem_bytes;
 }
 
 // out and lse are overwritten; lse may be null when no backward pass follows. Throws

@@ -30,6 +30,7 @@
 #include "cuda/attention_common.cuh"
 #include "cuda/common.cuh"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstddef>
@@ -279,14 +280,21 @@ backward_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
 }
 
 // The CPU twin's checks and message (cpu/short_attention.cpp), so both refuse the same shapes
-// in the same words.
+// in the same words; a shape only this device's shared memory refuses says so.
 void check_sizes(const char* what, int B, int T, int H, int d) {
     if (B < 0 || H < 0)
         throw std::invalid_argument(std::string(what) + ": need B, H >= 0");
-    if (!short_attention_fits(T, d))
+    if (!cpu::short_attention_fits(T, d))
         throw std::invalid_argument(std::string(what) + ": sequences of T = " + std::to_string(T) +
                                     " with heads of d = " + std::to_string(d) +
                                     " do not fit (see short_attention_fits); use attention");
+    if (!short_attention_fits(T, d))
+        throw std::invalid_argument(
+            std::string(what) + ": sequences of T = " + std::to_string(T) + " with heads of d = " +
+            std::to_string(d) + " need " +
+            std::to_string(cpu::short_attention_backward_smem_bytes(T, d)) +
+            " bytes of shared memory, and this GPU allows a block " +
+            std::to_string(short_attention_max_smem_bytes()) + "; use attention");
 }
 
 // One block per (b, h).
@@ -297,6 +305,17 @@ unsigned blocks(int B, int H) {
 }
 
 }  // namespace
+
+std::size_t short_attention_max_smem_bytes() {
+    int device = 0, optin = 0;
+    MB_CUDA_CHECK(cudaGetDevice(&device));
+    MB_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    return std::min(cpu::kShortAttentionMaxSmemBytes, static_cast<std::size_t>(optin));
+}
+
+bool short_attention_fits(int T, int d) {
+    return cpu::short_attention_fits(T, d, short_attention_max_smem_bytes());
+}
 
 void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
                              int d) {

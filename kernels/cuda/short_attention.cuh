@@ -4,17 +4,28 @@
 // Layouts and semantics as cuda/attention.cuh: qkv [B, T, 3, H, d], out [B, T, H, d], lse
 // [B, H, T]; the backward adds into dqkv and is deterministic. One launch per pass, the whole
 // sequence in shared memory, for the shapes short_attention_fits accepts (the CPU header
-// defines it, so the two twins accept exactly the same shapes).
+// defines it) within the current device's shared memory: on an A100 or H100 exactly the
+// shapes the CPU twin accepts, on GPUs with less shared memory per block fewer.
 #pragma once
+
+#include <cstddef>
 
 #include "cpu/short_attention.hpp"
 
 namespace mb::kernels::cuda {
 
-using cpu::short_attention_fits;
+// The shared memory a block of these kernels may have on the current device: the smaller of
+// cpu::kShortAttentionMaxSmemBytes and what the device lets a block opt in to
+// (cudaDevAttrMaxSharedMemoryPerBlockOptin: 163 KiB on A100, 227 KiB on H100, 99 KiB on
+// sm_86 and sm_89).
+std::size_t short_attention_max_smem_bytes();
+
+// Whether the kernels take sequences of T with heads of d on the current device.
+bool short_attention_fits(int T, int d);
 
 // out and lse are overwritten; lse may be null when no backward pass follows. Throws
-// std::invalid_argument, naming T and d, unless short_attention_fits(T, d) and B, H >= 0.
+// std::invalid_argument, naming T, d and the shared memory needed and allowed, unless
+// short_attention_fits(T, d) (this device's) and B, H >= 0.
 void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
                              int d);
 

@@ -130,7 +130,10 @@ class Backend {
   virtual void attention_backward(float* dqkv, const float* dout, const float* out,
                                   const float* lse, const float* qkv, int B, int T, int H,
                                   int d) = 0;
-  // The same attention for short sequences (short_attention_fits(T, d), cpu/short_attention.hpp).
+  // The same attention for short sequences (cpu/short_attention.hpp), for the shapes this
+  // backend's short_attention_fits accepts: on the CPU and on A100/H100 the same ones, on GPUs
+  // with less shared memory per block fewer.
+  virtual bool short_attention_fits(int T, int d) = 0;
   virtual void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T,
                                        int H, int d) = 0;
   virtual void short_attention_backward(float* dqkv, const float* dout, const float* out,

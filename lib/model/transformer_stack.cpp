@@ -4,7 +4,6 @@
 #include <stdexcept>
 
 #include "cpu/dropout.hpp"           // splitmix64_mix: the dropout seed of each site
-#include "cpu/short_attention.hpp"   // short_attention_fits
 
 namespace mb::model {
 
@@ -21,17 +20,6 @@ void act_backward(backend::Backend& k, Activation a, float* dinp, float* dbias, 
                   int C) {
   if (a == Activation::relu) k.bias_relu_backward(dinp, dbias, dout, inp, inp_bf16, bias, N, C);
   else k.bias_gelu_backward(dinp, dbias, dout, inp, inp_bf16, bias, N, C);
-}
-
-// Whether a stack's sequences of `length` positions with heads of size d take the attention
-// made for short sequences (on the GPU one launch per pass, the whole sequence in shared
-// memory) rather than the tiled one. Every local stack does (P <= 256, heads <= 128 wide);
-// so does a global stack over few patches, which is as right: the two compute the same
-// function. The answer depends on the shape alone, and short_attention_fits is one function
-// for both devices, so a step's forward and backward, on the CPU or on the GPU, use the same
-// kernel.
-bool use_short_attention(int length, int d) {
-  return kernels::cpu::short_attention_fits(length, d);
 }
 
 }  // namespace
@@ -127,6 +115,16 @@ const float* TransformerStack::saved_fp32(const backend::Slice<float>& saved,
   if (!bf16_activations_) return saved.get();
   backend_->from_bf16(scratch.get(), saved_bf16.get(), n);
   return scratch.get();
+}
+
+// Whether the stack's sequences of `length` positions with heads of size d take the attention
+// made for short sequences (on the GPU one launch per pass, the whole sequence in shared
+// memory) rather than the tiled one. Every local stack at the paper's patch sizes does; so does
+// a global stack over few patches, which is as right: the two compute the same function. The
+// answer depends on the shape and the device's shared memory alone, so a step's forward and
+// backward use the same kernel.
+bool TransformerStack::use_short_attention(int length, int d) const {
+  return backend_->short_attention_fits(length, d);
 }
 
 std::uint64_t TransformerStack::dropout_seed(int layer, int site) const {

@@ -104,6 +104,7 @@ class TransformerStack {
                           const backend::Slice<float>& scratch, std::size_t n);
 
   std::uint64_t dropout_seed(int layer, int site) const;
+  bool use_short_attention(int length, int d) const;
 
   const ParameterView& view_;
   backend::Backend* backend_;

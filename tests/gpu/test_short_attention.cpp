@@ -30,8 +30,20 @@ namespace {
 // The table above.
 constexpr gt::AttentionTolerances kTolerances{1e-4, 1e-5, 1e-5, 1e-5, 1e-4, 5e-7};
 
+// A shape the CPU takes but this GPU's shared memory does not (sm_86 and sm_89 allow a block
+// 99 KiB) must be refused with std::invalid_argument, which a model never meets: its stacks
+// ask their backend first and take the tiled attention.
 void check_shape(const gt::AttentionShape& s, std::uint32_t seed) {
     REQUIRE(cpu::short_attention_fits(s.T, s.d));
+    if (!cuda::short_attention_fits(s.T, s.d)) {
+        MESSAGE("T = " << s.T << ", d = " << s.d << ": more shared memory than this GPU allows ("
+                       << cuda::short_attention_max_smem_bytes() << " bytes); refusal checked");
+        auto buf = gt::to_device(std::vector<float>(8, 0.0f));
+        CHECK_THROWS_AS(cuda::short_attention_backward(buf.get(), buf.get(), buf.get(), buf.get(),
+                                                       buf.get(), 1, s.T, 1, s.d),
+                        std::invalid_argument);
+        return;
+    }
     gt::check_attention_parity({cpu::short_attention_forward, cpu::short_attention_backward},
                                {cuda::short_attention_forward, cuda::short_attention_backward},
                                kTolerances, s, seed, "short attention");
@@ -61,6 +73,16 @@ TEST_CASE("gpu short attention: the local models' shapes, over more blocks than 
     // the forward (2 of the backward, by registers) on each of an H100's 132 SMs.
     check_shape({256, 8, 4, 32}, 400);   // text: P = 8, heads of 32
     check_shape({75, 32, 8, 64}, 410);   // audio: P = 32, heads of 64
+}
+
+TEST_CASE("gpu short attention: the device's shared memory bounds the shapes it takes") {
+    const std::size_t max = cuda::short_attention_max_smem_bytes();
+    MESSAGE("short attention may use " << max << " bytes of shared memory per block here");
+    CHECK(max > 48 * 1024);   // every GPU since Volta lets a block opt in past 48 KiB
+    CHECK(max <= cpu::kShortAttentionMaxSmemBytes);
+    for (int T : {8, 32, 64, 125, 126, 192, 256})
+        for (int d : {32, 64, 96, 128})
+            CHECK(cuda::short_attention_fits(T, d) == cpu::short_attention_fits(T, d, max));
 }
 
 TEST_CASE("gpu short attention: empty shapes write nothing; shapes that do not fit throw") {

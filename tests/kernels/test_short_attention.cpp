@@ -195,6 +195,11 @@ TEST_CASE("short_attention_fits: the CUDA kernels' limits") {
     CHECK(short_attention_fits(8, 128));
     CHECK(short_attention_fits(32, 128));
     CHECK(short_attention_fits(192, 80));
+    // A GPU with less shared memory per block (sm_86, sm_89: 99 KiB) takes fewer shapes: the
+    // image models' local stacks (T 192, heads of 64) need 115 KiB there and go to attention.
+    CHECK(short_attention_backward_smem_bytes(192, 64) == 118016);
+    CHECK_FALSE(short_attention_fits(192, 64, 99 * 1024));
+    CHECK(short_attention_fits(32, 64, 99 * 1024));
 }
 
 TEST_CASE("short attention: shapes that do not fit throw, naming T and d") {

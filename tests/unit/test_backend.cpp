@@ -60,6 +60,15 @@ TEST_CASE("asking for CUDA where it cannot be used says why") {
   CHECK(mb::backend::default_device() == Device::cpu);
 }
 
+TEST_CASE("the CPU backend takes the short attention for the shapes an A100 or H100 takes") {
+  auto cpu = mb::backend::make_backend(Device::cpu);
+  CHECK(cpu->short_attention_fits(8, 32));     // a text patch
+  CHECK(cpu->short_attention_fits(192, 64));   // an image patch
+  CHECK(cpu->short_attention_fits(125, 128));
+  CHECK_FALSE(cpu->short_attention_fits(126, 128));
+  CHECK_FALSE(cpu->short_attention_fits(257, 32));
+}
+
 TEST_CASE("the GPU peak table matches CUDA device names, most specific first") {
   using mb::backend::device_peaks;
   CHECK(device_peaks("NVIDIA H100 80GB HBM3").name == "H100 SXM");
