@@ -47,8 +47,8 @@ cmp g1.txt k1.txt || fail "--top-k 1 is not greedy"
 
 # 4. Several samples: numbered files; sample 1 is the sample of -n 1 with that seed. That
 # holds on the CPU, whose products give the same bits for one row as for two; the manual
-# promises it only for the same --batch (a GPU's may round a batch of one otherwise), so
-# this part names the CPU.
+# promises the same bytes only for as many samples side by side (-n 1 runs one, -n 2 two; a
+# GPU may round a batch of one otherwise), so this part names the CPU.
 "$MEGABYTE" -q sample run --device cpu --bytes 200 --seed 7 -o a1.txt
 "$MEGABYTE" -q sample run --device cpu --bytes 200 --seed 7 -n 2 -o out.txt
 [[ -f out-1.txt && -f out-2.txt && ! -e out.txt ]] || fail "-n 2 -o out.txt should write out-1.txt and out-2.txt"
