@@ -121,6 +121,10 @@ class Backend {
                                const float* inp, const std::uint16_t* inp_bf16,
                                const float* weight, const std::uint16_t* weight_bf16, int M,
                                int K, int N) = 0;
+  // logits[N, V] = h[N, D] · E[0:V, D]ᵀ in fp32 whatever the precision: the logits the
+  // cross-entropy ops compute inside (kernels' crossentropy_*), so that sampling draws from the
+  // very distribution the loss scores, and evaluation reports.
+  virtual void head_logits(float* logits, const float* h, const float* E, int N, int D, int V) = 0;
   // dst[i] = the bf16 pattern of src[i] for i < n (kernels' to_bf16 with one row).
   virtual void to_bf16(std::uint16_t* dst, const float* src, std::size_t n) = 0;
   // dst[i] = the fp32 value of the bf16 pattern src[i] for i < n (exact).

@@ -166,9 +166,9 @@ struct Generator::Impl {
   void upload_ids(const std::vector<std::int32_t>& host) {
     k.upload(ids.get(), host.data(), host.size() * sizeof(std::int32_t));
   }
-  // logits (host) = h[B, D] · E[0:256]ᵀ (the tied head).
+  // logits (host) = h[B, D] · E[0:256]ᵀ (the tied head), in fp32 as the loss computes them.
   void head(const float* h, const float* E, int D) {
-    k.matmul_forward(device_logits.get(), h, nullptr, E, nullptr, nullptr, B, D, kByteValues);
+    k.head_logits(device_logits.get(), h, E, B, D, kByteValues);
     k.download(logits.data(), device_logits.get(), logits.size() * sizeof(float));
   }
 

@@ -104,11 +104,11 @@ void Model::fetch_losses(const backend::Slice<float>& device_losses, std::size_t
 void Model::tied_logits(float* out, const float* h, const float* E, int rows, int D) {
   const std::size_t bytes = static_cast<std::size_t>(rows) * kByteValues * sizeof(float);
   if (backend_->shares_host_memory()) {
-    backend_->matmul_forward(out, h, nullptr, E, nullptr, nullptr, rows, D, kByteValues);
+    backend_->head_logits(out, h, E, rows, D, kByteValues);
     return;
   }
   backend::DeviceMemory logits(*backend_, bytes);
-  backend_->matmul_forward(logits.as<float>(), h, nullptr, E, nullptr, nullptr, rows, D, kByteValues);
+  backend_->head_logits(logits.as<float>(), h, E, rows, D, kByteValues);
   backend_->download(out, logits.get(), bytes);
 }
 

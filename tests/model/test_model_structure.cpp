@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/backend.hpp"
 #include "model_fixtures.hpp"
 
 using namespace mb::model;
@@ -46,22 +47,15 @@ void check_causality(Model& m, const std::vector<int>& positions) {
   }
 }
 
-}  // namespace
-
-TEST_CASE("MEGABYTE is causal at patch starts, middles and ends") {
-  auto m = make_model(mt::tiny_megabyte(Activation::relu), 1);
-  // P = 4: starts 0, 4, 8, 12; middles 1, 6, 10; ends 3, 7, 11, 15.
-  check_causality(*m, {0, 1, 3, 4, 6, 7, 8, 10, 11, 12, 15});
-}
-
-TEST_CASE("byte transformer is causal") {
-  auto m = make_model(mt::tiny_transformer(), 1);
-  check_causality(*m, {0, 1, 5, 10, 11});
-}
-
-TEST_CASE("windows of a batch are independent and the loss is the tied head's cross-entropy") {
-  auto m = make_model(mt::tiny_megabyte(Activation::relu), 3);
+// Windows of a batch are independent (each window's logits alone equal its rows of the batch's),
+// and the batch's loss is the cross-entropy of the logits logits() returns. In bf16 too: the
+// products round their operands, but the tied head is fp32 both in the loss and in logits()
+// (Backend::head_logits), so that sampling draws from the distribution the loss scores.
+void check_loss_of_logits(mb::backend::Precision precision) {
+  auto m = make_model(mt::tiny_megabyte(Activation::relu), 3,
+                      mb::backend::make_backend(mb::backend::Device::cpu, precision));
   m->parameters().initialize(0.3f, 5);
+  m->upload_parameters();
   const int T = 16;
   const auto ids = mt::random_ids(3, T, 8);
   const auto batch_logits = all_logits(*m, ids, 3);
@@ -82,6 +76,27 @@ TEST_CASE("windows of a batch are independent and the loss is the tied head's cr
   }
   CHECK(batch_loss.count == 3 * T);
   CHECK(batch_loss.loss == doctest::Approx(loss_by_hand).epsilon(1e-5));
+}
+
+}  // namespace
+
+TEST_CASE("MEGABYTE is causal at patch starts, middles and ends") {
+  auto m = make_model(mt::tiny_megabyte(Activation::relu), 1);
+  // P = 4: starts 0, 4, 8, 12; middles 1, 6, 10; ends 3, 7, 11, 15.
+  check_causality(*m, {0, 1, 3, 4, 6, 7, 8, 10, 11, 12, 15});
+}
+
+TEST_CASE("byte transformer is causal") {
+  auto m = make_model(mt::tiny_transformer(), 1);
+  check_causality(*m, {0, 1, 5, 10, 11});
+}
+
+TEST_CASE("windows of a batch are independent and the loss is the tied head's cross-entropy") {
+  check_loss_of_logits(mb::backend::Precision::fp32);
+}
+
+TEST_CASE("bf16: the loss is the cross-entropy of the logits that logits() returns") {
+  check_loss_of_logits(mb::backend::Precision::bf16);
 }
 
 TEST_CASE("a fresh model predicts nearly uniformly: loss close to ln 256 per byte") {
