@@ -267,9 +267,10 @@ RunFunction add_bench_command(CLI::App& app) {
       "With --config: print the memory the config needs on the device (from the model's "
       "allocation plan; runs nothing, needs no GPU)")->needs(config_opt);
   add_device_options(sub, a->devices);
-  sub->add_option("--batch", a->batch,
-                  "With --generate or --checkpoint: sequences generated side by side in the cached run")
-      ->check(CLI::Range(1, 4096))->capture_default_str();
+  CLI::Option* batch_opt =
+      sub->add_option("--batch", a->batch,
+                      "With --generate or --checkpoint: sequences generated side by side in the cached run")
+          ->check(CLI::Range(1, 4096))->capture_default_str();
   sub->add_option("--split", a->split, "The split to read")->capture_default_str();
   sub->add_option("--window", a->window, "Window length T in bytes")->check(CLI::Range(1, 1 << 30))->capture_default_str();
   sub->add_option("--seconds", a->seconds, "How long to measure (at least)")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
@@ -277,7 +278,13 @@ RunFunction add_bench_command(CLI::App& app) {
   sub->add_option("--cache", a->cache, "Decompressed-frame cache size (K, M, G suffixes)")
       ->transform(CLI::AsSizeValue(false))->capture_default_str();
   sub->add_flag("--json", a->json, "Print as JSON");
-  return [a] { return run_bench(*a); };
+  return [a, batch_opt] {
+    // Said, not ignored: a training benchmark takes its batch from the config.
+    if (batch_opt->count() > 0 && !a->generate && a->checkpoint.empty())
+      throw Error("--batch", "is for generation (--generate or --checkpoint)",
+                  "the training benchmark's batch is the config's: --set train.batch_size=N");
+    return run_bench(*a);
+  };
 }
 
 }  // namespace mb::tools

@@ -17,6 +17,9 @@
 
 namespace mb::kernels::cpu {
 
+// Throws std::invalid_argument unless n, H, d >= 1. Any d: the CPU attentions have no limit,
+// while the CUDA twin, like the CUDA attention, takes d <= 128 (cuda/attention.cuh); a model's
+// heads are checked against its backend's limit when it is built (Backend::max_head_dim).
 void attention_step(float* out, float* scores, const float* q, const float* k, const float* v,
                     int n, int H, int d, std::size_t stride);
 

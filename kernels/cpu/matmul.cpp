@@ -203,6 +203,8 @@ const float* staged_copy(std::vector<float>& buf, const Source* src, std::size_t
 // else rounded from the fp32 values.
 const float* bf16_operand(std::vector<float>& buf, const float* x, const std::uint16_t* x_bf16,
                           int rows, int cols) {
+    if (!x && !x_bf16)
+        throw std::invalid_argument("matmul bf16: an operand is missing (its fp32 values and its bf16 copy are both null)");
     const std::size_t n = static_cast<std::size_t>(rows) * cols;
     return x_bf16 ? staged_copy(buf, x_bf16, n) : staged_copy(buf, x, n);
 }

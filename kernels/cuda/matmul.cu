@@ -349,6 +349,8 @@ class Bf16Operand {
 public:
     static constexpr std::size_t kAlign = 256;
     Bf16Operand(const float* values, const std::uint16_t* copy, int rows, int cols) {
+        if (!values && !copy)   // the CPU twin's check and words (cpu/matmul.cpp)
+            throw std::invalid_argument("matmul bf16: an operand is missing (its fp32 values and its bf16 copy are both null)");
         const auto r = static_cast<std::size_t>(rows), c = static_cast<std::size_t>(cols);
         if (copy && c % kBf16LdMultiple == 0 && reinterpret_cast<std::uintptr_t>(copy) % 16 == 0) {
             data_ = copy;

@@ -143,7 +143,8 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
     throw Error(dataset.directory().string(), "has no training bytes (its train split is empty)",
                 "prepare the dataset from more files");
   // The device first: a run that cannot start leaves no RUNDIR behind.
-  std::shared_ptr<backend::Backend> device = backend::make_backend(options.device, options.precision);
+  std::shared_ptr<backend::Backend> device = backend::make_backend(
+      options.device, options.precision.value_or(backend::default_precision(options.device)));
   prepare_run_dir(config, options);
   // A new run records its dataset; a resumed one must be given the same (a run from before
   // the record existed gets one now).

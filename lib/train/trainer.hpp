@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <filesystem>
 #include <functional>
 
@@ -29,7 +30,9 @@ struct TrainOptions {
   // may be resumed on another device (the steps after that are then not bit-identical to an
   // uninterrupted run on the first: the kernels round differently).
   backend::Device device = backend::Device::cpu;
-  backend::Precision precision = backend::Precision::fp32;   // of the matrix products
+  // Of the matrix products; none: the device's default (backend::default_precision: bf16 on
+  // cuda, fp32 on the CPU), as make_backend(device) takes.
+  std::optional<backend::Precision> precision;
 };
 
 struct TrainResult {

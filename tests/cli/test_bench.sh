@@ -93,6 +93,7 @@ assert fp32["activation_bytes"] == cpu["activation_bytes"] > 0, (fp32, cpu)
 assert abs(b16["activation_bytes"] - 2 * cuda["activation_bytes"]) < 0.01 * b16["activation_bytes"], (b16, cuda)
 assert b16["parameter_bytes"] == cuda["parameter_bytes"]
 PY
+expect_fail 1 "is for generation" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --batch 4 --seconds 0.1
 expect_fail 1 "model.global.heads" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda \
   --set model.global.heads=1
 expect_fail 2 "--device" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --device gpu

@@ -206,6 +206,24 @@ TEST_CASE("gpu matmul bf16: M = 0 or N = 0 writes nothing; negative sizes throw"
     gt::check_matmul_empty_and_negative(kBf16);
 }
 
+TEST_CASE("gpu matmul bf16: an operand given neither as values nor as a copy is refused") {
+    auto out = gt::to_device(std::vector<float>(6, 7.0f));
+    auto x = gt::to_device(std::vector<float>(6, 1.0f));
+    CHECK_THROWS_AS(cuda::matmul_forward_bf16(out.get(), nullptr, nullptr, x.get(), nullptr, nullptr,
+                                              2, 1, 3),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(cuda::matmul_forward_bf16(out.get(), x.get(), nullptr, nullptr, nullptr, nullptr,
+                                              2, 1, 3),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(cuda::matmul_backward_bf16(out.get(), nullptr, nullptr, x.get(), x.get(), nullptr,
+                                               nullptr, nullptr, 2, 1, 3),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(cuda::matmul_backward_bf16(nullptr, out.get(), nullptr, x.get(), nullptr, nullptr,
+                                               x.get(), nullptr, 2, 1, 3),
+                    std::invalid_argument);
+    gt::check_equal(out.download(), std::vector<float>(6, 7.0f), "untouched");
+}
+
 // bf16 copies of the operands: a weight's (what AdamW writes) and an input's (an activation
 // the model saved in bf16 only). To tell which operand the GPU read, the weight's copy is of 2w
 // while the fp32 weight is w: where the copy can be taken as it is (K a multiple of 8, the copy

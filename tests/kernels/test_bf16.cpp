@@ -340,6 +340,17 @@ TEST_CASE("matmul bf16: K = 0 gives the bias, M = 0 or N = 0 touches nothing, ne
     CHECK_THROWS_AS(matmul_backward_bf16(out.data(), nullptr, nullptr, x.data(), x.data(), nullptr,
                                          x.data(), nullptr, 2, -2, 3),
                     std::invalid_argument);
+    // An operand that is needed but given neither as fp32 values nor as a bf16 copy.
+    CHECK_THROWS_AS(matmul_forward_bf16(out.data(), nullptr, nullptr, x.data(), nullptr, nullptr, 2, 1, 3),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(matmul_forward_bf16(out.data(), x.data(), nullptr, nullptr, nullptr, nullptr, 2, 1, 3),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(matmul_backward_bf16(out.data(), nullptr, nullptr, g.data(), x.data(), nullptr,
+                                         nullptr, nullptr, 2, 1, 3),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(matmul_backward_bf16(nullptr, out.data(), nullptr, g.data(), nullptr, nullptr,
+                                         x.data(), nullptr, 2, 1, 3),
+                    std::invalid_argument);
 }
 
 namespace {

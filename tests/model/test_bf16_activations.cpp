@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -132,4 +133,12 @@ TEST_CASE("bf16 activations: the saving is exact where no slice needs padding") 
   StackUnderTest fp32(*backend, shape, 64, 16, false), bf16(*backend, shape, 64, 16, true);
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() ==
         std::size_t{3} * 64 * (6 * 32 + 2 * 128) * 2 - std::size_t{64} * 3 * 32 * 4);
+}
+
+TEST_CASE("bf16 activations: refused on a backend in fp32 precision") {
+  const StackShape shape{1, 8, 2, 32, Activation::gelu, 0.0f, 1e-5f};
+  auto backend = mb::backend::make_backend(mb::backend::Device::cpu, mb::backend::Precision::fp32);
+  CHECK_THROWS_AS(StackUnderTest(*backend, shape, 8, 8, true), std::logic_error);
+  StackUnderTest fine(*backend, shape, 8, 8, false);
+  CHECK(fine.arena.bytes() > 0);
 }
