@@ -103,7 +103,9 @@ int run_sample(const SampleArgs& a) {
   // Wide models have products worth sharing.
   if (a.threads > 0) omp_set_num_threads(a.threads);
   else if (m.global_width() < kThreadedWidth) omp_set_num_threads(1);
-  auto net = model::make_model(m, 1, a.devices.make_backend());
+  // Weights only: the generator keeps its own caches, and a training window's activations
+  // and gradients would only take device memory.
+  auto net = model::make_model(m, 0, a.devices.make_backend());
   model::load_weights(dir, net->parameters());
   net->upload_parameters();
 

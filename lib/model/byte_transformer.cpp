@@ -28,8 +28,8 @@ class ByteTransformerModel final : public Model {
                StackShape{c.global.layers, D_, c.global.heads, c.ffn_multiplier * D_,
                           c.activation, c.dropout, c.layernorm_eps},
                ParamGroup::global) {
+    check_head_dim(D_, c.global.heads, "model.global.heads");
     if (max_batch > 0) {
-      check_head_dim(D_, c.global.heads, "model.global.heads");
       const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
       stack_.reserve(arena_, max_batch * T_, T_, bf16_activations());
       inputs_ = arena_.reserve<std::int32_t>(rows);

@@ -55,9 +55,9 @@ class MegabyteModel final : public Model {
                                      ParamRole::weight, ParamGroup::embedding)),
         local_(params_, view_, backend_.get(), "local.", stack_shape(c, DL_, c.local),
                ParamGroup::local) {
+    check_head_dim(P_ * DG_, c.global.heads, "model.global.heads");
+    check_head_dim(DL_, c.local.heads, "model.local.heads");
     if (max_batch > 0) {
-      check_head_dim(P_ * DG_, c.global.heads, "model.global.heads");
-      check_head_dim(DL_, c.local.heads, "model.local.heads");
       const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
       global_.reserve(arena_, max_batch * K_, K_, bf16_activations());
       local_.reserve(arena_, max_batch * T_, P_, bf16_activations());

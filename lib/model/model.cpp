@@ -1,5 +1,7 @@
 #include "model/model.hpp"
 
+#include <stdexcept>
+
 #include <string>
 
 #include "core/error.hpp"
@@ -28,24 +30,25 @@ std::unique_ptr<Model> make_model_plan(const ModelConfig& config, int max_batch,
 
 void Model::commit_memory() {
   activation_bytes_ = arena_.bytes();
-  if (max_batch_ == 0) return;   // a description of the parameters only
+  const bool trainable = max_batch_ > 0;   // else weights only (a Generator's), or a description
+  if (!trainable && !backend_) return;     // a description of the parameters only
   const bool host_memory = backend_ ? backend_->shares_host_memory() : device_ == backend::Device::cpu;
   if (!host_memory) {
     device_values_ = arena_.reserve<float>(params_.buffer_size());
-    device_grads_ = arena_.reserve<float>(params_.buffer_size());
+    if (trainable) device_grads_ = arena_.reserve<float>(params_.buffer_size());
   }
   if (precision_ == backend::Precision::bf16)
     bf16_values_ = arena_.reserve<std::uint16_t>(params_.buffer_size());
   if (!backend_) return;          // a plan: sizes only
-  params_.allocate();
+  params_.allocate(trainable);
   arena_.commit(*backend_);
   view_.set = &params_;
   if (host_memory) {
     view_.values = params_.values().data();
-    view_.grads = params_.grads().data();
+    view_.grads = trainable ? params_.grads().data() : nullptr;
   } else {
     view_.values = device_values_.get();
-    view_.grads = device_grads_.get();
+    view_.grads = trainable ? device_grads_.get() : nullptr;
   }
   losses_.assign(static_cast<std::size_t>(max_batch_) * config_.context, 0.0f);
 }
@@ -54,7 +57,7 @@ ModelMemory Model::memory() const {
   ModelMemory m;
   const std::size_t n = params_.buffer_size() * sizeof(float);
   m.parameters = n;
-  m.gradients = n;
+  m.gradients = max_batch_ > 0 ? n : 0;
   if (precision_ == backend::Precision::bf16)
     m.bf16_weights = params_.buffer_size() * sizeof(std::uint16_t);
   m.activations = activation_bytes_;
@@ -86,11 +89,15 @@ void Model::download_parameters() {
 }
 
 void Model::download_gradients() {
+  if (!view_.grads) throw std::logic_error("Model: a model of weights only (max_batch 0) has no gradients");
   if (view_.grads != params_.grads().data())
     backend_->download(params_.grads().data(), view_.grads, params_.buffer_size() * sizeof(float));
 }
 
-void Model::zero_gradients() { backend_->zero(view_.grads, params_.buffer_size() * sizeof(float)); }
+void Model::zero_gradients() {
+  if (!view_.grads) throw std::logic_error("Model: a model of weights only (max_batch 0) has no gradients");
+  backend_->zero(view_.grads, params_.buffer_size() * sizeof(float));
+}
 
 void Model::upload_ids(const backend::Slice<std::int32_t>& device_ids, const std::int32_t* host,
                        std::size_t n) {

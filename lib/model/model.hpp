@@ -142,8 +142,12 @@ class Model {
 
 // A model of config.kind on `backend`, with buffers for up to `max_batch` windows, its
 // parameters zero. Call parameters().initialize() then upload_parameters() for a fresh model.
-// With max_batch = 0 nothing is allocated: the model only describes its parameters (names,
-// shapes, counts), as `megabyte info` needs for a checkpoint of any size; it must not be run.
+// With max_batch = 0 it holds its weights only (their device and bf16 copies, no gradients,
+// no activations): what a Generator reads, so `megabyte sample` does not reserve a training
+// window's buffers on the device; forward(), backward() and logits() refuse to run it.
+// With max_batch = 0 and no backend (the second form) nothing is allocated at all: the model
+// only describes its parameters (names, shapes, counts), as `megabyte info` needs for a
+// checkpoint of any size.
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch,
                                   std::shared_ptr<backend::Backend> backend);
 // The same on the CPU backend.

@@ -51,9 +51,9 @@ std::size_t ParameterSet::add(std::string name, std::vector<std::int64_t> shape,
   return tensors_.size() - 1;
 }
 
-void ParameterSet::allocate() {
+void ParameterSet::allocate(bool with_grads) {
   values_.assign(total_, 0.0f);
-  grads_.assign(total_, 0.0f);
+  grads_.assign(with_grads ? total_ : 0, 0.0f);
   allocated_ = true;
 }
 

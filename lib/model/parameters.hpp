@@ -35,8 +35,9 @@ class ParameterSet {
   // Registration, before allocate(): returns the tensor's index. Names must be unique.
   std::size_t add(std::string name, std::vector<std::int64_t> shape, ParamRole role,
                   ParamGroup group);
-  // Allocates values and grads (grads zeroed); no add() after this.
-  void allocate();
+  // Allocates values and, unless told not to (a model that is only sampled from), grads
+  // (zeroed); no add() after this.
+  void allocate(bool with_grads = true);
 
   const std::vector<ParamInfo>& tensors() const { return tensors_; }
   std::size_t count() const;                    // trainable values (the paper's figure)

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "backend/backend.hpp"
@@ -133,6 +134,37 @@ TEST_CASE("byte transformer: cached generation equals the full forward at every 
   relu.activation = Activation::relu;
   relu.context = 40;
   check_cached_equals_full(relu, 6, {17});
+}
+
+// `megabyte sample` builds its model with max_batch 0: weights only, no training buffers.
+TEST_CASE("a model of weights only generates exactly what a full model generates") {
+  for (const ModelConfig& c : {mt::tiny_megabyte(), mt::tiny_transformer()})
+    for (auto precision : {mb::backend::Precision::fp32, mb::backend::Precision::bf16}) {
+      CAPTURE(static_cast<int>(precision));
+      auto full = make_model(c, 1, mb::backend::make_backend(mb::backend::Device::cpu, precision));
+      auto weights = make_model(c, 0, mb::backend::make_backend(mb::backend::Device::cpu, precision));
+      full->parameters().initialize(0.3f, 9);
+      weights->parameters().initialize(0.3f, 9);
+      full->upload_parameters();
+      weights->upload_parameters();
+      CHECK(weights->memory().activations == 0);
+      CHECK(weights->memory().gradients == 0);
+      CHECK(weights->view().grads == nullptr);
+      CHECK(weights->parameters().grads().empty());
+      CHECK(full->memory().activations > 0);
+      const auto ids = mt::random_ids(1, c.context, 17);
+      CHECK_THROWS_AS(weights->forward(ids.data(), 1, false, 0), std::logic_error);
+      CHECK_THROWS_AS(weights->zero_gradients(), std::logic_error);
+
+      Generator a(*full), b(*weights);
+      for (int t = 0; t < c.context; ++t) {
+        const std::vector<float> want(a.next_logits(), a.next_logits() + kByteValues);
+        const std::vector<float> got(b.next_logits(), b.next_logits() + kByteValues);
+        REQUIRE(got == want);
+        a.feed(static_cast<std::uint8_t>(ids[t]));
+        b.feed(static_cast<std::uint8_t>(ids[t]));
+      }
+    }
 }
 
 TEST_CASE("a generator only reads the model: two generators of one model agree") {
