@@ -44,14 +44,16 @@ __global__ void scale_kernel(float* g, std::size_t n, float s) {
         g[i] *= s;
 }
 
-// Tree sum of the block's kNormBlock values in `s` (shared); thread 0 gets the total. The
-// pairing (i with i + half) is fixed, so the result is too.
+// Tree sum of the block's kNormBlock values in `s` (shared); thread 0 gets the total, the
+// other threads 0. The pairing (i with i + half) is fixed, so the result is too. Only thread 0
+// reads s[0] after the last step, which it wrote itself: no other thread reads it unordered
+// (racecheck would call that a hazard).
 __device__ double block_tree_sum(double* s) {
     for (int half = kNormBlock / 2; half > 0; half /= 2) {
         __syncthreads();
         if (static_cast<int>(threadIdx.x) < half) s[threadIdx.x] += s[threadIdx.x + half];
     }
-    return s[0];
+    return threadIdx.x == 0 ? s[0] : 0.0;
 }
 
 // Pass 1: partial[k] = sum of g[i]² over chunk k (products in double are exact).

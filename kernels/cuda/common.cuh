@@ -69,7 +69,8 @@ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 // Temporary device memory for one call (partial sums, a logits chunk), from the device's
 // stream-ordered pool: allocation and release are queued on the default stream like the
 // kernels that use it, so no call synchronises the device to get or return scratch space, and
-// the pool hands the same memory back on the next call.
+// the pool hands the same memory back on the next call (the CUDA backend sets the pool's
+// release threshold so that it keeps its memory across synchronisations).
 template <class T>
 class Scratch {
 public:

@@ -156,6 +156,9 @@ struct AlgoKey {
 struct AlgoChoice {
     cublasLtMatmulAlgo_t algo;
     bool fused_bias;
+    // No algorithm takes this output where it lies (some bf16 kernels want C and D 16-byte
+    // aligned): the product runs on an aligned copy of the output instead (run_staged_output).
+    bool stage_output;
 };
 
 // Same bound and reason as the CPU twin's primitive cache.
@@ -228,6 +231,28 @@ __global__ void add_bias_kernel(float* __restrict__ out, const float* __restrict
         out[i] += bias[i % static_cast<std::size_t>(N)];
 }
 
+constexpr unsigned kStagedAlign = 256;
+
+void run(const Gemm& g);
+
+// g with its output C (= D, m × n, leading dimension ldc) moved to aligned scratch: C is copied
+// there first (what a product with beta = 1 accumulates onto, and whatever lies between
+// columns when ldc > m), the product runs there, and the whole span is copied back. The
+// result is what an algorithm taking C where it lies would give: the same operation on the
+// same values, only at another address.
+void run_staged_output(const Gemm& g) {
+    const std::size_t elems = static_cast<std::size_t>(g.ldc) * static_cast<std::size_t>(g.n);
+    const std::size_t bytes = elems * sizeof(float);
+    detail::Scratch<float> buf(elems + kStagedAlign / sizeof(float));
+    const auto addr = reinterpret_cast<std::uintptr_t>(buf.get());
+    auto* staged = reinterpret_cast<float*>((addr + kStagedAlign - 1) / kStagedAlign * kStagedAlign);
+    MB_CUDA_CHECK(cudaMemcpyAsync(staged, g.C, bytes, cudaMemcpyDeviceToDevice, 0));
+    Gemm aligned = g;
+    aligned.C = staged;
+    run(aligned);
+    MB_CUDA_CHECK(cudaMemcpyAsync(g.C, staged, bytes, cudaMemcpyDeviceToDevice, 0));
+}
+
 // Runs g on the default stream. The bias is fused into the product (epilogue) when it is
 // 16-byte aligned (cuBLASLt's alignment hints cover A, B, C and D only) and the heuristic has
 // an algorithm with the epilogue; otherwise add_bias_kernel adds it to the finished product.
@@ -269,17 +294,24 @@ void run(const Gemm& g) {
             if (!found) {
                 MatmulDesc plain;
                 make_desc(plain, g, false);
-                if (!heuristic(lt.handle, plain.h, a.h, b.h, c.h, key, choice.algo))
+                choice.fused_bias = false;
+                if (heuristic(lt.handle, plain.h, a.h, b.h, c.h, key, choice.algo))
+                    std::swap(desc.h, plain.h);
+                else if (key.alignC < kStagedAlign)
+                    choice.stage_output = true;
+                else
                     throw std::runtime_error(std::string("matmul: cuBLASLt has no ") +
                                              type_name(g.type) + " algorithm for m = " +
                                              std::to_string(g.m) + ", n = " + std::to_string(g.n) +
                                              ", k = " + std::to_string(g.k));
-                choice.fused_bias = false;
-                std::swap(desc.h, plain.h);
             }
             if (cache.size() >= kMaxCached) cache.clear();
             cache.emplace(key, choice);
         }
+    }
+    if (choice.stage_output) {
+        run_staged_output(g);
+        return;
     }
 
     const float alpha = 1.0f;

@@ -78,6 +78,9 @@ class Backend {
   virtual void release(void* p) = 0;
   virtual void upload(void* device_dst, const void* host_src, std::size_t bytes) = 0;
   virtual void download(void* host_dst, const void* device_src, std::size_t bytes) = 0;
+  // Ranges must not overlap unless equal (a copy onto itself does nothing): the CUDA backend's
+  // device-to-device copy is not a memmove. The CPU backend does not rely on that, to stay
+  // its twin's reference (and checks nothing either).
   virtual void copy(void* device_dst, const void* device_src, std::size_t bytes) = 0;
   virtual void zero(void* device_dst, std::size_t bytes) = 0;
   // Whether device pointers are host pointers (the CPU backend): then a model's parameters

@@ -46,7 +46,7 @@ class CpuBackend final : public KernelOps {
   void upload(void* dst, const void* src, std::size_t bytes) override { copy(dst, src, bytes); }
   void download(void* dst, const void* src, std::size_t bytes) override { copy(dst, src, bytes); }
   void copy(void* dst, const void* src, std::size_t bytes) override {
-    if (bytes && dst != src) std::memmove(dst, src, bytes);
+    if (bytes && dst != src) std::memcpy(dst, src, bytes);   // no overlap (backend.hpp)
   }
   void zero(void* dst, std::size_t bytes) override {
     if (bytes) std::memset(dst, 0, bytes);

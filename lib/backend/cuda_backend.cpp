@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <mutex>
+#include <cstdint>
 #include <string>
 #include <unordered_map>
 
@@ -36,6 +37,11 @@ class CudaBackend final : public KernelOps {
     // watermark counts from the start of the process (not reset here: another backend in the
     // same process, such as bench's GEMM measurement, must not restart the count).
     MB_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool_, device_));
+    // Keep what the pool has grown to: with the default threshold (0) it gives its memory back
+    // to the driver at every synchronisation (each step has several), and maps it again for
+    // the next call's temporaries.
+    std::uint64_t keep = UINT64_MAX;
+    MB_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep));
   }
   Device device() const override { return Device::cuda; }
   std::string description() const override {

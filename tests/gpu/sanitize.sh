@@ -22,7 +22,7 @@ shift 3
 probe=$("$tests" --no-run 2>&1)
 status=$?
 if [ "$status" -ne 0 ]; then
-    # 77: no device (the runner says why); anything else: the runner itself is broken.
+    # 77: no device (the runner says why); anything else (1: a driver CUDA cannot use) fails.
     printf '%s\n' "$probe"
     exit "$status"
 fi
