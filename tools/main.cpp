@@ -44,7 +44,7 @@ void on_crash(int sig) {
 }
 
 // SIGINT and SIGTERM are taken by one thread that waits for them (sigwait) and sets
-// g_interrupted, which long work polls; every other thread blocks them, so no signal handler
+// g_interrupted, which long work polls (a second one ends the process at once); every other thread blocks them, so no signal handler
 // ever runs on top of the work, and no system call or library (OpenMP, oneDNN, stdio) is cut
 // short. A handler that only set the flag, run on the stack of a oneDNN product that Ctrl-C
 // landed in, was seen to corrupt the heap (glibc: "corrupted size vs. prev_size"): its JIT
@@ -59,7 +59,15 @@ void start_signal_thread() {
   std::thread([stop] {
     for (;;) {
       int sig = 0;
-      if (sigwait(&stop, &sig) == 0) g_interrupted.store(true);
+      if (sigwait(&stop, &sig) != 0) continue;
+      if (!g_interrupted.exchange(true)) continue;
+      // A second signal: stop at once, for work that cannot reach a safe point (a read that
+      // never returns, such as an input FIFO nobody writes). Like SIGKILL this may leave a
+      // hidden temporary behind, never a half-written file under its final name.
+      const char* msg = "megabyte: interrupted again: stopping at once\n";
+      ssize_t ignored = write(STDERR_FILENO, msg, std::strlen(msg));
+      static_cast<void>(ignored);
+      _exit(130);
     }
   }).detach();
 }

@@ -92,4 +92,21 @@ fi
 expect_interrupted_on_stdin "$MEGABYTE" prepare -o waiting -
 [[ ! -e waiting ]] || fail "waiting exists after an interrupted prepare"
 
+# Work that cannot reach a safe point (an input FIFO nobody writes: its encoder waits in
+# open) ignores one SIGINT, and stops at once, with 130, at the second.
+mkfifo stuck.fifo
+"$MEGABYTE" prepare -o stuck stuck.fifo >/dev/null 2>stuck.err &
+pid=$!
+sleep 0.5
+kill -INT $pid
+sleep 0.3
+kill -INT $pid
+for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+if kill -0 $pid 2>/dev/null; then kill -9 $pid; fail "a second SIGINT did not stop prepare"; fi
+rc=0; wait $pid || rc=$?
+[[ $rc -eq 130 ]] || { cat stuck.err; fail "stopped by a second SIGINT with $rc, expected 130"; }
+grep -q "interrupted again" stuck.err || { cat stuck.err; fail "no word of the second interrupt"; }
+[[ ! -e stuck ]] || fail "stuck exists after an interrupted prepare"
+rm -rf .stuck.partial-* stuck.fifo   # the hidden temporary a forced stop may leave (documented)
+
 echo "all bad-input checks passed"
