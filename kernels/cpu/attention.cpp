@@ -26,7 +26,6 @@ using namespace attention_tiles;
 
 constexpr int Bq = kAttentionBlockQ;
 constexpr int Bk = kAttentionBlockK;
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 static_assert(Bq % MR == 0 && Bk % NR == 0 && Bk % MR == 0, "blocks must hold whole tiles");
 
@@ -61,17 +60,9 @@ void forward_block(float* __restrict out, float* __restrict lse, const float* __
                 for (int c = 0; c < nk16; ++c) sr[c] = 0.0f;
                 continue;
             }
-            float mx = kNegInf;
-#pragma omp simd reduction(max : mx)
-            for (int c = 0; c < n; ++c) mx = mx > sr[c] ? mx : sr[c];
-            const float m_new = std::max(m[r], mx);
+            const float m_new = std::max(m[r], row_max(sr, n));
             const float corr = exp_approx(m[r] - m_new);  // 0 on the first block (m = -inf)
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int c = 0; c < n; ++c) {
-                sr[c] = exp_approx(sr[c] - m_new);
-                sum += sr[c];
-            }
+            const float sum = exp_shifted_sum(sr, n, m_new);
             for (int c = n; c < nk16; ++c) sr[c] = 0.0f;
             l[r] = l[r] * corr + sum;
             m[r] = m_new;

@@ -6,8 +6,32 @@
 
 #include <cstddef>
 #include <cstring>
+#include <limits>
+
+#include "cpu/simd.hpp"
 
 namespace mb::kernels::cpu::attention_tiles {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// The largest of row[0..n) (-inf for n = 0): a row of scores' softmax shift.
+inline float row_max(const float* __restrict row, int n) {
+    float mx = kNegInf;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < n; ++j) mx = mx > row[j] ? mx : row[j];
+    return mx;
+}
+
+// row[j] = exp(row[j] - shift) for j < n (exp_approx), and their sum.
+inline float exp_shifted_sum(float* __restrict row, int n, float shift) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; ++j) {
+        row[j] = exp_approx(row[j] - shift);
+        sum += row[j];
+    }
+    return sum;
+}
 
 // Micro-kernel tile: MR rows by NR columns of the result live in registers (4 x 16 floats:
 // four AVX-512 or eight AVX2 registers) while the contraction runs.

@@ -28,7 +28,6 @@ namespace {
 
 using namespace attention_tiles;
 
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Padded sizes of one task's operands: head size to whole tiles (dp), keys to whole tile
 // columns (Tk), queries to whole tile rows (Tq).
@@ -69,15 +68,8 @@ void forward_head(float* __restrict out, float* __restrict lse, const float* __r
         for (int r = 0; r < MR; ++r) {
             float* __restrict pr = p + static_cast<std::size_t>(r) * Tk;
             const int n = std::min(r0 + r + 1, T);  // causal: keys 0..t (padding rows: any)
-            float mx = kNegInf;
-#pragma omp simd reduction(max : mx)
-            for (int j = 0; j < n; ++j) mx = mx > pr[j] ? mx : pr[j];
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < n; ++j) {
-                pr[j] = exp_approx(pr[j] - mx);
-                sum += pr[j];
-            }
+            const float mx = row_max(pr, n);
+            const float sum = exp_shifted_sum(pr, n, mx);
             for (int j = n; j < nk; ++j) pr[j] = 0.0f;
             m[r] = mx;
             l[r] = sum;
@@ -191,6 +183,22 @@ void check_sizes(const char* what, int B, int T, int H, int d) {
                                     " do not fit (see short_attention_fits); use attention");
 }
 
+// Runs per_head(b, h, scratch) for every (sequence, head) of the batch: one task each, shared
+// among the threads in a fixed static split, each thread with its own scratch of
+// `scratch_floats`. Nothing to do for an empty batch.
+template <class PerHead>
+void for_each_head(int B, const Layout& L, std::size_t scratch_floats, PerHead per_head) {
+    const std::int64_t tasks = static_cast<std::int64_t>(B) * L.H;
+    if (tasks == 0 || L.T == 0) return;
+#pragma omp parallel if (tasks > 1)
+    {
+        std::vector<float> scratch(scratch_floats);
+#pragma omp for schedule(static)
+        for (std::int64_t task = 0; task < tasks; ++task)
+            per_head(static_cast<int>(task / L.H), static_cast<int>(task % L.H), scratch.data());
+    }
+}
+
 }  // namespace
 
 void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
@@ -198,16 +206,9 @@ void short_attention_forward(float* out, float* lse, const float* qkv, int B, in
     check_sizes("short_attention_forward", B, T, H, d);
     const Layout L{T, H, d};
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    const std::int64_t tasks = static_cast<std::int64_t>(B) * H;
-    if (tasks == 0 || T == 0) return;
-#pragma omp parallel if (tasks > 1)
-    {
-        std::vector<float> scratch(forward_scratch(L));
-#pragma omp for schedule(static)
-        for (std::int64_t task = 0; task < tasks; ++task)
-            forward_head(out, lse, qkv, L, static_cast<int>(task / H), static_cast<int>(task % H),
-                         scale, scratch.data());
-    }
+    for_each_head(B, L, forward_scratch(L), [&](int b, int h, float* scratch) {
+        forward_head(out, lse, qkv, L, b, h, scale, scratch);
+    });
 }
 
 void short_attention_backward(float* dqkv, const float* dout, const float* out,
@@ -215,16 +216,9 @@ void short_attention_backward(float* dqkv, const float* dout, const float* out,
     check_sizes("short_attention_backward", B, T, H, d);
     const Layout L{T, H, d};
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    const std::int64_t tasks = static_cast<std::int64_t>(B) * H;
-    if (tasks == 0 || T == 0) return;
-#pragma omp parallel if (tasks > 1)
-    {
-        std::vector<float> scratch(backward_scratch(L));
-#pragma omp for schedule(static)
-        for (std::int64_t task = 0; task < tasks; ++task)
-            backward_head(dqkv, dout, out, lse, qkv, L, static_cast<int>(task / H),
-                          static_cast<int>(task % H), scale, scratch.data());
-    }
+    for_each_head(B, L, backward_scratch(L), [&](int b, int h, float* scratch) {
+        backward_head(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch);
+    });
 }
 
 }  // namespace mb::kernels::cpu
