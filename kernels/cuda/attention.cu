@@ -294,14 +294,23 @@ void check_sizes(int B, int T, int H, int d) {
                                     std::to_string(d));
 }
 
-// B · H · tiles blocks in one grid dimension.
+}  // namespace
+
+namespace attention_detail {
+
 unsigned blocks(int B, int H, int tiles) {
     const long long n = static_cast<long long>(B) * H * tiles;
     if (n > INT_MAX) throw std::invalid_argument("attention: B * H * tiles exceeds the grid");
     return static_cast<unsigned>(n);
 }
 
-}  // namespace
+void row_dots(float* D, const float* dout, const float* out, const Layout& L, int rows) {
+    rowdot_kernel<<<static_cast<unsigned>(detail::ceil_div(rows, kWarps)), kThreads>>>(
+        D, dout, out, L, rows);
+    MB_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace attention_detail
 
 void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int d) {
     check_sizes(B, T, H, d);
@@ -323,9 +332,7 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     const int rows = B * T * H;  // < INT_MAX: the caller's buffers hold 3 · rows · d floats
     detail::Scratch<float> D(static_cast<std::size_t>(rows));
-    rowdot_kernel<<<static_cast<unsigned>(detail::ceil_div(rows, kWarps)), kThreads>>>(
-        D.get(), dout, out, L, rows);
-    MB_CUDA_CHECK_LAUNCH();
+    row_dots(D.get(), dout, out, L, rows);
 
     const int tiles = detail::ceil_div(T, kTile);
     const std::size_t smem = backward_smem(d);

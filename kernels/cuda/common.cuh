@@ -4,8 +4,7 @@
 // Host-only and free of device code, so plain C++ (device_buffer.hpp, the gpu tests) may
 // include it as well as the .cu files.
 //
-// Conventions of the whole CUDA backend (first part: fp32 only; the bf16 activation path of
-// the project design comes later, beside these fp32 twins):
+// Conventions of the whole CUDA backend:
 // - Every function has the signature and the semantics of its twin in kernels/cpu/, in
 //   namespace mb::kernels::cuda, and every pointer argument is a device pointer.
 // - Work runs on the legacy default stream (stream 0), in call order. A function that only

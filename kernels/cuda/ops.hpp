@@ -2,10 +2,11 @@
 // in namespace mb::kernels::cuda, taking device pointers. Host functions declared in plain
 // C++ (no CUDA types), so any .cpp file can call them; link kernels_cuda_dep.
 //
-// This first part is fp32 throughout, for checking the GPU kernels against the CPU reference
-// one op at a time. The training configuration of the project design (bf16 activations and
-// matrix products with fp32 accumulation, fp32 master weights, cuBLASLt, a fused attention)
-// comes later, beside these functions.
+// Every op has an fp32 form, for checking the GPU kernels against the CPU reference one op at
+// a time and as the debugging mode. The training configuration (bf16 precision) adds the bf16
+// twins beside them: the matrix products through cuBLASLt with bf16 operands and fp32
+// accumulation (matmul.cuh), the attention on tensor cores (attention_bf16.cuh), the bf16
+// conversions (bf16.cuh); master weights, gradients and the other ops stay fp32.
 //
 // Conventions (details in common.cuh): everything runs on the default stream in call order;
 // functions that return device-computed values or validate device-resident ids synchronise;
@@ -18,6 +19,7 @@
 #include "cuda/activation.cuh"
 #include "cuda/adamw.cuh"
 #include "cuda/attention.cuh"
+#include "cuda/attention_bf16.cuh"
 #include "cuda/attention_step.cuh"
 #include "cuda/bf16.cuh"
 #include "cuda/crossentropy.cuh"

@@ -132,6 +132,9 @@ class Backend {
   virtual void to_bf16(std::uint16_t* dst, const float* src, std::size_t n) = 0;
   // dst[i] = the fp32 value of the bf16 pattern src[i] for i < n (exact).
   virtual void from_bf16(float* dst, const std::uint16_t* src, std::size_t n) = 0;
+  // The causal attention (cpu/attention.hpp). In bf16 precision, for heads that
+  // attention_bf16_supports, the bf16 attention (cpu/attention_bf16.hpp): q, k, v read as bf16,
+  // and on CUDA the products inside on tensor cores.
   virtual void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
                                  int d) = 0;
   virtual void attention_backward(float* dqkv, const float* dout, const float* out,

@@ -12,6 +12,7 @@
 #include "cpu/activation.hpp"
 #include "cpu/adamw.hpp"
 #include "cpu/attention.hpp"
+#include "cpu/attention_bf16.hpp"
 #include "cpu/attention_step.hpp"
 #include "cpu/bf16.hpp"
 #include "cpu/crossentropy.hpp"

@@ -52,6 +52,7 @@
 #include "core/error.hpp"
 
 #include <limits>
+#include <random>
 #include <string>
 
 using gm::Model;
@@ -138,14 +139,15 @@ void check_gradients(ModelKind kind, float dropout) {
                       what + ": gradient of", true);
 }
 
-// The bf16 mode against the CPU's bf16 twin: logits, the loss, and every gradient.
-void check_bf16(ModelKind kind) {
-    const std::string what = gm::kind_name(kind) + " (bf16)";
+// The bf16 mode against the CPU's bf16 twin: logits, the loss, and every gradient, for kBatch
+// windows of `ids`.
+void check_bf16(const mb::model::ModelConfig& config, const std::vector<std::int32_t>& ids,
+                const std::string& what) {
     CAPTURE(what);
-    auto models = gm::make_models(gm::config_of(kind, 0.0f), mb::backend::Precision::bf16);
+    auto models = gm::make_models(config, mb::backend::Precision::bf16);
     REQUIRE(models.gpu->backend()->precision() == mb::backend::Precision::bf16);
-    const auto ids = gm::parity_ids(31);
-    const std::size_t positions = static_cast<std::size_t>(gm::kBatch) * gm::kContext;
+    const std::size_t positions = static_cast<std::size_t>(gm::kBatch) * config.context;
+    REQUIRE(ids.size() == positions);
     std::vector<float> want(positions * mb::model::kByteValues, 0.0f);
     std::vector<float> got(want.size(), std::numeric_limits<float>::quiet_NaN());
     models.cpu->logits(want.data(), ids.data(), gm::kBatch);
@@ -171,7 +173,26 @@ void check_bf16(ModelKind kind) {
 }  // namespace
 
 TEST_CASE("gpu model: bf16 products match the CPU's bf16 twin" * doctest::test_suite(gm::kSuite)) {
-    for (ModelKind kind : kKinds) check_bf16(kind);
+    for (ModelKind kind : kKinds)
+        check_bf16(gm::config_of(kind, 0.0f), gm::parity_ids(31), gm::kind_name(kind) + " (bf16)");
+}
+
+// Sequences longer than the short attention takes (T > 256) run the tiled attention, which in
+// bf16 is the tensor-core kernel on CUDA (heads of 32 and 16 here). Its products also round p,
+// dout and dS to bf16, which the CPU twin does not (cpu/attention_bf16.hpp): within the same
+// bounds as the products' rounding above.
+TEST_CASE("gpu model: bf16 with the tensor-core attention (long sequences) matches the CPU" *
+          doctest::test_suite(gm::kSuite)) {
+    for (ModelKind kind : kKinds) {
+        mb::model::ModelConfig c = gm::config_of(kind, 0.0f);
+        c.context = kind == ModelKind::megabyte ? 8 * 264 : 264;  // 264 global positions
+        std::mt19937 gen(77);
+        std::uniform_int_distribution<int> byte(0, 255);
+        std::vector<std::int32_t> ids(static_cast<std::size_t>(gm::kBatch) * c.context);
+        for (auto& id : ids) id = byte(gen);
+        REQUIRE_FALSE(gm::cuda_backend()->short_attention_fits(264, 32));
+        check_bf16(c, ids, gm::kind_name(kind) + " (bf16, T = " + std::to_string(c.context) + ")");
+    }
 }
 
 TEST_CASE("gpu model: logits, loss sum and position losses match the CPU" *

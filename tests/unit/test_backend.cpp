@@ -69,6 +69,29 @@ TEST_CASE("the CPU backend takes the short attention for the shapes an A100 or H
   CHECK_FALSE(cpu->short_attention_fits(257, 32));
 }
 
+// Both backends share this choice (kernel_ops.inc); on CUDA bf16 it is the tensor-core kernel.
+TEST_CASE("in bf16 the backends take the bf16 attention for the heads it takes, fp32 otherwise") {
+  auto run = [](mb::backend::Precision precision, int d, bool backward) {
+    auto be = mb::backend::make_backend(Device::cpu, precision);
+    const int B = 1, T = 40, H = 2;
+    const std::size_t n = static_cast<std::size_t>(B) * T * H * d;
+    std::vector<float> qkv(3 * n), out(n), lse(static_cast<std::size_t>(B) * H * T), dqkv(3 * n);
+    for (std::size_t i = 0; i < qkv.size(); ++i) qkv[i] = std::sin(0.37f * static_cast<float>(i)) * 2.0f;
+    be->attention_forward(out.data(), lse.data(), qkv.data(), B, T, H, d);
+    if (!backward) return out;
+    std::vector<float> dout(n);
+    for (std::size_t i = 0; i < n; ++i) dout[i] = std::cos(0.11f * static_cast<float>(i));
+    be->attention_backward(dqkv.data(), dout.data(), out.data(), lse.data(), qkv.data(), B, T, H, d);
+    return dqkv;
+  };
+  using mb::backend::Precision;
+  for (bool backward : {false, true}) {
+    CAPTURE(backward);
+    CHECK(run(Precision::bf16, 16, backward) != run(Precision::fp32, 16, backward));
+    CHECK(run(Precision::bf16, 8, backward) == run(Precision::fp32, 8, backward));
+  }
+}
+
 TEST_CASE("the GPU peak table matches CUDA device names, most specific first") {
   using mb::backend::device_peaks;
   CHECK(device_peaks("NVIDIA H100 80GB HBM3").name == "H100 SXM");
