@@ -32,9 +32,10 @@ int max_head_dim(Device d);
 // How the products of the linear layers are computed. fp32: in fp32 throughout (the CPU's
 // default, and the CUDA debug mode). bf16: the operands rounded to bf16, the products
 // accumulated in fp32 (the CUDA default: tensor cores); the CPU computes exactly that too
-// (slower), as the twin the CUDA results are checked against. Parameters (the master
+// (slower), as the twin the CUDA results are checked against. bf16 also selects the bf16
+// attention where it takes the heads (attention_forward below). Parameters (the master
 // weights), gradients and every other op stay fp32 either way; in bf16 a model also keeps a
-// bf16 copy of its weights, and saves six activations per layer as bf16 only, as autocast
+// bf16 copy of its weights, and saves four activations per layer as bf16 only, as autocast
 // keeps them (TransformerStack::reserve).
 enum class Precision { fp32, bf16 };
 

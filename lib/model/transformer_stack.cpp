@@ -72,14 +72,12 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
   acts_.resize(shape_.layers);
   for (LayerActivations& a : acts_) {
     a.input = floats(N * C);
-    maybe_bf16(a.ln1, a.ln1_bf16, N * C);
     a.ln1_mean = floats(N);
     a.ln1_rstd = floats(N);
     maybe_bf16(a.qkv, a.qkv_bf16, N * 3 * C);
     maybe_bf16(a.att, a.att_bf16, N * C);
     a.lse = floats(N * shape_.heads);
     a.mid = floats(N * C);
-    maybe_bf16(a.ln2, a.ln2_bf16, N * C);
     a.ln2_mean = floats(N);
     a.ln2_rstd = floats(N);
     maybe_bf16(a.fc, a.fc_bf16, N * H);
@@ -91,7 +89,7 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
   scratch_c_ = floats(N * C);
   scratch_c2_ = floats(N * C);
   scratch_3c_ = floats(N * 3 * C);
-  scratch_h_ = floats(N * H);
+  scratch_h_ = floats(N * std::max<std::size_t>(H, 2));  // also 2 · N layer-norm statistics
   scratch_h2_ = floats(N * H);
   if (bf16_activations) scratch_qkv_ = floats(N * 3 * C);
 }
@@ -119,6 +117,14 @@ const float* TransformerStack::saved_fp32(const backend::Slice<float>& saved,
   if (!bf16_activations_) return saved.get();
   backend_->from_bf16(scratch.get(), saved_bf16.get(), n);
   return scratch.get();
+}
+
+const float* TransformerStack::recompute_layernorm(const float* inp, std::size_t weight,
+                                                  std::size_t bias, int N, int C) {
+  float* stats = scratch_h_.get();  // N means, then N reciprocal deviations
+  backend_->layernorm_forward(scratch_c_.get(), stats, stats + N, inp, view_.value(weight),
+                              view_.value(bias), N, C, shape_.layernorm_eps);
+  return scratch_c_.get();
 }
 
 // Whether the stack's sequences of `length` positions with heads of size d take the attention
@@ -159,15 +165,15 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
     if (x != a.input.get()) k.copy(a.input.get(), x, n * sizeof(float));
     float* next = l + 1 < shape_.layers ? acts_[l + 1].input.get() : final_input_.get();
 
-    const SavedActivation ln1 = saved_activation(a.ln1, a.ln1_bf16, scratch_c2_);
-    k.layernorm_forward(ln1.values, a.ln1_mean.get(), a.ln1_rstd.get(), a.input.get(),
+    // LN1's output in scratch: the backward pass recomputes it (reserve()).
+    float* ln1 = scratch_c2_.get();
+    k.layernorm_forward(ln1, a.ln1_mean.get(), a.ln1_rstd.get(), a.input.get(),
                         view_.value(t.ln1_w), view_.value(t.ln1_b), N, C, eps);
-    save_bf16(ln1, n);
     // With bf16 activations: q, k, v in scratch free during the forward pass, rounded to what
     // is saved of them; the attention's output where LN1's was (consumed by now).
     const SavedActivation qkv = saved_activation(a.qkv, a.qkv_bf16, scratch_3c_);
-    k.matmul_forward(qkv.values, ln1.values, ln1.bf16, view_.value(t.qkv_w),
-                     view_.value_bf16(t.qkv_w), view_.value(t.qkv_b), N, C, 3 * C);
+    k.matmul_forward(qkv.values, ln1, nullptr, view_.value(t.qkv_w), view_.value_bf16(t.qkv_w),
+                     view_.value(t.qkv_b), N, C, 3 * C);
     save_bf16_rounded(qkv, 3 * n);
     const SavedActivation att = saved_activation(a.att, a.att_bf16, scratch_c2_);
     if (use_short_attention(length, d))
@@ -180,16 +186,15 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
     if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 0), 0);
     k.residual_forward(a.mid.get(), a.input.get(), scratch_c_.get(), n);
 
-    const SavedActivation ln2 = saved_activation(a.ln2, a.ln2_bf16, scratch_c2_);
-    k.layernorm_forward(ln2.values, a.ln2_mean.get(), a.ln2_rstd.get(), a.mid.get(),
+    float* ln2 = scratch_c2_.get();  // recomputed by the backward pass, as LN1's
+    k.layernorm_forward(ln2, a.ln2_mean.get(), a.ln2_rstd.get(), a.mid.get(),
                         view_.value(t.ln2_w), view_.value(t.ln2_b), N, C, eps);
-    save_bf16(ln2, n);
     // The pre-activation and the activation each in its own scratch (both are free during the
     // forward pass): the activation reads the fp32 pre-activation, whatever is saved of it.
     const std::size_t nh = static_cast<std::size_t>(N) * Hd;
     const SavedActivation fc = saved_activation(a.fc, a.fc_bf16, scratch_h2_);
-    k.matmul_forward(fc.values, ln2.values, ln2.bf16, view_.value(t.fc_w),
-                     view_.value_bf16(t.fc_w), nullptr, N, C, Hd);
+    k.matmul_forward(fc.values, ln2, nullptr, view_.value(t.fc_w), view_.value_bf16(t.fc_w),
+                     nullptr, N, C, Hd);
     save_bf16(fc, nh);
     const SavedActivation act = saved_activation(a.act, a.act_bf16, scratch_h_);
     act_forward(k, shape_.activation, act.values, fc.values, view_.value(t.fc_b), N, Hd);
@@ -238,10 +243,13 @@ void TransformerStack::backward(float* din, const float* dout) {
     // The pre-activation as saved: fp32, or its bf16 copy (read at the rounded value).
     act_backward(k, shape_.activation, scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),
                  a.fc.get(), a.fc_bf16.get(), view_.value(t.fc_b), N, Hd);
+    // LN2's output again, for FC1's weight gradient: the forward's bits (the same op on the
+    // same input), into scratch_c_ (dbranch is consumed), its statistics into scratch_h_ (the
+    // activation's gradient is consumed).
+    const float* ln2 = recompute_layernorm(a.mid.get(), t.ln2_w, t.ln2_b, N, C);
     k.zero(scratch_c2_.get(), n * sizeof(float));
-    k.matmul_backward(scratch_c2_.get(), view_.grad(t.fc_w), nullptr, scratch_h2_.get(),
-                      a.ln2.get(), a.ln2_bf16.get(), view_.value(t.fc_w),
-                      view_.value_bf16(t.fc_w), N, C, Hd);
+    k.matmul_backward(scratch_c2_.get(), view_.grad(t.fc_w), nullptr, scratch_h2_.get(), ln2,
+                      nullptr, view_.value(t.fc_w), view_.value_bf16(t.fc_w), N, C, Hd);
     // d mid = d next (the residual path, already in din) + the norm's backward.
     k.layernorm_backward(din, view_.grad(t.ln2_w), view_.grad(t.ln2_b), scratch_c2_.get(),
                           a.mid.get(), view_.value(t.ln2_w), a.ln2_mean.get(),
@@ -269,9 +277,11 @@ void TransformerStack::backward(float* din, const float* dout) {
     else
       k.attention_backward(scratch_3c_.get(), scratch_c2_.get(), att, a.lse.get(), qkv,
                            sequences_, length_, heads, d);
+    // LN1's output again (scratch_c_ held the widened attention output, consumed by now).
+    const float* ln1 = recompute_layernorm(a.input.get(), t.ln1_w, t.ln1_b, N, C);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.qkv_w), view_.grad(t.qkv_b),
-                      scratch_3c_.get(), a.ln1.get(), a.ln1_bf16.get(), view_.value(t.qkv_w),
+                      scratch_3c_.get(), ln1, nullptr, view_.value(t.qkv_w),
                       view_.value_bf16(t.qkv_w), N, C, 3 * C);
     k.layernorm_backward(din, view_.grad(t.ln1_w), view_.grad(t.ln1_b), scratch_c2_.get(),
                           a.input.get(), view_.value(t.ln1_w), a.ln1_mean.get(),

@@ -43,13 +43,18 @@ class TransformerStack {
                    const std::string& prefix, const StackShape& shape, ParamGroup group);
 
   // Reserves the activation buffers in `arena` for up to `max_rows` rows of sequences of
-  // `length`. With `bf16_activations` (for bf16 precision only) six activations are saved as
-  // bf16 copies instead of fp32 values, (6·C + 2·hidden) · 2 bytes less per row and layer, for
-  // one fp32 buffer of 3·C per row for the whole stack, which the backward pass widens the
-  // saved q, k and v into:
-  // - three that the backward pass reads only as bf16 matrix operands: LN1's and LN2's outputs
-  //   (the inputs of FC_qkv and FC1) and the activation's output (the input of FC2). The bf16
-  //   products round them anyway, so these change no result;
+  // `length`.
+  //
+  // LN1's and LN2's outputs (the inputs of FC_qkv and FC1) are not kept: the backward pass
+  // recomputes them from the saved input, the same op on the same values and so the same bits,
+  // for 2·C floats less per row and layer and one more layer-norm pass each.
+  //
+  // With `bf16_activations` (for bf16 precision only) four activations are saved as bf16
+  // copies instead of fp32 values, (4·C + 2·hidden) · 2 bytes less per row and layer, for one
+  // fp32 buffer of 3·C per row for the whole stack, which the backward pass widens the saved
+  // q, k and v into:
+  // - the activation's output (the input of FC2), which the backward pass reads only as a bf16
+  //   matrix operand: the bf16 product rounds it anyway, so this changes no result;
   // - q, k and v, FC_qkv's output: the forward's attention reads them rounded to bf16 as well,
   //   so that the backward pass differentiates what the forward computed (as PyTorch's autocast,
   //   where they are bf16 tensors);
@@ -74,12 +79,12 @@ class TransformerStack {
   struct LayerTensors {
     std::size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fc2_w, fc2_b;
   };
-  // What one layer's forward keeps for its backward. Of ln1, qkv, att, ln2, fc and act,
-  // either the fp32 slice or the bf16 one is reserved (see reserve()).
+  // What one layer's forward keeps for its backward. Of qkv, att, fc and act, either the fp32
+  // slice or the bf16 one is reserved (see reserve()).
   struct LayerActivations {
-    backend::Slice<float> input, ln1, ln1_mean, ln1_rstd, qkv, att, lse, mid, ln2, ln2_mean,
-        ln2_rstd, fc, act;
-    backend::Slice<std::uint16_t> ln1_bf16, qkv_bf16, att_bf16, ln2_bf16, fc_bf16, act_bf16;
+    backend::Slice<float> input, ln1_mean, ln1_rstd, qkv, att, lse, mid, ln2_mean, ln2_rstd, fc,
+        act;
+    backend::Slice<std::uint16_t> qkv_bf16, att_bf16, fc_bf16, act_bf16;
   };
 
   // An activation that may be saved as a bf16 copy only: where the forward writes it in fp32
@@ -103,6 +108,10 @@ class TransformerStack {
                           const backend::Slice<std::uint16_t>& saved_bf16,
                           const backend::Slice<float>& scratch, std::size_t n);
 
+  // A layer norm's output recomputed in the backward pass from its saved input `inp`: into
+  // scratch_c_ (returned), its statistics into scratch_h_. Callers make sure both are free.
+  const float* recompute_layernorm(const float* inp, std::size_t weight, std::size_t bias, int N,
+                                   int C);
   std::uint64_t dropout_seed(int layer, int site) const;
   bool use_short_attention(int length, int d) const;
 

@@ -1,8 +1,8 @@
-// bf16 activations: in bf16 precision a TransformerStack saves six activations per layer as
-// bf16 copies only (TransformerStack::reserve), and its arena shrinks by (6·C + 2·hidden) · 2
+// bf16 activations: in bf16 precision a TransformerStack saves four activations per layer as
+// bf16 copies only (TransformerStack::reserve), and its arena shrinks by (4·C + 2·hidden) · 2
 // bytes per row and layer, less one fp32 buffer of 3·C per row:
-// - the inputs of its products (LN1's and LN2's outputs, the activation's output), which the
-//   products round to bf16 anyway;
+// - the input of FC2 (the activation's output), which the product rounds to bf16 anyway (the
+//   layer norms' outputs, the other products' inputs, are recomputed in either precision);
 // - q, k and v, which the forward's attention then reads rounded as well;
 // - the attention's output and the pre-activation, read rounded by their backward passes
 //   (tests/kernels/test_activation.cpp checks the activation's bit for bit).
@@ -104,12 +104,12 @@ void check_rounded(const StackShape& shape, int sequences, int length, bool trai
   check_rounding_only(din_b, din_a, rel, "din");
   check_rounding_only(bf16.params.grads(), fp32.params.grads(), rel, "parameter gradients");
 
-  // The bf16 arena is smaller by the six saved activations' fp32 bytes less their bf16 bytes,
-  // (6·C + 2·hidden) · 2 per row and layer, less the one fp32 buffer of 3·C per row the
+  // The bf16 arena is smaller by the four saved activations' fp32 bytes less their bf16 bytes,
+  // (4·C + 2·hidden) · 2 per row and layer, less the one fp32 buffer of 3·C per row the
   // backward pass widens q, k, v into, up to the arena's 256-byte rounding of each slice.
   const std::size_t C = shape.width, H = shape.hidden;
-  const std::size_t saved = shape.layers * rows * (6 * C + 2 * H) * 2 - rows * 3 * C * 4;
-  const std::size_t slack = (static_cast<std::size_t>(shape.layers) * 6 * 2 + 1) * Arena::kAlignment;
+  const std::size_t saved = shape.layers * rows * (4 * C + 2 * H) * 2 - rows * 3 * C * 4;
+  const std::size_t slack = (static_cast<std::size_t>(shape.layers) * 4 * 2 + 1) * Arena::kAlignment;
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() + slack >= saved);
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() <= saved + slack);
 }
@@ -132,7 +132,7 @@ TEST_CASE("bf16 activations: the saving is exact where no slice needs padding") 
   auto backend = mb::backend::make_backend(mb::backend::Device::cpu, mb::backend::Precision::bf16);
   StackUnderTest fp32(*backend, shape, 64, 16, false), bf16(*backend, shape, 64, 16, true);
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() ==
-        std::size_t{3} * 64 * (6 * 32 + 2 * 128) * 2 - std::size_t{64} * 3 * 32 * 4);
+        std::size_t{3} * 64 * (4 * 32 + 2 * 128) * 2 - std::size_t{64} * 3 * 32 * 4);
 }
 
 TEST_CASE("bf16 activations: refused on a backend in fp32 precision") {

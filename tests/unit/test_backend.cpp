@@ -125,9 +125,10 @@ TEST_CASE("the memory plan is the model's own allocation, counted by hand") {
   const int B = 2;
   // Rows N = B·T = 128 make every buffer a multiple of 256 bytes, so no padding enters the count.
   const std::size_t N = 128, C = 32, H = 128, heads = 4, L = 2;
-  // Per layer: input, ln1, qkv (3C), attention out, mid, ln2 = 8C; fc and act = 2H; the two
-  // norms' mean and rstd = 4; the attention's log-sum-exp per head.
-  const std::size_t per_layer = N * (8 * C + 2 * H + 4 + heads);
+  // Per layer: input, qkv (3C), attention out, mid = 6C (the norms' outputs are recomputed in
+  // the backward pass); fc and act = 2H; the two norms' mean and rstd = 4; the attention's
+  // log-sum-exp per head.
+  const std::size_t per_layer = N * (6 * C + 2 * H + 4 + heads);
   // The stack's final input and norm statistics, and its scratch: C, C, 3C, H, H.
   const std::size_t stack_rest = N * (C + 2) + N * (5 * C + 2 * H);
   // The model: input ids, targets (int32), per-position losses, then in/out/dout/din (D each).
@@ -247,11 +248,10 @@ TEST_CASE("the training memory plan adds the optimiser and the workspace to the 
   CHECK(cpu.bf16_weights == 0);                       // fp32 keeps none
   CHECK(cuda.total() == cuda.parameters + cuda.gradients + cuda.optimizer + cuda.bf16_weights +
                             cuda.activations + cuda.workspace);
-  // bf16 saves six activations per layer as bf16 only (LN1's, FC_qkv's, the attention's, LN2's,
-  // FC1's and the activation's outputs): (6C + 2H) · 2 bytes less per row and layer, for one
-  // fp32 buffer of 3C per row (N = 128 rows, C = 32, H = 128, 2 layers: all multiples of 256
-  // bytes).
-  const std::size_t saved = 2 * 128 * (6 * 32 + 2 * 128) * 2 - 128 * 3 * 32 * 4;
+  // bf16 saves four activations per layer as bf16 only (FC_qkv's, the attention's, FC1's and
+  // the activation's outputs): (4C + 2H) · 2 bytes less per row and layer, for one fp32 buffer
+  // of 3C per row (N = 128 rows, C = 32, H = 128, 2 layers: all multiples of 256 bytes).
+  const std::size_t saved = 2 * 128 * (4 * 32 + 2 * 128) * 2 - 128 * 3 * 32 * 4;
   CHECK(cpu.activations - cuda.activations == saved);
   CHECK(cuda.total() + saved - cpu.total() ==
         mb::backend::kCudaMatmulWorkspaceBytes + cuda.bf16_weights);
