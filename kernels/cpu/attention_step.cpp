@@ -44,16 +44,21 @@ void step_head(float* __restrict out, float* __restrict s, const float* __restri
 }  // namespace
 
 void attention_step(float* out, float* scores, const float* q, const float* k, const float* v,
-                    int n, int H, int d, std::size_t stride) {
-    if (n < 1 || H < 1 || d < 1)
-        throw std::invalid_argument("attention_step: need n, H, d >= 1 (a position sees itself)");
+                    int B, int n, int H, int d, std::size_t q_stride, std::size_t stride,
+                    std::size_t batch_stride) {
+    if (B < 1 || n < 1 || H < 1 || d < 1)
+        throw std::invalid_argument(
+            "attention_step: need B, n, H, d >= 1 (a position sees itself)");
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    const std::int64_t work = static_cast<std::int64_t>(n) * H * d;
-#pragma omp parallel for schedule(static) if (H > 1 && work > 65536)
-    for (int h = 0; h < H; ++h)
-        step_head(out + static_cast<std::size_t>(h) * d, scores + static_cast<std::size_t>(h) * n,
-                  q + static_cast<std::size_t>(h) * d, k + static_cast<std::size_t>(h) * d,
-                  v + static_cast<std::size_t>(h) * d, n, d, stride, scale);
+    const std::int64_t tasks = static_cast<std::int64_t>(B) * H;
+    const std::int64_t work = tasks * n * d;
+#pragma omp parallel for schedule(static) if (tasks > 1 && work > 65536)
+    for (std::int64_t task = 0; task < tasks; ++task) {
+        const std::size_t b = static_cast<std::size_t>(task / H), h = static_cast<std::size_t>(task % H);
+        const std::size_t row = static_cast<std::size_t>(task);   // b · H + h
+        step_head(out + row * d, scores + row * n, q + b * q_stride + h * d,
+                  k + b * batch_stride + h * d, v + b * batch_stride + h * d, n, d, stride, scale);
+    }
 }
 
 }  // namespace mb::kernels::cpu

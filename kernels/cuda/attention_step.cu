@@ -1,4 +1,4 @@
-// One block per head, three passes over the cache, as the CPU twin's loops:
+// One block per (sequence, head), three passes over the cache, as the CPU twin's loops:
 //   1. each thread takes positions j = tid, tid + blockDim, ...: the dot q·k_j (d <= 128
 //      products, read from the row of k_j), scaled, written to scores; a block-wide max;
 //   2. each thread exponentiates its scores (minus the max) and sums them; a block-wide sum;
@@ -12,6 +12,7 @@
 #include "cuda/attention.cuh"
 #include "cuda/common.cuh"
 
+#include <climits>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -47,21 +48,28 @@ __device__ float block_reduce(float v, float* shared) {
     return total;
 }
 
+// Block b · H + h: head h of sequence b. out and scores are dense [B, H, ...]; q, k and v of
+// sequence b start at its own offsets (q_stride, batch_stride).
 __global__ void attention_step_kernel(float* __restrict out, float* __restrict scores,
                                       const float* __restrict q, const float* __restrict k,
-                                      const float* __restrict v, int n, int d,
-                                      std::size_t stride, float scale) {
+                                      const float* __restrict v, int n, int H, int d,
+                                      std::size_t q_stride, std::size_t stride,
+                                      std::size_t batch_stride, float scale) {
     __shared__ float qs[kAttentionMaxHeadDim];
     __shared__ float red[kThreads / kWarp];
-    const int h = blockIdx.x;
-    const float* qh = q + static_cast<std::size_t>(h) * d;
-    float* s = scores + static_cast<std::size_t>(h) * n;
+    const std::size_t row = blockIdx.x;   // b · H + h
+    const std::size_t b = row / static_cast<std::size_t>(H);
+    const std::size_t head = static_cast<std::size_t>(row % static_cast<std::size_t>(H)) * d;
+    const float* qh = q + b * q_stride + head;
+    const float* kh = k + b * batch_stride + head;
+    const float* vh = v + b * batch_stride + head;
+    float* s = scores + row * n;
     for (int e = threadIdx.x; e < d; e += blockDim.x) qs[e] = qh[e];
     __syncthreads();
 
     float mx = -INFINITY;
     for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        const float* kj = k + static_cast<std::size_t>(j) * stride + static_cast<std::size_t>(h) * d;
+        const float* kj = kh + static_cast<std::size_t>(j) * stride;
         float dot = 0.0f;
         for (int e = 0; e < d; ++e) dot = fmaf(qs[e], kj[e], dot);
         s[j] = dot * scale;
@@ -80,23 +88,27 @@ __global__ void attention_step_kernel(float* __restrict out, float* __restrict s
 
     for (int e = threadIdx.x; e < d; e += blockDim.x) {
         float acc = 0.0f;
-        for (int j = 0; j < n; ++j)
-            acc = fmaf(s[j], v[static_cast<std::size_t>(j) * stride + static_cast<std::size_t>(h) * d + e], acc);
-        out[static_cast<std::size_t>(h) * d + e] = acc * inv;
+        for (int j = 0; j < n; ++j) acc = fmaf(s[j], vh[static_cast<std::size_t>(j) * stride + e], acc);
+        out[row * d + e] = acc * inv;
     }
 }
 
 }  // namespace
 
 void attention_step(float* out, float* scores, const float* q, const float* k, const float* v,
-                    int n, int H, int d, std::size_t stride) {
-    if (n < 1 || H < 1 || d < 1)
-        throw std::invalid_argument("attention_step: need n, H, d >= 1 (a position sees itself)");
+                    int B, int n, int H, int d, std::size_t q_stride, std::size_t stride,
+                    std::size_t batch_stride) {
+    if (B < 1 || n < 1 || H < 1 || d < 1)
+        throw std::invalid_argument(
+            "attention_step: need B, n, H, d >= 1 (a position sees itself)");
+    if (static_cast<long long>(B) * H > INT_MAX)
+        throw std::invalid_argument("attention_step: B * H exceeds the grid");
     if (d > kAttentionMaxHeadDim)
         throw std::invalid_argument("attention_step: head dimension " + std::to_string(d) +
                                     " exceeds " + std::to_string(kAttentionMaxHeadDim));
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    attention_step_kernel<<<H, kThreads>>>(out, scores, q, k, v, n, d, stride, scale);
+    attention_step_kernel<<<static_cast<unsigned>(B) * static_cast<unsigned>(H), kThreads>>>(
+        out, scores, q, k, v, n, H, d, q_stride, stride, batch_stride, scale);
     MB_CUDA_CHECK_LAUNCH();
 }
 

@@ -6,11 +6,13 @@
 
 namespace mb::kernels::cuda {
 
-// out[H, d] = softmax_j(q_h · k_j / sqrt(d)) · v_j over the n cached positions j < n, per head
-// h; position j of head h is at k[j * stride + h * d] (likewise v). scores [H, n] is scratch.
-// d <= kAttentionMaxHeadDim (attention.cuh); std::invalid_argument otherwise, or when n, H or d
-// is below 1.
+// For each of B sequences b: out[b, h] = softmax_j(q_h · k_j / sqrt(d)) · v_j over the n cached
+// positions j < n, per head h; q of sequence b at q + b · q_stride, its keys at k + b ·
+// batch_stride with position j of head h at [j · stride + h · d] (likewise v). scores
+// [B, H, n] is scratch. d <= kAttentionMaxHeadDim (attention.cuh); std::invalid_argument
+// otherwise, or when B, n, H or d is below 1, or B · H exceeds the grid.
 void attention_step(float* out, float* scores, const float* q, const float* k, const float* v,
-                    int n, int H, int d, std::size_t stride);
+                    int B, int n, int H, int d, std::size_t q_stride, std::size_t stride,
+                    std::size_t batch_stride);
 
 }  // namespace mb::kernels::cuda

@@ -150,8 +150,14 @@ class Backend {
   virtual void short_attention_backward(float* dqkv, const float* dout, const float* out,
                                         const float* lse, const float* qkv, int B, int T, int H,
                                         int d) = 0;
+  // One position's attention over B sequences' KV caches (cpu/attention_step.hpp).
   virtual void attention_step(float* out, float* scores, const float* q, const float* k,
-                              const float* v, int n, int H, int d, std::size_t stride) = 0;
+                              const float* v, int B, int n, int H, int d, std::size_t q_stride,
+                              std::size_t stride, std::size_t batch_stride) = 0;
+  // rows rows of row_bytes each, from src (rows src_pitch bytes apart) to dst (dst_pitch
+  // apart); the rows must not overlap (as copy).
+  virtual void copy_rows(void* device_dst, std::size_t dst_pitch, const void* device_src,
+                         std::size_t src_pitch, std::size_t row_bytes, std::size_t rows) = 0;
   // The activations' backward passes read the saved pre-activation as fp32 (inp) or, where
   // the caller keeps only that (bf16 precision), as its bf16 copy inp_bf16, which is then read
   // instead: the gradient at the rounded pre-activation, as under autocast.

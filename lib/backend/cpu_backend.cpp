@@ -49,6 +49,12 @@ class CpuBackend final : public KernelOps {
   void copy(void* dst, const void* src, std::size_t bytes) override {
     if (bytes && dst != src) std::memcpy(dst, src, bytes);   // no overlap (backend.hpp)
   }
+  void copy_rows(void* dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
+                 std::size_t row_bytes, std::size_t rows) override {
+    for (std::size_t r = 0; r < rows; ++r)
+      copy(static_cast<char*>(dst) + r * dst_pitch, static_cast<const char*>(src) + r * src_pitch,
+           row_bytes);
+  }
   void zero(void* dst, std::size_t bytes) override {
     if (bytes) std::memset(dst, 0, bytes);
   }

@@ -87,6 +87,12 @@ class CudaBackend final : public KernelOps {
     if (bytes && dst != src)
       MB_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
   }
+  void copy_rows(void* dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
+                 std::size_t row_bytes, std::size_t rows) override {
+    if (row_bytes && rows)
+      MB_CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows,
+                                      cudaMemcpyDeviceToDevice, 0));
+  }
   void zero(void* dst, std::size_t bytes) override {
     if (bytes) MB_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, 0));
   }

@@ -76,7 +76,7 @@ class CachedStack {
     att_ = arena.reserve<float>(rows * C_);
     branch_ = arena.reserve<float>(rows * C_);
     fc_ = arena.reserve<float>(rows * hidden_);
-    scores_ = arena.reserve<float>(static_cast<std::size_t>(heads_) * capacity);
+    scores_ = arena.reserve<float>(rows * heads_ * capacity);
     if (round_qkv_) qkv_bf16_ = arena.reserve<std::uint16_t>(rows * 3 * C_);
   }
 
@@ -100,15 +100,16 @@ class CachedStack {
         k.to_bf16(qkv_bf16_.get(), qkv_.get(), 3 * n);
         k.from_bf16(qkv_.get(), qkv_bf16_.get(), 3 * n);
       }
-      for (int b = 0; b < B_; ++b) {
-        const float* qkv = qkv_.get() + static_cast<std::size_t>(b) * 3 * C;
-        float* keys = L.keys.get() + b * cache;
-        float* values = L.values.get() + b * cache;
-        k.copy(keys + static_cast<std::size_t>(length_) * C, qkv + C, row_bytes);
-        k.copy(values + static_cast<std::size_t>(length_) * C, qkv + 2 * C, row_bytes);
-        k.attention_step(att_.get() + static_cast<std::size_t>(b) * C, scores_.get(), qkv, keys,
-                         values, length_ + 1, heads_, d, static_cast<std::size_t>(C));
-      }
+      // Every sequence's k and v join its caches (row b of qkv_ into cache b), then one step
+      // attends for all of them.
+      const std::size_t at = static_cast<std::size_t>(length_) * C;
+      k.copy_rows(L.keys.get() + at, cache * sizeof(float), qkv_.get() + C,
+                  3 * C * sizeof(float), row_bytes, static_cast<std::size_t>(B_));
+      k.copy_rows(L.values.get() + at, cache * sizeof(float), qkv_.get() + 2 * C,
+                  3 * C * sizeof(float), row_bytes, static_cast<std::size_t>(B_));
+      k.attention_step(att_.get(), scores_.get(), qkv_.get(), L.keys.get(), L.values.get(), B_,
+                       length_ + 1, heads_, d, 3 * static_cast<std::size_t>(C),
+                       static_cast<std::size_t>(C), cache);
       k.matmul_forward(branch_.get(), att_.get(), nullptr, L.proj_w.values, L.proj_w.bf16, L.proj_b, B_, C,
                        C);
       k.residual_forward(x_.get(), x_.get(), branch_.get(), n);

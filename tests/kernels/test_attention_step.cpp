@@ -30,10 +30,10 @@ void check_steps(int T, int H, int d, std::uint32_t seed, float range = 2.0f) {
         const std::vector<float> want(full.begin() + t * C, full.begin() + (t + 1) * C);
 
         std::vector<float> in_place(C, 7.0f), cached(C, 7.0f);
-        attention_step(in_place.data(), scores.data(), row, qkv.data() + C, qkv.data() + 2 * C,
-                       t + 1, H, d, 3 * C);
-        attention_step(cached.data(), scores.data(), row, kcache.data(), vcache.data(), t + 1, H,
-                       d, C);
+        attention_step(in_place.data(), scores.data(), row, qkv.data() + C, qkv.data() + 2 * C, 1,
+                       t + 1, H, d, 0, 3 * C, 0);
+        attention_step(cached.data(), scores.data(), row, kcache.data(), vcache.data(), 1, t + 1,
+                       H, d, 0, C, 0);
         INFO("T " << T << ", H " << H << ", d " << d << ", position " << t);
         kt::check_close(in_place, want, 1e-5, 1e-6, "step over qkv in place");
         kt::check_close(cached, want, 1e-5, 1e-6, "step over a KV cache");
@@ -56,7 +56,7 @@ TEST_CASE("attention_step: the last row of a long sequence, many heads (threaded
     std::vector<float> full(static_cast<std::size_t>(T) * C), out(C), scores(H * T);
     attention_forward(full.data(), nullptr, qkv.data(), 1, T, H, d);
     attention_step(out.data(), scores.data(), qkv.data() + (T - 1) * 3 * C, qkv.data() + C,
-                   qkv.data() + 2 * C, T, H, d, 3 * C);
+                   qkv.data() + 2 * C, 1, T, H, d, 0, 3 * C, 0);
     kt::check_close(out, std::vector<float>(full.end() - C, full.end()), 1e-5, 1e-6,
                     "last row");
 }
@@ -67,11 +67,32 @@ TEST_CASE("attention_step is stable for large scores") {
     const int H = 1, d = 4;
     std::vector<float> q{100, 100, 100, 100}, k{100, 100, 100, 100, -100, -100, -100, -100},
         v{1, 2, 3, 4, 5, 6, 7, 8}, out(4), scores(2);
-    attention_step(out.data(), scores.data(), q.data(), k.data(), v.data(), 2, H, d, 4);
+    attention_step(out.data(), scores.data(), q.data(), k.data(), v.data(), 1, 2, H, d, 0, 4, 0);
     for (int e = 0; e < d; ++e) CHECK(out[e] == doctest::Approx(v[e]));
 }
 
-TEST_CASE("attention_step refuses an empty cache") {
+TEST_CASE("attention_step over a batch: each sequence as if alone, bit for bit") {
+    // Three sequences with caches of 40 positions (the step sees n = 29), queries in rows of a
+    // [B, 3, H, d] buffer, as the generator keeps them; big enough for the threaded path.
+    const int B = 3, n = 29, capacity = 40, H = 4, d = 48;
+    const std::size_t C = static_cast<std::size_t>(H) * d, cache = capacity * C;
+    const auto qkv = kt::random_floats(B * 3 * C, 11, -2.0f, 2.0f);
+    const auto keys = kt::random_floats(B * cache, 12, -2.0f, 2.0f);
+    const auto values = kt::random_floats(B * cache, 13, -2.0f, 2.0f);
+    std::vector<float> out(B * C, 7.0f), scores(static_cast<std::size_t>(B) * H * n);
+    attention_step(out.data(), scores.data(), qkv.data(), keys.data(), values.data(), B, n, H, d,
+                   3 * C, C, cache);
+    for (int b = 0; b < B; ++b) {
+        std::vector<float> alone(C, 7.0f), alone_scores(static_cast<std::size_t>(H) * n);
+        attention_step(alone.data(), alone_scores.data(), qkv.data() + b * 3 * C,
+                       keys.data() + b * cache, values.data() + b * cache, 1, n, H, d, 0, C, 0);
+        CAPTURE(b);
+        CHECK(std::vector<float>(out.begin() + b * C, out.begin() + (b + 1) * C) == alone);
+    }
+}
+
+TEST_CASE("attention_step refuses an empty cache or batch") {
     float x[4] = {};
-    CHECK_THROWS_AS(attention_step(x, x, x, x, x, 0, 1, 4, 4), std::invalid_argument);
+    CHECK_THROWS_AS(attention_step(x, x, x, x, x, 1, 0, 1, 4, 0, 4, 0), std::invalid_argument);
+    CHECK_THROWS_AS(attention_step(x, x, x, x, x, 0, 1, 1, 4, 0, 4, 0), std::invalid_argument);
 }

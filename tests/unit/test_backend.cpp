@@ -69,6 +69,19 @@ TEST_CASE("the CPU backend takes the short attention for the shapes an A100 or H
   CHECK_FALSE(cpu->short_attention_fits(257, 32));
 }
 
+TEST_CASE("copy_rows copies rows between pitches and touches nothing else") {
+  auto be = mb::backend::make_backend(Device::cpu);
+  std::vector<float> src(12), dst(15, -1.0f);
+  for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i);
+  // Rows of 2 floats, 4 apart in src and 5 apart in dst, starting one float in.
+  be->copy_rows(dst.data() + 1, 5 * sizeof(float), src.data() + 1, 4 * sizeof(float),
+                2 * sizeof(float), 3);
+  const std::vector<float> want{-1, 1, 2, -1, -1, -1, 5, 6, -1, -1, -1, 9, 10, -1, -1};
+  CHECK(dst == want);
+  be->copy_rows(dst.data(), 5 * sizeof(float), src.data(), 4 * sizeof(float), 0, 3);  // nothing
+  CHECK(dst == want);
+}
+
 // Both backends share this choice (kernel_ops.inc); on CUDA bf16 it is the tensor-core kernel.
 TEST_CASE("in bf16 the backends take the bf16 attention for the heads it takes, fp32 otherwise") {
   auto run = [](mb::backend::Precision precision, int d, bool backward) {
