@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace mb::kernels::cpu {
 
@@ -28,5 +29,13 @@ namespace mb::kernels::cpu {
 void attention_step(float* out, float* scores, const float* q, const float* k, const float* v,
                     int B, int n, int H, int d, std::size_t q_stride, std::size_t stride,
                     std::size_t batch_stride);
+
+// The same over caches of bf16 patterns (k and v; q stays fp32), read at their exact fp32
+// values: the result equals attention_step over the widened caches, bit for bit. A model in
+// bf16 rounds q, k and v to bf16 (TransformerStack), so its generator keeps its caches this
+// way, in half the memory, and computes the same.
+void attention_step_bf16(float* out, float* scores, const float* q, const std::uint16_t* k,
+                         const std::uint16_t* v, int B, int n, int H, int d,
+                         std::size_t q_stride, std::size_t stride, std::size_t batch_stride);
 
 }  // namespace mb::kernels::cpu

@@ -154,6 +154,11 @@ class Backend {
   virtual void attention_step(float* out, float* scores, const float* q, const float* k,
                               const float* v, int B, int n, int H, int d, std::size_t q_stride,
                               std::size_t stride, std::size_t batch_stride) = 0;
+  // The same over caches of bf16 patterns, read at their exact values (bf16 models' caches).
+  virtual void attention_step_bf16(float* out, float* scores, const float* q,
+                                   const std::uint16_t* k, const std::uint16_t* v, int B, int n,
+                                   int H, int d, std::size_t q_stride, std::size_t stride,
+                                   std::size_t batch_stride) = 0;
   // rows rows of row_bytes each, from src (rows src_pitch bytes apart) to dst (dst_pitch
   // apart); the rows must not overlap (as copy).
   virtual void copy_rows(void* device_dst, std::size_t dst_pitch, const void* device_src,

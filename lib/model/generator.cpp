@@ -64,8 +64,15 @@ class CachedStack {
       L.fc_b = tensor(m, p + "ffn.fc.bias", {H});
       L.fc2_w = weight(m, p + "ffn.proj.weight", {C, H});
       L.fc2_b = tensor(m, p + "ffn.proj.bias", {C});
-      L.keys = arena.reserve<float>(rows * capacity * C_);
-      L.values = arena.reserve<float>(rows * capacity * C_);
+      // bf16: the caches keep k and v as the bf16 patterns they were rounded to, in half the
+      // memory and with the same values (attention_step_bf16).
+      if (round_qkv_) {
+        L.keys_bf16 = arena.reserve<std::uint16_t>(rows * capacity * C_);
+        L.values_bf16 = arena.reserve<std::uint16_t>(rows * capacity * C_);
+      } else {
+        L.keys = arena.reserve<float>(rows * capacity * C_);
+        L.values = arena.reserve<float>(rows * capacity * C_);
+      }
       layers_.push_back(L);
     }
     lnf_w_ = tensor(m, prefix + "ln_f.weight", {C});
@@ -102,14 +109,25 @@ class CachedStack {
       }
       // Every sequence's k and v join its caches (row b of qkv_ into cache b), then one step
       // attends for all of them.
-      const std::size_t at = static_cast<std::size_t>(length_) * C;
-      k.copy_rows(L.keys.get() + at, cache * sizeof(float), qkv_.get() + C,
-                  3 * C * sizeof(float), row_bytes, static_cast<std::size_t>(B_));
-      k.copy_rows(L.values.get() + at, cache * sizeof(float), qkv_.get() + 2 * C,
-                  3 * C * sizeof(float), row_bytes, static_cast<std::size_t>(B_));
-      k.attention_step(att_.get(), scores_.get(), qkv_.get(), L.keys.get(), L.values.get(), B_,
-                       length_ + 1, heads_, d, 3 * static_cast<std::size_t>(C),
-                       static_cast<std::size_t>(C), cache);
+      const std::size_t at = static_cast<std::size_t>(length_) * C, rows = B_;
+      const std::size_t q_stride = 3 * static_cast<std::size_t>(C), stride = C;
+      if (round_qkv_) {
+        const std::size_t half = sizeof(std::uint16_t);
+        k.copy_rows(L.keys_bf16.get() + at, cache * half, qkv_bf16_.get() + C, q_stride * half,
+                    C * half, rows);
+        k.copy_rows(L.values_bf16.get() + at, cache * half, qkv_bf16_.get() + 2 * C,
+                    q_stride * half, C * half, rows);
+        k.attention_step_bf16(att_.get(), scores_.get(), qkv_.get(), L.keys_bf16.get(),
+                              L.values_bf16.get(), B_, length_ + 1, heads_, d, q_stride, stride,
+                              cache);
+      } else {
+        k.copy_rows(L.keys.get() + at, cache * sizeof(float), qkv_.get() + C,
+                    q_stride * sizeof(float), row_bytes, rows);
+        k.copy_rows(L.values.get() + at, cache * sizeof(float), qkv_.get() + 2 * C,
+                    q_stride * sizeof(float), row_bytes, rows);
+        k.attention_step(att_.get(), scores_.get(), qkv_.get(), L.keys.get(), L.values.get(), B_,
+                         length_ + 1, heads_, d, q_stride, stride, cache);
+      }
       k.matmul_forward(branch_.get(), att_.get(), nullptr, L.proj_w.values, L.proj_w.bf16, L.proj_b, B_, C,
                        C);
       k.residual_forward(x_.get(), x_.get(), branch_.get(), n);
@@ -132,7 +150,8 @@ class CachedStack {
   struct Layer {
     const float *ln1_w, *ln1_b, *qkv_b, *proj_b, *ln2_w, *ln2_b, *fc_b, *fc2_b;
     Weight qkv_w, proj_w, fc_w, fc2_w;
-    Slice<float> keys, values;   // [B, capacity, C] each: the caches
+    Slice<float> keys, values;   // [B, capacity, C] each: the caches (fp32 models)
+    Slice<std::uint16_t> keys_bf16, values_bf16;   // the same as bf16 patterns (bf16 models)
   };
 
   const int C_, hidden_, heads_, B_, capacity_;
@@ -373,6 +392,7 @@ const float* Generator::next_logits() {
 int Generator::batch() const { return impl_->B; }
 int Generator::position() const { return static_cast<int>(impl_->bytes[0].size()); }
 int Generator::context() const { return impl_->T; }
+std::size_t Generator::device_bytes() const { return impl_->arena.bytes(); }
 const std::vector<std::uint8_t>& Generator::bytes(int sequence) const {
   return impl_->bytes.at(static_cast<std::size_t>(sequence));
 }

@@ -7,8 +7,11 @@
 #include "gpu_check.hpp"
 
 #include "cpu/attention_step.hpp"
+#include "cpu/bf16.hpp"
 #include "cuda/attention_step.cuh"
 
+#include <array>
+#include <cstdint>
 #include <stdexcept>
 
 namespace cpu = mb::kernels::cpu;
@@ -68,6 +71,35 @@ TEST_CASE("cuda attention_step over a batch of sequences matches the CPU twin") 
     check_step(5, 1, 2, 16, false, 7);
     check_step(3, 130, 4, 64, false, 8);
     check_step(4, 21, 3, 33, true, 9);
+}
+
+// attention_step_bf16: caches of bf16 patterns, against the CPU twin over the same patterns
+// (the same values in fp32 arithmetic: the tolerance above).
+TEST_CASE("cuda attention_step_bf16 over bf16 caches matches the CPU twin") {
+    for (auto [B, n, H, d] : {std::array{1, 1, 2, 16}, std::array{3, 130, 4, 64},
+                              std::array{2, 41, 2, 128}}) {
+        CAPTURE(B);
+        CAPTURE(n);
+        const std::size_t C = static_cast<std::size_t>(H) * d, cache = static_cast<std::size_t>(n + 2) * C;
+        const auto q = kt::random_floats(B * 3 * C, 70, -1.5f, 1.5f);
+        const auto rk = kt::random_floats(B * cache, 71, -1.5f, 1.5f);
+        const auto rv = kt::random_floats(B * cache, 72, -1.5f, 1.5f);
+        std::vector<std::uint16_t> kc(rk.size()), vc(rv.size());
+        for (std::size_t i = 0; i < kc.size(); ++i) {
+            kc[i] = mb::kernels::cpu::bf16_bits(rk[i]);
+            vc[i] = mb::kernels::cpu::bf16_bits(rv[i]);
+        }
+        const std::size_t nscores = static_cast<std::size_t>(B) * H * n;
+        std::vector<float> want(B * C), want_scores(nscores);
+        cpu::attention_step_bf16(want.data(), want_scores.data(), q.data(), kc.data(), vc.data(), B,
+                                 n, H, d, 3 * C, C, cache);
+        auto dq = gt::to_device(q);
+        auto dk = gt::to_device(kc), dv = gt::to_device(vc);
+        auto out = gt::nan_buffer(B * C), scores = gt::nan_buffer(nscores);
+        cuda::attention_step_bf16(out.get(), scores.get(), dq.get(), dk.get(), dv.get(), B, n, H, d,
+                                  3 * C, C, cache);
+        kt::check_close(out.download(), want, 1e-5, 2e-6, "attention_step_bf16 out");
+    }
 }
 
 TEST_CASE("cuda attention_step refuses what the CPU refuses, and heads over 128") {

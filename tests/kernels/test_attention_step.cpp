@@ -4,6 +4,7 @@
 
 #include "cpu/attention.hpp"
 #include "cpu/attention_step.hpp"
+#include "cpu/bf16.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -89,6 +90,31 @@ TEST_CASE("attention_step over a batch: each sequence as if alone, bit for bit")
         CAPTURE(b);
         CHECK(std::vector<float>(out.begin() + b * C, out.begin() + (b + 1) * C) == alone);
     }
+}
+
+TEST_CASE("attention_step_bf16: caches of bf16 patterns read at their values, bit for bit") {
+    const int B = 2, n = 37, H = 3, d = 40;
+    const std::size_t C = static_cast<std::size_t>(H) * d, cache = static_cast<std::size_t>(n) * C;
+    const auto q = kt::random_floats(B * 3 * C, 21, -2.0f, 2.0f);
+    std::vector<std::uint16_t> keys(B * cache), values(B * cache);
+    std::vector<float> wide_keys(B * cache), wide_values(B * cache);
+    const auto rk = kt::random_floats(B * cache, 22, -2.0f, 2.0f);
+    const auto rv = kt::random_floats(B * cache, 23, -2.0f, 2.0f);
+    for (std::size_t i = 0; i < B * cache; ++i) {
+        keys[i] = bf16_bits(rk[i]);
+        values[i] = bf16_bits(rv[i]);
+        wide_keys[i] = bf16_value(keys[i]);
+        wide_values[i] = bf16_value(values[i]);
+    }
+    std::vector<float> got(B * C), want(B * C), scores(static_cast<std::size_t>(B) * H * n);
+    attention_step_bf16(got.data(), scores.data(), q.data(), keys.data(), values.data(), B, n, H,
+                        d, 3 * C, C, cache);
+    attention_step(want.data(), scores.data(), q.data(), wide_keys.data(), wide_values.data(), B,
+                   n, H, d, 3 * C, C, cache);
+    CHECK(got == want);
+    CHECK_THROWS_AS(attention_step_bf16(got.data(), scores.data(), q.data(), keys.data(),
+                                        values.data(), B, 0, H, d, 3 * C, C, cache),
+                    std::invalid_argument);
 }
 
 TEST_CASE("attention_step refuses an empty cache or batch") {

@@ -128,6 +128,26 @@ TEST_CASE("bf16: cached generation equals the full forward at every position") {
   check_cached_equals_full(mt::tiny_transformer(), 5, {6}, mb::backend::Precision::bf16);
 }
 
+TEST_CASE("bf16: the generator keeps its KV caches as bf16, half the bytes of fp32's") {
+  ModelConfig c = mt::tiny_transformer();
+  c.context = 64;
+  c.global = {32, 2, 2};
+  const int B = 2;
+  std::size_t bytes[2] = {};
+  int i = 0;
+  for (auto precision : {mb::backend::Precision::fp32, mb::backend::Precision::bf16}) {
+    auto m = make_model(c, 0, mb::backend::make_backend(mb::backend::Device::cpu, precision));
+    m->parameters().initialize(0.3f, 1);
+    m->upload_parameters();
+    bytes[i++] = Generator(*m, B).device_bytes();
+  }
+  // Per layer a key and a value cache of B · T · C values (multiples of the arena's 256-byte
+  // alignment here), 4 bytes each in fp32 and 2 in bf16; bf16 adds the step's rounded q, k, v
+  // (B · 3C patterns, 384 bytes, one 512-byte slice).
+  const std::size_t cache_values = std::size_t{2} * B * 64 * 32;
+  CHECK(bytes[0] - bytes[1] == 2 * cache_values * (4 - 2) - 512);
+}
+
 TEST_CASE("byte transformer: cached generation equals the full forward at every position") {
   check_cached_equals_full(mt::tiny_transformer(), 5, {1, 6, 11});
   ModelConfig relu = mt::tiny_transformer();
