@@ -89,7 +89,7 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
   scratch_c_ = floats(N * C);
   scratch_c2_ = floats(N * C);
   scratch_3c_ = floats(N * 3 * C);
-  scratch_h_ = floats(N * std::max<std::size_t>(H, 2));  // also 2 · N layer-norm statistics
+  scratch_h_ = floats(N * H);
   scratch_h2_ = floats(N * H);
   if (bf16_activations) scratch_qkv_ = floats(N * 3 * C);
 }
@@ -121,8 +121,8 @@ const float* TransformerStack::saved_fp32(const backend::Slice<float>& saved,
 
 const float* TransformerStack::recompute_layernorm(const float* inp, std::size_t weight,
                                                   std::size_t bias, int N, int C) {
-  float* stats = scratch_h_.get();  // N means, then N reciprocal deviations
-  backend_->layernorm_forward(scratch_c_.get(), stats, stats + N, inp, view_.value(weight),
+  // The statistics are saved already: the op is asked for its output only.
+  backend_->layernorm_forward(scratch_c_.get(), nullptr, nullptr, inp, view_.value(weight),
                               view_.value(bias), N, C, shape_.layernorm_eps);
   return scratch_c_.get();
 }
@@ -244,8 +244,7 @@ void TransformerStack::backward(float* din, const float* dout) {
     act_backward(k, shape_.activation, scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),
                  a.fc.get(), a.fc_bf16.get(), view_.value(t.fc_b), N, Hd);
     // LN2's output again, for FC1's weight gradient: the forward's bits (the same op on the
-    // same input), into scratch_c_ (dbranch is consumed), its statistics into scratch_h_ (the
-    // activation's gradient is consumed).
+    // same input), into scratch_c_ (dbranch is consumed).
     const float* ln2 = recompute_layernorm(a.mid.get(), t.ln2_w, t.ln2_b, N, C);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.fc_w), nullptr, scratch_h2_.get(), ln2,

@@ -47,7 +47,8 @@ class TransformerStack {
   //
   // LN1's and LN2's outputs (the inputs of FC_qkv and FC1) are not kept: the backward pass
   // recomputes them from the saved input, the same op on the same values and so the same bits,
-  // for 2·C floats less per row and layer and one more layer-norm pass each.
+  // for 2·C values less per row and layer (fp32, or the bf16 copies that bf16 activations
+  // would keep) and one more layer-norm pass each.
   //
   // With `bf16_activations` (for bf16 precision only) four activations are saved as bf16
   // copies instead of fp32 values, (4·C + 2·hidden) · 2 bytes less per row and layer, for one
@@ -109,7 +110,7 @@ class TransformerStack {
                           const backend::Slice<float>& scratch, std::size_t n);
 
   // A layer norm's output recomputed in the backward pass from its saved input `inp`: into
-  // scratch_c_ (returned), its statistics into scratch_h_. Callers make sure both are free.
+  // scratch_c_ (returned), which callers make sure is free.
   const float* recompute_layernorm(const float* inp, std::size_t weight, std::size_t bias, int N,
                                    int C);
   std::uint64_t dropout_seed(int layer, int site) const;

@@ -73,9 +73,10 @@ TEST_CASE("attention_step is stable for large scores") {
 }
 
 TEST_CASE("attention_step over a batch: each sequence as if alone, bit for bit") {
-    // Three sequences with caches of 40 positions (the step sees n = 29), queries in rows of a
-    // [B, 3, H, d] buffer, as the generator keeps them; big enough for the threaded path.
-    const int B = 3, n = 29, capacity = 40, H = 4, d = 48;
+    // Three sequences with caches of 128 positions (the step sees n = 120), queries in rows of
+    // a [B, 3, H, d] buffer, as the generator keeps them; B·H·n·d = 69,120 multiply-adds, past
+    // the 65,536 from which the heads run on several threads.
+    const int B = 3, n = 120, capacity = 128, H = 4, d = 48;
     const std::size_t C = static_cast<std::size_t>(H) * d, cache = capacity * C;
     const auto qkv = kt::random_floats(B * 3 * C, 11, -2.0f, 2.0f);
     const auto keys = kt::random_floats(B * cache, 12, -2.0f, 2.0f);

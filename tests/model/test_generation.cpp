@@ -141,11 +141,11 @@ TEST_CASE("bf16: the generator keeps its KV caches as bf16, half the bytes of fp
     m->upload_parameters();
     bytes[i++] = Generator(*m, B).device_bytes();
   }
-  // Per layer a key and a value cache of B · T · C values (multiples of the arena's 256-byte
-  // alignment here), 4 bytes each in fp32 and 2 in bf16; bf16 adds the step's rounded q, k, v
-  // (B · 3C patterns, 384 bytes, one 512-byte slice).
-  const std::size_t cache_values = std::size_t{2} * B * 64 * 32;
-  CHECK(bytes[0] - bytes[1] == 2 * cache_values * (4 - 2) - 512);
+  // Each of the 2 layers keeps a key and a value cache of B · T · C values (multiples of the
+  // arena's 256-byte alignment here), 4 bytes each in fp32 and 2 in bf16; bf16 adds the step's
+  // rounded q, k, v (B · 3C patterns, 384 bytes, one 512-byte slice).
+  const std::size_t layers = 2, per_layer = std::size_t{2} * B * 64 * 32;
+  CHECK(bytes[0] - bytes[1] == layers * per_layer * (4 - 2) - 512);
 }
 
 TEST_CASE("byte transformer: cached generation equals the full forward at every position") {
@@ -315,9 +315,11 @@ namespace {
 // Three sequences generated side by side, sharing a prompt of `prompt` bytes and then each
 // fed its own bytes (as sampling does): every sequence's logits at every position equal row t
 // of a full forward over that sequence alone.
-void check_batched_equals_full(const ModelConfig& c, std::uint64_t seed, int prompt) {
-  auto m = make_model(c, 3);
+void check_batched_equals_full(const ModelConfig& c, std::uint64_t seed, int prompt,
+                               mb::backend::Precision precision = mb::backend::Precision::fp32) {
+  auto m = make_model(c, 3, mb::backend::make_backend(mb::backend::Device::cpu, precision));
   m->parameters().initialize(0.3f, seed);
+  m->upload_parameters();
   const int T = c.context, B = 3;
   auto ids = mt::random_ids(B, T, static_cast<std::uint32_t>(seed) + 3);
   for (int b = 1; b < B; ++b)   // the shared prompt
@@ -351,4 +353,12 @@ TEST_CASE("batched generation: each of several sequences matches its own full fo
   SUBCASE("megabyte, prompt ending inside a patch") { check_batched_equals_full(mt::tiny_megabyte(), 21, 6); }
   SUBCASE("megabyte, no prompt") { check_batched_equals_full(mt::tiny_megabyte(Activation::relu), 22, 0); }
   SUBCASE("transformer") { check_batched_equals_full(mt::tiny_transformer(), 23, 5); }
+  // bf16: the caches are bf16 patterns, appended for all sequences at once (seeds without a
+  // q, k or v value at a bf16 rounding midpoint; see the bf16 case above).
+  SUBCASE("megabyte, bf16") {
+    check_batched_equals_full(mt::tiny_megabyte(), 21, 6, mb::backend::Precision::bf16);
+  }
+  SUBCASE("transformer, bf16") {
+    check_batched_equals_full(mt::tiny_transformer(), 23, 5, mb::backend::Precision::bf16);
+  }
 }
