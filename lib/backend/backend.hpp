@@ -138,6 +138,8 @@ class Backend {
   // and on CUDA the products inside on tensor cores.
   virtual void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
                                  int d) = 0;
+  // Whether the bf16 attention takes heads of d (the kernels' attention_bf16_supports).
+  virtual bool attention_bf16_supports(int d) const = 0;
   virtual void attention_backward(float* dqkv, const float* dout, const float* out,
                                   const float* lse, const float* qkv, int B, int T, int H,
                                   int d) = 0;

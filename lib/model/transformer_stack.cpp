@@ -127,14 +127,15 @@ const float* TransformerStack::recompute_layernorm(const float* inp, std::size_t
   return scratch_c_.get();
 }
 
-// Whether the stack's sequences of `length` positions with heads of size d take the attention
-// made for short sequences (on the GPU one launch per pass, the whole sequence in shared
-// memory) rather than the tiled one. Every local stack at the paper's patch sizes does; so does
-// a global stack over few patches, which is as right: the two compute the same function. The
-// answer depends on the shape and the device's shared memory alone, so a step's forward and
-// backward use the same kernel.
+bool takes_short_attention(backend::Backend& backend, int length, int d) {
+  if (backend.precision() == backend::Precision::bf16 && backend.attention_bf16_supports(d) &&
+      length >= kTensorCoreAttentionMinLength)
+    return false;
+  return backend.short_attention_fits(length, d);
+}
+
 bool TransformerStack::use_short_attention(int length, int d) const {
-  return backend_->short_attention_fits(length, d);
+  return takes_short_attention(*backend_, length, d);
 }
 
 std::uint64_t TransformerStack::dropout_seed(int layer, int site) const {

@@ -23,6 +23,21 @@
 
 namespace mb::model {
 
+// Whether a stack's sequences of `length` positions with heads of size d take the attention
+// made for short sequences (cpu/short_attention.hpp: on the GPU one launch per pass, the whole
+// sequence in shared memory, fp32 on CUDA cores) rather than the tiled one. The two compute
+// the same function, so this is a matter of speed:
+// - in bf16, for heads the bf16 attention takes, the tiled attention runs its products on
+//   tensor cores (cuda/attention_bf16.cu), in tiles of 64 queries; from one full tile on it is
+//   taken (the image configs' local stacks: patches of 192 bytes). Shorter sequences (text
+//   patches of 8, audio of 32) would leave most of a tile empty and keep the short attention;
+// - otherwise the short attention wherever this backend's shared memory holds the sequence
+//   (Backend::short_attention_fits), as every local stack and a global stack over few patches.
+// The answer depends on the shape, the precision and the device alone, so a step's forward and
+// backward use the same kernel. Not measured yet: no GPU has run this code.
+inline constexpr int kTensorCoreAttentionMinLength = 64;
+bool takes_short_attention(backend::Backend& backend, int length, int d);
+
 struct StackShape {
   int layers = 0;
   int width = 0;   // C

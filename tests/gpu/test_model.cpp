@@ -177,10 +177,11 @@ TEST_CASE("gpu model: bf16 products match the CPU's bf16 twin" * doctest::test_s
         check_bf16(gm::config_of(kind, 0.0f), gm::parity_ids(31), gm::kind_name(kind) + " (bf16)");
 }
 
-// Sequences longer than the short attention takes (T > 256) run the tiled attention, which in
-// bf16 is the tensor-core kernel on CUDA (heads of 32 and 16 here). Its products also round p,
-// dout and dS to bf16, which the CPU twin does not (cpu/attention_bf16.hpp): within the same
-// bounds as the products' rounding above.
+// In bf16, sequences of 64 positions or more run the tiled attention, the tensor-core kernel on
+// CUDA (model::takes_short_attention; the byte transformer above, T = 64, takes it already).
+// Here sequences longer than the short attention could take at all (T > 256), heads of 32 and
+// 16. Its products also round p, dout and dS to bf16, which the CPU twin does not
+// (cpu/attention_bf16.hpp): within the same bounds as the products' rounding above.
 TEST_CASE("gpu model: bf16 with the tensor-core attention (long sequences) matches the CPU" *
           doctest::test_suite(gm::kSuite)) {
     for (ModelKind kind : kKinds) {

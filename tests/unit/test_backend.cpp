@@ -14,6 +14,7 @@
 #include "cpu/bf16.hpp"
 #include "model/model.hpp"
 #include "model/optimizer.hpp"
+#include "model/transformer_stack.hpp"
 #include "train/memory_plan.hpp"
 
 using mb::backend::Arena;
@@ -67,6 +68,20 @@ TEST_CASE("the CPU backend takes the short attention for the shapes an A100 or H
   CHECK(cpu->short_attention_fits(125, 128));
   CHECK_FALSE(cpu->short_attention_fits(126, 128));
   CHECK_FALSE(cpu->short_attention_fits(257, 32));
+}
+
+TEST_CASE("stacks take the tiled (tensor-core) attention in bf16 from 64 positions") {
+  using mb::backend::Precision;
+  using mb::model::takes_short_attention;
+  auto fp32 = mb::backend::make_backend(Device::cpu, Precision::fp32);
+  auto bf16 = mb::backend::make_backend(Device::cpu, Precision::bf16);
+  CHECK(takes_short_attention(*fp32, 192, 64));         // an image patch, fp32
+  CHECK_FALSE(takes_short_attention(*bf16, 192, 64));   // the same in bf16: tensor cores
+  CHECK_FALSE(takes_short_attention(*bf16, 64, 16));
+  CHECK(takes_short_attention(*bf16, 63, 64));          // less than one full tile
+  CHECK(takes_short_attention(*bf16, 8, 64));           // a text patch
+  CHECK(takes_short_attention(*bf16, 192, 40));         // heads the bf16 attention does not take
+  CHECK_FALSE(takes_short_attention(*fp32, 300, 64));   // too long for the short attention
 }
 
 TEST_CASE("copy_rows copies rows between pitches and touches nothing else") {
