@@ -304,9 +304,10 @@ unsigned blocks(int B, int H, int tiles) {
     return static_cast<unsigned>(n);
 }
 
-void row_dots(float* D, const float* dout, const float* out, const Layout& L, int rows) {
+RowDots::RowDots(const float* dout, const float* out, const Layout& L, int B)
+    : rows(B * L.T * L.H), values(static_cast<std::size_t>(rows)) {
     rowdot_kernel<<<static_cast<unsigned>(detail::ceil_div(rows, kWarps)), kThreads>>>(
-        D, dout, out, L, rows);
+        values.get(), dout, out, L, rows);
     MB_CUDA_CHECK_LAUNCH();
 }
 
@@ -330,19 +331,16 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
     if (B == 0 || T == 0 || H == 0) return;
     const Layout L{T, H, d};
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    const int rows = B * T * H;  // < INT_MAX: the caller's buffers hold 3 · rows · d floats
-    detail::Scratch<float> D(static_cast<std::size_t>(rows));
-    row_dots(D.get(), dout, out, L, rows);
-
+    const RowDots D(dout, out, L, B);
     const int tiles = detail::ceil_div(T, kTile);
     const std::size_t smem = backward_smem(d);
     allow_smem(backward_dkv_kernel, smem);
     allow_smem(backward_dq_kernel, smem);
-    backward_dkv_kernel<<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D.get(), qkv, L,
-                                                                 tiles, scale);
+    backward_dkv_kernel<<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D.values.get(), qkv,
+                                                                 L, tiles, scale);
     MB_CUDA_CHECK_LAUNCH();
-    backward_dq_kernel<<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D.get(), qkv, L,
-                                                                tiles, scale);
+    backward_dq_kernel<<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D.values.get(), qkv,
+                                                                L, tiles, scale);
     MB_CUDA_CHECK_LAUNCH();
 }
 

@@ -15,7 +15,7 @@
 //   Every key tile starts at or before the block's first query, so every row sees a key in
 //   every tile and m is finite after the first.
 // - backward, as attention.cu, three launches and no atomics:
-//   1. D = dout · out per row (fp32, attention.cu's row_dots).
+//   1. D = dout · out per row (fp32, attention.cu's RowDots).
 //   2. dK, dV: a block per (b, h, 64 keys); query tiles of 32 from the block's first key on.
 //      Per tile Sᵀ = K·Qᵀ and dPᵀ = V·doutᵀ, then (lane i: query i of the tile)
 //      p = exp(s·scale - lse), dS = p (dP - D), both rounded to bf16, and the accumulator
@@ -458,19 +458,18 @@ void attention_backward_bf16(float* dqkv, const float* dout, const float* out, c
     if (B == 0 || T == 0 || H == 0) return;
     const Layout L{T, H, d};
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    const int rows = B * T * H;  // < INT_MAX: the caller's buffers hold 3 · rows · d floats
-    detail::Scratch<float> Dsum(static_cast<std::size_t>(rows));
-    row_dots(Dsum.get(), dout, out, L, rows);
+    const RowDots Dsum(dout, out, L, B);
     const int tiles = detail::ceil_div(T, kRows);
     with_head_dim(d, [&](auto dim) {
         constexpr int D = decltype(dim)::value;
         constexpr std::size_t smem = backward_smem<D>();
         allow_smem(backward_dkv_kernel<D>, smem);
         allow_smem(backward_dq_kernel<D>, smem);
-        backward_dkv_kernel<D><<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, Dsum.get(),
+        const float* D_rows = Dsum.values.get();
+        backward_dkv_kernel<D><<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D_rows,
                                                                         qkv, L, tiles, scale);
         MB_CUDA_CHECK_LAUNCH();
-        backward_dq_kernel<D><<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, Dsum.get(),
+        backward_dq_kernel<D><<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D_rows,
                                                                        qkv, L, tiles, scale);
         MB_CUDA_CHECK_LAUNCH();
     });

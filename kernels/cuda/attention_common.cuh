@@ -65,9 +65,14 @@ __device__ inline void stage_rows(float* dst, int pitch, const float* src, std::
 // B · H · tiles blocks in one grid dimension; std::invalid_argument beyond INT_MAX.
 unsigned blocks(int B, int H, int tiles);
 
-// D[b, h, t] = dout[b, t, h, :] · out[b, t, h, :] for all rows = B · T · H of L, in fp32 (the
-// backward passes' row sums; attention.cu).
-void row_dots(float* D, const float* dout, const float* out, const Layout& L, int rows);
+// D[b, h, t] = dout[b, t, h, :] · out[b, t, h, :] for all rows = B · T · H of L, in fp32 and
+// in stream-ordered scratch: what the tiled attentions' backward passes start from
+// (attention.cu). rows < INT_MAX: the callers' buffers hold 3 · rows · d floats.
+struct RowDots {
+    RowDots(const float* dout, const float* out, const Layout& L, int B);
+    int rows;
+    detail::Scratch<float> values;
+};
 
 // Kernels that stage more than the default 48 KiB of dynamic shared memory must opt in.
 template <class Kernel>

@@ -76,7 +76,7 @@ inline void emulate_attention_backward_bf16(std::vector<float>& dqkv, const std:
     for (int b = 0; b < s.B; ++b)
         for (int h = 0; h < s.H; ++h)
             for (int t = 0; t < s.T; ++t) {
-                float D = 0.0f;   // fp32 dout · out, as row_dots
+                float D = 0.0f;   // fp32 dout · out, as RowDots
                 for (int e = 0; e < s.d; ++e) D += dout[s.out(b, t, h, e)] * out[s.out(b, t, h, e)];
                 const float row_lse = lse[(static_cast<std::size_t>(b) * s.H + h) * s.T + t];
                 for (int j = 0; j <= t; ++j) {
