@@ -185,7 +185,7 @@ int run_generation_bench(const BenchArgs& a) {
                      {"cached_bytes_per_second", g.cached_bytes_per_second()},
                      {"reforward_bytes", g.reforward_bytes}, {"reforward_seconds", g.reforward_seconds},
                      {"reforward_bytes_per_second", g.reforward_bytes_per_second()},
-                     {"speedup", speedup}};
+                     {"speedup", speedup}, {"generator_bytes", g.generator_bytes}};
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
@@ -198,6 +198,9 @@ int run_generation_bench(const BenchArgs& a) {
   std::printf("generate (re-forward): %.2f bytes/s (%lld bytes in %.2f s): the cache is %.0fx faster\n",
               g.reforward_bytes_per_second(), static_cast<long long>(g.reforward_bytes),
               g.reforward_seconds, speedup);
+  std::printf("generate memory:       %s of KV caches and step buffers for %d %s, besides the weights\n",
+              human_bytes(static_cast<double>(g.generator_bytes)).c_str(), g.batch,
+              g.batch == 1 ? "sequence" : "sequences");
   return kExitOk;
 }
 

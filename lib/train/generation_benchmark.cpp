@@ -38,6 +38,7 @@ GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backe
   r.batch = batch;
 
   model::Generator gen(*net, batch);
+  r.generator_bytes = gen.device_bytes();
   std::vector<std::uint8_t> next(static_cast<std::size_t>(batch));
   auto t0 = std::chrono::steady_clock::now();
   while (gen.position() < T && (gen.position() < 64 || since(t0) < seconds)) {

@@ -23,6 +23,7 @@ struct GenerationBenchmark {
   double cached_seconds = 0.0;
   std::int64_t reforward_bytes = 0;
   double reforward_seconds = 0.0;
+  std::size_t generator_bytes = 0;  // the cached run's KV caches and step buffers (Generator)
   double cached_bytes_per_second() const { return cached_bytes / cached_seconds; }
   double reforward_bytes_per_second() const { return reforward_bytes / reforward_seconds; }
 };

@@ -57,10 +57,19 @@ python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["benchmark
 # Several sequences side by side: every one of them reaches the 64-byte minimum.
 "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=64 --generate --batch 3 --seconds 0.1 --steps 2 --json >gen3.json
 python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["batch"] == 3 and j["cached_bytes"] == 3 * 64, j' gen3.json
+# The generator's memory grows with the sequences; in bf16 its KV caches take half the bytes.
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=64 --generate --batch 3 --seconds 0.1 --steps 2 --precision bf16 --json >gen3b.json
+python3 - gen.json gen3.json gen3b.json <<'PY' || fail "bench --generate: generator_bytes"
+import json, sys
+one, three, three_bf16 = (json.load(open(p))["generator_bytes"] for p in sys.argv[1:])
+assert 0 < one < three, (one, three)
+assert three_bf16 < three, (three_bf16, three)
+PY
 "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" ds -o run --set model.context=64 --set train.steps=1 \
   --set train.optimizer.warmup_steps=1 --set train.eval_every=0 >/dev/null 2>&1
 "$MEGABYTE" -q bench --checkpoint run --seconds 0.1 --steps 2 >ckgen.txt
-grep -Eq '^generate \(cache\): +[0-9.]+ bytes/s' ckgen.txt && grep -Eq '^generate \(re-forward\):' ckgen.txt ||
+grep -Eq '^generate \(cache\): +[0-9.]+ bytes/s' ckgen.txt && grep -Eq '^generate \(re-forward\):' ckgen.txt &&
+  grep -Eq '^generate memory: +[0-9.]+ [kMG]?B of KV caches' ckgen.txt ||
   { cat ckgen.txt; fail "bench --checkpoint lines"; }
 expect_fail 2 "" "$MEGABYTE" bench --generate --dataset ds
 # --memory: a config's device memory from the model's allocation plan; no GPU is needed to ask.
