@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "backend/backend_factories.hpp"
 #include "core/error.hpp"
@@ -63,6 +64,15 @@ std::unique_ptr<Backend> make_backend(Device device, Precision precision) {
 
 std::unique_ptr<Backend> make_backend(Device device) {
   return make_backend(device, default_precision(device));
+}
+
+void check_copy_rows(std::size_t dst_pitch, std::size_t src_pitch, std::size_t row_bytes,
+                     std::size_t rows) {
+  if (rows > 1 && (dst_pitch < row_bytes || src_pitch < row_bytes))
+    throw std::invalid_argument("copy_rows: rows of " + std::to_string(row_bytes) +
+                                " bytes need pitches of at least that, got dst " +
+                                std::to_string(dst_pitch) + " and src " +
+                                std::to_string(src_pitch));
 }
 
 }  // namespace mb::backend

@@ -58,6 +58,12 @@ void require_device(Device device);
 // cuda when cuda_available(), else cpu: what a command runs on without --device.
 Device default_device();
 
+// Backend::copy_rows's argument rule, checked by both backends alike: with more than one row,
+// each pitch must be at least row_bytes (rows may not overlap); std::invalid_argument
+// otherwise.
+void check_copy_rows(std::size_t dst_pitch, std::size_t src_pitch, std::size_t row_bytes,
+                     std::size_t rows);
+
 struct CrossEntropyResult {
   double loss = 0.0;       // sum of -ln p(target) over the counted rows
   std::int64_t count = 0;  // rows with a target >= 0
@@ -162,7 +168,8 @@ class Backend {
                                    int H, int d, std::size_t q_stride, std::size_t stride,
                                    std::size_t batch_stride) = 0;
   // rows rows of row_bytes each, from src (rows src_pitch bytes apart) to dst (dst_pitch
-  // apart); the rows must not overlap (as copy).
+  // apart); the rows must not overlap (as copy). Pitches below row_bytes are refused
+  // (check_copy_rows).
   virtual void copy_rows(void* device_dst, std::size_t dst_pitch, const void* device_src,
                          std::size_t src_pitch, std::size_t row_bytes, std::size_t rows) = 0;
   // The activations' backward passes read the saved pre-activation as fp32 (inp) or, where

@@ -51,6 +51,7 @@ class CpuBackend final : public KernelOps {
   }
   void copy_rows(void* dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
                  std::size_t row_bytes, std::size_t rows) override {
+    check_copy_rows(dst_pitch, src_pitch, row_bytes, rows);
     for (std::size_t r = 0; r < rows; ++r)
       copy(static_cast<char*>(dst) + r * dst_pitch, static_cast<const char*>(src) + r * src_pitch,
            row_bytes);

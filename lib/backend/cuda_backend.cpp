@@ -89,6 +89,7 @@ class CudaBackend final : public KernelOps {
   }
   void copy_rows(void* dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
                  std::size_t row_bytes, std::size_t rows) override {
+    check_copy_rows(dst_pitch, src_pitch, row_bytes, rows);
     if (row_bytes && rows)
       MB_CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows,
                                       cudaMemcpyDeviceToDevice, 0));

@@ -18,6 +18,7 @@
 
 #include "model/generator.hpp"
 
+#include <stdexcept>
 #include <string>
 
 using gm::ModelKind;
@@ -92,4 +93,9 @@ TEST_CASE("gpu backend: copy_rows copies rows between pitches and touches nothin
                   2 * sizeof(float), 3);
     const std::vector<float> want{-1, 1, 2, -1, -1, -1, 5, 6, -1, -1, -1, 9, 10, -1, -1};
     gt::check_equal(d_dst.download(), want, "copy_rows");
+    // Pitches below the row: refused as on the CPU, nothing written.
+    CHECK_THROWS_AS(be->copy_rows(d_dst.get(), sizeof(float), d_src.get(), 4 * sizeof(float),
+                                  2 * sizeof(float), 3),
+                    std::invalid_argument);
+    gt::check_equal(d_dst.download(), want, "copy_rows after a refused call");
 }

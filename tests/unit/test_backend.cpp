@@ -95,6 +95,18 @@ TEST_CASE("copy_rows copies rows between pitches and touches nothing else") {
   CHECK(dst == want);
   be->copy_rows(dst.data(), 5 * sizeof(float), src.data(), 4 * sizeof(float), 0, 3);  // nothing
   CHECK(dst == want);
+  // Rows that would overlap: refused, naming the sizes, before anything is written.
+  try {
+    be->copy_rows(dst.data(), sizeof(float), src.data(), 4 * sizeof(float), 2 * sizeof(float), 3);
+    FAIL_CHECK("overlapping rows were not refused");
+  } catch (const std::invalid_argument& e) {
+    CHECK(contains(e.what(), "copy_rows"));
+    CHECK(contains(e.what(), "dst 4"));
+  }
+  CHECK(dst == want);
+  be->copy_rows(dst.data(), 0, src.data(), 0, 2 * sizeof(float), 1);   // one row: any pitch
+  CHECK(dst[0] == 0.0f);
+  CHECK(dst[1] == 1.0f);
 }
 
 // Both backends share this choice (kernel_ops.inc); on CUDA bf16 it is the tensor-core kernel.
