@@ -12,6 +12,7 @@
 #include "device_options.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "data/encoders/registry.hpp"
 #include "core/progress.hpp"
 #include "data/dataset.hpp"
 #include "model/checkpoint.hpp"
@@ -84,7 +85,7 @@ int run_eval(const EvalArgs& a) {
   if (report.stopped) return kExitInterrupted;   // nothing printed for a partial score
 
   const train::EvalResult& r = report.total;
-  const bool image = dataset.manifest().encoder.modality == data::Modality::image;
+  const bool per_dim = data::encoder_for(dataset.manifest().encoder.modality).scores_bits_per_dim();
   const double bytes_per_second = seconds > 0 ? static_cast<double>(r.bytes) / seconds : 0.0;
   if (a.json) {
     nlohmann::json j{{"checkpoint", dir.string()}, {"step", info.step}, {"dataset", a.dataset},
@@ -94,7 +95,7 @@ int run_eval(const EvalArgs& a) {
                      {"bytes", r.bytes}, {"documents", r.documents},
                      {"seconds", seconds}, {"bytes_per_second", bytes_per_second}};
     j["bpb"] = r.bytes ? nlohmann::json(r.bits_per_byte()) : nlohmann::json(nullptr);
-    if (image) j["bits_per_dim"] = j["bpb"];
+    if (per_dim) j["bits_per_dim"] = j["bpb"];
     if (a.per_doc) {
       j["per_document"] = nlohmann::json::array();
       for (const train::DocumentScore& d : report.documents)
@@ -114,11 +115,11 @@ int run_eval(const EvalArgs& a) {
   std::printf("checkpoint  %s (step %lld)\n", dir.c_str(), static_cast<long long>(info.step));
   std::printf("dataset     %s, split %s\n", a.dataset.c_str(), a.split.c_str());
   std::printf("method      %s\n\n", method_name(a, info.config.model.context).c_str());
-  std::printf("%-12s %8s%s %12s %10s %9s %12s\n", "split", "bpb", image ? "  bits/dim" : "", "bytes",
+  std::printf("%-12s %8s%s %12s %10s %9s %12s\n", "split", "bpb", per_dim ? "  bits/dim" : "", "bytes",
               "documents", "seconds", "bytes/s");
   const std::string bpb = bpb_text(r);
   std::printf("%-12s %8s%s%s %12llu %10llu %9.2f %12s\n", a.split.c_str(), bpb.c_str(),
-              image ? "  " : "", image ? (std::string(8 - std::min<std::size_t>(8, bpb.size()), ' ') + bpb).c_str() : "",
+              per_dim ? "  " : "", per_dim ? (std::string(8 - std::min<std::size_t>(8, bpb.size()), ' ') + bpb).c_str() : "",
               static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.documents),
               seconds, (human_bytes(bytes_per_second) + "/s").c_str());
   if (a.per_position) {

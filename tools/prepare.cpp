@@ -1,11 +1,14 @@
 // megabyte prepare: files, directories or a list on stdin -> a sharded zstd dataset.
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "command.hpp"
 #include "core/error.hpp"
 #include "core/interruptible_stdin.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
+#include "data/encoders/registry.hpp"
 #include "data/input_files.hpp"
 #include "data/prepare.hpp"
 #include "report.hpp"
@@ -70,6 +73,13 @@ int run_prepare(const PrepareArgs& a) {
   return kExitOk;
 }
 
+// The names of the modalities, as --modality takes them.
+std::vector<std::string> modality_names() {
+  std::vector<std::string> names;
+  for (const data::Encoder* e : data::all_encoders()) names.emplace_back(e->name());
+  return names;
+}
+
 }  // namespace
 
 RunFunction add_prepare_command(CLI::App& app) {
@@ -85,7 +95,7 @@ RunFunction add_prepare_command(CLI::App& app) {
       ->required();
   sub->add_option("-o,--output", a->output, "The dataset directory to create (must not exist)")->required();
   sub->add_option("-m,--modality", a->modality, "What the inputs are")
-      ->check(CLI::IsMember({"text", "image", "audio"}))
+      ->check(CLI::IsMember(modality_names()))
       ->capture_default_str();
   sub->add_option("--image-size", a->image_size, "Images: side S of the S x S crop")
       ->check(CLI::Range(1, 65536))->capture_default_str();

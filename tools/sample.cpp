@@ -8,18 +8,17 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <span>
 #include <optional>
 
 #include "backend/backend.hpp"
 #include "command.hpp"
 #include "device_options.hpp"
-#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/interruptible_stdin.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
-#include "data/encoders/audio.hpp"
-#include "data/encoders/image.hpp"
+#include "data/encoders/registry.hpp"
 #include "model/checkpoint.hpp"
 #include "model/model.hpp"
 #include "model/sampling.hpp"
@@ -31,7 +30,6 @@ namespace mb::tools {
 namespace {
 
 namespace fs = std::filesystem;
-using data::Modality;
 
 // Below this global stack width, sampling runs on one thread unless -j says otherwise.
 constexpr int kThreadedWidth = 2048;
@@ -64,7 +62,8 @@ struct SampleWriter {
   void operator()(int i, const std::vector<std::uint8_t>& all) const {
     const int count = args.samples.count;
     // Text is written without its prompt for --continuation.
-    const std::size_t skip = args.continuation ? plan.prompt.size() : 0;
+    const data::Encoder& encoder = data::encoder_for(plan.modality);
+    const std::size_t skip = args.continuation && encoder.is_text() ? plan.prompt.size() : 0;
     if (args.output.empty()) {
       if (!streamed) {
         if (count > 1) std::printf("%s==> sample %d of %d <==\n", i > 1 ? "\n" : "", i, count);
@@ -75,13 +74,7 @@ struct SampleWriter {
       return;
     }
     const fs::path path = numbered(args.output, i, count);
-    if (plan.modality == Modality::image) {
-      data::write_png(path, all, plan.image);
-    } else if (plan.modality == Modality::audio) {
-      data::write_wav(path, all, plan.audio);
-    } else {
-      write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(all.data()) + skip, all.size() - skip));
-    }
+    encoder.write_file(path, std::span(all).subspan(skip), plan.layout());
     log_verbose("wrote " + path.string());
   }
 };

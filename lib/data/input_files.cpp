@@ -2,32 +2,27 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <set>
+#include <span>
 #include <sstream>
+#include <string_view>
 #include <system_error>
 #include <unordered_set>
 
 #include "core/error.hpp"
 #include "core/file_io.hpp"
 #include "core/hash.hpp"
+#include "data/encoders/registry.hpp"
 
 namespace mb::data {
 
 namespace fs = std::filesystem;
 
 bool has_modality_extension(const std::string& path, Modality modality) {
+  const std::span<const std::string_view> kept = encoder_for(modality).file_extensions();
+  if (kept.empty()) return true;
   std::string ext = fs::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  static const std::set<std::string> image = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga",
-                                              ".psd", ".hdr", ".pic", ".pnm", ".ppm", ".pgm"};
-  static const std::set<std::string> audio = {".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif",
-                                              ".au",  ".snd",  ".caf", ".w64", ".mp3",  ".rf64"};
-  switch (modality) {
-    case Modality::text: return true;
-    case Modality::image: return image.count(ext) > 0;
-    case Modality::audio: return audio.count(ext) > 0;
-  }
-  return false;
+  return std::find(kept.begin(), kept.end(), ext) != kept.end();
 }
 
 namespace {

@@ -32,7 +32,8 @@ std::vector<std::string> read_path_list(std::istream& in);
 // The same from a file; throws mb::Error naming it when it cannot be read.
 std::vector<std::string> read_path_list_file(const std::string& path);
 
-// Whether a file name has one of the extensions a directory walk keeps for `modality`.
+// Whether a file name has one of the extensions a directory walk keeps for `modality` (any
+// name where its encoder lists none).
 bool has_modality_extension(const std::string& path, Modality modality);
 
 // The validation split: a file is in it when it is named in `val_files`, or, when

@@ -3,11 +3,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <system_error>
+#include <variant>
 
 #include "core/error.hpp"
 #include "core/file_io.hpp"
 #include "core/hash.hpp"
 #include "core/yaml_util.hpp"
+#include "data/encoders/registry.hpp"
+#include "data/manifest_values.hpp"
 
 namespace mb::data {
 
@@ -43,23 +46,8 @@ std::string Manifest::to_yaml() const {
   out << YAML::Key << "version" << YAML::Value << version;
   out << YAML::Key << "modality" << YAML::Value << std::string(modality_name(encoder.modality));
   out << YAML::Key << "encoder" << YAML::Value << YAML::BeginMap;
-  switch (encoder.modality) {
-    case Modality::text:
-      out << YAML::Key << "layout" << YAML::Value << "bytes";
-      break;
-    case Modality::image:
-      out << YAML::Key << "layout" << YAML::Value << "patch-scan";
-      out << YAML::Key << "image_size" << YAML::Value << encoder.image.image_size;
-      out << YAML::Key << "patch_size" << YAML::Value << encoder.image.patch_size;
-      out << YAML::Key << "channels" << YAML::Value << 3;
-      break;
-    case Modality::audio:
-      out << YAML::Key << "layout" << YAML::Value << "pcm";
-      out << YAML::Key << "sample_rate" << YAML::Value << encoder.audio.sample_rate;
-      out << YAML::Key << "encoding" << YAML::Value << std::string(AudioParams::encoding);
-      out << YAML::Key << "channels" << YAML::Value << 1;
-      break;
-  }
+  for (const EncoderField& f : encoder_for(encoder.modality).fields(encoder))
+    std::visit([&](const auto& v) { out << YAML::Key << f.key << YAML::Value << v; }, f.value);
   out << YAML::EndMap;
   out << YAML::Key << "splits" << YAML::Value << YAML::BeginMap;
   for (const auto& s : splits) {
@@ -87,43 +75,11 @@ std::string Manifest::to_yaml() const {
 
 namespace {
 
-void require_value(const YamlMap& m, const std::string& key, const std::string& expected) {
-  if (m.string(key) != expected)
-    throw Error(m.where(key), "expected '" + expected + "', got '" + m.string(key) + "'");
-}
-
-int bounded_int(const YamlMap& m, const std::string& key, std::uint64_t max) {
-  std::uint64_t v = m.u64(key);
-  if (v == 0 || v > max) throw Error(m.where(key), "value " + std::to_string(v) + " is out of range");
-  return static_cast<int>(v);
-}
-
 EncoderParams parse_encoder(const YamlMap& root) {
+  const Encoder& encoder = encoder_named(root.string("modality"), root.where("modality"));
   EncoderParams p;
-  p.modality = parse_modality(root.string("modality"), root.where("modality"));
-  YamlMap enc = root.map("encoder");
-  switch (p.modality) {
-    case Modality::text:
-      enc.allow_only({"layout"});
-      require_value(enc, "layout", "bytes");
-      break;
-    case Modality::image:
-      enc.allow_only({"layout", "image_size", "patch_size", "channels"});
-      require_value(enc, "layout", "patch-scan");
-      require_value(enc, "channels", "3");
-      p.image.image_size = bounded_int(enc, "image_size", 65536);
-      p.image.patch_size = bounded_int(enc, "patch_size", 1u << 30);
-      p.image.validate(enc.where("patch_size"));
-      break;
-    case Modality::audio:
-      enc.allow_only({"layout", "sample_rate", "encoding", "channels"});
-      require_value(enc, "layout", "pcm");
-      require_value(enc, "encoding", std::string(AudioParams::encoding));
-      require_value(enc, "channels", "1");
-      p.audio.sample_rate = bounded_int(enc, "sample_rate", 384000);
-      p.audio.validate(enc.where("sample_rate"));
-      break;
-  }
+  p.modality = encoder.modality();
+  encoder.parse_fields(root.map("encoder"), p);
   return p;
 }
 

@@ -9,21 +9,10 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/thread_pool.hpp"
-#include "data/encoders/audio.hpp"
-#include "data/encoders/image.hpp"
-#include "data/encoders/text.hpp"
+#include "data/encoders/registry.hpp"
 #include "data/input_files.hpp"
 
 namespace mb::data {
-
-std::vector<std::uint8_t> encode_file(const std::string& path, const EncoderParams& params) {
-  switch (params.modality) {
-    case Modality::text: return encode_text_file(path);
-    case Modality::image: return encode_image_file(path, params.image);
-    case Modality::audio: return encode_audio_file(path, params.audio);
-  }
-  return {};
-}
 
 namespace {
 
@@ -36,7 +25,7 @@ struct Encoded {
 Encoded encode_or_capture(const std::string& path, const EncoderParams& params) {
   Encoded e;
   try {
-    e.bytes = encode_file(path, params);
+    e.bytes = encoder_for(params.modality).encode_file(path, params);
   } catch (const Error& err) {
     e.error = err;
   } catch (const std::exception& err) {
@@ -65,8 +54,7 @@ PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::v
                               const PrepareOptions& options, const PrepareProgress& progress,
                               const std::atomic<bool>* cancel) {
   const auto start = std::chrono::steady_clock::now();
-  if (options.encoder.modality == Modality::image) options.encoder.image.validate("--patch-size/--image-size");
-  if (options.encoder.modality == Modality::audio) options.encoder.audio.validate("--sample-rate");
+  encoder_for(options.encoder.modality).check_options(options.encoder);
   if (files.empty()) throw Error(out_dir.string(), "no input files", "name files or directories to prepare");
   std::vector<std::string> paths, keys;
   for (const auto& f : files) {

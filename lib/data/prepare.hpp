@@ -40,9 +40,6 @@ struct PrepareReport {
 // Called after each file with (files done, content bytes done).
 using PrepareProgress = std::function<void(std::uint64_t, std::uint64_t)>;
 
-// Encode one file with the encoder of `params.modality`.
-std::vector<std::uint8_t> encode_file(const std::string& path, const EncoderParams& params);
-
 // `cancel` (may be null) is polled between files; when set, prepare stops with an error
 // and leaves nothing behind.
 PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::vector<InputFile>& files,

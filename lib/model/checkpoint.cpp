@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "data/encoders/registry.hpp"
 #include "model/safetensors.hpp"
 
 namespace mb::model {
@@ -113,12 +114,12 @@ fs::path save_checkpoint(const fs::path& run_dir, const Config& config, const Pa
   }
   auto meta = common_metadata(config, state);
   meta["config"] = config_to_yaml(config);
-  if (encoder && encoder->modality == data::Modality::image) {
-    meta.insert_or_assign("data.image_size", std::to_string(encoder->image.image_size));
-    meta.insert_or_assign("data.image_patch_size", std::to_string(encoder->image.patch_size));
+  if (encoder) {
+    data::EncoderParams recorded = *encoder;
+    const data::Encoder& e = data::encoder_for(encoder->modality);
+    for (const data::RecordedParam& p : e.recorded_params(recorded))
+      meta.insert_or_assign(p.key, std::to_string(*p.value));
   }
-  if (encoder && encoder->modality == data::Modality::audio)
-    meta.insert_or_assign("data.sample_rate", std::to_string(encoder->audio.sample_rate));
   write_safetensors(dir.staging() / kModelFile, weights, meta);
 
   auto optimizer_meta = common_metadata(config, state);
@@ -187,13 +188,11 @@ CheckpointInfo read_checkpoint_info(const fs::path& checkpoint_dir, bool verify)
   info.config = parse_config(required(f, "config"), (checkpoint_dir / kModelFile).string() + " (config)");
   info.step = static_cast<std::int64_t>(metadata_u64(f, "step"));
   info.encoder.modality = info.config.data.modality;
-  if (f.metadata().count("data.image_size")) {
-    info.encoder.image.image_size = static_cast<int>(metadata_u64(f, "data.image_size"));
-    info.encoder.image.patch_size = static_cast<int>(metadata_u64(f, "data.image_patch_size"));
-    info.has_encoder = true;
-  }
-  if (f.metadata().count("data.sample_rate")) {
-    info.encoder.audio.sample_rate = static_cast<int>(metadata_u64(f, "data.sample_rate"));
+  const std::vector<data::RecordedParam> recorded =
+      data::encoder_for(info.encoder.modality).recorded_params(info.encoder);
+  if (!recorded.empty() && f.metadata().count(recorded.front().key)) {
+    for (const data::RecordedParam& p : recorded)
+      *p.value = static_cast<int>(metadata_u64(f, p.key));
     info.has_encoder = true;
   }
   return info;

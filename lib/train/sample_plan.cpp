@@ -11,6 +11,7 @@
 #include "core/progress.hpp"
 #include "data/encoders/audio.hpp"
 #include "data/encoders/image.hpp"
+#include "data/encoders/registry.hpp"
 
 namespace mb::train {
 
@@ -144,22 +145,24 @@ SamplePlan plan_sample(const SampleRequest& request, const model::CheckpointInfo
   if (checkpoint.has_encoder && modality == Modality::audio && !r.given.sample_rate)
     r.sample_rate = checkpoint.encoder.audio.sample_rate;
 
-  const std::string kind = std::string(data::modality_name(modality));
-  const std::string a_kind = (modality == Modality::text ? "a " : "an ") + kind;
+  const data::Encoder& encoder = data::encoder_for(modality);
+  const std::string a_kind = encoder.name_with_article();
   if (modality != Modality::image && r.given.image_options)
     throw Error("--image-size, --patch-size, --prompt-rows",
                 "are for image models; this checkpoint is " + a_kind + " model", "leave them out");
   if (modality != Modality::audio && r.given.audio_options)
     throw Error("--seconds, --sample-rate, --prompt-seconds",
                 "are for audio models; this checkpoint is " + a_kind + " model", "leave them out");
-  if (modality != Modality::text && r.given.bytes)
+  if (!encoder.is_text() && r.given.bytes)
     throw Error("--bytes", "is for text models; this checkpoint is " + a_kind + " model",
                 modality == Modality::image ? "an image model makes whole images of --image-size"
                                             : "give the length of the sound with --seconds");
-  if (modality != Modality::text && !r.to_file)
-    throw Error("-o", "is needed: an " + kind + " sample is written to a file",
-                modality == Modality::image ? "e.g. -o sample.png" : "e.g. -o sample.wav");
+  if (!encoder.is_text() && !r.to_file)
+    throw Error("-o", "is needed: " + a_kind + " sample is written to a file",
+                "e.g. -o sample" + std::string(encoder.output_extension()));
 
+  // How long a sample is and what its prompt holds are told by options of each modality's
+  // own (the rest of a modality is its encoder's), so a new modality is planned here too.
   const model::ModelConfig& m = checkpoint.config.model;
   switch (modality) {
     case Modality::image: return plan_image(r, m);

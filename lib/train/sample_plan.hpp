@@ -50,6 +50,8 @@ struct SamplePlan {
   data::ImageParams image;            // images: how the bytes are laid out
   data::AudioParams audio;            // audio: the rate of the PCM bytes
   int new_bytes() const { return length - static_cast<int>(prompt.size()); }
+  // The layout of the bytes, as the modality's encoder writes them to a file.
+  data::EncoderParams layout() const { return {modality, image, audio}; }
 };
 
 // Reads the prompt (`prompt_stdin` for a text prompt file "-") and fits it and the request to

@@ -16,6 +16,7 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
+#include "data/encoders/registry.hpp"
 #include "model/checkpoint.hpp"
 #include "model/model.hpp"
 #include "model/optimizer.hpp"
@@ -128,12 +129,13 @@ void check_dataset_matches(const Config& config, const data::Dataset& dataset) {
                     " but the config's data.modality is " +
                     std::string(data::modality_name(config.data.modality)),
                 "use a dataset of the same modality (when training, data.modality may be changed instead)");
-  if (enc.modality == data::Modality::image && config.model.kind == model::ModelKind::megabyte &&
-      enc.image.patch_size != config.model.patch_size)
+  const int layout_patch = data::encoder_for(enc.modality).layout_patch_size(enc);
+  if (layout_patch != 0 && config.model.kind == model::ModelKind::megabyte &&
+      layout_patch != config.model.patch_size)
     throw Error(where,
-                "is patch-scanned for patches of " + std::to_string(enc.image.patch_size) +
+                "is patch-scanned for patches of " + std::to_string(layout_patch) +
                     " bytes but model.patch_size is " + std::to_string(config.model.patch_size),
-                "set model.patch_size=" + std::to_string(enc.image.patch_size) +
+                "set model.patch_size=" + std::to_string(layout_patch) +
                     ", or prepare the images again with a --patch-size of the model's");
 }
 

@@ -12,6 +12,8 @@
 
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/yaml_util.hpp"
+#include "data/manifest_values.hpp"
 
 namespace mb::data {
 
@@ -214,6 +216,66 @@ void write_wav(const std::filesystem::path& path, std::span<const std::uint8_t> 
   AtomicFile file(path);
   file.write(wav);
   file.commit();
+}
+
+namespace {
+
+// The extensions of the formats libsndfile reads (MP3 since 1.1).
+constexpr std::string_view kExtensions[] = {".wav", ".flac", ".ogg", ".oga",  ".opus",
+                                            ".aiff", ".aif", ".au",  ".snd", ".caf",
+                                            ".w64", ".mp3", ".rf64"};
+constexpr int kChannels = 1;
+
+class AudioEncoder final : public Encoder {
+ public:
+  Modality modality() const override { return Modality::audio; }
+  std::string_view name() const override { return "audio"; }
+
+  void check_options(const EncoderParams& p) const override { p.audio.validate("--sample-rate"); }
+  std::vector<EncoderField> fields(const EncoderParams& p) const override {
+    return {{"layout", "pcm"},
+            {"sample_rate", p.audio.sample_rate},
+            {"encoding", std::string(AudioParams::encoding)},
+            {"channels", kChannels}};
+  }
+  void parse_fields(const YamlMap& map, EncoderParams& p) const override {
+    map.allow_only({"layout", "sample_rate", "encoding", "channels"});
+    require_value(map, "layout", "pcm");
+    require_value(map, "encoding", std::string(AudioParams::encoding));
+    require_value(map, "channels", std::to_string(kChannels));
+    p.audio.sample_rate = bounded_int(map, "sample_rate", 384000);
+    p.audio.validate(map.where("sample_rate"));
+  }
+  std::string describe(const EncoderParams& p) const override {
+    const int rate = p.audio.sample_rate;
+    return "audio (mono, " + std::to_string(rate) + " Hz, " + std::string(AudioParams::encoding) +
+           ", " + std::to_string(AudioParams::bytes_per_sample * rate) + " bytes/s)";
+  }
+  std::vector<RecordedParam> recorded_params(EncoderParams& p) const override {
+    return {{"data.sample_rate", &p.audio.sample_rate}};
+  }
+
+  std::span<const std::string_view> file_extensions() const override { return kExtensions; }
+  std::vector<std::uint8_t> encode_file(const std::filesystem::path& path,
+                                        const EncoderParams& p) const override {
+    return encode_audio_file(path, p.audio);
+  }
+  void write_file(const std::filesystem::path& path, std::span<const std::uint8_t> bytes,
+                  const EncoderParams& p) const override {
+    write_wav(path, bytes, p.audio);
+  }
+  std::string_view output_extension() const override { return ".wav"; }
+
+  bool is_text() const override { return false; }
+  int layout_patch_size(const EncoderParams&) const override { return 0; }
+  bool scores_bits_per_dim() const override { return false; }
+};
+
+}  // namespace
+
+const Encoder& audio_encoder() {
+  static const AudioEncoder encoder;
+  return encoder;
 }
 
 }  // namespace mb::data

@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "data/encoders/modality.hpp"
+#include "data/encoders/encoder.hpp"
 
 namespace mb::data {
 
@@ -20,5 +20,8 @@ std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path, c
 // PCM s16le mono bytes -> a WAV file at params.sample_rate (written atomically). An odd
 // trailing byte is dropped.
 void write_wav(const std::filesystem::path& path, std::span<const std::uint8_t> pcm, const AudioParams& params);
+
+// The audio modality's encoder (registry.hpp): the formats above as PCM; samples as WAV.
+const Encoder& audio_encoder();
 
 }  // namespace mb::data

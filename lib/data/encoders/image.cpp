@@ -13,6 +13,8 @@
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/file_io.hpp"
+#include "core/yaml_util.hpp"
+#include "data/manifest_values.hpp"
 
 namespace mb::data {
 
@@ -166,6 +168,68 @@ void write_png(const std::filesystem::path& path, std::span<const std::uint8_t> 
   AtomicFile file(path);
   file.write(png);
   file.commit();
+}
+
+namespace {
+
+// The extensions of the formats stb_image reads.
+constexpr std::string_view kExtensions[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga",
+                                            ".psd", ".hdr", ".pic", ".pnm", ".ppm", ".pgm"};
+
+class ImageEncoder final : public Encoder {
+ public:
+  Modality modality() const override { return Modality::image; }
+  std::string_view name() const override { return "image"; }
+
+  void check_options(const EncoderParams& p) const override {
+    p.image.validate("--patch-size/--image-size");
+  }
+  std::vector<EncoderField> fields(const EncoderParams& p) const override {
+    return {{"layout", "patch-scan"},
+            {"image_size", p.image.image_size},
+            {"patch_size", p.image.patch_size},
+            {"channels", kChannels}};
+  }
+  void parse_fields(const YamlMap& map, EncoderParams& p) const override {
+    map.allow_only({"layout", "image_size", "patch_size", "channels"});
+    require_value(map, "layout", "patch-scan");
+    require_value(map, "channels", std::to_string(kChannels));
+    p.image.image_size = bounded_int(map, "image_size", 65536);
+    p.image.patch_size = bounded_int(map, "patch_size", 1u << 30);
+    p.image.validate(map.where("patch_size"));
+  }
+  std::string describe(const EncoderParams& p) const override {
+    const std::string side = std::to_string(p.image.image_size);
+    const std::string block = std::to_string(p.image.block_side());
+    return "image (" + side + "x" + side + " RGB, patch-scan order, patch size " +
+           std::to_string(p.image.patch_size) + " = " + block + "x" + block + " pixels)";
+  }
+  std::vector<RecordedParam> recorded_params(EncoderParams& p) const override {
+    return {{"data.image_size", &p.image.image_size},
+            {"data.image_patch_size", &p.image.patch_size}};
+  }
+
+  std::span<const std::string_view> file_extensions() const override { return kExtensions; }
+  std::vector<std::uint8_t> encode_file(const std::filesystem::path& path,
+                                        const EncoderParams& p) const override {
+    return encode_image_file(path, p.image);
+  }
+  void write_file(const std::filesystem::path& path, std::span<const std::uint8_t> bytes,
+                  const EncoderParams& p) const override {
+    write_png(path, bytes, p.image);
+  }
+  std::string_view output_extension() const override { return ".png"; }
+
+  bool is_text() const override { return false; }
+  int layout_patch_size(const EncoderParams& p) const override { return p.image.patch_size; }
+  bool scores_bits_per_dim() const override { return true; }
+};
+
+}  // namespace
+
+const Encoder& image_encoder() {
+  static const ImageEncoder encoder;
+  return encoder;
 }
 
 }  // namespace mb::data

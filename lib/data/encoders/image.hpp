@@ -10,7 +10,7 @@
 #include <span>
 #include <vector>
 
-#include "data/encoders/modality.hpp"
+#include "data/encoders/encoder.hpp"
 
 namespace mb::data {
 
@@ -28,5 +28,8 @@ std::vector<std::uint8_t> patch_unscan(std::span<const std::uint8_t> scanned, co
 
 // Patch-scan bytes -> a PNG file (written atomically). `bytes` must hold S*S*3 bytes.
 void write_png(const std::filesystem::path& path, std::span<const std::uint8_t> scanned, const ImageParams& params);
+
+// The image modality's encoder (registry.hpp): the formats above, patch-scanned; samples as PNG.
+const Encoder& image_encoder();
 
 }  // namespace mb::data

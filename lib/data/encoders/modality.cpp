@@ -4,22 +4,6 @@
 
 namespace mb::data {
 
-std::string_view modality_name(Modality m) {
-  switch (m) {
-    case Modality::text: return "text";
-    case Modality::image: return "image";
-    case Modality::audio: return "audio";
-  }
-  return "?";
-}
-
-Modality parse_modality(std::string_view name, const std::string& where) {
-  if (name == "text") return Modality::text;
-  if (name == "image") return Modality::image;
-  if (name == "audio") return Modality::audio;
-  throw Error(where, "unknown modality '" + std::string(name) + "'", "use text, image or audio");
-}
-
 int ImageParams::block_side() const {
   for (int p = 1; 3 * p * p <= patch_size; ++p)
     if (3 * p * p == patch_size) return p;

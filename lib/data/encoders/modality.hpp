@@ -8,8 +8,10 @@
 
 namespace mb::data {
 
+// Each has an encoder (encoder.hpp); registry.cpp lists them.
 enum class Modality { text, image, audio };
 
+// The encoder's name ("text"), and the modality of a name (registry.cpp).
 std::string_view modality_name(Modality m);
 // Throws mb::Error naming `where` for an unknown name.
 Modality parse_modality(std::string_view name, const std::string& where);
