@@ -57,10 +57,26 @@ std::string nearest_key(std::string_view key, std::initializer_list<std::string_
   return best;
 }
 
+void KeyOrigins::add(std::string path, std::string origin) {
+  keys_.emplace_back(std::move(path), std::move(origin));
+}
+
+const std::string* KeyOrigins::covering(std::string_view path) const {
+  for (auto it = keys_.rbegin(); it != keys_.rend(); ++it) {
+    const std::string& k = it->first;
+    if (k == path || (k.size() > path.size() && k.compare(0, path.size(), path) == 0 && k[path.size()] == '.'))
+      return &it->second;
+  }
+  return nullptr;
+}
+
 YamlMap::YamlMap(YAML::Node node, std::string file, std::string context)
-    : node_(std::move(node)), file_(std::move(file)), context_(std::move(context)) {
+    : YamlMap(std::move(node), YamlDocument{std::move(file), {}, nullptr}, std::move(context)) {}
+
+YamlMap::YamlMap(YAML::Node node, YamlDocument doc, std::string context)
+    : node_(std::move(node)), doc_(std::move(doc)), context_(std::move(context)) {
   if (!node_.IsMap())
-    throw Error(yaml_where(file_, node_),
+    throw Error(yaml_where(doc_.file, node_),
                 context_.empty() ? "expected a mapping of keys to values at the top level"
                                  : "'" + context_ + "' must be a mapping of keys to values");
 }
@@ -69,23 +85,47 @@ std::string YamlMap::path_of(const std::string& key) const {
   return context_.empty() ? key : context_ + "." + key;
 }
 
+std::string YamlMap::section_name() const { return context_.empty() ? "the top level" : context_; }
+
 std::string YamlMap::where(const std::string& key) const {
-  YAML::Node n = node_[key];
-  return (n ? yaml_where(file_, n) : yaml_where(file_, node_)) + ": key '" + path_of(key) + "'";
+  const std::string path = path_of(key);
+  if (doc_.origins)
+    if (const std::string* origin = doc_.origins->covering(path)) return *origin;
+  // The key's own line: the value of an empty key (`context:`) has no position of its own
+  // (yaml-cpp gives it the next line), nor has a block mapping or list under its key.
+  for (const auto& kv : node_)
+    if (kv.first.IsScalar() && kv.first.Scalar() == key)
+      return yaml_where(doc_.file, kv.first) + ": key '" + path + "'";
+  return yaml_where(doc_.file, node_) + ": key '" + path + "'";
 }
 
-void YamlMap::allow_only(std::initializer_list<std::string_view> known) const {
+void YamlMap::allow_only(std::initializer_list<std::string_view> known, const std::string& sub,
+                         std::initializer_list<std::string_view> misplaced) const {
+  std::vector<std::string> seen;
   for (const auto& kv : node_) {
-    std::string key = kv.first.as<std::string>();
-    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    if (!kv.first.IsScalar())
+      throw Error(yaml_where(doc_.file, kv.first), "a key in " + section_name() + " is not a plain name",
+                  "write keys as plain names, as in name: value");
+    const std::string key = kv.first.Scalar();
+    const std::string path = path_of(key);
+    const std::string* origin = doc_.origins ? doc_.origins->covering(path) : nullptr;
+    const std::string where = origin ? *origin : yaml_where(doc_.file, kv.first);
+    if (std::find(known.begin(), known.end(), key) != known.end()) {
+      if (std::find(seen.begin(), seen.end(), key) != seen.end())
+        throw Error(where, "key '" + path + "' is given twice", "keep one of them");
+      seen.push_back(key);
+      continue;
+    }
     std::string hint;
-    std::string near = nearest_key(key, known);
-    if (!near.empty()) hint = "did you mean '" + path_of(near) + "'?";
-    else {
-      hint = "known keys here:";
+    if (std::find(misplaced.begin(), misplaced.end(), key) != misplaced.end()) {
+      hint = "did you mean '" + path_of(sub) + "." + key + "'? it belongs in section " + path_of(sub);
+    } else if (std::string near = nearest_key(key, known); !near.empty()) {
+      hint = "did you mean '" + path_of(near) + "'?";
+    } else {
+      hint = "the keys of " + section_name() + " are:";
       for (auto k : known) hint.append(" ").append(k);
     }
-    throw Error(yaml_where(file_, kv.first), "unknown key '" + path_of(key) + "'", hint);
+    throw Error(where, "unknown key '" + path + "'", hint);
   }
 }
 
@@ -93,22 +133,47 @@ bool YamlMap::has(const std::string& key) const { return static_cast<bool>(node_
 
 YAML::Node YamlMap::node(const std::string& key) const {
   YAML::Node n = node_[key];
-  if (!n) throw Error(yaml_where(file_, node_), "missing key '" + path_of(key) + "'");
+  if (!n) throw Error(yaml_where(doc_.file, node_), "missing key '" + path_of(key) + "'");
   return n;
 }
 
-YamlMap YamlMap::map(const std::string& key) const { return YamlMap(node(key), file_, path_of(key)); }
-
-YAML::Node YamlMap::scalar(const std::string& key) const {
+YamlMap YamlMap::map(const std::string& key) const {
   YAML::Node n = node(key);
-  if (!n.IsScalar()) throw Error(where(key), "expected a single value");
+  if (!n.IsMap()) {
+    const std::string what = "'" + path_of(key) + "' must be a section of keys";
+    throw Error(where(key),
+                what + (n.IsNull() ? "; it is empty" : n.IsSequence() ? ", not a list" : ", not a single value"),
+                doc_.manual.empty() ? "" : "see " + doc_.manual + " for its keys");
+  }
+  return YamlMap(n, doc_, path_of(key));
+}
+
+YamlMap YamlMap::optional_map(const std::string& key) const {
+  YAML::Node n = node_[key];
+  if (!n || n.IsNull()) return YamlMap(YAML::Node(YAML::NodeType::Map), doc_, path_of(key));
+  return map(key);
+}
+
+YAML::Node YamlMap::scalar(const std::string& key, bool optional) const {
+  YAML::Node n = node(key);
+  if (n.IsNull())
+    throw Error(where(key), "'" + path_of(key) + "' has no value",
+                optional ? "give it a value, or delete the key to use the default" : "give it a value");
+  if (!n.IsScalar())
+    throw Error(where(key), "'" + path_of(key) + "' must be a single value",
+                doc_.manual.empty() ? "" : "see " + doc_.manual);
   return n;
 }
 
-std::string YamlMap::string(const std::string& key) const { return scalar(key).Scalar(); }
+std::string YamlMap::string(const std::string& key) const { return scalar(key, false).Scalar(); }
+
+std::optional<std::string> YamlMap::optional_string(const std::string& key) const {
+  if (!has(key)) return std::nullopt;
+  return scalar(key, true).Scalar();
+}
 
 std::uint64_t YamlMap::u64(const std::string& key) const {
-  const std::string s = scalar(key).Scalar();
+  const std::string s = scalar(key, false).Scalar();
   std::uint64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size())
@@ -117,7 +182,7 @@ std::uint64_t YamlMap::u64(const std::string& key) const {
 }
 
 std::int64_t YamlMap::i64(const std::string& key) const {
-  const std::string s = scalar(key).Scalar();
+  const std::string s = scalar(key, false).Scalar();
   std::int64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size())
@@ -126,7 +191,7 @@ std::int64_t YamlMap::i64(const std::string& key) const {
 }
 
 double YamlMap::f64(const std::string& key) const {
-  const std::string s = scalar(key).Scalar();
+  const std::string s = scalar(key, false).Scalar();
   double v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v))
@@ -135,7 +200,7 @@ double YamlMap::f64(const std::string& key) const {
 }
 
 bool YamlMap::boolean(const std::string& key) const {
-  const std::string s = scalar(key).Scalar();
+  const std::string s = scalar(key, false).Scalar();
   if (s == "true") return true;
   if (s == "false") return false;
   throw Error(where(key), "expected true or false, got '" + s + "'");

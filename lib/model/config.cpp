@@ -15,7 +15,7 @@
 #include <functional>
 #include <initializer_list>
 #include <limits>
-#include <set>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -131,33 +131,6 @@ Activation parse_activation(const std::string& s, const std::string& where) {
               (near.empty() ? "" : "did you mean '" + near + "'? ") + "use relu or gelu");
 }
 
-// "FILE: line N: key 'PATH'" for `key` of a mapping, with the line of the key itself: the
-// value of an empty key (`context:`) has no position of its own; yaml-cpp gives it the next line.
-std::string key_where(const YAML::Node& map, const std::string& key, const std::string& file,
-                      std::string_view path) {
-  for (const auto& kv : map)
-    if (kv.first.IsScalar() && kv.first.Scalar() == key)
-      return yaml_where(file, kv.first) + ": key '" + std::string(path) + "'";
-  return file + ": key '" + std::string(path) + "'";
-}
-
-// The `--set` keys applied to the tree, in order.
-class Overrides {
- public:
-  void add(std::string key) { keys_.push_back(std::move(key)); }
-  // The override that set `path` itself or a key under it, if any: its errors name it.
-  const std::string* covering(std::string_view path) const {
-    for (auto it = keys_.rbegin(); it != keys_.rend(); ++it)
-      if (*it == path || (it->size() > path.size() && it->compare(0, path.size(), path) == 0 &&
-                          (*it)[path.size()] == '.'))
-        return &*it;
-    return nullptr;
-  }
-
- private:
-  std::vector<std::string> keys_;
-};
-
 std::string trim(std::string_view s) {
   const auto b = s.find_first_not_of(" \t");
   if (b == std::string_view::npos) return "";
@@ -166,7 +139,7 @@ std::string trim(std::string_view s) {
 }
 
 // Writes one "a.b.c=value" into the tree, creating the sections on the way.
-void apply_override(YAML::Node& root, const std::string& arg, Overrides& overrides) {
+void apply_override(YAML::Node& root, const std::string& arg, KeyOrigins& origins) {
   const std::string example = "write --set KEY=VALUE with the key's sections joined by dots, e.g. "
                               "--set train.optimizer.lr=3e-4";
   const auto eq = arg.find('=');
@@ -216,153 +189,85 @@ void apply_override(YAML::Node& root, const std::string& arg, Overrides& overrid
   }
   // A fresh scalar carries no position, so no error can point at a line of the file for it.
   node[parts.back()] = YAML::Node(value.Scalar());
-  overrides.add(key);
+  origins.add(key, where);
 }
 
-// One mapping of the config, read strictly: every error names the file, line and key, or the
-// `--set` that put the key there.
-class Section {
- public:
-  Section(YAML::Node node, const std::string& file, const std::string& context, const Overrides& ov)
-      : map_(std::move(node), file, context), overrides_(ov) {}
-
-  std::string path_of(const std::string& key) const { return map_.path_of(key); }
-  bool has(const std::string& key) const { return map_.has(key); }
-
-  std::string where(const std::string& key) const {
-    if (const std::string* o = overrides_.covering(path_of(key))) return "--set " + *o;
-    if (has(key)) return key_where(map_.yaml(), key, map_.file(), path_of(key));
-    return map_.where(key);
+// The value of `key`, read strictly (YamlMap names the file, line and key, or the `--set` that
+// put the key there, in every error), and checked against the key's range; an absent key
+// leaves `out` at its default.
+//
+// Whole numbers in plain decimal digits (an optional sign): "1e6" and "4.0" are refused, so
+// a typo never silently truncates.
+template <class Int>
+void read(const YamlMap& map, const std::string& key, Int& out, const IntRange& range) {
+  const std::optional<std::string> text = map.optional_string(key);
+  if (!text) return;
+  const std::string& s = *text;
+  const std::string where = map.where(key), path = map.path_of(key);
+  const char* first = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
+  const char* last = s.data() + s.size();
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(first, last, v);
+  if (ec == std::errc::result_out_of_range)
+    throw Error(where, path + " is " + s + ", out of range", "use " + describe(range));
+  if (ec != std::errc() || end != last) {
+    double real = 0;
+    auto [rend, rec] = std::from_chars(first, last, real);
+    const bool numeric = rec == std::errc() && rend == last;
+    throw Error(where, "expected a whole number for " + path + ", got '" + s + "'",
+                numeric ? "write it in plain digits, e.g. 1000000 rather than 1e6 or 1000000.0"
+                        : "use " + describe(range));
   }
+  check_int(where, path, v, range);
+  out = static_cast<Int>(v);
+}
 
-  // Every key must be one of `known` (each at most once). A key that belongs in a subsection
-  // (`misplaced`, the keys of section `sub`) is pointed there.
-  void allow_only(std::initializer_list<std::string_view> known, const std::string& sub = {},
-                  std::initializer_list<std::string_view> misplaced = {}) const {
-    std::set<std::string> seen;
-    for (const auto& kv : map_.yaml()) {
-      if (!kv.first.IsScalar())
-        throw Error(yaml_where(map_.file(), kv.first), "a key in " + section_name() + " is not a plain name",
-                    "write keys as plain names, e.g. context: 2048");
-      const std::string key = kv.first.Scalar();
-      const std::string path = path_of(key);
-      const std::string* o = overrides_.covering(path);
-      const std::string where = o ? "--set " + *o : yaml_where(map_.file(), kv.first);
-      if (std::find(known.begin(), known.end(), key) != known.end()) {
-        if (!seen.insert(key).second)
-          throw Error(where, "key '" + path + "' is given twice", "keep one of them");
-        continue;
-      }
-      std::string hint;
-      if (std::find(misplaced.begin(), misplaced.end(), key) != misplaced.end()) {
-        hint = "did you mean '" + path_of(sub) + "." + key + "'? it belongs in section " + path_of(sub);
-      } else if (std::string near = nearest_key(key, known); !near.empty()) {
-        hint = "did you mean '" + path_of(near) + "'?";
-      } else {
-        hint = "the keys of " + section_name() + " are:";
-        for (auto k : known) hint.append(" ").append(k);
-      }
-      throw Error(where, "unknown key '" + path + "'", hint);
-    }
-  }
+void read(const YamlMap& map, const std::string& key, std::uint64_t& out) {
+  const std::optional<std::string> text = map.optional_string(key);
+  if (!text) return;
+  const std::string& s = *text;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec != std::errc() || end != s.data() + s.size())
+    throw Error(map.where(key), "expected a whole number from 0 to 18446744073709551615 for " +
+                                    map.path_of(key) + ", got '" + s + "'",
+                "write it in plain digits, e.g. 1");
+}
 
-  // A subsection; absent or empty (`local:` with nothing after it) reads as all defaults.
-  Section section(const std::string& key) const {
-    YAML::Node n = map_.yaml()[key];
-    if (!n || n.IsNull()) return Section(YAML::Node(YAML::NodeType::Map), map_.file(), path_of(key), overrides_);
-    if (!n.IsMap())
-      throw Error(where(key), "'" + path_of(key) + "' must be a section of keys, not a single value",
-                  "see megabyte-config(5) for its keys");
-    return Section(n, map_.file(), path_of(key), overrides_);
-  }
+// Numbers in decimal or scientific notation, parsed directly at the field's precision so that
+// what config_to_yaml writes reads back bit for bit.
+template <class Real>
+void read(const YamlMap& map, const std::string& key, Real& out, const RealRange& range) {
+  const std::optional<std::string> text = map.optional_string(key);
+  if (!text) return;
+  const std::string& s = *text;
+  const std::string where = map.where(key), path = map.path_of(key);
+  const char* first = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
+  const char* last = s.data() + s.size();
+  Real v = 0;
+  auto [end, ec] = std::from_chars(first, last, v);
+  if (ec == std::errc::result_out_of_range)
+    throw Error(where, path + " is " + s + ", beyond the range of a " + (sizeof(Real) == 4 ? "32" : "64") +
+                           "-bit float",
+                "use " + describe(range));
+  if (ec != std::errc() || end != last || !std::isfinite(v))
+    throw Error(where, "expected a number for " + path + ", got '" + s + "'",
+                "use " + describe(range) + ", e.g. 0.1 or 3e-4");
+  check_real(where, path, v, range);
+  out = v;
+}
 
-  std::string text(const std::string& key) const {
-    YAML::Node n = map_.yaml()[key];
-    if (n.IsNull())
-      throw Error(where(key), "'" + path_of(key) + "' has no value",
-                  "give it a value, or delete the key to use the default");
-    if (!n.IsScalar())
-      throw Error(where(key), "'" + path_of(key) + "' must be a single value", "see megabyte-config(5)");
-    return n.Scalar();
-  }
-
-  // Whole numbers in plain decimal digits (an optional sign): "1e6" and "4.0" are refused, so
-  // a typo never silently truncates.
-  template <class Int>
-  void read(const std::string& key, Int& out, const IntRange& range) const {
-    if (!has(key)) return;
-    const std::string s = text(key);
-    const char* first = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
-    const char* last = s.data() + s.size();
-    std::int64_t v = 0;
-    auto [end, ec] = std::from_chars(first, last, v);
-    if (ec == std::errc::result_out_of_range)
-      throw Error(where(key), path_of(key) + " is " + s + ", out of range", "use " + describe(range));
-    if (ec != std::errc() || end != last) {
-      double real = 0;
-      auto [rend, rec] = std::from_chars(first, last, real);
-      const bool numeric = rec == std::errc() && rend == last;
-      throw Error(where(key), "expected a whole number for " + path_of(key) + ", got '" + s + "'",
-                  numeric ? "write it in plain digits, e.g. 1000000 rather than 1e6 or 1000000.0"
-                          : "use " + describe(range));
-    }
-    check_int(where(key), path_of(key), v, range);
-    out = static_cast<Int>(v);
-  }
-
-  void read(const std::string& key, std::uint64_t& out) const {
-    if (!has(key)) return;
-    const std::string s = text(key);
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    if (ec != std::errc() || end != s.data() + s.size())
-      throw Error(where(key), "expected a whole number from 0 to 18446744073709551615 for " + path_of(key) +
-                                  ", got '" + s + "'",
-                  "write it in plain digits, e.g. 1");
-  }
-
-  // Numbers in decimal or scientific notation, parsed directly at the field's precision so that
-  // what config_to_yaml writes reads back bit for bit.
-  template <class Real>
-  void read(const std::string& key, Real& out, const RealRange& range) const {
-    if (!has(key)) return;
-    const std::string s = text(key);
-    const char* first = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
-    const char* last = s.data() + s.size();
-    Real v = 0;
-    auto [end, ec] = std::from_chars(first, last, v);
-    if (ec == std::errc::result_out_of_range)
-      throw Error(where(key), path_of(key) + " is " + s + ", beyond the range of a " +
-                                  (sizeof(Real) == 4 ? "32" : "64") + "-bit float",
-                  "use " + describe(range));
-    if (ec != std::errc() || end != last || !std::isfinite(v))
-      throw Error(where(key), "expected a number for " + path_of(key) + ", got '" + s + "'",
-                  "use " + describe(range) + ", e.g. 0.1 or 3e-4");
-    check_real(where(key), path_of(key), v, range);
-    out = v;
-  }
-
- private:
-  std::string section_name() const {
-    const std::string p = path_of("");
-    return p.empty() ? "the top level" : p.substr(0, p.size() - 1);
-  }
-
-  YamlMap map_;
-  const Overrides& overrides_;
-};
-
-void read_stack(const Section& s, StackConfig& stack) {
+void read_stack(const YamlMap& s, StackConfig& stack) {
   s.allow_only({"dim", "layers", "heads"});
-  s.read("dim", stack.dim, kDimRange);
-  s.read("layers", stack.layers, kLayersRange);
-  s.read("heads", stack.heads, kHeadsRange);
+  read(s, "dim", stack.dim, kDimRange);
+  read(s, "layers", stack.layers, kLayersRange);
+  read(s, "heads", stack.heads, kHeadsRange);
 }
 
-void read_model(const Section& s, ModelConfig& m) {
+void read_model(const YamlMap& s, ModelConfig& m) {
   s.allow_only({"kind", "context", "patch_size", "global", "local", "ffn_multiplier", "activation", "dropout",
                 "init_std", "layernorm_eps"});
-  if (s.has("kind")) m.kind = parse_kind(s.text("kind"), s.where("kind"));
-  s.read("context", m.context, kContextRange);
+  if (const auto kind = s.optional_string("kind")) m.kind = parse_kind(*kind, s.where("kind"));
+  read(s, "context", m.context, kContextRange);
   if (m.kind == ModelKind::transformer) {
     // The baseline reads one byte at a time: P is 1 and there is no local model. Refusing the
     // keys (rather than ignoring them) keeps a file from claiming a shape it does not have.
@@ -372,49 +277,51 @@ void read_model(const Section& s, ModelConfig& m) {
                     "delete it: with model.kind transformer there is one stack, model.global, over single bytes");
     m.patch_size = 1;
   } else {
-    s.read("patch_size", m.patch_size, kPatchRange);
+    read(s, "patch_size", m.patch_size, kPatchRange);
   }
-  read_stack(s.section("global"), m.global);
-  if (m.kind == ModelKind::megabyte) read_stack(s.section("local"), m.local);
-  s.read("ffn_multiplier", m.ffn_multiplier, kFfnRange);
-  if (s.has("activation")) m.activation = parse_activation(s.text("activation"), s.where("activation"));
-  s.read("dropout", m.dropout, kProbability);
-  s.read("init_std", m.init_std, kPositive);
-  s.read("layernorm_eps", m.layernorm_eps, kPositive);
+  read_stack(s.optional_map("global"), m.global);
+  if (m.kind == ModelKind::megabyte) read_stack(s.optional_map("local"), m.local);
+  read(s, "ffn_multiplier", m.ffn_multiplier, kFfnRange);
+  if (const auto activation = s.optional_string("activation"))
+    m.activation = parse_activation(*activation, s.where("activation"));
+  read(s, "dropout", m.dropout, kProbability);
+  read(s, "init_std", m.init_std, kPositive);
+  read(s, "layernorm_eps", m.layernorm_eps, kPositive);
 }
 
-void read_data(const Section& s, DataConfig& d) {
+void read_data(const YamlMap& s, DataConfig& d) {
   s.allow_only({"modality"});
-  if (s.has("modality")) d.modality = data::parse_modality(s.text("modality"), s.where("modality"));
+  if (const auto modality = s.optional_string("modality"))
+    d.modality = data::parse_modality(*modality, s.where("modality"));
 }
 
-void read_optimizer(const Section& s, OptimizerConfig& o) {
+void read_optimizer(const YamlMap& s, OptimizerConfig& o) {
   s.allow_only({"lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "warmup_steps", "decay_power"});
-  s.read("lr", o.lr, kPositive);
-  s.read("beta1", o.beta1, kProbability);
-  s.read("beta2", o.beta2, kProbability);
-  s.read("eps", o.eps, kPositive);
-  s.read("weight_decay", o.weight_decay, kNonNegative);
-  s.read("grad_clip", o.grad_clip, kNonNegative);
-  s.read("warmup_steps", o.warmup_steps, kWarmupRange);
-  s.read("decay_power", o.decay_power, kNonNegative);
+  read(s, "lr", o.lr, kPositive);
+  read(s, "beta1", o.beta1, kProbability);
+  read(s, "beta2", o.beta2, kProbability);
+  read(s, "eps", o.eps, kPositive);
+  read(s, "weight_decay", o.weight_decay, kNonNegative);
+  read(s, "grad_clip", o.grad_clip, kNonNegative);
+  read(s, "warmup_steps", o.warmup_steps, kWarmupRange);
+  read(s, "decay_power", o.decay_power, kNonNegative);
 }
 
-void read_train(const Section& s, TrainConfig& t) {
+void read_train(const YamlMap& s, TrainConfig& t) {
   s.allow_only({"seed", "batch_size", "grad_accumulation", "steps", "optimizer", "eval_every", "eval_bytes",
                 "checkpoint_every", "keep_checkpoints", "log_every"},
                "optimizer",
                {"lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "warmup_steps", "decay_power"});
-  s.read("seed", t.seed);
-  s.read("batch_size", t.batch_size, kBatchRange);
-  s.read("grad_accumulation", t.grad_accumulation, kBatchRange);
-  s.read("steps", t.steps, kStepsRange);
-  read_optimizer(s.section("optimizer"), t.optimizer);
-  s.read("eval_every", t.eval_every, kEveryRange);
-  s.read("eval_bytes", t.eval_bytes, kEveryRange);
-  s.read("checkpoint_every", t.checkpoint_every, kEveryRange);
-  s.read("keep_checkpoints", t.keep_checkpoints, kKeepRange);
-  s.read("log_every", t.log_every, kLogRange);
+  read(s, "seed", t.seed);
+  read(s, "batch_size", t.batch_size, kBatchRange);
+  read(s, "grad_accumulation", t.grad_accumulation, kBatchRange);
+  read(s, "steps", t.steps, kStepsRange);
+  read_optimizer(s.optional_map("optimizer"), t.optimizer);
+  read(s, "eval_every", t.eval_every, kEveryRange);
+  read(s, "eval_bytes", t.eval_bytes, kEveryRange);
+  read(s, "checkpoint_every", t.checkpoint_every, kEveryRange);
+  read(s, "keep_checkpoints", t.keep_checkpoints, kKeepRange);
+  read(s, "log_every", t.log_every, kLogRange);
 }
 
 // Where the keys of a whole config came from, for the checks that look at several keys: an
@@ -436,38 +343,30 @@ struct Locator {
   }
 };
 
-// The mapping that holds the last part of a dotted path, if every section on the way exists.
-YAML::Node parent_of(const YAML::Node& root, std::string_view path, std::string& last) {
-  YAML::Node node = root;
-  for (std::size_t at = 0;;) {
-    if (!node.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
-    const auto dot = path.find('.', at);
-    if (dot == std::string_view::npos) {
-      last = std::string(path.substr(at));
-      return node;
-    }
-    // Through a const handle: a lookup on a mutable one adds an (invisible) entry.
-    YAML::Node child = std::as_const(node)[std::string(path.substr(at, dot - at))];
-    if (!child) return YAML::Node(YAML::NodeType::Undefined);
-    node.reset(child);
-    at = dot + 1;
+// The mapping that holds the last part of a dotted path; an absent section on the way reads
+// as one of no keys.
+YamlMap parent_of(const YamlMap& map, std::string_view path, std::string& last) {
+  const auto dot = path.find('.');
+  if (dot == std::string_view::npos) {
+    last = std::string(path);
+    return map;
   }
+  return parent_of(map.optional_map(std::string(path.substr(0, dot))), path.substr(dot + 1), last);
 }
 
-Locator tree_locator(const YAML::Node& root, const std::string& file, const Overrides& ov) {
+// After the whole tree has been read, so every section on the way is a mapping or absent.
+Locator tree_locator(const YamlMap& top, const KeyOrigins& origins) {
   Locator loc;
-  loc.overridden = [&ov](std::string_view path) { return ov.covering(path) != nullptr; };
-  loc.given = [root](std::string_view path) {
+  loc.overridden = [&origins](std::string_view path) { return origins.covering(path) != nullptr; };
+  loc.given = [top](std::string_view path) {
     std::string last;
-    const YAML::Node parent = parent_of(root, path, last);
-    return parent.IsMap() && static_cast<bool>(parent[last]);
+    return parent_of(top, path, last).has(last);
   };
-  loc.where = [root, file, &ov](std::string_view path) {
-    if (const std::string* o = ov.covering(path)) return "--set " + *o;
+  loc.where = [top](std::string_view path) {
     std::string last;
-    const YAML::Node parent = parent_of(root, path, last);
-    if (parent.IsMap()) return key_where(parent, last, file, path);
-    return file + ": key '" + std::string(path) + "'";
+    const YamlMap parent = parent_of(top, path, last);
+    if (parent.has(last)) return parent.where(last);
+    return top.file() + ": key '" + std::string(path) + "'";
   };
   return loc;
 }
@@ -597,16 +496,16 @@ Config parse_config(const std::string& yaml_text, const std::string& name,
   if (!root.IsMap())
     throw Error(yaml_where(name, root), "expected sections of keys (model:, data:, train:) at the top level",
                 "see megabyte-config(5) for the layout");
-  Overrides applied;
+  KeyOrigins applied;
   for (const auto& o : overrides) apply_override(root, o, applied);
 
-  Section top(root, name, "", applied);
+  const YamlMap top(root, YamlDocument{name, "megabyte-config(5)", &applied}, "");
   top.allow_only({"model", "data", "train"});
   Config c;
-  read_model(top.section("model"), c.model);
-  read_data(top.section("data"), c.data);
-  read_train(top.section("train"), c.train);
-  check_config(c, tree_locator(root, name, applied));
+  read_model(top.optional_map("model"), c.model);
+  read_data(top.optional_map("data"), c.data);
+  read_train(top.optional_map("train"), c.train);
+  check_config(c, tree_locator(top, applied));
   return c;
 }
 

@@ -341,7 +341,7 @@ TEST_CASE("Manifest::parse: unknown keys name the file, the line and the key") {
     INFO(msg);
     CHECK(contains(msg, kFile + ": line 4:"));
     CHECK(contains(msg, "'colour'"));
-    CHECK(contains(msg, "known keys here:"));
+    CHECK(contains(msg, "the keys of the top level are:"));
     CHECK_FALSE(contains(msg, "did you mean"));
   }
   SUBCASE("inside a shard entry") {
