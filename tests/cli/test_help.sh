@@ -21,6 +21,13 @@ for page in dataset config checkpoint; do
   [[ -f "$MAN_DIR/megabyte-$page.5" ]] || fail "no man page megabyte-$page.5"
 done
 "$MEGABYTE" --version | grep -Eq '^megabyte [0-9]+\.[0-9]+\.[0-9]+' || fail "--version"
+# The pages in man/ are templates; the build fills their version in from meson.build's.
+version=$("$MEGABYTE" --version | head -n 1 | cut -d ' ' -f 2)
+for page in "$MAN_DIR"/megabyte*.[15]; do
+  name=$(basename "$page")
+  grep -qF '"megabyte @VERSION@"' "$page" || fail "man/$name: no \"megabyte @VERSION@\" in its .TH line"
+  grep -qF "\"megabyte $version\"" "$MAN_BUILD_DIR/$name" || fail "the built $name does not say megabyte $version"
+done
 expect_fail 2 "no command 'frobnicate'" "$MEGABYTE" help frobnicate
 expect_fail 2 "" "$MEGABYTE" prepare --no-such-option x
 expect_fail 2 "output" "$MEGABYTE" prepare somefile
