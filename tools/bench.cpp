@@ -1,8 +1,6 @@
 // megabyte bench: measure this machine: training throughput of a config (--config), beside
 // the machine's sgemm rate, and the dataset reader under the training sampler's access
 // pattern (--dataset).
-#include <omp.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -95,8 +93,8 @@ std::string fixed1(double v) {
 
 int run_training_bench(const BenchArgs& a) {
   const model::Config config = model::load_config(a.config, a.overrides);
-  if (a.threads > 0) omp_set_num_threads(static_cast<int>(a.threads));
-  const int threads = omp_get_max_threads();
+  backend::set_cpu_threads(static_cast<int>(a.threads));
+  const int threads = backend::cpu_threads();
   const model::ModelConfig& m = config.model;
   const backend::Device device = chosen_device(a);
   const bool gpu = device == backend::Device::cuda;
@@ -167,8 +165,8 @@ int run_generation_bench(const BenchArgs& a) {
   }
   const std::string what = checkpoint.empty() ? a.config + ", random weights" : checkpoint.string();
   const std::shared_ptr<backend::Backend> device = a.devices.make_backend();   // fails before any output
-  if (a.threads > 0) omp_set_num_threads(static_cast<int>(a.threads));
-  const int threads = omp_get_max_threads();
+  backend::set_cpu_threads(static_cast<int>(a.threads));
+  const int threads = backend::cpu_threads();
   log_info("bench: generating with " + what + " (" +
            std::string(model::model_kind_name(config.model.kind)) + ", T " +
            std::to_string(config.model.context) + ") on " +

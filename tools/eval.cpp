@@ -1,6 +1,4 @@
 // megabyte eval: bits per byte of a checkpoint on a dataset split, the paper's three ways.
-#include <omp.h>
-
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -55,7 +53,7 @@ std::string bpb_text(const train::EvalResult& r) {
 }
 
 int run_eval(const EvalArgs& a) {
-  if (a.threads > 0) omp_set_num_threads(a.threads);
+  backend::set_cpu_threads(a.threads);
   const std::filesystem::path dir = model::resolve_checkpoint(a.checkpoint);
   const model::CheckpointInfo info = model::read_checkpoint_info(dir);
   const data::Dataset dataset = data::Dataset::open(a.dataset);

@@ -1,7 +1,6 @@
 // megabyte sample: load a checkpoint, plan the samples from the prompt (lib/train/sample_plan),
 // generate them (lib/train/generate_samples) and write them as the checkpoint's modality: text,
 // a PNG, a WAV.
-#include <omp.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -94,8 +93,8 @@ int run_sample(const SampleArgs& a) {
   // for it, and on a machine whose other cores are busy every such wake-up waits for the
   // scheduler (measured: 2 threads beside one busy process, 10 bytes/s instead of 9000).
   // Wide models have products worth sharing.
-  if (a.threads > 0) omp_set_num_threads(a.threads);
-  else if (m.global_width() < kThreadedWidth) omp_set_num_threads(1);
+  const bool narrow = m.global_width() < kThreadedWidth;
+  backend::set_cpu_threads(a.threads > 0 ? a.threads : narrow ? 1 : 0);   // 0: as they are
   // Weights only: the generator keeps its own caches, and a training window's activations
   // and gradients would only take device memory.
   auto net = model::make_model(m, 0, a.devices.make_backend());

@@ -1,6 +1,4 @@
 // megabyte train: parse, load the config and the dataset, call lib/train, report.
-#include <omp.h>
-
 #include <cstdio>
 #include <iostream>
 
@@ -33,7 +31,7 @@ int run_train(const TrainArgs& a) {
     std::cout << model::config_to_yaml(config);
     return kExitOk;
   }
-  if (a.threads > 0) omp_set_num_threads(a.threads);
+  backend::set_cpu_threads(a.threads);
   const data::Dataset dataset = data::Dataset::open(a.dataset);
 
   train::TrainOptions options;

@@ -19,6 +19,15 @@ Device parse_device(const std::string& text, const std::string& what) {
 
 std::string_view precision_name(Precision p) { return p == Precision::fp32 ? "fp32" : "bf16"; }
 
+std::string_view attention_kernel_name(AttentionKernel k) {
+  switch (k) {
+    case AttentionKernel::tiled: return "tiled";
+    case AttentionKernel::tiled_bf16: return "tiled bf16";
+    case AttentionKernel::short_sequence: return "short";
+  }
+  return "?";
+}
+
 Precision parse_precision(const std::string& text, const std::string& what) {
   if (text == "fp32") return Precision::fp32;
   if (text == "bf16") return Precision::bf16;

@@ -16,6 +16,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+
+#include "backend/op_list.inc"
 
 namespace mb::backend {
 
@@ -33,7 +36,7 @@ int max_head_dim(Device d);
 // default, and the CUDA debug mode). bf16: the operands rounded to bf16, the products
 // accumulated in fp32 (the CUDA default: tensor cores); the CPU computes exactly that too
 // (slower), as the twin the CUDA results are checked against. bf16 also selects the bf16
-// attention where it takes the heads (attention_forward below). Parameters (the master
+// attention where it takes the heads (attention_kernel below). Parameters (the master
 // weights), gradients and every other op stay fp32 either way; in bf16 a model also keeps a
 // bf16 copy of its weights, and saves four activations per layer as bf16 only, as autocast
 // keeps them (TransformerStack::reserve).
@@ -64,6 +67,35 @@ Device default_device();
 void check_copy_rows(std::size_t dst_pitch, std::size_t src_pitch, std::size_t row_bytes,
                      std::size_t rows);
 
+// An operand of an op, as its holder keeps it: fp32 values, bf16 patterns (bf16.hpp), or both
+// (the patterns then being the values rounded). The one rule every op follows: an op that
+// computes in bf16 reads the patterns where given and rounds the values otherwise (the same
+// result); an op that computes in fp32 reads the values where given and the patterns, widened
+// exactly, otherwise. (The fp32 matrix products take values only: patterns alone are kept for
+// bf16 products, and an fp32 product refuses them with std::invalid_argument.) A model keeps
+// patterns of its weights in bf16 precision (ParameterView::weight) and saves some activations
+// as patterns only (TransformerStack), so the products read them without rounding again.
+struct Operand {
+  const float* fp32 = nullptr;
+  const std::uint16_t* bf16 = nullptr;
+  Operand() = default;
+  Operand(const float* values) : fp32(values) {}   // NOLINT: an fp32 buffer is an operand
+  Operand(const float* values, const std::uint16_t* patterns) : fp32(values), bf16(patterns) {}
+  static Operand patterns(const std::uint16_t* p) { return Operand(nullptr, p); }
+};
+
+// In bf16 precision a model saves the activations its backward pass reads as bf16 operands as
+// bf16 patterns only, as PyTorch's autocast keeps them (TransformerStack::reserve says which).
+inline bool saves_bf16_activations(Precision p) { return p == Precision::bf16; }
+
+// The kernels a backend may run for causal attention (Backend::attention_kernel), all computing
+// the same function: the tiled one (kernels/cpu/attention.hpp), the same reading q, k, v as bf16
+// with its products on tensor cores on CUDA (attention_bf16.hpp), and the one made for short
+// sequences (short_attention.hpp: on CUDA the whole sequence in shared memory, one launch per
+// pass).
+enum class AttentionKernel { tiled, tiled_bf16, short_sequence };
+std::string_view attention_kernel_name(AttentionKernel k);
+
 struct CrossEntropyResult {
   double loss = 0.0;       // sum of -ln p(target) over the counted rows
   std::int64_t count = 0;  // rows with a target >= 0
@@ -90,6 +122,11 @@ class Backend {
   // its twin's reference (and checks nothing either).
   virtual void copy(void* device_dst, const void* device_src, std::size_t bytes) = 0;
   virtual void zero(void* device_dst, std::size_t bytes) = 0;
+  // rows rows of row_bytes each, from src (rows src_pitch bytes apart) to dst (dst_pitch
+  // apart); the rows must not overlap (as copy). Pitches below row_bytes are refused
+  // (check_copy_rows).
+  virtual void copy_rows(void* device_dst, std::size_t dst_pitch, const void* device_src,
+                         std::size_t src_pitch, std::size_t row_bytes, std::size_t rows) = 0;
   // Whether device pointers are host pointers (the CPU backend): then a model's parameters
   // need no device copy.
   virtual bool shares_host_memory() const = 0;
@@ -107,99 +144,39 @@ class Backend {
   virtual double peak_bf16_flops() const = 0;
   virtual double peak_fp32_flops() const = 0;
 
-  // --- ops: kernels/cpu/*.hpp documents each; kernels/cuda/*.cuh are the twins ----------
-  virtual void embedding_forward(float* out, const std::int32_t* ids, const float* table, int N,
-                                 int C, int V) = 0;
-  virtual void embedding_backward(float* dtable, const float* dout, const std::int32_t* ids,
-                                  int N, int C, int V) = 0;
-  virtual void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                                 const float* weight, const float* bias, int N, int C,
-                                 float eps) = 0;
-  virtual void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                                  const float* inp, const float* weight, const float* mean,
-                                  const float* rstd, int N, int C) = 0;
-  // The matrix products of the current precision. inp_bf16 and weight_bf16 are bf16 copies of
-  // inp and weight where the caller keeps them (in bf16 precision, Model keeps its weights'
-  // copy, which AdamW writes, and TransformerStack saves some activations in bf16 only); the
-  // bf16 products read a copy instead of rounding the fp32 operand, with the same result, and
-  // the fp32 products ignore the copies. A copy may be null; an fp32 operand may be null where
-  // its copy is given, in bf16 precision only.
-  virtual void matmul_forward(float* out, const float* inp, const std::uint16_t* inp_bf16,
-                              const float* weight, const std::uint16_t* weight_bf16,
-                              const float* bias, int M, int K, int N) = 0;
-  virtual void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                               const float* inp, const std::uint16_t* inp_bf16,
-                               const float* weight, const std::uint16_t* weight_bf16, int M,
-                               int K, int N) = 0;
-  // logits[N, V] = h[N, D] · E[0:V, D]ᵀ in fp32 whatever the precision: the logits the
-  // cross-entropy ops compute inside (kernels' crossentropy_*), so that sampling draws from the
-  // very distribution the loss scores, and evaluation reports.
-  virtual void head_logits(float* logits, const float* h, const float* E, int N, int D, int V) = 0;
-  // dst[i] = the bf16 pattern of src[i] for i < n (kernels' to_bf16 with one row).
-  virtual void to_bf16(std::uint16_t* dst, const float* src, std::size_t n) = 0;
-  // dst[i] = the fp32 value of the bf16 pattern src[i] for i < n (exact).
-  virtual void from_bf16(float* dst, const std::uint16_t* src, std::size_t n) = 0;
-  // The causal attention (cpu/attention.hpp). In bf16 precision, for heads that
-  // attention_bf16_supports, the bf16 attention (cpu/attention_bf16.hpp): q, k, v read as bf16,
-  // and on CUDA the products inside on tensor cores.
-  virtual void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
-                                 int d) = 0;
-  // Whether the bf16 attention takes heads of d (the kernels' attention_bf16_supports).
-  virtual bool attention_bf16_supports(int d) const = 0;
-  virtual void attention_backward(float* dqkv, const float* dout, const float* out,
-                                  const float* lse, const float* qkv, int B, int T, int H,
-                                  int d) = 0;
-  // The same attention for short sequences (cpu/short_attention.hpp), for the shapes this
-  // backend's short_attention_fits accepts: on the CPU and on A100/H100 the same ones, on GPUs
-  // with less shared memory per block fewer.
-  virtual bool short_attention_fits(int T, int d) = 0;
-  virtual void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T,
-                                       int H, int d) = 0;
-  virtual void short_attention_backward(float* dqkv, const float* dout, const float* out,
-                                        const float* lse, const float* qkv, int B, int T, int H,
-                                        int d) = 0;
-  // One position's attention over B sequences' KV caches (cpu/attention_step.hpp).
-  virtual void attention_step(float* out, float* scores, const float* q, const float* k,
-                              const float* v, int B, int n, int H, int d, std::size_t q_stride,
-                              std::size_t stride, std::size_t batch_stride) = 0;
-  // The same over caches of bf16 patterns, read at their exact values (bf16 models' caches).
-  virtual void attention_step_bf16(float* out, float* scores, const float* q,
-                                   const std::uint16_t* k, const std::uint16_t* v, int B, int n,
-                                   int H, int d, std::size_t q_stride, std::size_t stride,
-                                   std::size_t batch_stride) = 0;
-  // rows rows of row_bytes each, from src (rows src_pitch bytes apart) to dst (dst_pitch
-  // apart); the rows must not overlap (as copy). Pitches below row_bytes are refused
-  // (check_copy_rows).
-  virtual void copy_rows(void* device_dst, std::size_t dst_pitch, const void* device_src,
-                         std::size_t src_pitch, std::size_t row_bytes, std::size_t rows) = 0;
-  // The activations' backward passes read the saved pre-activation as fp32 (inp) or, where
-  // the caller keeps only that (bf16 precision), as its bf16 copy inp_bf16, which is then read
-  // instead: the gradient at the rounded pre-activation, as under autocast.
-  virtual void bias_relu_forward(float* out, const float* inp, const float* bias, int N, int C) = 0;
-  virtual void bias_relu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                                  const std::uint16_t* inp_bf16, const float* bias, int N,
-                                  int C) = 0;
-  virtual void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, int C) = 0;
-  virtual void bias_gelu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                                  const std::uint16_t* inp_bf16, const float* bias, int N,
-                                  int C) = 0;
-  virtual void residual_forward(float* out, const float* a, const float* b, std::size_t n) = 0;
-  virtual void residual_backward(float* da, float* db, const float* dout, std::size_t n) = 0;
-  virtual void dropout_forward(float* out, const float* inp, std::size_t n, float p,
-                               std::uint64_t seed, std::uint64_t offset) = 0;
-  virtual void dropout_backward(float* dinp, const float* dout, std::size_t n, float p,
-                                std::uint64_t seed, std::uint64_t offset) = 0;
-  virtual CrossEntropyResult crossentropy_forward(float* losses, const float* h, const float* E,
-                                                  const std::int32_t* targets, int N, int D,
-                                                  int V) = 0;
-  virtual CrossEntropyResult crossentropy_backward(float* dh, float* dE, const float* h,
-                                                   const float* E, const std::int32_t* targets,
-                                                   float dloss, int N, int D, int V) = 0;
-  virtual void adamw_step(float* params, std::uint16_t* params_bf16, const float* grads,
-                          float* m, float* v, std::size_t n, long t, float lr, float beta1,
-                          float beta2, float eps, float weight_decay) = 0;
-  virtual double grad_norm_squared(const float* g, std::size_t n) = 0;
-  virtual float clip_grad_norm(float* g, std::size_t n, float max_norm) = 0;
+  // --- ops ----------------------------------------------------------------------------
+  // The op list is op_list.inc, written once; these are its virtuals. The forwarded ops are
+  // documented where their kernels are (kernels/cpu/X.hpp; kernels/cuda/X.cuh are the twins),
+  // the chosen ones here:
+  //
+  // matmul_forward / matmul_backward: the linear layers' products (kernels/cpu/matmul.hpp) in
+  //   the backend's precision, operands read by the Operand rule (above). The backward pass
+  //   accumulates dinp, dweight and dbias (each may be null).
+  // head_logits: logits[N, V] = h[N, D] · E[0:V, D]ᵀ in fp32 whatever the precision: the logits
+  //   the cross-entropy ops compute inside (kernels' crossentropy_*), so that sampling draws
+  //   from the very distribution the loss scores, and evaluation reports.
+  // to_bf16: dst[i] = the bf16 pattern of src[i] for i < n (from_bf16 is its exact inverse on
+  //   patterns).
+  // bias_relu_backward / bias_gelu_backward: the activation's backward pass at the saved
+  //   pre-activation `inp`, read by the Operand rule: an operand of bf16 patterns only (a model
+  //   that saved it as bf16) gives the gradient at the rounded pre-activation, as autocast.
+  // causal_attention_forward / causal_attention_backward: causal self-attention over B
+  //   sequences of T positions, qkv [B, T, 3, H, d] (kernels/cpu/attention.hpp). The backend
+  //   picks the kernel (attention_kernel below) by shape, precision and device; every kernel
+  //   computes this function, so the choice is one of speed, and the same shape always gets the
+  //   same kernel, so a step's backward pass matches its forward.
+  // attention_step: one position's attention over B sequences' KV caches
+  //   (kernels/cpu/attention_step.hpp); k and v are fp32 caches or caches of bf16 patterns (both
+  //   the same kind), read at their exact values.
+  // crossentropy_forward / crossentropy_backward: the tied head and the loss, fused and chunked
+  //   (kernels/cpu/crossentropy.hpp).
+#define MB_DECLARE_OP(ret, name, params, args) virtual ret name params = 0;
+  MB_ALL_OPS(MB_DECLARE_OP)
+#undef MB_DECLARE_OP
+
+  // Which kernel causal_attention_* runs for sequences of T positions with heads of d, in this
+  // backend's precision on this device (for tests, logs and `megabyte bench`).
+  virtual AttentionKernel attention_kernel(int T, int d) const = 0;
 
  protected:
   Precision precision_ = Precision::fp32;
@@ -246,5 +223,11 @@ class DeviceMemory {
   void* ptr_ = nullptr;
   std::size_t bytes_ = 0;
 };
+
+// The CPU backend's threads (OpenMP's, for the whole process): set_cpu_threads(n) runs the CPU
+// ops on n threads from then on, and n <= 0 leaves them as they are (by default
+// OMP_NUM_THREADS, else one per core); cpu_threads() is how many they run on now.
+void set_cpu_threads(int threads);
+int cpu_threads();
 
 }  // namespace mb::backend

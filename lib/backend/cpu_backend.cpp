@@ -5,6 +5,8 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <stdexcept>
+#include <string>
 
 #include "backend/backend.hpp"
 #include "backend/backend_factories.hpp"
@@ -70,5 +72,11 @@ class CpuBackend final : public KernelOps {
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+void set_cpu_threads(int threads) {
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+int cpu_threads() { return omp_get_max_threads(); }
 
 }  // namespace mb::backend

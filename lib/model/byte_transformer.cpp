@@ -1,7 +1,9 @@
 // The paper's baseline: a decoder-only transformer over the bytes themselves.
 //   h_in[t] = E[x_{t-1}] + E_pos[t]   (E[pad] at t = 0)
 //   p(x_t)  = softmax(transformer(h_in)[t] · E[0:256]ᵀ)   (tied output head)
-// It is MEGABYTE's global model with P = 1 and no local model.
+// It is MEGABYTE's global model with P = 1 and no local model. The equations are written once,
+// for whole windows (ByteTransformerModel) and for cached generation (ByteTransformerDecoder,
+// one step per byte): input_embeddings and the stack are shared.
 #include <algorithm>
 #include <stdexcept>
 
@@ -13,6 +15,8 @@ namespace mb::model {
 namespace {
 
 using backend::Slice;
+
+class ByteTransformerDecoder;
 
 class ByteTransformerModel final : public Model {
  public:
@@ -57,11 +61,7 @@ class ByteTransformerModel final : public Model {
     upload_ids(inputs_, host_inputs_.data(), static_cast<std::size_t>(N));
     upload_ids(targets_, host_targets_.data(), static_cast<std::size_t>(N));
 
-    k.embedding_forward(in_.get(), inputs_.get(), view_.value(embedding_), N, D_, kEmbeddingRows);
-    for (int b = 0; b < batch; ++b) {
-      float* row = in_.get() + static_cast<std::size_t>(b) * T_ * D_;
-      k.residual_forward(row, row, view_.value(position_), static_cast<std::size_t>(T_) * D_);
-    }
+    input_embeddings(in_.get(), inputs_.get(), batch, 0, T_);
     stack_.forward(out_.get(), in_.get(), batch, T_, training, dropout_seed);
     if (training) return {0.0, count_targets(ids, static_cast<std::size_t>(N))};
     const backend::CrossEntropyResult ce =
@@ -92,7 +92,26 @@ class ByteTransformerModel final : public Model {
     tied_logits(out, out_.get(), view_.value(embedding_), batch * T_, D_);
   }
 
+  std::unique_ptr<CachedDecoder> make_decoder(int batch) const override;
+
  private:
+  friend class ByteTransformerDecoder;
+
+  // out[sequences, count, D] = E[ids] + E_pos[first .. first + count) for each sequence: the
+  // inputs of positions first.. of each, ids [sequences, count] the bytes before them (pads
+  // at position 0).
+  void input_embeddings(float* out, const std::int32_t* ids, int sequences, int first,
+                        int count) const {
+    backend::Backend& k = *backend_;
+    const std::size_t rows = static_cast<std::size_t>(count) * D_;
+    k.embedding_forward(out, ids, view_.value(embedding_), sequences * count, D_, kEmbeddingRows);
+    for (int b = 0; b < sequences; ++b) {
+      float* row = out + b * rows;
+      k.residual_forward(row, row, view_.value(position_) + static_cast<std::size_t>(first) * D_,
+                         rows);
+    }
+  }
+
   const int T_, D_;
   const std::size_t embedding_, position_;
   TransformerStack stack_;
@@ -101,6 +120,54 @@ class ByteTransformerModel final : public Model {
   Slice<float> losses_device_, in_, out_, dout_, din_;
   std::vector<std::int32_t> host_inputs_, host_targets_;
 };
+
+// One stack step per byte, over one cache of byte positions.
+class ByteTransformerDecoder final : public CachedDecoder {
+ public:
+  ByteTransformerDecoder(const ByteTransformerModel& m, int batch)
+      : m_(m), k_(*m.backend()), B_(batch),
+        cache_(m.stack_.reserve_cache(arena_, batch, m.T_, m.bf16_activations())) {
+    const std::size_t rows = static_cast<std::size_t>(batch);
+    logits_ = arena_.reserve<float>(rows * kByteValues);
+    ids_ = arena_.reserve<std::int32_t>(rows);
+    in_ = arena_.reserve<float>(rows * m.D_);
+    out_ = arena_.reserve<float>(rows * m.D_);
+    arena_.commit(k_);
+  }
+
+  void reset() override { cache_.reset(); }
+
+  const float* logits(const std::vector<std::vector<std::uint8_t>>& bytes, int n) override {
+    while (cache_.length() <= n) {
+      const int t = cache_.length();
+      host_ids_.resize(static_cast<std::size_t>(B_));
+      for (int b = 0; b < B_; ++b) host_ids_[b] = t == 0 ? kPadId : bytes[b][t - 1];
+      k_.upload(ids_.get(), host_ids_.data(), host_ids_.size() * sizeof(std::int32_t));
+      m_.input_embeddings(in_.get(), ids_.get(), B_, t, 1);
+      m_.stack_.step(out_.get(), in_.get(), cache_);
+    }
+    k_.head_logits(logits_.get(), out_.get(), m_.view_.value(m_.embedding_), B_, m_.D_,
+                   kByteValues);
+    return logits_.get();
+  }
+
+  std::size_t device_bytes() const override { return arena_.bytes(); }
+
+ private:
+  const ByteTransformerModel& m_;
+  backend::Backend& k_;
+  const int B_;
+  backend::Arena arena_;
+  TransformerStack::Cache cache_;
+  Slice<float> logits_, in_, out_;
+  Slice<std::int32_t> ids_;
+  std::vector<std::int32_t> host_ids_;
+};
+
+std::unique_ptr<CachedDecoder> ByteTransformerModel::make_decoder(int batch) const {
+  check_decodable(batch);
+  return std::make_unique<ByteTransformerDecoder>(*this, batch);
+}
 
 }  // namespace
 

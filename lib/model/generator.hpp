@@ -2,19 +2,10 @@
 // byte costs one step of each stack instead of a forward pass over the whole window
 // (megabyte-sample(1)).
 //
-// MEGABYTE: the global model runs once per patch, incrementally, its
-// attention reading a cache of the keys and values of the earlier patches; its output for patch
-// k (P·D_G wide) is projected by w_GL to P slices of D_L once. Then the local model runs P steps
-// inside the patch with a cache of at most P positions, emptied at every patch. The global output
-// for patch k depends only on bytes < kP, so it is computed when the first byte of patch k is
-// needed, which also makes a prompt that ends inside a patch work: the bytes of the prompt's last
-// patch go through the local model, earlier prompt patches only through the global one.
-//
-// The byte transformer: one cache over byte positions, one step per byte.
-//
-// The generator reads the model's weights by name (the names of megabyte-checkpoint(5)) from
-// its parameter table, where the model's kernels find them (Model::view(): host memory on the
-// CPU, the device copy on CUDA), runs on the model's backend, and never changes the model. It
+// The model computes each step with its own equations and stacks, run one position at a time
+// against KV caches (Model::make_decoder: MegabyteDecoder in megabyte.cpp, one global step per
+// patch and P local steps inside it; ByteTransformerDecoder in byte_transformer.cpp, one step
+// per byte). The generator keeps the bytes fed and the logits, and never changes the model. It
 // computes what Model::logits() computes for the same bytes, to rounding; dropout is never
 // applied.
 //
@@ -61,7 +52,7 @@ class Generator {
   // bf16 model as bf16, half the bytes).
   std::size_t device_bytes() const;
 
-  struct Impl;   // generator.cpp: what both kinds share; each kind derives from it
+  struct Impl;   // generator.cpp
 
  private:
   std::unique_ptr<Impl> impl_;

@@ -16,11 +16,13 @@
 // free.
 //
 // The ops run on the model's backend (the CPU or a CUDA device; see model.hpp): this file is
-// the one description of MEGABYTE for both.
+// the one description of MEGABYTE for both, for whole windows (MegabyteModel::forward and
+// backward) and for cached generation (MegabyteDecoder, one patch and one byte at a time),
+// which share the equations' code (global_input, local_input) and the stacks.
 #include <algorithm>
 #include <stdexcept>
 
-#include "cpu/dropout.hpp"   // splitmix64_mix: the local model's dropout seed
+#include "core/rng.hpp"
 #include "model/model.hpp"
 #include "model/transformer_stack.hpp"
 
@@ -34,6 +36,8 @@ StackShape stack_shape(const ModelConfig& c, int width, const StackConfig& s) {
   return StackShape{s.layers, width, s.heads, c.ffn_multiplier * width, c.activation, c.dropout,
                     c.layernorm_eps};
 }
+
+class MegabyteDecoder;
 
 class MegabyteModel final : public Model {
  public:
@@ -87,7 +91,6 @@ class MegabyteModel final : public Model {
     backend::Backend& k = *backend_;
     batch_ = batch;
     const int N = batch * T_;
-    const std::size_t patch_floats = static_cast<std::size_t>(P_) * DG_;
     // The ids and what is derived from them are made on the host and sent over once.
     for (int n = 0; n < N; ++n) host_local_ids_[n] = n % P_ == 0 ? kPadId : ids[n - 1];
     targets_from_ids(host_targets_.data(), ids, static_cast<std::size_t>(N));
@@ -96,27 +99,16 @@ class MegabyteModel final : public Model {
     upload_ids(targets_, host_targets_.data(), static_cast<std::size_t>(N));
 
     // (1), (2): the global input, shifted by one patch.
-    for (int b = 0; b < batch; ++b) {
-      float* g = global_in_.get() + static_cast<std::size_t>(b) * T_ * DG_;
-      k.copy(g, view_.value(global_pad_), patch_floats * sizeof(float));
-      k.embedding_forward(g + patch_floats, ids_.get() + static_cast<std::size_t>(b) * T_,
-                          view_.value(global_embedding_), T_ - P_, DG_, kEmbeddingRows);
-      k.residual_forward(g + patch_floats, g + patch_floats, view_.value(global_position_),
-                         static_cast<std::size_t>(T_ - P_) * DG_);
-    }
+    global_input(global_in_.get(), ids_.get(), batch, 0, K_, T_);
     // (3)
     global_.forward(global_out_.get(), global_in_.get(), batch, K_, training, dropout_seed);
-
-    // (4): project every D_G slice with the shared w_GL, add the previous byte's embedding.
-    k.matmul_forward(local_in_.get(), global_out_.get(), nullptr, view_.value(global_to_local_),
-                     view_.value_bf16(global_to_local_), nullptr, N, DG_, DL_);
-    k.embedding_forward(dlocal_in_.get(), local_ids_.get(), view_.value(local_embedding_), N, DL_,
-                        kEmbeddingRows);   // dlocal_in_ is free until backward()
-    k.residual_forward(local_in_.get(), local_in_.get(), dlocal_in_.get(),
-                       static_cast<std::size_t>(N) * DL_);
+    // (4): every D_G slice projected, plus the previous byte's embedding (in dlocal_in_, free
+    // until backward()).
+    project_global_slices(local_in_.get(), global_out_.get(), N);
+    local_input(local_in_.get(), local_in_.get(), DL_, local_ids_.get(), N, dlocal_in_.get());
     // (5)
     local_.forward(local_out_.get(), local_in_.get(), batch * K_, P_, training,
-                   kernels::cpu::splitmix64_mix(dropout_seed ^ 0x4C4F43414Cull));
+                   splitmix64_mix(dropout_seed ^ 0x4C4F43414Cull));
     // (6)
     if (training) return {0.0, count_targets(ids, static_cast<std::size_t>(N))};
     const backend::CrossEntropyResult ce =
@@ -142,8 +134,7 @@ class MegabyteModel final : public Model {
                          kEmbeddingRows);
     k.zero(dglobal_out_.get(), static_cast<std::size_t>(N) * DG_ * sizeof(float));
     k.matmul_backward(dglobal_out_.get(), view_.grad(global_to_local_), nullptr, dlocal_in_.get(),
-                      global_out_.get(), nullptr, view_.value(global_to_local_),
-                      view_.value_bf16(global_to_local_), N, DG_, DL_);
+                      global_out_.get(), view_.weight(global_to_local_), N, DG_, DL_);
     // (3)
     global_.backward(dglobal_in_.get(), dglobal_out_.get());
     // (2), (1)
@@ -164,7 +155,60 @@ class MegabyteModel final : public Model {
     tied_logits(out, local_out_.get(), view_.value(local_embedding_), batch * T_, DL_);
   }
 
+  std::unique_ptr<CachedDecoder> make_decoder(int batch) const override;
+
  private:
+  friend class MegabyteDecoder;
+
+  // (1), (2): out[sequences, patches, P·D_G] = global input patches first .. first+patches-1
+  // of each sequence: the pad patch for patch 0; for patch j > 0 the embeddings of patch j-1's
+  // bytes side by side, plus their positions. `ids` holds each sequence's bytes from patch
+  // max(first, 1) - 1 on, ids_stride apart.
+  void global_input(float* out, const std::int32_t* ids, int sequences, int first, int patches,
+                    std::size_t ids_stride) const {
+    backend::Backend& k = *backend_;
+    const std::size_t patch = static_cast<std::size_t>(P_) * DG_;
+    const int pads = first == 0 ? 1 : 0;
+    const int embedded = patches - pads;
+    // Rows b·P + i of [sequences·patches·P, D_G] are byte i of sequence b's patch: one gather
+    // for all sequences where their ids lie side by side.
+    const bool one_gather = pads == 0 && ids_stride == static_cast<std::size_t>(patches) * P_;
+    if (one_gather)
+      k.embedding_forward(out, ids, view_.value(global_embedding_), sequences * patches * P_, DG_,
+                          kEmbeddingRows);
+    for (int b = 0; b < sequences; ++b) {
+      float* o = out + static_cast<std::size_t>(b) * patches * patch;
+      if (pads) k.copy(o, view_.value(global_pad_), patch * sizeof(float));
+      if (embedded == 0) continue;
+      float* e = o + pads * patch;
+      if (!one_gather)
+        k.embedding_forward(e, ids + b * ids_stride, view_.value(global_embedding_),
+                            embedded * P_, DG_, kEmbeddingRows);
+      k.residual_forward(e, e, view_.value(global_position_) + (first + pads - 1) * patch,
+                         embedded * patch);
+    }
+  }
+  // (4), first half: out[rows, D_L] = w_GL · global_out[rows, D_G], every D_G slice of the
+  // global output (a [K, P·D_G] row is P rows of [K·P, D_G]: the slicing is free).
+  void project_global_slices(float* out, const float* global_out, int rows) const {
+    backend_->matmul_forward(out, global_out, view_.weight(global_to_local_), nullptr, rows, DG_,
+                             DL_);
+  }
+  // (4), second half: out[r] = slices[r] + E_L[ids[r]] for r < rows, slice r at
+  // slices + r · slice_stride; `embeddings` [rows, D_L] is scratch (it may be out).
+  void local_input(float* out, const float* slices, std::size_t slice_stride,
+                   const std::int32_t* ids, int rows, float* embeddings) const {
+    backend::Backend& k = *backend_;
+    k.embedding_forward(embeddings, ids, view_.value(local_embedding_), rows, DL_, kEmbeddingRows);
+    const std::size_t dl = DL_;
+    if (slice_stride == dl) {
+      k.residual_forward(out, slices, embeddings, rows * dl);
+      return;
+    }
+    for (int r = 0; r < rows; ++r)
+      k.residual_forward(out + r * dl, slices + r * slice_stride, embeddings + r * dl, dl);
+  }
+
   const int T_, P_, K_, DG_, DL_;
   const std::size_t global_embedding_, global_position_, global_pad_;
   TransformerStack global_;
@@ -177,6 +221,100 @@ class MegabyteModel final : public Model {
   Slice<std::int32_t> ids_, local_ids_, targets_;
   std::vector<std::int32_t> host_local_ids_, host_targets_;
 };
+
+// MEGABYTE one patch and one byte at a time. The global stack runs once per patch, its
+// attention reading a cache of the earlier patches; its output for patch k (P·D_G wide) is
+// projected to P slices of D_L once. Then the local stack runs P steps inside the patch with a
+// cache of at most P positions, emptied at every patch. The global output for patch k depends
+// only on bytes < kP, so it is computed when the first byte of patch k is needed, which also
+// makes a prompt that ends inside a patch work: the bytes of the prompt's last patch go
+// through the local model, earlier prompt patches only through the global one.
+class MegabyteDecoder final : public CachedDecoder {
+ public:
+  MegabyteDecoder(const MegabyteModel& m, int batch)
+      : m_(m), k_(*m.backend()), B_(batch),
+        global_(m.global_.reserve_cache(arena_, batch, m.K_, m.bf16_activations())),
+        local_(m.local_.reserve_cache(arena_, batch, m.P_, m.bf16_activations())) {
+    const std::size_t rows = static_cast<std::size_t>(batch);
+    const std::size_t patch = static_cast<std::size_t>(m.P_) * m.DG_;
+    logits_ = arena_.reserve<float>(rows * kByteValues);
+    ids_ = arena_.reserve<std::int32_t>(rows * m.P_);
+    global_in_ = arena_.reserve<float>(rows * patch);
+    global_out_ = arena_.reserve<float>(rows * patch);
+    slices_ = arena_.reserve<float>(rows * m.P_ * m.DL_);
+    local_in_ = arena_.reserve<float>(rows * m.DL_);
+    local_out_ = arena_.reserve<float>(rows * m.DL_);
+    arena_.commit(k_);
+  }
+
+  void reset() override {
+    global_.reset();
+    local_.reset();
+    patch_ = -1;
+  }
+
+  const float* logits(const std::vector<std::vector<std::uint8_t>>& bytes, int n) override {
+    const int P = m_.P_, kp = n / P, p = n % P;
+    // (1)-(3): the global steps of every patch up to this one; the cache makes each one step.
+    // The last one run is patch kp's, since no earlier call ran past the patch of its position.
+    while (global_.length() <= kp) {
+      const int j = global_.length();
+      if (j > 0) upload_ids(bytes, static_cast<std::size_t>(j - 1) * P, P);
+      m_.global_input(global_in_.get(), ids_.get(), B_, j, 1, P);
+      m_.global_.step(global_out_.get(), global_in_.get(), global_);
+    }
+    if (patch_ != kp) {
+      // (4), first half: the P slices of patch kp's global output, each mapped to D_L, once.
+      m_.project_global_slices(slices_.get(), global_out_.get(), B_ * P);
+      local_.reset();
+      patch_ = kp;
+    }
+    // (4), (5): local positions of this patch up to p; position q's input is its slice plus
+    // the embedding of the byte before it in the patch (the pad at q = 0).
+    while (local_.length() <= p) {
+      const int q = local_.length();
+      host_ids_.resize(static_cast<std::size_t>(B_));
+      for (int b = 0; b < B_; ++b)
+        host_ids_[b] = q == 0 ? kPadId : bytes[b][static_cast<std::size_t>(kp) * P + q - 1];
+      k_.upload(ids_.get(), host_ids_.data(), host_ids_.size() * sizeof(std::int32_t));
+      const std::size_t slice_stride = static_cast<std::size_t>(P) * m_.DL_;
+      m_.local_input(local_in_.get(), slices_.get() + static_cast<std::size_t>(q) * m_.DL_,
+                     slice_stride, ids_.get(), B_, local_in_.get());
+      m_.local_.step(local_out_.get(), local_in_.get(), local_);
+    }
+    // (6): the tied head, in fp32 as the loss computes it.
+    k_.head_logits(logits_.get(), local_out_.get(), m_.view_.value(m_.local_embedding_), B_, m_.DL_,
+                   kByteValues);
+    return logits_.get();
+  }
+
+  std::size_t device_bytes() const override { return arena_.bytes(); }
+
+ private:
+  // bytes[b][from .. from + count) of every sequence b, side by side, as ids on the device.
+  void upload_ids(const std::vector<std::vector<std::uint8_t>>& bytes, std::size_t from,
+                  int count) {
+    host_ids_.resize(static_cast<std::size_t>(B_) * count);
+    for (int b = 0; b < B_; ++b)
+      for (int i = 0; i < count; ++i) host_ids_[static_cast<std::size_t>(b) * count + i] = bytes[b][from + i];
+    k_.upload(ids_.get(), host_ids_.data(), host_ids_.size() * sizeof(std::int32_t));
+  }
+
+  const MegabyteModel& m_;
+  backend::Backend& k_;
+  const int B_;
+  backend::Arena arena_;
+  TransformerStack::Cache global_, local_;
+  Slice<float> logits_, global_in_, global_out_, slices_, local_in_, local_out_;
+  Slice<std::int32_t> ids_;
+  std::vector<std::int32_t> host_ids_;
+  int patch_ = -1;   // the patch whose slices_ and local cache are current
+};
+
+std::unique_ptr<CachedDecoder> MegabyteModel::make_decoder(int batch) const {
+  check_decodable(batch);
+  return std::make_unique<MegabyteDecoder>(*this, batch);
+}
 
 }  // namespace
 

@@ -119,6 +119,12 @@ void Model::tied_logits(float* out, const float* h, const float* E, int rows, in
   backend_->download(out, logits.get(), bytes);
 }
 
+void Model::check_decodable(int batch) const {
+  if (!backend_ || !view_.values)
+    throw std::logic_error("Model::make_decoder: the model's parameters are not allocated");
+  if (batch < 1) throw std::logic_error("Model::make_decoder: batch must be at least 1");
+}
+
 void targets_from_ids(std::int32_t* targets, const std::int32_t* ids, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) targets[i] = ids[i] < kByteValues ? ids[i] : -1;
 }

@@ -40,6 +40,23 @@ struct ModelMemory {
   std::size_t activations = 0;   // what forward() keeps for backward(), scratch, ids, losses
 };
 
+// A model's equations run one new position at a time for `batch` sequences side by side, with
+// KV caches (each stack's TransformerStack::Cache): what Generator (generator.hpp) drives. Each
+// kind defines its decoder beside its full forward, from the same equations and the same stacks,
+// so the two compute the same function (to the attention's rounding: another kernel).
+class CachedDecoder {
+ public:
+  virtual ~CachedDecoder() = default;
+  // Forgets every position run: the next is the first of a window.
+  virtual void reset() = 0;
+  // The logits [batch, 256] (device memory, valid until the next call) of position n of every
+  // sequence, given the bytes before it (bytes[b][0..n), n < T). After a reset, positions come
+  // in increasing order; the decoder runs whatever steps lie between.
+  virtual const float* logits(const std::vector<std::vector<std::uint8_t>>& bytes, int n) = 0;
+  // Device memory held: mostly the KV caches.
+  virtual std::size_t device_bytes() const = 0;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -90,10 +107,14 @@ class Model {
   // values of -ln p(byte), 0 at pads, in host memory. Evaluation scores chosen positions with it.
   const float* position_losses() const { return losses_.data(); }
 
-  // Whether the stacks save some activations as bf16 copies only (TransformerStack::reserve):
-  // in bf16 precision. Their attention then reads q, k and v rounded to bf16, and so must the
-  // cached generator (generator.cpp), to compute what forward() computes.
-  bool bf16_activations() const { return precision_ == backend::Precision::bf16; }
+  // A decoder of `batch` sequences for cached generation, its caches on the model's device; the
+  // model (its parameters allocated and uploaded) must outlive it and not change meanwhile.
+  virtual std::unique_ptr<CachedDecoder> make_decoder(int batch) const = 0;
+
+  // Whether the stacks save some activations as bf16 copies only (TransformerStack::reserve),
+  // by the backend's rule (backend::saves_bf16_activations). Their attention then reads q, k
+  // and v rounded to bf16, and so do their cached steps.
+  bool bf16_activations() const { return backend::saves_bf16_activations(precision_); }
 
   ModelMemory memory() const;
   // Floats of activation memory the model holds (for `megabyte bench`).
@@ -123,6 +144,8 @@ class Model {
   void fetch_losses(const backend::Slice<float>& device_losses, std::size_t n);
   // out[rows, 256] (host) = h[rows, D] · E[0:256]ᵀ on the device.
   void tied_logits(float* out, const float* h, const float* E, int rows, int D);
+  // For make_decoder(): throws std::logic_error unless the parameters are on the device.
+  void check_decodable(int batch) const;
 
   ModelConfig config_;
   ParameterSet params_;

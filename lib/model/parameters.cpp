@@ -5,21 +5,15 @@
 #include <stdexcept>
 
 #include "core/hash.hpp"
+#include "core/rng.hpp"
 
 namespace mb::model {
 
 namespace {
 
-std::uint64_t splitmix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // Uniform in (0, 1): 53 random bits, never exactly 0.
 double uniform_open(std::uint64_t& state) {
-  return (static_cast<double>(splitmix64(state) >> 11) + 0.5) * 0x1.0p-53;
+  return (static_cast<double>(splitmix64_next(state) >> 11) + 0.5) * 0x1.0p-53;
 }
 
 // Standard normal by Box-Muller, truncated to [-2, 2] by rejection (as

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.hpp"
+
 namespace mb::model {
 
 // How a tensor is initialised and treated by the optimiser.
@@ -85,6 +87,8 @@ struct ParameterView {
   std::uint16_t* value_bf16(std::size_t index) const {
     return values_bf16 ? values_bf16 + set->info(index).offset : nullptr;
   }
+  // A weight as a matrix product's operand: its values and, where kept, its bf16 copy.
+  backend::Operand weight(std::size_t index) const { return {value(index), value_bf16(index)}; }
 };
 
 }  // namespace mb::model

@@ -7,18 +7,10 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/rng.hpp"
 
 namespace mb::model {
 
-namespace {
-
-std::uint64_t mix(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
 
 void validate_sampling(const SamplingOptions& o, const char* where) {
   if (!(o.temperature >= 0.0f) || !std::isfinite(o.temperature))
@@ -34,9 +26,9 @@ void validate_sampling(const SamplingOptions& o, const char* where) {
 // The seed is mixed before use so that nearby seeds (1, 2, 3) start far apart, and each stream
 // starts at its own offset of the one splitmix64 sequence of that seed.
 Rng::Rng(std::uint64_t seed, std::uint64_t stream)
-    : state_(mix(seed ^ 0x243F6A8885A308D3ull) + stream * 0xD1B54A32D192ED03ull) {}
+    : state_(splitmix64_mix(seed ^ 0x243F6A8885A308D3ull) + stream * 0xD1B54A32D192ED03ull) {}
 
-std::uint64_t Rng::next() { return mix(state_ += 0x9E3779B97F4A7C15ull); }
+std::uint64_t Rng::next() { return splitmix64_next(state_); }
 
 double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 

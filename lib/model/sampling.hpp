@@ -17,8 +17,7 @@ struct SamplingOptions {
 // top_k, or a top_p outside (0, 1].
 void validate_sampling(const SamplingOptions& options, const char* where);
 
-// splitmix64 (Steele, Lea, Flood 2014): tiny, fast, and the same numbers on every platform,
-// which std::uniform_real_distribution does not promise.
+// The sampler's random numbers: one splitmix64 sequence (core/rng.hpp) per stream.
 class Rng {
  public:
   // `stream` picks one of many independent sequences for the same seed (e.g. sample i of -n).

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "cpu/dropout.hpp"           // splitmix64_mix: the dropout seed of each site
+#include "core/rng.hpp"
 
 namespace mb::model {
 
@@ -16,10 +16,9 @@ void act_forward(backend::Backend& k, Activation a, float* out, const float* inp
 }
 
 void act_backward(backend::Backend& k, Activation a, float* dinp, float* dbias, const float* dout,
-                  const float* inp, const std::uint16_t* inp_bf16, const float* bias, int N,
-                  int C) {
-  if (a == Activation::relu) k.bias_relu_backward(dinp, dbias, dout, inp, inp_bf16, bias, N, C);
-  else k.bias_gelu_backward(dinp, dbias, dout, inp, inp_bf16, bias, N, C);
+                  backend::Operand inp, const float* bias, int N, int C) {
+  if (a == Activation::relu) k.bias_relu_backward(dinp, dbias, dout, inp, bias, N, C);
+  else k.bias_gelu_backward(dinp, dbias, dout, inp, bias, N, C);
 }
 
 }  // namespace
@@ -94,21 +93,20 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
   if (bf16_activations) scratch_qkv_ = floats(N * 3 * C);
 }
 
-TransformerStack::SavedActivation TransformerStack::saved_activation(
-    const backend::Slice<float>& saved, const backend::Slice<std::uint16_t>& saved_bf16,
-    const backend::Slice<float>& scratch) const {
-  if (bf16_activations_) return {scratch.get(), saved_bf16.get()};
-  return {saved.get(), nullptr};
-}
-
-void TransformerStack::save_bf16(const SavedActivation& a, std::size_t n) {
+void TransformerStack::save_bf16(const ActivationBuffer& a, std::size_t n) const {
   if (a.bf16) backend_->to_bf16(a.bf16, a.values, n);
 }
 
-void TransformerStack::save_bf16_rounded(const SavedActivation& a, std::size_t n) {
+void TransformerStack::save_bf16_rounded(const ActivationBuffer& a, std::size_t n) const {
   if (!a.bf16) return;
   backend_->to_bf16(a.bf16, a.values, n);
   backend_->from_bf16(a.values, a.bf16, n);
+}
+
+backend::Operand TransformerStack::saved_operand(
+    const backend::Slice<float>& saved, const backend::Slice<std::uint16_t>& saved_bf16) const {
+  if (bf16_activations_) return backend::Operand::patterns(saved_bf16.get());
+  return saved.get();
 }
 
 const float* TransformerStack::saved_fp32(const backend::Slice<float>& saved,
@@ -127,27 +125,54 @@ const float* TransformerStack::recompute_layernorm(const float* inp, std::size_t
   return scratch_c_.get();
 }
 
-bool takes_short_attention(backend::Backend& backend, int length, int d) {
-  if (backend.precision() == backend::Precision::bf16 && backend.attention_bf16_supports(d) &&
-      length >= kTensorCoreAttentionMinLength)
-    return false;
-  return backend.short_attention_fits(length, d);
-}
-
-bool TransformerStack::use_short_attention(int length, int d) const {
-  return takes_short_attention(*backend_, length, d);
-}
-
-std::uint64_t TransformerStack::dropout_seed(int layer, int site) const {
+std::uint64_t TransformerStack::dropout_seed(std::uint64_t seed, int layer, int site) {
   // Each dropout site of a step gets its own mask stream.
-  return kernels::cpu::splitmix64_mix(seed_ + static_cast<std::uint64_t>(layer * 2 + site + 1) *
+  return splitmix64_mix(seed + static_cast<std::uint64_t>(layer * 2 + site + 1) *
                                        0xD1B54A32D192ED03ull);
+}
+
+template <class Attend>
+void TransformerStack::block_forward(int layer, const BlockBuffers& b, int rows,
+                                     const std::uint64_t* dropout, Attend&& attend) const {
+  backend::Backend& k = *backend_;
+  const LayerTensors& t = layer_tensors_[layer];
+  const int N = rows, C = shape_.width, Hd = shape_.hidden;
+  const std::size_t n = static_cast<std::size_t>(N) * C, nh = static_cast<std::size_t>(N) * Hd;
+  const float eps = shape_.layernorm_eps, p = shape_.dropout;
+
+  // a = x + Dropout(Proj(Attention(LN1(x)))). LN1's output is scratch: a backward pass
+  // recomputes it (reserve()).
+  k.layernorm_forward(b.ln, b.ln1_mean, b.ln1_rstd, b.input, view_.value(t.ln1_w),
+                      view_.value(t.ln1_b), N, C, eps);
+  k.matmul_forward(b.qkv.values, b.ln, view_.weight(t.qkv_w), view_.value(t.qkv_b), N, C, 3 * C);
+  // With bf16 activations q, k and v are rounded to bf16, so that the attention reads what a
+  // backward pass reads (and a KV cache keeps) of them.
+  save_bf16_rounded(b.qkv, 3 * n);
+  attend(b.att.values, b.qkv);
+  save_bf16(b.att, n);
+  k.matmul_forward(b.branch, b.att.operand(), view_.weight(t.proj_w), view_.value(t.proj_b), N, C,
+                   C);
+  if (dropout) k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 0), 0);
+  k.residual_forward(b.mid, b.input, b.branch, n);
+
+  // x = a + Dropout(FC2(Act(FC1(LN2(a))))). The activation reads the fp32 pre-activation,
+  // whatever is saved of it.
+  k.layernorm_forward(b.ln, b.ln2_mean, b.ln2_rstd, b.mid, view_.value(t.ln2_w),
+                      view_.value(t.ln2_b), N, C, eps);
+  k.matmul_forward(b.fc.values, b.ln, view_.weight(t.fc_w), nullptr, N, C, Hd);
+  save_bf16(b.fc, nh);
+  act_forward(k, shape_.activation, b.act.values, b.fc.values, view_.value(t.fc_b), N, Hd);
+  save_bf16(b.act, nh);
+  k.matmul_forward(b.branch, b.act.operand(), view_.weight(t.fc2_w), view_.value(t.fc2_b), N, Hd,
+                   C);
+  if (dropout) k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 1), 0);
+  k.residual_forward(b.output, b.mid, b.branch, n);
 }
 
 void TransformerStack::forward(float* out, const float* in, int sequences, int length,
                                bool training, std::uint64_t seed) {
   backend::Backend& k = *backend_;
-  const int N = sequences * length, C = shape_.width, Hd = shape_.hidden;
+  const int N = sequences * length, C = shape_.width;
   const int heads = shape_.heads, d = C / heads;
   if (static_cast<std::size_t>(N) * C > final_input_.size())
     throw std::logic_error("TransformerStack::forward: more rows than reserved");
@@ -156,59 +181,111 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
   training_ = training && shape_.dropout > 0.0f;
   seed_ = seed;
   const std::size_t n = static_cast<std::size_t>(N) * C;
-  const float eps = shape_.layernorm_eps;
-  const float p = shape_.dropout;
 
   const float* x = in;
   for (int l = 0; l < shape_.layers; ++l) {
-    const LayerTensors& t = layer_tensors_[l];
     LayerActivations& a = acts_[l];
     if (x != a.input.get()) k.copy(a.input.get(), x, n * sizeof(float));
     float* next = l + 1 < shape_.layers ? acts_[l + 1].input.get() : final_input_.get();
-
-    // LN1's output in scratch: the backward pass recomputes it (reserve()).
-    float* ln1 = scratch_c2_.get();
-    k.layernorm_forward(ln1, a.ln1_mean.get(), a.ln1_rstd.get(), a.input.get(),
-                        view_.value(t.ln1_w), view_.value(t.ln1_b), N, C, eps);
-    // With bf16 activations: q, k, v in scratch free during the forward pass, rounded to what
-    // is saved of them; the attention's output where LN1's was (consumed by now).
-    const SavedActivation qkv = saved_activation(a.qkv, a.qkv_bf16, scratch_3c_);
-    k.matmul_forward(qkv.values, ln1, nullptr, view_.value(t.qkv_w), view_.value_bf16(t.qkv_w),
-                     view_.value(t.qkv_b), N, C, 3 * C);
-    save_bf16_rounded(qkv, 3 * n);
-    const SavedActivation att = saved_activation(a.att, a.att_bf16, scratch_c2_);
-    if (use_short_attention(length, d))
-      k.short_attention_forward(att.values, a.lse.get(), qkv.values, sequences, length, heads, d);
-    else
-      k.attention_forward(att.values, a.lse.get(), qkv.values, sequences, length, heads, d);
-    save_bf16(att, n);
-    k.matmul_forward(scratch_c_.get(), att.values, att.bf16, view_.value(t.proj_w),
-                     view_.value_bf16(t.proj_w), view_.value(t.proj_b), N, C, C);
-    if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 0), 0);
-    k.residual_forward(a.mid.get(), a.input.get(), scratch_c_.get(), n);
-
-    float* ln2 = scratch_c2_.get();  // recomputed by the backward pass, as LN1's
-    k.layernorm_forward(ln2, a.ln2_mean.get(), a.ln2_rstd.get(), a.mid.get(),
-                        view_.value(t.ln2_w), view_.value(t.ln2_b), N, C, eps);
-    // The pre-activation and the activation each in its own scratch (both are free during the
-    // forward pass): the activation reads the fp32 pre-activation, whatever is saved of it.
-    const std::size_t nh = static_cast<std::size_t>(N) * Hd;
-    const SavedActivation fc = saved_activation(a.fc, a.fc_bf16, scratch_h2_);
-    k.matmul_forward(fc.values, ln2, nullptr, view_.value(t.fc_w), view_.value_bf16(t.fc_w),
-                     nullptr, N, C, Hd);
-    save_bf16(fc, nh);
-    const SavedActivation act = saved_activation(a.act, a.act_bf16, scratch_h_);
-    act_forward(k, shape_.activation, act.values, fc.values, view_.value(t.fc_b), N, Hd);
-    save_bf16(act, nh);
-    k.matmul_forward(scratch_c_.get(), act.values, act.bf16, view_.value(t.fc2_w),
-                     view_.value_bf16(t.fc2_w), view_.value(t.fc2_b), N, Hd, C);
-    if (training_) k.dropout_forward(scratch_c_.get(), scratch_c_.get(), n, p, dropout_seed(l, 1), 0);
-    k.residual_forward(next, a.mid.get(), scratch_c_.get(), n);
+    // With bf16 activations, what is saved as bf16 only is written in fp32 to scratch free
+    // during the forward pass: q, k, v to scratch_3c_, the attention's output where LN1's was
+    // (consumed by then), the pre-activation and the activation to the two hidden scratches.
+    auto kept = [&](const backend::Slice<float>& saved, const backend::Slice<std::uint16_t>& bf16,
+                    const backend::Slice<float>& scratch) {
+      return bf16_activations_ ? ActivationBuffer{scratch.get(), bf16.get()}
+                               : ActivationBuffer{saved.get(), nullptr};
+    };
+    const BlockBuffers b{a.input.get(), a.mid.get(), next,
+                         a.ln1_mean.get(), a.ln1_rstd.get(), a.ln2_mean.get(), a.ln2_rstd.get(),
+                         scratch_c2_.get(),
+                         kept(a.qkv, a.qkv_bf16, scratch_3c_), kept(a.att, a.att_bf16, scratch_c2_),
+                         kept(a.fc, a.fc_bf16, scratch_h2_), kept(a.act, a.act_bf16, scratch_h_),
+                         scratch_c_.get()};
+    block_forward(l, b, N, training_ ? &seed_ : nullptr,
+                  [&](float* att, const ActivationBuffer& qkv) {
+                    k.causal_attention_forward(att, a.lse.get(), qkv.values, sequences, length,
+                                               heads, d);
+                  });
     x = next;
   }
   if (shape_.layers == 0) k.copy(final_input_.get(), in, n * sizeof(float));
   k.layernorm_forward(out, lnf_mean_.get(), lnf_rstd_.get(), final_input_.get(),
-                       view_.value(lnf_w_), view_.value(lnf_b_), N, C, eps);
+                      view_.value(lnf_w_), view_.value(lnf_b_), N, C, shape_.layernorm_eps);
+}
+
+TransformerStack::Cache TransformerStack::reserve_cache(backend::Arena& arena, int batch,
+                                                        int capacity,
+                                                        bool bf16_activations) const {
+  Cache c;
+  c.batch_ = batch;
+  c.capacity_ = capacity;
+  c.bf16_activations_ = bf16_activations;
+  const std::size_t rows = static_cast<std::size_t>(batch), C = shape_.width;
+  const std::size_t cache = rows * capacity * C;
+  for (int l = 0; l < shape_.layers; ++l) {
+    Cache::Layer L;
+    if (bf16_activations) {
+      L.keys_bf16 = arena.reserve<std::uint16_t>(cache);
+      L.values_bf16 = arena.reserve<std::uint16_t>(cache);
+    } else {
+      L.keys = arena.reserve<float>(cache);
+      L.values = arena.reserve<float>(cache);
+    }
+    c.layers_.push_back(L);
+  }
+  c.x_ = arena.reserve<float>(rows * C);
+  c.ln_ = arena.reserve<float>(rows * C);
+  c.qkv_ = arena.reserve<float>(rows * 3 * C);
+  c.att_ = arena.reserve<float>(rows * C);
+  c.branch_ = arena.reserve<float>(rows * C);
+  c.fc_ = arena.reserve<float>(rows * shape_.hidden);
+  c.scores_ = arena.reserve<float>(rows * shape_.heads * capacity);
+  if (bf16_activations) c.qkv_bf16_ = arena.reserve<std::uint16_t>(rows * 3 * C);
+  return c;
+}
+
+void TransformerStack::step(float* out, const float* in, Cache& c) const {
+  if (c.length_ >= c.capacity_) throw std::logic_error("TransformerStack::step: cache full");
+  backend::Backend& k = *backend_;
+  const int B = c.batch_, C = shape_.width, heads = shape_.heads, d = C / heads;
+  const std::size_t n = static_cast<std::size_t>(B) * C;
+  const std::size_t cache = static_cast<std::size_t>(c.capacity_) * C;
+  const std::size_t at = static_cast<std::size_t>(c.length_) * C;
+  const std::size_t q_stride = 3 * static_cast<std::size_t>(C);
+  k.copy(c.x_.get(), in, n * sizeof(float));
+  // The block in place on x, keeping nothing for a backward pass: the pre-activation and the
+  // activation share fc_, and nothing but q, k and v (which the caches keep) is saved as bf16.
+  const ActivationBuffer none_qkv{c.qkv_.get(), c.bf16_activations_ ? c.qkv_bf16_.get() : nullptr};
+  const BlockBuffers b{c.x_.get(), c.x_.get(), c.x_.get(), nullptr, nullptr, nullptr, nullptr,
+                       c.ln_.get(), none_qkv, {c.att_.get(), nullptr}, {c.fc_.get(), nullptr},
+                       {c.fc_.get(), nullptr}, c.branch_.get()};
+  for (int l = 0; l < shape_.layers; ++l) {
+    Cache::Layer& L = c.layers_[l];
+    block_forward(l, b, B, nullptr, [&](float* att, const ActivationBuffer& qkv) {
+      // Every sequence's k and v join its caches (row i of qkv into cache i), as the values
+      // or the bf16 patterns the attention reads; then one step attends for all of them.
+      if (qkv.bf16) {
+        const std::size_t half = sizeof(std::uint16_t);
+        k.copy_rows(L.keys_bf16.get() + at, cache * half, qkv.bf16 + C, q_stride * half, C * half,
+                    B);
+        k.copy_rows(L.values_bf16.get() + at, cache * half, qkv.bf16 + 2 * C, q_stride * half,
+                    C * half, B);
+        k.attention_step(att, c.scores_.get(), qkv.values,
+                         backend::Operand::patterns(L.keys_bf16.get()),
+                         backend::Operand::patterns(L.values_bf16.get()), B, c.length_ + 1, heads,
+                         d, q_stride, C, cache);
+      } else {
+        const std::size_t f = sizeof(float);
+        k.copy_rows(L.keys.get() + at, cache * f, qkv.values + C, q_stride * f, C * f, B);
+        k.copy_rows(L.values.get() + at, cache * f, qkv.values + 2 * C, q_stride * f, C * f, B);
+        k.attention_step(att, c.scores_.get(), qkv.values, L.keys.get(), L.values.get(), B,
+                         c.length_ + 1, heads, d, q_stride, C, cache);
+      }
+    });
+  }
+  k.layernorm_forward(out, nullptr, nullptr, c.x_.get(), view_.value(lnf_w_), view_.value(lnf_b_),
+                      B, C, shape_.layernorm_eps);
+  ++c.length_;
 }
 
 void TransformerStack::backward(float* din, const float* dout) {
@@ -232,24 +309,23 @@ void TransformerStack::backward(float* din, const float* dout) {
     const float* dbranch = din;
     if (training_) {
       k.zero(scratch_c_.get(), n * sizeof(float));
-      k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(l, 1), 0);
+      k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(seed_, l, 1), 0);
       dbranch = scratch_c_.get();
     }
     k.zero(scratch_h_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
     // The saved inputs of the products: fp32, or (bf16 activations) only their bf16 copies.
     k.matmul_backward(scratch_h_.get(), view_.grad(t.fc2_w), view_.grad(t.fc2_b), dbranch,
-                      a.act.get(), a.act_bf16.get(), view_.value(t.fc2_w),
-                      view_.value_bf16(t.fc2_w), N, Hd, C);
+                      saved_operand(a.act, a.act_bf16), view_.weight(t.fc2_w), N, Hd, C);
     k.zero(scratch_h2_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
     // The pre-activation as saved: fp32, or its bf16 copy (read at the rounded value).
     act_backward(k, shape_.activation, scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),
-                 a.fc.get(), a.fc_bf16.get(), view_.value(t.fc_b), N, Hd);
+                 saved_operand(a.fc, a.fc_bf16), view_.value(t.fc_b), N, Hd);
     // LN2's output again, for FC1's weight gradient: the forward's bits (the same op on the
     // same input), into scratch_c_ (dbranch is consumed).
     const float* ln2 = recompute_layernorm(a.mid.get(), t.ln2_w, t.ln2_b, N, C);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.fc_w), nullptr, scratch_h2_.get(), ln2,
-                      nullptr, view_.value(t.fc_w), view_.value_bf16(t.fc_w), N, C, Hd);
+                      view_.weight(t.fc_w), N, C, Hd);
     // d mid = d next (the residual path, already in din) + the norm's backward.
     k.layernorm_backward(din, view_.grad(t.ln2_w), view_.grad(t.ln2_b), scratch_c2_.get(),
                           a.mid.get(), view_.value(t.ln2_w), a.ln2_mean.get(),
@@ -259,30 +335,24 @@ void TransformerStack::backward(float* din, const float* dout) {
     dbranch = din;
     if (training_) {
       k.zero(scratch_c_.get(), n * sizeof(float));
-      k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(l, 0), 0);
+      k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(seed_, l, 0), 0);
       dbranch = scratch_c_.get();
     }
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.proj_w), view_.grad(t.proj_b), dbranch,
-                      a.att.get(), a.att_bf16.get(), view_.value(t.proj_w),
-                      view_.value_bf16(t.proj_w), N, C, C);
+                      saved_operand(a.att, a.att_bf16), view_.weight(t.proj_w), N, C, C);
     // The attention's saved output and inputs in fp32 (scratch_c_ is free once the product's
     // backward has read dbranch).
     const float* att = saved_fp32(a.att, a.att_bf16, scratch_c_, n);
     const float* qkv = saved_fp32(a.qkv, a.qkv_bf16, scratch_qkv_, 3 * n);
     k.zero(scratch_3c_.get(), 3 * n * sizeof(float));
-    if (use_short_attention(length_, d))
-      k.short_attention_backward(scratch_3c_.get(), scratch_c2_.get(), att, a.lse.get(), qkv,
-                                 sequences_, length_, heads, d);
-    else
-      k.attention_backward(scratch_3c_.get(), scratch_c2_.get(), att, a.lse.get(), qkv,
-                           sequences_, length_, heads, d);
+    k.causal_attention_backward(scratch_3c_.get(), scratch_c2_.get(), att, a.lse.get(), qkv,
+                                sequences_, length_, heads, d);
     // LN1's output again (scratch_c_ held the widened attention output, consumed by now).
     const float* ln1 = recompute_layernorm(a.input.get(), t.ln1_w, t.ln1_b, N, C);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.qkv_w), view_.grad(t.qkv_b),
-                      scratch_3c_.get(), ln1, nullptr, view_.value(t.qkv_w),
-                      view_.value_bf16(t.qkv_w), N, C, 3 * C);
+                      scratch_3c_.get(), ln1, view_.weight(t.qkv_w), N, C, 3 * C);
     k.layernorm_backward(din, view_.grad(t.ln1_w), view_.grad(t.ln1_b), scratch_c2_.get(),
                           a.input.get(), view_.value(t.ln1_w), a.ln1_mean.get(),
                           a.ln1_rstd.get(), N, C);

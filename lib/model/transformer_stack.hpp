@@ -1,15 +1,17 @@
 // A stack of pre-norm decoder blocks followed by a final layer norm: the global model, the
-// local model and the byte-transformer baseline are each one of these. Forward and backward
-// are written out op by op (llm.c's discipline) over the ops of a backend (lib/backend/, the
-// kernels of kernels/cpu/ or their twins in kernels/cuda/):
+// local model and the byte-transformer baseline are each one of these. The block is defined
+// once (block_forward in transformer_stack.cpp), op by op (llm.c's discipline) over the ops of
+// a backend (lib/backend/), and serves the three entry points: forward over whole windows,
+// its backward pass, and a cached step that runs one new position of B sequences against KV
+// caches (generation):
 //
 //   for each layer:  a = x + Dropout(Proj(Attention(LN1(x))))
 //                    x = a + Dropout(FC2(Act(FC1(LN2(a)))))
 //   out = LN_f(x)
 //
-// The rows are `sequences` independent causal sequences of `length` positions each, laid out
-// one after the other ([sequences, length, width]); the local model runs every patch of every
-// window as one such batch.
+// In forward(), the rows are `sequences` independent causal sequences of `length` positions
+// each, laid out one after the other ([sequences, length, width]); the local model runs every
+// patch of every window as one such batch.
 #pragma once
 
 #include <cstdint>
@@ -22,21 +24,6 @@
 #include "model/parameters.hpp"
 
 namespace mb::model {
-
-// Whether a stack's sequences of `length` positions with heads of size d take the attention
-// made for short sequences (cpu/short_attention.hpp: on the GPU one launch per pass, the whole
-// sequence in shared memory, fp32 on CUDA cores) rather than the tiled one. The two compute
-// the same function, so this is a matter of speed:
-// - in bf16, for heads the bf16 attention takes, the tiled attention runs its products on
-//   tensor cores (cuda/attention_bf16.cu), in tiles of 64 queries; from one full tile on it is
-//   taken (the image configs' local stacks: patches of 192 bytes). Shorter sequences (text
-//   patches of 8, audio of 32) would leave most of a tile empty and keep the short attention;
-// - otherwise the short attention wherever this backend's shared memory holds the sequence
-//   (Backend::short_attention_fits), as every local stack and a global stack over few patches.
-// The answer depends on the shape, the precision and the device alone, so a step's forward and
-// backward use the same kernel. Not measured yet: no GPU has run this code.
-inline constexpr int kTensorCoreAttentionMinLength = 64;
-bool takes_short_attention(backend::Backend& backend, int length, int d);
 
 struct StackShape {
   int layers = 0;
@@ -89,6 +76,37 @@ class TransformerStack {
   // gradients are accumulated into the ParameterSet's grads. Must follow forward().
   void backward(float* din, const float* dout);
 
+  // The KV caches and step buffers of `batch` sequences of up to `capacity` positions run one
+  // position at a time (step()), all at the same position. Each layer keeps the keys and
+  // values of the positions run so far ([batch, capacity, C] each): fp32, or in a stack with
+  // bf16 activations the bf16 patterns its attention reads (the same values in half the
+  // memory).
+  class Cache {
+   public:
+    int length() const { return length_; }   // positions run so far
+    void reset() { length_ = 0; }
+
+   private:
+    friend class TransformerStack;
+    struct Layer {
+      backend::Slice<float> keys, values;
+      backend::Slice<std::uint16_t> keys_bf16, values_bf16;
+    };
+    std::vector<Layer> layers_;
+    backend::Slice<float> x_, ln_, qkv_, att_, branch_, fc_, scores_;
+    backend::Slice<std::uint16_t> qkv_bf16_;
+    int batch_ = 0, capacity_ = 0, length_ = 0;
+    bool bf16_activations_ = false;
+  };
+  // A cache reserved in `arena` (committed by the caller before the first step()).
+  Cache reserve_cache(backend::Arena& arena, int batch, int capacity, bool bf16_activations) const;
+
+  // out[batch, C] = the stack's output at position cache.length() of each sequence, given
+  // that position's inputs in[batch, C]: the block of forward() (no dropout), its attention
+  // over the cache, which the position joins. What forward() computes at that row, to the
+  // attention's rounding (another kernel sums in another order).
+  void step(float* out, const float* in, Cache& cache) const;
+
   const StackShape& shape() const { return shape_; }
 
  private:
@@ -103,33 +121,51 @@ class TransformerStack {
     backend::Slice<std::uint16_t> qkv_bf16, att_bf16, fc_bf16, act_bf16;
   };
 
-  // An activation that may be saved as a bf16 copy only: where the forward writes it in fp32
-  // (its saved slice, or with bf16 activations a scratch buffer free during the forward pass),
-  // and its saved bf16 copy (null without bf16 activations).
-  struct SavedActivation {
+  // An activation as the block writes it: its fp32 values (where the op writes, and what the
+  // next op of the forward reads) and, where one is kept, its bf16 patterns.
+  struct ActivationBuffer {
     float* values;
     std::uint16_t* bf16;
+    backend::Operand operand() const { return {values, bf16}; }
   };
-  SavedActivation saved_activation(const backend::Slice<float>& saved,
-                                   const backend::Slice<std::uint16_t>& saved_bf16,
-                                   const backend::Slice<float>& scratch) const;
+  // Where one block's forward reads and writes: forward() points it at the saved activations
+  // of a layer, step() at a cache's buffers. Null statistics are not kept.
+  struct BlockBuffers {
+    const float* input;
+    float* mid;                 // input + the attention branch (may be input: in place)
+    float* output;              // mid + the feed-forward branch (may be mid)
+    float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd;
+    float* ln;                  // a layer norm's output, scratch [rows, C]
+    ActivationBuffer qkv, att, fc, act;
+    float* branch;              // a branch's output, scratch [rows, C]
+  };
+  // The block, once: the input's rows through a = x + Dropout(Proj(Attention(LN1(x)))),
+  // x = a + Dropout(FC2(Act(FC1(LN2(a))))). `attend(att, qkv)` is the attention over the rows'
+  // sequences (the whole window's, or a cache's); dropout only with a dropout seed.
+  template <class Attend>
+  void block_forward(int layer, const BlockBuffers& b, int rows, const std::uint64_t* dropout,
+                     Attend&& attend) const;
+
   // After the forward wrote `a`: its bf16 copy, where one is kept.
-  void save_bf16(const SavedActivation& a, std::size_t n);
+  void save_bf16(const ActivationBuffer& a, std::size_t n) const;
   // The same, and then a's fp32 values become the copy's, so that what the forward reads next
   // is what the backward pass will read.
-  void save_bf16_rounded(const SavedActivation& a, std::size_t n);
+  void save_bf16_rounded(const ActivationBuffer& a, std::size_t n) const;
   // For the backward pass: a saved activation in fp32, its own slice or (saved as bf16 only)
   // its copy widened into `scratch`.
   const float* saved_fp32(const backend::Slice<float>& saved,
                           const backend::Slice<std::uint16_t>& saved_bf16,
                           const backend::Slice<float>& scratch, std::size_t n);
+  // A saved activation as an operand: its fp32 slice or its bf16 patterns.
+  backend::Operand saved_operand(const backend::Slice<float>& saved,
+                                 const backend::Slice<std::uint16_t>& saved_bf16) const;
 
   // A layer norm's output recomputed in the backward pass from its saved input `inp`: into
   // scratch_c_ (returned), which callers make sure is free.
   const float* recompute_layernorm(const float* inp, std::size_t weight, std::size_t bias, int N,
                                    int C);
-  std::uint64_t dropout_seed(int layer, int site) const;
-  bool use_short_attention(int length, int d) const;
+  // The dropout mask seed of one site (two per layer) of a step whose seed is `seed`.
+  static std::uint64_t dropout_seed(std::uint64_t seed, int layer, int site);
 
   const ParameterView& view_;
   backend::Backend* backend_;

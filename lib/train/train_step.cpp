@@ -2,13 +2,12 @@
 
 #include <cmath>
 
-#include "cpu/dropout.hpp"
+#include "core/rng.hpp"
 #include "train/lr_schedule.hpp"
 
 namespace mb::train {
 
 std::uint64_t dropout_seed(std::uint64_t seed, std::int64_t step, int micro) {
-  using kernels::cpu::splitmix64_mix;
   return splitmix64_mix(splitmix64_mix(seed ^ 0x44524F504F5554ull) +
                         static_cast<std::uint64_t>(step) * 1024 + static_cast<std::uint64_t>(micro));
 }

@@ -178,7 +178,7 @@ TEST_CASE("gpu model: bf16 products match the CPU's bf16 twin" * doctest::test_s
 }
 
 // In bf16, sequences of 64 positions or more run the tiled attention, the tensor-core kernel on
-// CUDA (model::takes_short_attention; the byte transformer above, T = 64, takes it already).
+// CUDA (Backend::attention_kernel; the byte transformer above, T = 64, takes it already).
 // Here sequences longer than the short attention could take at all (T > 256), heads of 32 and
 // 16. Its products also round p, dout and dS to bf16, which the CPU twin does not
 // (cpu/attention_bf16.hpp): within the same bounds as the products' rounding above.
@@ -191,7 +191,8 @@ TEST_CASE("gpu model: bf16 with the tensor-core attention (long sequences) match
         std::uniform_int_distribution<int> byte(0, 255);
         std::vector<std::int32_t> ids(static_cast<std::size_t>(gm::kBatch) * c.context);
         for (auto& id : ids) id = byte(gen);
-        REQUIRE_FALSE(gm::cuda_backend()->short_attention_fits(264, 32));
+        REQUIRE(gm::cuda_backend()->attention_kernel(264, 32) !=
+                mb::backend::AttentionKernel::short_sequence);
         check_bf16(c, ids, gm::kind_name(kind) + " (bf16, T = " + std::to_string(c.context) + ")");
     }
 }

@@ -62,26 +62,31 @@ TEST_CASE("asking for CUDA where it cannot be used says why") {
 }
 
 TEST_CASE("the CPU backend takes the short attention for the shapes an A100 or H100 takes") {
+  using mb::backend::AttentionKernel;
   auto cpu = mb::backend::make_backend(Device::cpu);
-  CHECK(cpu->short_attention_fits(8, 32));     // a text patch
-  CHECK(cpu->short_attention_fits(192, 64));   // an image patch
-  CHECK(cpu->short_attention_fits(125, 128));
-  CHECK_FALSE(cpu->short_attention_fits(126, 128));
-  CHECK_FALSE(cpu->short_attention_fits(257, 32));
+  CHECK(cpu->attention_kernel(8, 32) == AttentionKernel::short_sequence);     // a text patch
+  CHECK(cpu->attention_kernel(192, 64) == AttentionKernel::short_sequence);   // an image patch
+  CHECK(cpu->attention_kernel(125, 128) == AttentionKernel::short_sequence);
+  CHECK(cpu->attention_kernel(126, 128) == AttentionKernel::tiled);
+  CHECK(cpu->attention_kernel(257, 32) == AttentionKernel::tiled);
 }
 
-TEST_CASE("stacks take the tiled (tensor-core) attention in bf16 from 64 positions") {
+TEST_CASE("in bf16 the backend takes the tiled (tensor-core) attention from 64 positions") {
+  using mb::backend::AttentionKernel;
   using mb::backend::Precision;
-  using mb::model::takes_short_attention;
   auto fp32 = mb::backend::make_backend(Device::cpu, Precision::fp32);
   auto bf16 = mb::backend::make_backend(Device::cpu, Precision::bf16);
-  CHECK(takes_short_attention(*fp32, 192, 64));         // an image patch, fp32
-  CHECK_FALSE(takes_short_attention(*bf16, 192, 64));   // the same in bf16: tensor cores
-  CHECK_FALSE(takes_short_attention(*bf16, 64, 16));
-  CHECK(takes_short_attention(*bf16, 63, 64));          // less than one full tile
-  CHECK(takes_short_attention(*bf16, 8, 64));           // a text patch
-  CHECK(takes_short_attention(*bf16, 192, 40));         // heads the bf16 attention does not take
-  CHECK_FALSE(takes_short_attention(*fp32, 300, 64));   // too long for the short attention
+  CHECK(fp32->attention_kernel(192, 64) == AttentionKernel::short_sequence);   // an image patch
+  CHECK(bf16->attention_kernel(192, 64) == AttentionKernel::tiled_bf16);       // tensor cores
+  CHECK(bf16->attention_kernel(64, 16) == AttentionKernel::tiled_bf16);
+  CHECK(bf16->attention_kernel(63, 64) == AttentionKernel::short_sequence);    // under one tile
+  CHECK(bf16->attention_kernel(8, 64) == AttentionKernel::short_sequence);     // a text patch
+  // Heads the bf16 attention does not take: the fp32 kernels, short or tiled by length.
+  CHECK(bf16->attention_kernel(192, 40) == AttentionKernel::short_sequence);
+  CHECK(bf16->attention_kernel(300, 40) == AttentionKernel::tiled);
+  CHECK(fp32->attention_kernel(300, 64) == AttentionKernel::tiled);   // too long for the short
+  CHECK(bf16->attention_kernel(300, 64) == AttentionKernel::tiled_bf16);
+  CHECK(mb::backend::attention_kernel_name(AttentionKernel::tiled_bf16) == "tiled bf16");
 }
 
 TEST_CASE("copy_rows copies rows between pitches and touches nothing else") {
@@ -113,15 +118,15 @@ TEST_CASE("copy_rows copies rows between pitches and touches nothing else") {
 TEST_CASE("in bf16 the backends take the bf16 attention for the heads it takes, fp32 otherwise") {
   auto run = [](mb::backend::Precision precision, int d, bool backward) {
     auto be = mb::backend::make_backend(Device::cpu, precision);
-    const int B = 1, T = 40, H = 2;
+    const int B = 1, T = 70, H = 2;   // past the short attention's range in bf16
     const std::size_t n = static_cast<std::size_t>(B) * T * H * d;
     std::vector<float> qkv(3 * n), out(n), lse(static_cast<std::size_t>(B) * H * T), dqkv(3 * n);
     for (std::size_t i = 0; i < qkv.size(); ++i) qkv[i] = std::sin(0.37f * static_cast<float>(i)) * 2.0f;
-    be->attention_forward(out.data(), lse.data(), qkv.data(), B, T, H, d);
+    be->causal_attention_forward(out.data(), lse.data(), qkv.data(), B, T, H, d);
     if (!backward) return out;
     std::vector<float> dout(n);
     for (std::size_t i = 0; i < n; ++i) dout[i] = std::cos(0.11f * static_cast<float>(i));
-    be->attention_backward(dqkv.data(), dout.data(), out.data(), lse.data(), qkv.data(), B, T, H, d);
+    be->causal_attention_backward(dqkv.data(), dout.data(), out.data(), lse.data(), qkv.data(), B, T, H, d);
     return dqkv;
   };
   using mb::backend::Precision;
