@@ -51,6 +51,19 @@ Precision default_precision(Device d);
 // "cpu" or "cuda"; anything else is an mb::Error naming `what` (e.g. "--device").
 Device parse_device(const std::string& text, const std::string& what);
 
+// The ops of op_list.inc, one enumerator each in the list's order, and their count: what a
+// test table (tests/backend_ops/) names its rows by, and checks it covers.
+enum class Op {
+#define MB_OP_ENUMERATOR(ret, name, params, args) name,
+  MB_ALL_OPS(MB_OP_ENUMERATOR)
+#undef MB_OP_ENUMERATOR
+};
+#define MB_OP_COUNT_ONE(ret, name, params, args) +1
+inline constexpr int kOpCount = 0 MB_ALL_OPS(MB_OP_COUNT_ONE);
+#undef MB_OP_COUNT_ONE
+// The op's name as op_list.inc spells it ("matmul_forward").
+std::string_view op_name(Op op);
+
 // Whether this build has the CUDA backend and a CUDA device can be used; when not, `why` says
 // which of the two is missing.
 bool cuda_available(std::string* why = nullptr);
@@ -84,8 +97,11 @@ struct Operand {
   static Operand patterns(const std::uint16_t* p) { return Operand(nullptr, p); }
 };
 
-// In bf16 precision a model saves the activations its backward pass reads as bf16 operands as
+// What a model keeps as bf16 in a precision, the rules of bf16 in one place. In bf16 a model
+// keeps a bf16 copy of its weights, which the products read and AdamW rewrites from the fp32
+// master weights; and it saves the activations its backward pass reads as bf16 operands as
 // bf16 patterns only, as PyTorch's autocast keeps them (TransformerStack::reserve says which).
+inline bool keeps_bf16_weights(Precision p) { return p == Precision::bf16; }
 inline bool saves_bf16_activations(Precision p) { return p == Precision::bf16; }
 
 // The kernels a backend may run for causal attention (Backend::attention_kernel), all computing

@@ -37,7 +37,7 @@ void Model::commit_memory() {
     device_values_ = arena_.reserve<float>(params_.buffer_size());
     if (trainable) device_grads_ = arena_.reserve<float>(params_.buffer_size());
   }
-  if (precision_ == backend::Precision::bf16)
+  if (backend::keeps_bf16_weights(precision_))
     bf16_values_ = arena_.reserve<std::uint16_t>(params_.buffer_size());
   if (!backend_) return;          // a plan: sizes only
   params_.allocate(trainable);
@@ -58,7 +58,7 @@ ModelMemory Model::memory() const {
   const std::size_t n = params_.buffer_size() * sizeof(float);
   m.parameters = n;
   m.gradients = max_batch_ > 0 ? n : 0;
-  if (precision_ == backend::Precision::bf16)
+  if (backend::keeps_bf16_weights(precision_))
     m.bf16_weights = params_.buffer_size() * sizeof(std::uint16_t);
   m.activations = activation_bytes_;
   return m;

@@ -57,7 +57,7 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
   if (max_rows % length != 0) throw std::logic_error("TransformerStack: rows not a multiple of length");
   // The bf16-only copies are read back by bf16 products alone: an fp32 backend would get null
   // fp32 operands.
-  if (bf16_activations && backend_ && backend_->precision() != backend::Precision::bf16)
+  if (bf16_activations && backend_ && !backend::saves_bf16_activations(backend_->precision()))
     throw std::logic_error("TransformerStack: bf16 activations need a backend in bf16 precision");
   const std::size_t N = max_rows, C = shape_.width, H = shape_.hidden;
   bf16_activations_ = bf16_activations;
