@@ -21,7 +21,8 @@ class ByteTransformerDecoder;
 class ByteTransformerModel final : public Model {
  public:
   ByteTransformerModel(const ModelConfig& c, int max_batch, std::shared_ptr<backend::Backend> be,
-                       backend::Device device, backend::Precision precision)
+                       backend::Device device, backend::Precision precision,
+                       const ActivationPolicy& policy)
       : Model(c, max_batch, std::move(be), device, precision),
         T_(c.context), D_(c.global.dim),
         embedding_(params_.add("byte_embedding", {kEmbeddingRows, D_}, ParamRole::weight,
@@ -35,7 +36,9 @@ class ByteTransformerModel final : public Model {
     check_head_dim(D_, c.global.heads, "model.global.heads");
     if (max_batch > 0) {
       const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
-      stack_.reserve(arena_, max_batch * T_, T_, bf16_activations());
+      if (policy.recompute_local)
+        throw std::logic_error("ByteTransformerModel: a byte transformer has no local stack");
+      stack_.reserve(arena_, max_batch * T_, T_, bf16_activations(), policy.recompute_global);
       inputs_ = arena_.reserve<std::int32_t>(rows);
       targets_ = arena_.reserve<std::int32_t>(rows);
       losses_device_ = arena_.reserve<float>(rows);
@@ -174,9 +177,10 @@ std::unique_ptr<CachedDecoder> ByteTransformerModel::make_decoder(int batch) con
 std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, int max_batch,
                                                    std::shared_ptr<backend::Backend> backend,
                                                    backend::Device device,
-                                                   backend::Precision precision) {
+                                                   backend::Precision precision,
+                                                   const ActivationPolicy& policy) {
   return std::make_unique<ByteTransformerModel>(config, max_batch, std::move(backend), device,
-                                                precision);
+                                                precision, policy);
 }
 
 }  // namespace mb::model

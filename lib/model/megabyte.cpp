@@ -42,7 +42,8 @@ class MegabyteDecoder;
 class MegabyteModel final : public Model {
  public:
   MegabyteModel(const ModelConfig& c, int max_batch, std::shared_ptr<backend::Backend> be,
-                backend::Device device, backend::Precision precision)
+                backend::Device device, backend::Precision precision,
+                const ActivationPolicy& policy)
       : Model(c, max_batch, std::move(be), device, precision),
         T_(c.context), P_(c.patch_size), K_(c.patches()), DG_(c.global.dim), DL_(c.local.dim),
         global_embedding_(params_.add("global.byte_embedding", {kEmbeddingRows, DG_},
@@ -63,8 +64,8 @@ class MegabyteModel final : public Model {
     check_head_dim(DL_, c.local.heads, "model.local.heads");
     if (max_batch > 0) {
       const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
-      global_.reserve(arena_, max_batch * K_, K_, bf16_activations());
-      local_.reserve(arena_, max_batch * T_, P_, bf16_activations());
+      global_.reserve(arena_, max_batch * K_, K_, bf16_activations(), policy.recompute_global);
+      local_.reserve(arena_, max_batch * T_, P_, bf16_activations(), policy.recompute_local);
       auto floats = [&](std::size_t n) { return arena_.reserve<float>(n); };
       auto ints = [&](std::size_t n) { return arena_.reserve<std::int32_t>(n); };
       global_in_ = floats(rows * DG_);
@@ -321,9 +322,10 @@ std::unique_ptr<CachedDecoder> MegabyteModel::make_decoder(int batch) const {
 std::unique_ptr<Model> make_megabyte_model(const ModelConfig& config, int max_batch,
                                            std::shared_ptr<backend::Backend> backend,
                                            backend::Device device,
-                                           backend::Precision precision) {
+                                           backend::Precision precision,
+                                           const ActivationPolicy& policy) {
   return std::make_unique<MegabyteModel>(config, max_batch, std::move(backend), device,
-                                         precision);
+                                         precision, policy);
 }
 
 }  // namespace mb::model

@@ -9,12 +9,14 @@
 namespace mb::model {
 
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch,
-                                  std::shared_ptr<backend::Backend> backend) {
+                                  std::shared_ptr<backend::Backend> backend,
+                                  const ActivationPolicy& policy) {
   const backend::Device device = backend ? backend->device() : backend::Device::cpu;
   const backend::Precision precision = backend ? backend->precision() : backend::Precision::fp32;
   if (config.kind == ModelKind::megabyte)
-    return make_megabyte_model(config, max_batch, std::move(backend), device, precision);
-  return make_byte_transformer_model(config, max_batch, std::move(backend), device, precision);
+    return make_megabyte_model(config, max_batch, std::move(backend), device, precision, policy);
+  return make_byte_transformer_model(config, max_batch, std::move(backend), device, precision,
+                                     policy);
 }
 
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch) {
@@ -22,10 +24,11 @@ std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch) {
 }
 
 std::unique_ptr<Model> make_model_plan(const ModelConfig& config, int max_batch,
-                                       backend::Device device, backend::Precision precision) {
+                                       backend::Device device, backend::Precision precision,
+                                       const ActivationPolicy& policy) {
   if (config.kind == ModelKind::megabyte)
-    return make_megabyte_model(config, max_batch, nullptr, device, precision);
-  return make_byte_transformer_model(config, max_batch, nullptr, device, precision);
+    return make_megabyte_model(config, max_batch, nullptr, device, precision, policy);
+  return make_byte_transformer_model(config, max_batch, nullptr, device, precision, policy);
 }
 
 void Model::commit_memory() {

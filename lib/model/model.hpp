@@ -32,6 +32,15 @@ struct LossSum {
   std::int64_t count = 0;  // scored bytes
 };
 
+// How a model keeps what its backward pass reads (train.recompute, megabyte-config(5)): per
+// stack, everything, or each layer's input only, the rest recomputed in the backward pass with
+// the same kernels (TransformerStack::reserve): the same gradients, bit for bit, in less memory.
+struct ActivationPolicy {
+  bool recompute_global = false;   // the global stack (the byte transformer's one stack)
+  bool recompute_local = false;    // MEGABYTE's local stack
+  bool operator==(const ActivationPolicy&) const = default;
+};
+
 // What a model holds on its device, in bytes (`megabyte bench --memory`).
 struct ModelMemory {
   std::size_t parameters = 0;    // fp32 values (a device copy; on the CPU the host buffer)
@@ -172,21 +181,25 @@ class Model {
 // only describes its parameters (names, shapes, counts), as `megabyte info` needs for a
 // checkpoint of any size.
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch,
-                                  std::shared_ptr<backend::Backend> backend);
+                                  std::shared_ptr<backend::Backend> backend,
+                                  const ActivationPolicy& policy = {});
 // The same on the CPU backend.
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch);
 // A model that is never run, made to say what it would need on `device` in `precision` for
 // `max_batch` windows (memory()): nothing is allocated, no device is needed.
 std::unique_ptr<Model> make_model_plan(const ModelConfig& config, int max_batch,
-                                       backend::Device device, backend::Precision precision);
+                                       backend::Device device, backend::Precision precision,
+                                       const ActivationPolicy& policy = {});
 
 std::unique_ptr<Model> make_megabyte_model(const ModelConfig& config, int max_batch,
                                            std::shared_ptr<backend::Backend> backend,
-                                           backend::Device device, backend::Precision precision);
+                                           backend::Device device, backend::Precision precision,
+                                           const ActivationPolicy& policy);
 std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, int max_batch,
                                                    std::shared_ptr<backend::Backend> backend,
                                                    backend::Device device,
-                                                   backend::Precision precision);
+                                                   backend::Precision precision,
+                                                   const ActivationPolicy& policy);
 
 // The targets of a batch: the ids, with every pad replaced by -1 (no loss).
 void targets_from_ids(std::int32_t* targets, const std::int32_t* ids, std::size_t n);

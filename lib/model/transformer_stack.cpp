@@ -53,7 +53,7 @@ TransformerStack::TransformerStack(ParameterSet& params, const ParameterView& vi
 }
 
 void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
-                               bool bf16_activations) {
+                               bool bf16_activations, bool recompute) {
   if (max_rows % length != 0) throw std::logic_error("TransformerStack: rows not a multiple of length");
   // The bf16-only copies are read back by bf16 products alone: an fp32 backend would get null
   // fp32 operands.
@@ -61,6 +61,7 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
     throw std::logic_error("TransformerStack: bf16 activations need a backend in bf16 precision");
   const std::size_t N = max_rows, C = shape_.width, H = shape_.hidden;
   bf16_activations_ = bf16_activations;
+  recompute_ = recompute;
   auto floats = [&](std::size_t n) { return arena.reserve<float>(n); };
   // The activations that may be saved as bf16 copies: in bf16 or in fp32.
   auto maybe_bf16 = [&](backend::Slice<float>& fp32, backend::Slice<std::uint16_t>& bf16,
@@ -68,9 +69,9 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
     if (bf16_activations) bf16 = arena.reserve<std::uint16_t>(n);
     else fp32 = floats(n);
   };
-  acts_.resize(shape_.layers);
-  for (LayerActivations& a : acts_) {
-    a.input = floats(N * C);
+  // What a layer's backward pass reads besides its input: in every layer's own buffers, or
+  // with recomputation in one set that each layer's forward fills again.
+  auto reserve_layer = [&](LayerActivations& a) {
     a.ln1_mean = floats(N);
     a.ln1_rstd = floats(N);
     maybe_bf16(a.qkv, a.qkv_bf16, N * 3 * C);
@@ -81,7 +82,13 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
     a.ln2_rstd = floats(N);
     maybe_bf16(a.fc, a.fc_bf16, N * H);
     maybe_bf16(a.act, a.act_bf16, N * H);
+  };
+  acts_.assign(shape_.layers, LayerActivations{});
+  for (LayerActivations& a : acts_) {
+    a.input = floats(N * C);
+    if (!recompute) reserve_layer(a);
   }
+  if (recompute && shape_.layers > 0) reserve_layer(recomputed_);
   final_input_ = floats(N * C);
   lnf_mean_ = floats(N);
   lnf_rstd_ = floats(N);
@@ -173,7 +180,6 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
                                bool training, std::uint64_t seed) {
   backend::Backend& k = *backend_;
   const int N = sequences * length, C = shape_.width;
-  const int heads = shape_.heads, d = C / heads;
   if (static_cast<std::size_t>(N) * C > final_input_.size())
     throw std::logic_error("TransformerStack::forward: more rows than reserved");
   sequences_ = sequences;
@@ -184,33 +190,44 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
 
   const float* x = in;
   for (int l = 0; l < shape_.layers; ++l) {
-    LayerActivations& a = acts_[l];
-    if (x != a.input.get()) k.copy(a.input.get(), x, n * sizeof(float));
+    float* input = acts_[l].input.get();
+    if (x != input) k.copy(input, x, n * sizeof(float));
     float* next = l + 1 < shape_.layers ? acts_[l + 1].input.get() : final_input_.get();
-    // With bf16 activations, what is saved as bf16 only is written in fp32 to scratch free
-    // during the forward pass: q, k, v to scratch_3c_, the attention's output where LN1's was
-    // (consumed by then), the pre-activation and the activation to the two hidden scratches.
-    auto kept = [&](const backend::Slice<float>& saved, const backend::Slice<std::uint16_t>& bf16,
-                    const backend::Slice<float>& scratch) {
-      return bf16_activations_ ? ActivationBuffer{scratch.get(), bf16.get()}
-                               : ActivationBuffer{saved.get(), nullptr};
-    };
-    const BlockBuffers b{a.input.get(), a.mid.get(), next,
-                         a.ln1_mean.get(), a.ln1_rstd.get(), a.ln2_mean.get(), a.ln2_rstd.get(),
-                         scratch_c2_.get(),
-                         kept(a.qkv, a.qkv_bf16, scratch_3c_), kept(a.att, a.att_bf16, scratch_c2_),
-                         kept(a.fc, a.fc_bf16, scratch_h2_), kept(a.act, a.act_bf16, scratch_h_),
-                         scratch_c_.get()};
-    block_forward(l, b, N, training_ ? &seed_ : nullptr,
-                  [&](float* att, const ActivationBuffer& qkv) {
-                    k.causal_attention_forward(att, a.lse.get(), qkv.values, sequences, length,
-                                               heads, d);
-                  });
+    saving_layer_forward(l, next);
     x = next;
   }
   if (shape_.layers == 0) k.copy(final_input_.get(), in, n * sizeof(float));
   k.layernorm_forward(out, lnf_mean_.get(), lnf_rstd_.get(), final_input_.get(),
                       view_.value(lnf_w_), view_.value(lnf_b_), N, C, shape_.layernorm_eps);
+}
+
+TransformerStack::LayerActivations& TransformerStack::saved(int layer) {
+  return recompute_ ? recomputed_ : acts_[layer];
+}
+
+void TransformerStack::saving_layer_forward(int l, float* output) {
+  backend::Backend& k = *backend_;
+  const int N = sequences_ * length_, heads = shape_.heads, d = shape_.width / heads;
+  LayerActivations& a = saved(l);
+  // With bf16 activations, what is saved as bf16 only is written in fp32 to scratch free
+  // during the forward pass: q, k, v to scratch_3c_, the attention's output where LN1's was
+  // (consumed by then), the pre-activation and the activation to the two hidden scratches.
+  auto kept = [&](const backend::Slice<float>& values, const backend::Slice<std::uint16_t>& bf16,
+                  const backend::Slice<float>& scratch) {
+    return bf16_activations_ ? ActivationBuffer{scratch.get(), bf16.get()}
+                             : ActivationBuffer{values.get(), nullptr};
+  };
+  const BlockBuffers b{acts_[l].input.get(), a.mid.get(), output,
+                       a.ln1_mean.get(), a.ln1_rstd.get(), a.ln2_mean.get(), a.ln2_rstd.get(),
+                       scratch_c2_.get(),
+                       kept(a.qkv, a.qkv_bf16, scratch_3c_), kept(a.att, a.att_bf16, scratch_c2_),
+                       kept(a.fc, a.fc_bf16, scratch_h2_), kept(a.act, a.act_bf16, scratch_h_),
+                       scratch_c_.get()};
+  block_forward(l, b, N, training_ ? &seed_ : nullptr,
+                [&](float* att, const ActivationBuffer& qkv) {
+                  k.causal_attention_forward(att, a.lse.get(), qkv.values, sequences_, length_,
+                                             heads, d);
+                });
 }
 
 TransformerStack::Cache TransformerStack::reserve_cache(backend::Arena& arena, int batch,
@@ -303,7 +320,13 @@ void TransformerStack::backward(float* din, const float* dout) {
 
   for (int l = shape_.layers - 1; l >= 0; --l) {
     const LayerTensors& t = layer_tensors_[l];
-    LayerActivations& a = acts_[l];
+    // With recomputation the layer's forward runs again from its saved input: the same ops on
+    // the same values, so the same bits as the forward pass saved without it. The top layer's
+    // are still there from the forward pass. Its output goes to scratch_c_ (the branch it is
+    // summed from), free at this point; the next layer's saved input is not touched.
+    if (recompute_ && l + 1 < shape_.layers) saving_layer_forward(l, scratch_c_.get());
+    LayerActivations& a = saved(l);
+    const float* input = acts_[l].input.get();
 
     // Feed-forward branch: next = mid + Dropout(FC2(Act(FC1(LN2(mid))))).
     const float* dbranch = din;
@@ -349,12 +372,12 @@ void TransformerStack::backward(float* din, const float* dout) {
     k.causal_attention_backward(scratch_3c_.get(), scratch_c2_.get(), att, a.lse.get(), qkv,
                                 sequences_, length_, heads, d);
     // LN1's output again (scratch_c_ held the widened attention output, consumed by now).
-    const float* ln1 = recompute_layernorm(a.input.get(), t.ln1_w, t.ln1_b, N, C);
+    const float* ln1 = recompute_layernorm(input, t.ln1_w, t.ln1_b, N, C);
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.qkv_w), view_.grad(t.qkv_b),
                       scratch_3c_.get(), ln1, view_.weight(t.qkv_w), N, C, 3 * C);
     k.layernorm_backward(din, view_.grad(t.ln1_w), view_.grad(t.ln1_b), scratch_c2_.get(),
-                          a.input.get(), view_.value(t.ln1_w), a.ln1_mean.get(),
+                          input, view_.value(t.ln1_w), a.ln1_mean.get(),
                           a.ln1_rstd.get(), N, C);
   }
 }

@@ -65,7 +65,14 @@ class TransformerStack {
   //   the attention's backward pass (its row sums of dout · out, as FlashAttention in bf16);
   // - FC1's output, the pre-activation, read rounded by the activation's backward pass (the
   //   forward's activation reads the fp32 value).
-  void reserve(backend::Arena& arena, int max_rows, int length, bool bf16_activations);
+  //
+  // With `recompute`, a layer keeps only its input (C values per row) and its backward pass
+  // runs its forward again first, with the same kernels in the same order (and the same
+  // dropout masks), so the gradients are the same bits; one set of the other activations serves
+  // every layer. Activations fall from about (2·hidden + 6·C) to C values per row and layer
+  // (fp32), for one more forward pass of every layer but the top one.
+  void reserve(backend::Arena& arena, int max_rows, int length, bool bf16_activations,
+               bool recompute = false);
 
   // out[rows, C] = the stack applied to in[rows, C], rows = sequences · length. Saves what the
   // backward pass needs. Dropout is applied when `training`, with masks keyed by `seed`.
@@ -156,6 +163,12 @@ class TransformerStack {
   const float* saved_fp32(const backend::Slice<float>& saved,
                           const backend::Slice<std::uint16_t>& saved_bf16,
                           const backend::Slice<float>& scratch, std::size_t n);
+  // Where layer l's activations other than its input are saved: its own, or (recomputation)
+  // the one set that its forward fills again.
+  LayerActivations& saved(int layer);
+  // Layer l's forward over the rows of the last forward(), saving what its backward reads
+  // (in saved(l)), its output to `output`.
+  void saving_layer_forward(int layer, float* output);
   // A saved activation as an operand: its fp32 slice or its bf16 patterns.
   backend::Operand saved_operand(const backend::Slice<float>& saved,
                                  const backend::Slice<std::uint16_t>& saved_bf16) const;
@@ -173,12 +186,14 @@ class TransformerStack {
   std::vector<LayerTensors> layer_tensors_;
   std::size_t lnf_w_ = 0, lnf_b_ = 0;
 
-  std::vector<LayerActivations> acts_;
+  std::vector<LayerActivations> acts_;   // with recomputation, inputs only
+  LayerActivations recomputed_;           // with recomputation: the one set, of every layer
   backend::Slice<float> final_input_, lnf_mean_, lnf_rstd_;
   backend::Slice<float> scratch_c_, scratch_c2_, scratch_3c_, scratch_h_, scratch_h2_;
   backend::Slice<float> scratch_qkv_;   // with bf16 activations: the saved q, k, v widened
   int sequences_ = 0, length_ = 0;
   bool bf16_activations_ = false;
+  bool recompute_ = false;
   bool training_ = false;
   std::uint64_t seed_ = 0;
 };
