@@ -19,6 +19,16 @@ Device parse_device(const std::string& text, const std::string& what) {
 
 std::string_view precision_name(Precision p) { return p == Precision::fp32 ? "fp32" : "bf16"; }
 
+std::string_view op_name(Op op) {
+  switch (op) {
+#define MB_OP_NAME(ret, name, params, args) \
+  case Op::name: return #name;
+    MB_ALL_OPS(MB_OP_NAME)
+#undef MB_OP_NAME
+  }
+  return "?";
+}
+
 std::string_view attention_kernel_name(AttentionKernel k) {
   switch (k) {
     case AttentionKernel::tiled: return "tiled";
