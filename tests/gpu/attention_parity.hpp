@@ -1,7 +1,8 @@
-// The parity check of a CUDA causal attention against its CPU twin, shared by the tests of the
-// two attentions (test_attention.cpp: tiled, any length; test_short_attention.cpp: short
-// sequences): forward out and lse, lse = null, and the backward accumulated onto random
-// non-zero gradients, run twice. Each test file states its tolerances and why.
+// The parity check of a CUDA causal attention kernel, called directly, against its CPU twin,
+// for the shapes the Backend does not give it (the op table checks the others): shared by
+// test_attention.cpp (tiled) and test_attention_bf16.cpp (tiled bf16). Forward out and lse,
+// lse = null, and the backward accumulated onto random non-zero gradients, run twice. Each test
+// file states its tolerances and why.
 #pragma once
 
 #include "gpu_check.hpp"

@@ -1,5 +1,6 @@
-// The runner of the GPU parity tests (`meson test --suite gpu`): every CUDA twin in
-// kernels/cuda/ against its CPU reference in kernels/cpu/.
+// The runner of the GPU parity tests (`meson test --suite gpu`): every Backend op on the CUDA
+// backend against the CPU backend (the op table, test_backend_ops.cpp), and what is specific to
+// the CUDA kernels in kernels/cuda/.
 //
 // Without a GPU (no NVIDIA kernel driver loaded, or no device) it prints one line saying why
 // and exits with 77, which Meson reports as SKIP. Where the NVIDIA driver is loaded but CUDA

@@ -1,4 +1,8 @@
-// attention_forward / attention_backward: CUDA twin against the CPU.
+// attention_forward / attention_backward (the tiled fp32 attention), called directly: the
+// CUDA twin against the CPU on sequences the Backend gives the short attention wherever its
+// shared memory holds them (the tiled one takes them on GPUs with less: sm_86, sm_89), and its
+// refusals. Through the Backend (T > 256, or heads too wide for the short attention) it is in
+// the op table (test_backend_ops.cpp).
 //
 // Tolerances (inputs uniform in [-1.5, 1.5], so scores stay within about ±2.25·sqrt(d)):
 // - out: 1e-4 relative + 1e-5 absolute. Each element is a softmax-weighted mean of values of
@@ -38,14 +42,14 @@ void check_shape(const gt::AttentionShape& s, std::uint32_t seed) {
 
 }  // namespace
 
-TEST_CASE("gpu attention forward and backward match the CPU") {
+TEST_CASE("gpu attention (tiled, called directly) matches the CPU on short sequences") {
     std::uint32_t seed = 1;
     for (int T : {1, 7, 64, 65, 200})
         for (int d : {8, 64})
             for (int H : {1, 3}) check_shape({2, T, H, d}, seed += 10);
 }
 
-TEST_CASE("gpu attention: head dimensions that are not a warp multiple, and the largest") {
+TEST_CASE("gpu attention (tiled, called directly): heads not a warp multiple, and the widest") {
     check_shape({1, 65, 2, 33}, 300);
     check_shape({1, 70, 1, 1}, 310);
     check_shape({2, 100, 2, 128}, 320);

@@ -1,4 +1,8 @@
-// attention_forward_bf16 / attention_backward_bf16 (tensor cores): CUDA against the CPU twin.
+// attention_forward_bf16 / attention_backward_bf16 (tensor cores), called directly: below one
+// tile of 64 queries (where the Backend takes the short attention wherever it fits), the
+// rounding plan on uniform attention, and the refusals. From one tile on the Backend takes it in
+// bf16, and the op table (test_backend_ops.cpp) checks it there against the CPU twin with these
+// tolerances.
 //
 // The twin computes in fp32 from q, k, v rounded to bf16 (cpu/attention_bf16.hpp); the kernel
 // also rounds to bf16 what its products read inside the attention: p (for p·V and pᵀ·dout),
@@ -48,17 +52,12 @@ void check_shape(const gt::AttentionShape& s, std::uint32_t seed) {
 
 }  // namespace
 
-TEST_CASE("gpu bf16 attention forward and backward match the CPU twin") {
+TEST_CASE("gpu bf16 attention (called directly) matches the CPU twin below one tile") {
     std::uint32_t seed = 1;
-    // T around the tiles: 64 queries (or keys) per block, 64 keys per forward tile, 32 per
-    // backward tile.
-    for (int T : {1, 7, 31, 32, 33, 63, 64, 65, 130, 300})
+    // T around the backward's 32-key tiles, within the first 64-query block.
+    for (int T : {1, 7, 31, 32, 33, 63})
         for (int d : {16, 64, 128})
             for (int H : {1, 3}) check_shape({2, T, H, d}, seed += 10);
-}
-
-TEST_CASE("gpu bf16 attention: every head dimension it is built for") {
-    for (int d = 16; d <= 128; d += 16) check_shape({1, 97, 2, d}, 500 + static_cast<std::uint32_t>(d));
 }
 
 TEST_CASE("gpu bf16 attention: uniform attention (q = 0) matches to fp32 rounding") {

@@ -1,24 +1,14 @@
-// The bf16 matmul pair (matmul_forward_bf16 / matmul_backward_bf16): CUDA twin (to_bf16 +
-// cuBLASLt with CUDA_R_16BF operands) against the CPU (round_to_bf16 + oneDNN sgemm), and the
-// conversion kernel to_bf16 against cpu::bf16_bits.
-//
-// Tolerances:
-// - out, dinp, dweight: |got - want| <= 1e-5 · (|want| + max |want| of the same output row).
-//   Both sides round the same operands to bf16 with the same rule (checked bit for bit below),
-//   and the product of two bf16 values is exact in fp32, so both add exactly the same terms in
-//   fp32; only the order of the additions differs (oneDNN's blocking on the CPU, the tensor
-//   cores' k-blocks on the GPU, whose internal addition may truncate rather than round: a few
-//   ulps of the running sum per block). With inputs in [-1, 1] and K up to 515 that is
-//   around 1e-6 of the row's magnitude, so 1e-5 leaves a wide margin while staying far below
-//   what a missing rounding would cause: unrounded (or TF32) operands change each product by
-//   up to 2^-8 relative, about 1e-3 of the row's magnitude; the shared parity check
-//   (matmul_parity.hpp, MatmulPair::unrounded_*) makes sure the shapes here show that: the
-//   CPU's fp32 product fails the same tolerance.
-// - dbias: 1e-5 relative to the largest entry (gt::check_close_scaled), as the fp32 pair: the
-//   same fp32 column sums of the unrounded dout.
+// The bf16 matmul pair (matmul_forward_bf16 / matmul_backward_bf16) and the conversions, where
+// the kernels take more than the Backend passes them; their parity with the CPU through the
+// Backend (operands as values, bf16 patterns or both) is in the op table (test_backend_ops.cpp).
 // - to_bf16: bit-identical to cpu::bf16_bits for every non-NaN input; a NaN gives a NaN (the
-//   hardware's cvt.rn.bf16.f32 need not produce the same NaN pattern as the CPU's 0x7FFF).
-// - K = 0 (out = bias) and skipped destinations: exact. Two runs: bit-identical.
+//   hardware's cvt.rn.bf16.f32 need not produce the same NaN pattern as the CPU's 0x7FFF);
+//   padded rows (the kernel's ld).
+// - The products: M = 0 or N = 0 and refusals; bf16 copies of the operands that differ from
+//   their values, to tell which one the kernel read (the Backend never passes such operands).
+//   Tolerance: |got - want| <= 1e-5 · (|want| + max |want| of the same output row), as the op
+//   table's bf16 rows say: both sides add exactly the same products of bf16 values in fp32,
+//   in different orders.
 #include "matmul_parity.hpp"
 
 #include "cpu/bf16.hpp"
@@ -48,37 +38,17 @@ void check_rows(const std::vector<float>& got, const std::vector<float>& want, i
     gt::check_rows_scaled(got, want, rows, cols, kRel, what);
 }
 
-// The pair without operand copies (each side rounds the fp32 operands itself); the copies
-// have their own test below. The fp32 pair is what a missing rounding would compute.
-void cpu_forward(float* out, const float* inp, const float* w, const float* b, int M, int K,
-                 int N) {
-    cpu::matmul_forward_bf16(out, inp, nullptr, w, nullptr, b, M, K, N);
-}
+// The CUDA pair without operand copies.
 void gpu_forward(float* out, const float* inp, const float* w, const float* b, int M, int K,
                  int N) {
     cuda::matmul_forward_bf16(out, inp, nullptr, w, nullptr, b, M, K, N);
-}
-void cpu_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                  const float* w, int M, int K, int N) {
-    cpu::matmul_backward_bf16(dinp, dw, db, dout, inp, nullptr, w, nullptr, M, K, N);
 }
 void gpu_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
                   const float* w, int M, int K, int N) {
     cuda::matmul_backward_bf16(dinp, dw, db, dout, inp, nullptr, w, nullptr, M, K, N);
 }
 
-const gt::MatmulPair kBf16{"matmul bf16", kRel, cpu_forward, gpu_forward, cpu_backward,
-                           gpu_backward, cpu::matmul_forward, cpu::matmul_backward};
-
-const gt::MatmulCase kCases[] = {
-    {1, 1, 1},
-    {37, 129, 65},    // odd everywhere
-    {64, 256, 128},   // aligned: tensor-core friendly without padding
-    {300, 515, 259},  // bigger, odd; several dbias tasks
-    {3, 7, 1},        // a single output column
-    {1, 64, 33},      // a single row
-    {130, 96, 200},   // K and N multiples of 8, M not
-};
+const gt::MatmulPair kBf16{"matmul bf16", gpu_forward, gpu_backward};
 
 bool is_bf16_nan(std::uint16_t b) { return (b & 0x7F80u) == 0x7F80u && (b & 0x007Fu) != 0; }
 
@@ -133,23 +103,9 @@ std::vector<float> special_values() {
 
 }  // namespace
 
-TEST_CASE("gpu to_bf16: bit-exact against cpu::bf16_bits on special values and random bits") {
+TEST_CASE("gpu to_bf16: bit-exact against cpu::bf16_bits on special values, NaNs included") {
     const auto special = special_values();
     CHECK(check_conversion(special, 1, special.size(), special.size(), "to_bf16 special values") == 6);
-
-    // Random 32-bit patterns (every exponent, denormals, inf and NaN included), a quarter of
-    // them exact ties, and random values in [-1, 1] (the operands' usual range).
-    std::mt19937 gen(77);
-    const std::size_t n = std::size_t{1} << 22;
-    std::vector<float> src(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        std::uint32_t u = static_cast<std::uint32_t>(gen());
-        if (i % 4 == 0) u = (u & 0xFFFF0000u) | 0x8000u;
-        src[i] = std::bit_cast<float>(u);
-    }
-    const auto uni = kt::random_floats(std::size_t{1} << 20, 78);
-    src.insert(src.end(), uni.begin(), uni.end());
-    CHECK(check_conversion(src, 1, src.size(), src.size(), "to_bf16 random") > 0);
 }
 
 TEST_CASE("gpu to_bf16: padded rows, and more rows than gridDim.y allows") {
@@ -162,44 +118,6 @@ TEST_CASE("gpu to_bf16: padded rows, and more rows than gridDim.y allows") {
     auto d_src = gt::to_device(a);
     gt::DeviceBuffer<std::uint16_t> d_dst(std::size_t{37 * 16});
     CHECK_THROWS_AS(cuda::to_bf16(d_dst.get(), d_src.get(), 37, 13, 12), std::invalid_argument);
-}
-
-TEST_CASE("gpu from_bf16: every bf16 pattern widens to the CPU's bits") {
-    const std::size_t n = std::size_t{65536} * 3 + 7;
-    std::vector<std::uint16_t> src(n);
-    for (std::size_t i = 0; i < n; ++i) src[i] = static_cast<std::uint16_t>(i);
-    std::vector<float> want(n);
-    cpu::from_bf16(want.data(), src.data(), n);
-    auto d_src = gt::to_device(src);
-    auto d_dst = gt::nan_buffer(n + 1);
-    cuda::from_bf16(d_dst.get(), d_src.get(), n);
-    auto got = d_dst.download();
-    CHECK(std::isnan(got[n]));   // nothing past n
-    got.pop_back();
-    gt::check_bitwise(got, want, "from_bf16");
-    cuda::from_bf16(nullptr, nullptr, 0);
-}
-
-TEST_CASE("gpu matmul bf16 forward and backward match the CPU, with and without bias") {
-    std::uint32_t seed = 100;
-    for (const gt::MatmulCase& c : kCases)
-        for (bool with_bias : {true, false})
-            gt::check_matmul_case(kBf16, c, with_bias, 0, 0, seed += 10);
-}
-
-TEST_CASE("gpu matmul bf16: a bias that is not 16-byte aligned (added after the product)") {
-    std::uint32_t seed = 300;
-    for (const gt::MatmulCase& c : kCases) gt::check_matmul_case(kBf16, c, true, 0, 1, seed += 10);
-}
-
-TEST_CASE("gpu matmul bf16: every operand aligned to 4 bytes only") {
-    std::uint32_t seed = 500;
-    for (const gt::MatmulCase& c : kCases) gt::check_matmul_case(kBf16, c, true, 1, 1, seed += 10);
-}
-
-TEST_CASE("gpu matmul bf16: empty contraction K = 0 gives out = bias and no weight gradients") {
-    gt::check_matmul_case(kBf16, {5, 0, 3}, true, 0, 0, 900);
-    gt::check_matmul_case(kBf16, {5, 0, 3}, false, 0, 0, 910);
 }
 
 TEST_CASE("gpu matmul bf16: M = 0 or N = 0 writes nothing; negative sizes throw") {
