@@ -131,6 +131,15 @@ Activation parse_activation(const std::string& s, const std::string& where) {
               (near.empty() ? "" : "did you mean '" + near + "'? ") + "use relu or gelu");
 }
 
+Recompute parse_recompute(const std::string& s, const std::string& where) {
+  for (Recompute r : {Recompute::none, Recompute::global, Recompute::local, Recompute::all})
+    if (s == recompute_name(r)) return r;
+  const std::string near = nearest_key(s, {"none", "global", "local", "all"});
+  throw Error(where, "unknown recompute setting '" + s + "'",
+              (near.empty() ? "" : "did you mean '" + near + "'? ") +
+                  "use none, global, local (megabyte only) or all");
+}
+
 std::string trim(std::string_view s) {
   const auto b = s.find_first_not_of(" \t");
   if (b == std::string_view::npos) return "";
@@ -309,7 +318,7 @@ void read_optimizer(const YamlMap& s, OptimizerConfig& o) {
 
 void read_train(const YamlMap& s, TrainConfig& t) {
   s.allow_only({"seed", "batch_size", "grad_accumulation", "steps", "optimizer", "eval_every", "eval_bytes",
-                "checkpoint_every", "keep_checkpoints", "log_every"},
+                "checkpoint_every", "keep_checkpoints", "log_every", "recompute"},
                "optimizer",
                {"lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "warmup_steps", "decay_power"});
   read(s, "seed", t.seed);
@@ -322,6 +331,8 @@ void read_train(const YamlMap& s, TrainConfig& t) {
   read(s, "checkpoint_every", t.checkpoint_every, kEveryRange);
   read(s, "keep_checkpoints", t.keep_checkpoints, kKeepRange);
   read(s, "log_every", t.log_every, kLogRange);
+  if (const auto recompute = s.optional_string("recompute"))
+    t.recompute = parse_recompute(*recompute, s.where("recompute"));
 }
 
 // Where the keys of a whole config came from, for the checks that look at several keys: an
@@ -461,6 +472,10 @@ void check_config(const Config& c, const Locator& loc) {
   check_int(where("train.checkpoint_every"), "train.checkpoint_every", t.checkpoint_every, kEveryRange);
   check_int(where("train.keep_checkpoints"), "train.keep_checkpoints", t.keep_checkpoints, kKeepRange);
   check_int(where("train.log_every"), "train.log_every", t.log_every, kLogRange);
+  if (m.kind == ModelKind::transformer && t.recompute == Recompute::local)
+    throw Error(loc.blame({"train.recompute", "model.kind"}),
+                "train.recompute is local, but a transformer has no local model",
+                "use global (or all) to recompute its one stack, or none");
 }
 
 }  // namespace
@@ -469,6 +484,16 @@ std::string_view model_kind_name(ModelKind k) {
   switch (k) {
     case ModelKind::megabyte: return "megabyte";
     case ModelKind::transformer: return "transformer";
+  }
+  return "?";
+}
+
+std::string_view recompute_name(Recompute r) {
+  switch (r) {
+    case Recompute::none: return "none";
+    case Recompute::global: return "global";
+    case Recompute::local: return "local";
+    case Recompute::all: return "all";
   }
   return "?";
 }
@@ -571,6 +596,7 @@ std::string config_to_yaml(const Config& c) {
   line("  checkpoint_every: " + std::to_string(t.checkpoint_every));
   line("  keep_checkpoints: " + std::to_string(t.keep_checkpoints));
   line("  log_every: " + std::to_string(t.log_every));
+  line("  recompute: " + std::string(recompute_name(t.recompute)));
   return y;
 }
 

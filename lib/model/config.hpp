@@ -20,6 +20,10 @@ enum class ModelKind {
 
 enum class Activation { relu, gelu };
 
+// Which stacks recompute their activations in the backward pass instead of keeping them
+// (train.recompute; ActivationPolicy in model.hpp): the same gradients in less memory.
+enum class Recompute { none, global, local, all };
+
 // One transformer stack (pre-norm decoder blocks followed by a final layer norm).
 struct StackConfig {
   int dim = 64;     // megabyte global: D_G, per byte (the stack is P·D_G wide); otherwise the width
@@ -74,6 +78,7 @@ struct TrainConfig {
   std::int64_t checkpoint_every = 500; // (0: only at the end and on interrupt)
   int keep_checkpoints = 3;            // newest N kept
   std::int64_t log_every = 10;         // JSONL metrics line every N steps
+  Recompute recompute = Recompute::none;   // stacks whose activations the backward pass recomputes
   bool operator==(const TrainConfig&) const = default;
 };
 
@@ -102,5 +107,6 @@ void validate_config(const Config& config, const std::string& name);
 
 std::string_view model_kind_name(ModelKind k);
 std::string_view activation_name(Activation a);
+std::string_view recompute_name(Recompute r);
 
 }  // namespace mb::model

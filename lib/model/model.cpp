@@ -128,6 +128,14 @@ void Model::check_decodable(int batch) const {
   if (batch < 1) throw std::logic_error("Model::make_decoder: batch must be at least 1");
 }
 
+ActivationPolicy activation_policy(const ModelConfig& model, Recompute recompute) {
+  ActivationPolicy p;
+  p.recompute_global = recompute == Recompute::global || recompute == Recompute::all;
+  p.recompute_local = model.kind == ModelKind::megabyte &&
+                      (recompute == Recompute::local || recompute == Recompute::all);
+  return p;
+}
+
 void targets_from_ids(std::int32_t* targets, const std::int32_t* ids, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) targets[i] = ids[i] < kByteValues ? ids[i] : -1;
 }

@@ -41,6 +41,9 @@ struct ActivationPolicy {
   bool operator==(const ActivationPolicy&) const = default;
 };
 
+// The policy of a config's train.recompute for its kind of model.
+ActivationPolicy activation_policy(const ModelConfig& model, Recompute recompute);
+
 // What a model holds on its device, in bytes (`megabyte bench --memory`).
 struct ModelMemory {
   std::size_t parameters = 0;    // fp32 values (a device copy; on the CPU the host buffer)

@@ -6,8 +6,9 @@ namespace mb::train {
 
 TrainingMemory plan_training_memory(const model::Config& config, backend::Device device,
                                     backend::Precision precision) {
-  const auto plan =
-      model::make_model_plan(config.model, config.train.batch_size, device, precision);
+  const auto plan = model::make_model_plan(
+      config.model, config.train.batch_size, device, precision,
+      model::activation_policy(config.model, config.train.recompute));
   const model::ModelMemory m = plan->memory();
   TrainingMemory r;
   r.parameter_count = plan->parameters().count();

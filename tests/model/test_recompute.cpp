@@ -105,3 +105,13 @@ TEST_CASE("a byte transformer has no local stack to recompute") {
                              ActivationPolicy{false, true}),
                   std::logic_error);
 }
+
+TEST_CASE("train.recompute maps to each kind's stacks") {
+  const ModelConfig mega = mt::tiny_megabyte(), tf = mt::tiny_transformer();
+  CHECK(activation_policy(mega, Recompute::none) == ActivationPolicy{false, false});
+  CHECK(activation_policy(mega, Recompute::global) == ActivationPolicy{true, false});
+  CHECK(activation_policy(mega, Recompute::local) == ActivationPolicy{false, true});
+  CHECK(activation_policy(mega, Recompute::all) == ActivationPolicy{true, true});
+  CHECK(activation_policy(tf, Recompute::global) == ActivationPolicy{true, false});
+  CHECK(activation_policy(tf, Recompute::all) == ActivationPolicy{true, false});
+}

@@ -62,6 +62,7 @@ Config megabyte_config() {
   c.train.checkpoint_every = 0;
   c.train.keep_checkpoints = 1;
   c.train.log_every = 1;
+  c.train.recompute = Recompute::local;
   return c;
 }
 
@@ -74,6 +75,7 @@ Config transformer_config() {
   c.data.modality = mb::data::Modality::audio;
   c.train.optimizer.lr = 2e-4;
   c.train.optimizer.warmup_steps = c.train.steps;   // the largest warm-up allowed
+  c.train.recompute = Recompute::all;
   return c;
 }
 
@@ -123,8 +125,10 @@ train:
   checkpoint_every: 1000
   keep_checkpoints: 5
   log_every: 20
+  recompute: global
 )",
                                 "full.yaml");
+  CHECK(c.train.recompute == Recompute::global);
   CHECK(c.model.context == 4096);
   CHECK(c.model.patch_size == 16);
   CHECK(c.model.global == StackConfig{32, 6, 4});
@@ -194,6 +198,7 @@ TEST_CASE("config: every key can be set with --set") {
   };
   const std::vector<Case> cases = {
       {"model.context=4096", [](const Config& c) { return c.model.context == 4096; }},
+      {"train.recompute=all", [](const Config& c) { return c.train.recompute == Recompute::all; }},
       {"model.patch_size=16", [](const Config& c) { return c.model.patch_size == 16; }},
       {"model.global.dim=32", [](const Config& c) { return c.model.global.dim == 32; }},
       {"model.global.layers=6", [](const Config& c) { return c.model.global.layers == 6; }},
@@ -382,8 +387,21 @@ TEST_CASE("config: an unknown enum value is named with its choices") {
                  "megabyte or transformer"});
   check_message(parse_error("model:\n  activation: swish\n"),
                 {"run.yaml: line 2: key 'model.activation'", "unknown activation 'swish'", "relu or gelu"});
+  check_message(parse_error("train:\n  recompute: globl\n"),
+                {"run.yaml: line 2: key 'train.recompute'", "unknown recompute setting 'globl'",
+                 "did you mean 'global'?", "none, global, local (megabyte only) or all"});
   check_message(parse_error("data:\n  modality: video\n"),
                 {"run.yaml: line 2: key 'data.modality'", "unknown modality 'video'", "text, image or audio"});
+}
+
+TEST_CASE("config: recomputing the local model of a transformer is refused") {
+  check_message(parse_error("model:\n  kind: transformer\ntrain:\n  recompute: local\n"),
+                {"run.yaml: line 4: key 'train.recompute'", "a transformer has no local model",
+                 "use global (or all)"});
+  check_message(parse_error("model:\n  kind: transformer\n", {"train.recompute=local"}),
+                {"--set train.recompute", "no local model"});
+  CHECK(parse_config("model:\n  kind: transformer\ntrain:\n  recompute: all\n", "t.yaml")
+            .train.recompute == Recompute::all);
 }
 
 TEST_CASE("config: a malformed --set is named") {
