@@ -159,7 +159,7 @@ int run_generation_bench(const BenchArgs& a) {
   model::Config config;
   if (!a.checkpoint.empty()) {
     checkpoint = model::resolve_checkpoint(a.checkpoint);
-    config = model::read_checkpoint_info(checkpoint, false).config;   // load_weights verifies
+    config = model::read_checkpoint_info(checkpoint, false).config;   // load_model verifies
   } else {
     config = model::load_config(a.config, a.overrides);
   }

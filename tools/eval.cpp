@@ -14,6 +14,7 @@
 #include "core/progress.hpp"
 #include "data/dataset.hpp"
 #include "model/checkpoint.hpp"
+#include "model/load_model.hpp"
 #include "model/model.hpp"
 #include "train/evaluate.hpp"
 #include "train/trainer.hpp"
@@ -60,9 +61,7 @@ int run_eval(const EvalArgs& a) {
   train::check_dataset_matches(info.config, dataset);
   const data::SplitReader& split = dataset.split(a.split);
 
-  auto net = model::make_model(info.config.model, a.batch, a.devices.make_backend());
-  model::load_weights(dir, net->parameters());
-  net->upload_parameters();
+  auto net = model::load_model(dir, info.config.model, a.batch, a.devices.make_backend());
 
   train::EvalOptions opt;
   opt.stride = a.stride;

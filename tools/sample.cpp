@@ -19,6 +19,7 @@
 #include "core/progress.hpp"
 #include "data/encoders/registry.hpp"
 #include "model/checkpoint.hpp"
+#include "model/load_model.hpp"
 #include "model/model.hpp"
 #include "model/sampling.hpp"
 #include "train/generate_samples.hpp"
@@ -81,7 +82,7 @@ struct SampleWriter {
 int run_sample(const SampleArgs& a) {
   model::validate_sampling(a.samples.sampling, "sample");
   const fs::path dir = model::resolve_checkpoint(a.checkpoint);
-  const model::CheckpointInfo info = model::read_checkpoint_info(dir, false);   // load_weights checks
+  const model::CheckpointInfo info = model::read_checkpoint_info(dir, false);   // load_model checks
   train::SampleRequest request = a.request;
   request.to_file = !a.output.empty();
   InterruptibleStdin stdin_input(g_interrupted);   // Ctrl-C ends a wait for input
@@ -97,9 +98,7 @@ int run_sample(const SampleArgs& a) {
   backend::set_cpu_threads(a.threads > 0 ? a.threads : narrow ? 1 : 0);   // 0: as they are
   // Weights only: the generator keeps its own caches, and a training window's activations
   // and gradients would only take device memory.
-  auto net = model::make_model(m, 0, a.devices.make_backend());
-  model::load_weights(dir, net->parameters());
-  net->upload_parameters();
+  auto net = model::load_model(dir, m, 0, a.devices.make_backend());
 
   const int count = a.samples.count;
   const bool to_stdout = a.output.empty();

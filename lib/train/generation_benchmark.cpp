@@ -4,8 +4,8 @@
 #include <chrono>
 #include <vector>
 
-#include "model/checkpoint.hpp"
 #include "model/generator.hpp"
+#include "model/load_model.hpp"
 #include "model/model.hpp"
 
 namespace mb::train {
@@ -28,12 +28,8 @@ GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backe
                                          const std::filesystem::path& checkpoint_dir,
                                          int batch) {
   const int T = config.model.context;
-  auto net = model::make_model(config.model, 1, std::move(backend));
-  if (checkpoint_dir.empty())
-    net->parameters().initialize(config.model.init_std, config.train.seed);
-  else
-    model::load_weights(checkpoint_dir, net->parameters());
-  net->upload_parameters();
+  auto net = checkpoint_dir.empty() ? model::init_model(config.model, config.train.seed, 1, std::move(backend))
+                                    : model::load_model(checkpoint_dir, config.model, 1, std::move(backend));
   GenerationBenchmark r;
   r.batch = batch;
 

@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "model/load_model.hpp"
 #include "model/model.hpp"
 #include "model/optimizer.hpp"
 #include "train/flops.hpp"
@@ -25,9 +26,7 @@ TrainBenchmark benchmark_training(const model::Config& config, double seconds, i
                                   backend::Device device, backend::Precision precision) {
   const model::TrainConfig& tc = config.train;
   const int T = config.model.context;
-  auto net = model::make_model(config.model, tc.batch_size, backend::make_backend(device, precision));
-  net->parameters().initialize(config.model.init_std, tc.seed);
-  net->upload_parameters();
+  auto net = model::init_model(config.model, tc.seed, tc.batch_size, backend::make_backend(device, precision));
   model::AdamW optimizer(*net);
   backend::Backend& k = *net->backend();
 

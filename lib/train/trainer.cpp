@@ -18,6 +18,7 @@
 #include "core/progress.hpp"
 #include "data/encoders/registry.hpp"
 #include "model/checkpoint.hpp"
+#include "model/load_model.hpp"
 #include "model/model.hpp"
 #include "model/optimizer.hpp"
 #include "train/evaluate.hpp"
@@ -155,28 +156,27 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   const model::TrainConfig& tc = config.train;
   const int T = config.model.context, B = tc.batch_size, A = tc.grad_accumulation;
 
-  auto net = model::make_model(config.model, B, std::move(device));
+  const auto checkpoints = options.resume ? model::list_checkpoints(options.run_dir)
+                                          : std::vector<fs::path>{};
+  // A resumed run continues from the weights of its latest checkpoint, a new one from fresh ones.
+  auto net = checkpoints.empty() ? model::init_model(config.model, tc.seed, B, std::move(device))
+                                 : model::load_model(checkpoints.back(), config.model, B, std::move(device));
   model::ParameterSet& params = net->parameters();
   model::AdamW optimizer(*net);
   WindowSampler sampler(dataset.split("train"), T, tc.seed);
   model::TrainingState state;
   TrainResult result;
 
-  const auto checkpoints = options.resume ? model::list_checkpoints(options.run_dir)
-                                          : std::vector<fs::path>{};
   if (!checkpoints.empty()) {
     const fs::path& latest = checkpoints.back();
-    model::load_weights(latest, params);
     state = model::load_optimizer_state(latest, params, optimizer.m(), optimizer.v());
     sampler.set_position({state.sampler_epoch, state.sampler_index});
     optimizer.upload();
     log_info("resuming from " + latest.string() + " (step " + std::to_string(state.step) + ")");
     result.last_checkpoint = latest;
-  } else {
-    if (options.resume) log_info("no checkpoint in " + options.run_dir.string() + " yet: starting at step 0");
-    params.initialize(config.model.init_std, tc.seed);
+  } else if (options.resume) {
+    log_info("no checkpoint in " + options.run_dir.string() + " yet: starting at step 0");
   }
-  net->upload_parameters();
   result.start_step = state.step;
   if (state.step >= tc.steps) {
     log_info("the run is complete (step " + std::to_string(state.step) + " of " +
