@@ -37,6 +37,13 @@ class Scorer {
     if (static_cast<int>(queue_.size()) == model_.max_batch()) flush();
   }
 
+  // The context-curve bucket of window position i.
+  std::size_t bucket_of(std::uint64_t i) const {
+    std::size_t k = 0;
+    while (report_.context_curve[k].last <= i) ++k;
+    return k;
+  }
+
   void flush() {
     if (queue_.empty()) return;
     model_.forward(ids_.data(), static_cast<int>(queue_.size()), false, 0);
@@ -52,6 +59,11 @@ class Scorer {
           if (!report_.positions.empty()) {
             report_.positions[i % P_].loss += losses[b * T_ + i];
             ++report_.positions[i % P_].bytes;
+          }
+          if (!report_.context_curve.empty()) {
+            EvalResult& bucket = report_.context_curve[bucket_of(i)].result;
+            bucket.loss += losses[b * T_ + i];
+            ++bucket.bytes;
           }
         }
       report_.total.loss += loss;
@@ -81,6 +93,14 @@ class Scorer {
 
 }  // namespace
 
+std::vector<ContextBucket> context_buckets(std::uint64_t T) {
+  std::vector<ContextBucket> buckets;
+  constexpr std::uint64_t kFirst = 1024;
+  for (std::uint64_t first = 0, last = kFirst; first < T; first = last, last *= 2)
+    buckets.push_back({first, std::min(last, T), {}});
+  return buckets;
+}
+
 double EvalResult::bits_per_byte() const {
   return bytes == 0 ? 0.0 : loss / static_cast<double>(bytes) / std::log(2.0);
 }
@@ -106,6 +126,7 @@ EvalReport evaluate(model::Model& model, const data::SplitReader& split, const E
 
   EvalReport report;
   if (opt.per_position) report.positions.resize(static_cast<std::size_t>(P));
+  if (opt.context_curve) report.context_curve = context_buckets(T);
   Scorer scorer(model, split, report, opt.per_document, opt.progress);
   std::uint64_t planned = 0;   // bytes scored by the windows queued so far
   for (std::uint64_t doc = 0; doc < split.documents(); ++doc) {

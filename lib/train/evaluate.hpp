@@ -41,9 +41,20 @@ struct EvalOptions {
   std::uint64_t max_bytes = 0;  // stop once at least this many bytes are scored (0: all)
   bool per_document = false;    // fill EvalReport::documents
   bool per_position = false;    // fill EvalReport::positions (by position within a patch)
+  bool context_curve = false;   // fill EvalReport::context_curve (by position within the window)
   // Called after each batch with the bytes scored so far; returning false stops early.
   std::function<bool(std::uint64_t)> progress;
 };
+
+// The bytes a window scored at positions [first, last) of the window: how much context they had.
+struct ContextBucket {
+  std::uint64_t first = 0, last = 0;
+  EvalResult result;
+};
+
+// The buckets of the context curve for windows of T bytes: positions 0-1K, 1K-2K, 2K-4K, ...
+// doubling up to T (the last one cut at T; a single bucket where T <= 1024).
+std::vector<ContextBucket> context_buckets(std::uint64_t T);
 
 struct EvalReport {
   EvalResult total;
@@ -51,6 +62,10 @@ struct EvalReport {
   // With per_position: P entries, the scored bytes at each position within their patch (of
   // the window that scored them), the paper's view of where in a patch the loss lies.
   std::vector<EvalResult> positions;
+  // With context_curve: context_buckets(T), each with the bytes scored at those positions of
+  // their window (whichever pass or stride scored them). Their bytes add up to total.bytes and
+  // their losses to total.loss: how much a longer context buys.
+  std::vector<ContextBucket> context_curve;
   bool stopped = false;                   // progress() asked to stop
 };
 

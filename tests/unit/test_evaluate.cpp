@@ -294,3 +294,61 @@ TEST_CASE("evaluate: strided inference keeps the first half of every patch from 
   opt.strided = true;
   CHECK(contains(error_of([&] { mb::train::evaluate(*transformer, ds.split("validation"), opt); }), "needs a model with patches"));
 }
+
+TEST_CASE("context curve: buckets double from 1K up to T") {
+  using mb::train::context_buckets;
+  const auto b = context_buckets(5000);
+  REQUIRE(b.size() == 4);
+  CHECK(b[0].first == 0);
+  CHECK(b[0].last == 1024);
+  CHECK(b[1].first == 1024);
+  CHECK(b[1].last == 2048);
+  CHECK(b[2].last == 4096);
+  CHECK(b[3].first == 4096);
+  CHECK(b[3].last == 5000);   // cut at T
+  REQUIRE(context_buckets(512).size() == 1);
+  CHECK(context_buckets(512)[0].last == 512);
+  CHECK(context_buckets(1024).size() == 1);
+  CHECK(context_buckets(4096).size() == 3);
+}
+
+TEST_CASE("context curve: the buckets add up to the total with every method, by window position") {
+  // T = 4096 (buckets 0-1K, 1K-2K, 2K-4K), documents shorter and longer than a window.
+  mb::model::ModelConfig c = tiny_model_config();
+  c.context = 4096;
+  c.patch_size = 8;
+  const std::vector<Bytes> docs = random_documents({700, 1500, 5000}, 41);
+  SmallDataset ds("tp-eval-curve", {Bytes(50, 'x')}, docs);
+  auto model = tiny_model(9, 2, c);
+  const std::uint64_t all = 700 + 1500 + 5000;
+  struct Method {
+    std::uint64_t stride;
+    bool strided;
+  };
+  for (const Method m : {Method{0, false}, Method{1000, false}, Method{0, true}, Method{3000, true}}) {
+    INFO("stride " << m.stride << (m.strided ? ", strided" : ""));
+    mb::train::EvalOptions opt;
+    opt.stride = m.stride;
+    opt.strided = m.strided;
+    opt.context_curve = true;
+    const mb::train::EvalReport r = mb::train::evaluate(*model, ds.split("validation"), opt);
+    REQUIRE(r.context_curve.size() == 3);
+    std::uint64_t bytes = 0;
+    double loss = 0.0;
+    for (const auto& b : r.context_curve) {
+      bytes += b.result.bytes;
+      loss += b.result.loss;
+    }
+    CHECK(r.total.bytes == all);
+    CHECK(bytes == all);
+    CHECK(loss == doctest::Approx(r.total.loss).epsilon(1e-12));
+    if (m.stride == 0 && !m.strided) {
+      // Plain windows at 0 and 4096: 700 + 1500 + 5000 bytes put 700 + 1024 + 1024 + 904
+      // (the second window of the long document: bytes 4096..5000) = 3652 in the first
+      // bucket, 476 + 1024 = 1500 in the second, 2048 in the third.
+      CHECK(r.context_curve[0].result.bytes == 700 + 1024 + 1024 + 904);
+      CHECK(r.context_curve[1].result.bytes == 476 + 1024);
+      CHECK(r.context_curve[2].result.bytes == 2048);
+    }
+  }
+}
