@@ -7,16 +7,18 @@
 namespace mb::model {
 
 std::unique_ptr<Model> load_model(const std::filesystem::path& checkpoint_dir, const ModelConfig& config,
-                                  int max_batch, std::shared_ptr<backend::Backend> backend) {
-  auto net = make_model(config, max_batch, std::move(backend));
+                                  int max_batch, std::shared_ptr<backend::Backend> backend,
+                                  const ActivationPolicy& policy) {
+  auto net = make_model(config, max_batch, std::move(backend), policy);
   load_weights(checkpoint_dir, net->parameters());
   net->upload_parameters();
   return net;
 }
 
 std::unique_ptr<Model> init_model(const ModelConfig& config, std::uint64_t seed, int max_batch,
-                                  std::shared_ptr<backend::Backend> backend) {
-  auto net = make_model(config, max_batch, std::move(backend));
+                                  std::shared_ptr<backend::Backend> backend,
+                                  const ActivationPolicy& policy) {
+  auto net = make_model(config, max_batch, std::move(backend), policy);
   net->parameters().initialize(config.init_std, seed);
   net->upload_parameters();
   return net;

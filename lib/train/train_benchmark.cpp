@@ -26,7 +26,9 @@ TrainBenchmark benchmark_training(const model::Config& config, double seconds, i
                                   backend::Device device, backend::Precision precision) {
   const model::TrainConfig& tc = config.train;
   const int T = config.model.context;
-  auto net = model::init_model(config.model, tc.seed, tc.batch_size, backend::make_backend(device, precision));
+  auto net = model::init_model(config.model, tc.seed, tc.batch_size,
+                               backend::make_backend(device, precision),
+                               model::activation_policy(config.model, tc.recompute));
   model::AdamW optimizer(*net);
   backend::Backend& k = *net->backend();
 

@@ -159,8 +159,10 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   const auto checkpoints = options.resume ? model::list_checkpoints(options.run_dir)
                                           : std::vector<fs::path>{};
   // A resumed run continues from the weights of its latest checkpoint, a new one from fresh ones.
-  auto net = checkpoints.empty() ? model::init_model(config.model, tc.seed, B, std::move(device))
-                                 : model::load_model(checkpoints.back(), config.model, B, std::move(device));
+  const model::ActivationPolicy policy = model::activation_policy(config.model, tc.recompute);
+  auto net = checkpoints.empty()
+                 ? model::init_model(config.model, tc.seed, B, std::move(device), policy)
+                 : model::load_model(checkpoints.back(), config.model, B, std::move(device), policy);
   model::ParameterSet& params = net->parameters();
   model::AdamW optimizer(*net);
   WindowSampler sampler(dataset.split("train"), T, tc.seed);
