@@ -10,9 +10,9 @@
 #include "device_options.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
-#include "data/encoders/registry.hpp"
 #include "core/progress.hpp"
 #include "data/dataset.hpp"
+#include "data/encoders/registry.hpp"
 #include "model/checkpoint.hpp"
 #include "model/load_model.hpp"
 #include "model/model.hpp"
@@ -30,6 +30,7 @@ struct EvalArgs {
   bool strided = false;
   bool per_doc = false;
   bool per_position = false;
+  bool context_curve = false;
   bool json = false;
   std::uint64_t max_bytes = 0;
   int batch = 8;
@@ -44,6 +45,14 @@ std::string method_name(const EvalArgs& a, int T) {
   if (a.strided) m += ", strided inference (two passes, offset P/2)";
   if (a.max_bytes) m += "; a prefix of the split (--max-bytes " + std::to_string(a.max_bytes) + ")";
   return m;
+}
+
+// A window position as the curve's table shows it: 1024 -> "1K", 1048576 -> "1M", others
+// as they are.
+std::string human_count(std::uint64_t n) {
+  if (n >= (1u << 20) && n % (1u << 20) == 0) return std::to_string(n >> 20) + "M";
+  if (n >= 1024 && n % 1024 == 0) return std::to_string(n >> 10) + "K";
+  return std::to_string(n);
 }
 
 std::string bpb_text(const train::EvalResult& r) {
@@ -69,6 +78,7 @@ int run_eval(const EvalArgs& a) {
   opt.max_bytes = a.max_bytes;
   opt.per_document = a.per_doc;
   opt.per_position = a.per_position;
+  opt.context_curve = a.context_curve;
   const std::uint64_t target = a.max_bytes ? std::min(a.max_bytes, split.bytes()) : split.bytes();
   Progress progress("eval", target, "bytes");
   opt.progress = [&](std::uint64_t bytes) {
@@ -106,6 +116,13 @@ int run_eval(const EvalArgs& a) {
                                      {"bpb", report.positions[p].bytes ? nlohmann::json(report.positions[p].bits_per_byte())
                                                                        : nlohmann::json(nullptr)}});
     }
+    if (a.context_curve) {
+      j["context_curve"] = nlohmann::json::array();
+      for (const train::ContextBucket& b : report.context_curve)
+        j["context_curve"].push_back({{"first", b.first}, {"last", b.last}, {"bytes", b.result.bytes},
+                                      {"bpb", b.result.bytes ? nlohmann::json(b.result.bits_per_byte())
+                                                             : nlohmann::json(nullptr)}});
+    }
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
@@ -124,6 +141,14 @@ int run_eval(const EvalArgs& a) {
     for (std::size_t p = 0; p < report.positions.size(); ++p)
       std::printf("%8zu %12llu %8s\n", p, static_cast<unsigned long long>(report.positions[p].bytes),
                   bpb_text(report.positions[p]).c_str());
+  }
+  if (a.context_curve) {
+    std::printf("\n%-17s %12s %8s\n", "window positions", "bytes", "bpb");
+    for (const train::ContextBucket& b : report.context_curve) {
+      const std::string range = human_count(b.first) + "-" + human_count(b.last);
+      std::printf("%-17s %12llu %8s\n", range.c_str(), static_cast<unsigned long long>(b.result.bytes),
+                  bpb_text(b.result).c_str());
+    }
   }
   if (a.per_doc) {
     std::printf("\n%12s %8s  %s\n", "bytes", "bpb", "document");
@@ -144,6 +169,7 @@ RunFunction add_eval_command(CLI::App& app) {
       "  megabyte eval runs/kjv data/dev/kjv.dataset\n"
       "  megabyte eval runs/kjv data/dev/kjv.dataset --stride 256 --strided\n"
       "  megabyte eval runs/kjv data/dev/kjv.dataset --per-doc --json\n"
+      "  megabyte eval runs/long data/dev/long.dataset --context-curve\n"
       "\nEvery document is scored from an empty context; bpb = sum of -log2 p / bytes.\n"
       "See megabyte-eval(1).");
   sub->add_option("CHECKPOINT", a->checkpoint, "A run directory (its newest checkpoint), a checkpoint directory or its model.safetensors")->required();
@@ -155,6 +181,9 @@ RunFunction add_eval_command(CLI::App& app) {
   sub->add_flag("--per-doc", a->per_doc, "Also report every document");
   sub->add_flag("--per-position", a->per_position,
                 "Also report bpb by position within a patch (where in a patch the loss lies)");
+  sub->add_flag("--context-curve", a->context_curve,
+                "Also report bpb by the byte's position in its window, in doubling buckets "
+                "(0-1K, 1K-2K, 2K-4K, ... T): what a longer context buys");
   sub->add_option("--max-bytes", a->max_bytes, "Score only a prefix of the split: at least this many bytes, in whole windows (K, M, G suffixes)")
       ->transform(CLI::AsSizeValue(false));
   sub->add_option("--batch", a->batch, "Windows per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();

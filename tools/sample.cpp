@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <span>
 #include <optional>
+#include <span>
 
 #include "backend/backend.hpp"
 #include "command.hpp"

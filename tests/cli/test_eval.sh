@@ -51,6 +51,27 @@ assert sum(r["bytes"] for r in rows) == plain["bytes"]
 total = sum(r["bpb"] * r["bytes"] for r in rows) / plain["bytes"]
 assert abs(total - plain["bpb"]) < 1e-9, (total, plain["bpb"])
 PY
+# The context curve: a model of T = 2048 has buckets 0-1K and 1K-2K, which add up to the total
+# with every method; the table shows them.
+"$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o long "${small[@]}" --set model.context=2048 \
+  --set train.steps=2 --set train.batch_size=1 --set train.eval_every=0 \
+  --set train.optimizer.warmup_steps=1 >/dev/null
+for method in "" "--stride 512" "--strided" "--stride 700 --strided"; do
+  # shellcheck disable=SC2086
+  "$MEGABYTE" -q eval long text.ds $method --context-curve --json >curve.json
+  python3 - curve.json "$method" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+c = j["context_curve"]
+assert [(b["first"], b["last"]) for b in c] == [(0, 1024), (1024, 2048)], (sys.argv[2], c)
+assert sum(b["bytes"] for b in c) == j["bytes"], (sys.argv[2], c, j["bytes"])
+total = sum(b["bpb"] * b["bytes"] for b in c if b["bytes"]) / j["bytes"]
+assert abs(total - j["bpb"]) < 1e-9, (sys.argv[2], total, j["bpb"])
+PY
+done
+"$MEGABYTE" eval long text.ds --context-curve >curve.txt
+grep -Eq '^1K-2K +[0-9]+ +[0-9]+\.[0-9]{4}$' curve.txt || { cat curve.txt; fail "context curve row"; }
+
 "$MEGABYTE" eval run text.ds --stride 32 --strided >table.txt
 grep -q "sliding window, T = 128, stride 32, strided inference" table.txt || { cat table.txt; fail "method line"; }
 grep -Eq '^validation +[0-9]+\.[0-9]{4} ' table.txt || { cat table.txt; fail "bpb row"; }
