@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.hpp"
@@ -39,6 +41,7 @@ struct BenchArgs {
   std::uint64_t cache = 512ull << 20;
   bool json = false;
   bool memory = false;
+  std::uint64_t fit = 0;   // --memory --fit: a device's bytes
   int batch = 1;   // --generate: sequences side by side
   DeviceOptions devices;
 };
@@ -53,6 +56,17 @@ int run_memory_plan(const BenchArgs& a) {
   const train::TrainingMemory m = train::plan_training_memory(config, device, precision);
   const int batch = config.train.batch_size;
   const std::string dev(backend::device_name(device));
+  const std::string recompute(model::recompute_name(config.train.recompute));
+  // With --fit: whether the plan fits that many bytes and, where not, a way to take the same
+  // step that does.
+  std::optional<train::FittingPlan> fitting;
+  if (a.fit && m.total() > a.fit) fitting = train::fit_training_memory(config, device, precision, a.fit);
+  auto fit_advice = [&] {
+    if (!fitting) return std::string();
+    return "--set train.batch_size=" + std::to_string(fitting->batch_size) +
+           " --set train.grad_accumulation=" + std::to_string(fitting->grad_accumulation) +
+           " --set train.recompute=" + std::string(model::recompute_name(fitting->recompute));
+  };
   if (a.json) {
     nlohmann::json j{{"benchmark", "memory"}, {"config", a.config}, {"device", dev},
                      {"precision", std::string(backend::precision_name(precision))},
@@ -61,7 +75,18 @@ int run_memory_plan(const BenchArgs& a) {
                      {"parameter_bytes", m.parameters}, {"gradient_bytes", m.gradients},
                      {"optimizer_bytes", m.optimizer}, {"bf16_weight_bytes", m.bf16_weights},
                      {"activation_bytes", m.activations},
-                     {"workspace_bytes", m.workspace}, {"total_bytes", m.total()}};
+                     {"workspace_bytes", m.workspace}, {"total_bytes", m.total()},
+                     {"recompute", recompute}};
+    if (a.fit) {
+      j["fit_bytes"] = a.fit;
+      j["fits"] = m.total() <= a.fit;
+      if (m.total() > a.fit)
+        j["fitting"] = fitting ? nlohmann::json{{"batch_size", fitting->batch_size},
+                                                {"grad_accumulation", fitting->grad_accumulation},
+                                                {"recompute", std::string(model::recompute_name(fitting->recompute))},
+                                                {"total_bytes", fitting->memory.total()}}
+                               : nlohmann::json(nullptr);
+    }
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
@@ -69,10 +94,11 @@ int run_memory_plan(const BenchArgs& a) {
     std::printf("  %-20s %10s%s%s\n", what, human_bytes(static_cast<double>(bytes)).c_str(),
                 note.empty() ? "" : "  ", note.c_str());
   };
-  std::printf("memory on %s, %s matrix products, for %s (batch %d x T %d, %.2fM parameters):\n",
+  std::printf("memory on %s, %s matrix products, for %s (batch %d x T %d, %.2fM parameters, "
+              "recompute %s):\n",
               dev.c_str(), std::string(backend::precision_name(precision)).c_str(),
               a.config.c_str(), batch, config.model.context,
-              static_cast<double>(m.parameter_count) / 1e6);
+              static_cast<double>(m.parameter_count) / 1e6, recompute.c_str());
   row("parameters", m.parameters, "fp32");
   row("gradients", m.gradients, "fp32");
   row("AdamW moments", m.optimizer, "fp32 m and v");
@@ -82,6 +108,19 @@ int run_memory_plan(const BenchArgs& a) {
   row("total", m.total(), device == backend::Device::cuda
                               ? "plus the CUDA context and the kernels' per-op temporaries"
                               : "plus the kernels' per-op temporaries");
+  if (a.fit) {
+    const std::string budget = human_bytes(static_cast<double>(a.fit));
+    if (m.total() <= a.fit)
+      std::printf("fits %s\n", budget.c_str());
+    else if (fitting)
+      std::printf("does not fit %s; the same step (%d windows) fits as %s (total %s)\n",
+                  budget.c_str(), batch * config.train.grad_accumulation, fit_advice().c_str(),
+                  human_bytes(static_cast<double>(fitting->memory.total())).c_str());
+    else
+      std::printf("does not fit %s, not even one window at a time with train.recompute all: "
+                  "lower model.context or the model's widths\n",
+                  budget.c_str());
+  }
   return kExitOk;
 }
 
@@ -267,6 +306,11 @@ RunFunction add_bench_command(CLI::App& app) {
       "--memory", a->memory,
       "With --config: print the memory the config needs on the device (from the model's "
       "allocation plan; runs nothing, needs no GPU)")->needs(config_opt);
+  sub->add_option("--fit", a->fit,
+                  "With --memory: whether the plan fits this many bytes (e.g. 72G for an 80 GB GPU "
+                  "with room for the CUDA context), and if not, which micro-batch, accumulation "
+                  "and recomputation would (K, M, G suffixes)")
+      ->transform(CLI::AsSizeValue(false));
   add_device_options(sub, a->devices);
   CLI::Option* batch_opt =
       sub->add_option("--batch", a->batch,

@@ -1,5 +1,7 @@
 #include "train/memory_plan.hpp"
 
+#include <vector>
+
 #include "model/model.hpp"
 
 namespace mb::train {
@@ -19,6 +21,30 @@ TrainingMemory plan_training_memory(const model::Config& config, backend::Device
   r.activations = m.activations;
   r.workspace = device == backend::Device::cuda ? backend::kCudaMatmulWorkspaceBytes : 0;
   return r;
+}
+
+std::optional<FittingPlan> fit_training_memory(const model::Config& config, backend::Device device,
+                                               backend::Precision precision, std::size_t budget) {
+  using model::Recompute;
+  const int step = config.train.batch_size * config.train.grad_accumulation;
+  std::vector<Recompute> settings{Recompute::none};
+  if (config.model.kind == model::ModelKind::megabyte) settings.push_back(Recompute::local);
+  settings.push_back(Recompute::global);
+  if (config.model.kind == model::ModelKind::megabyte) settings.push_back(Recompute::all);
+  // Fewer windows at once cost speed, recomputation costs a forward pass: the largest
+  // micro-batch up to the configured one first, and for each the least recomputation.
+  for (int b = config.train.batch_size; b >= 1; --b) {
+    if (step % b != 0) continue;
+    for (Recompute r : settings) {
+      model::Config c = config;
+      c.train.batch_size = b;
+      c.train.grad_accumulation = step / b;
+      c.train.recompute = r;
+      const TrainingMemory m = plan_training_memory(c, device, precision);
+      if (m.total() <= budget) return FittingPlan{b, step / b, r, m};
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace mb::train

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 
 #include "backend/backend.hpp"
 #include "model/config.hpp"
@@ -27,5 +28,19 @@ struct TrainingMemory {
 // heads wider than the CUDA kernels take.
 TrainingMemory plan_training_memory(const model::Config& config, backend::Device device,
                                     backend::Precision precision);
+
+// A way to run the same optimiser step (batch_size × grad_accumulation windows) within a memory
+// budget: the largest micro-batch (up to train.batch_size) that divides the step and fits, with
+// the least recomputation that lets it fit (none, then local, global, all).
+struct FittingPlan {
+  int batch_size = 0;
+  int grad_accumulation = 0;
+  model::Recompute recompute = model::Recompute::none;
+  TrainingMemory memory;
+};
+// The plan that fits `budget` bytes, or nothing when even one window with every stack
+// recomputed does not. Micro-batches larger than the configured one are not tried.
+std::optional<FittingPlan> fit_training_memory(const model::Config& config, backend::Device device,
+                                               backend::Precision precision, std::size_t budget);
 
 }  // namespace mb::train

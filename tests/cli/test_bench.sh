@@ -102,6 +102,30 @@ assert fp32["activation_bytes"] == cpu["activation_bytes"] > 0, (fp32, cpu)
 assert abs(b16["activation_bytes"] - 2 * cuda["activation_bytes"]) < 0.01 * b16["activation_bytes"], (b16, cuda)
 assert b16["parameter_bytes"] == cuda["parameter_bytes"]
 PY
+# train.recompute: smaller activations, said in the plan; --fit finds a way to take the same
+# step within a budget (the least recomputation, the largest micro-batch), or says none fits.
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cpu --json --set train.recompute=all >mem_rc.json
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cpu --json --fit 1G >fit_big.json
+budget=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print(p["total_bytes"] - p["activation_bytes"] // 3)' mem_cpu.json)
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cpu --json --fit "$budget" >fit.json
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cpu --fit "$budget" >fit.txt
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cpu --json --fit 1M >fit_none.json
+python3 - mem_cpu.json mem_rc.json fit_big.json fit.json fit_none.json "$budget" <<'PY'
+import json, sys
+plain, rc, big, fit, none = (json.load(open(f)) for f in sys.argv[1:6])
+budget = int(sys.argv[6])
+assert plain["recompute"] == "none" and rc["recompute"] == "all", (plain, rc)
+assert rc["activation_bytes"] < plain["activation_bytes"] and rc["parameter_bytes"] == plain["parameter_bytes"]
+assert big["fits"] is True and "fitting" not in big, big
+assert fit["fits"] is False and fit["fit_bytes"] == budget, fit
+f = fit["fitting"]
+assert f["total_bytes"] <= budget, f
+assert f["batch_size"] * f["grad_accumulation"] == plain["batch_size"] * 1, f   # tiny-cpu: 8 x 1
+assert f["batch_size"] < plain["batch_size"] or f["recompute"] != "none", f
+assert none["fits"] is False and none["fitting"] is None, none
+PY
+grep -q "does not fit .*; the same step (8 windows) fits as --set train.batch_size=" fit.txt || { cat fit.txt; fail "--fit advice"; }
+grep -q "recompute none" mem.txt || { cat mem.txt; fail "the plan names its recompute setting"; }
 expect_fail 1 "is for generation" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --batch 4 --seconds 0.1
 expect_fail 1 "model.global.heads" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda \
   --set model.global.heads=1
