@@ -50,8 +50,13 @@ constexpr int kVecs = NR / 8;  // vectors per tile row
 
 // C[M,N] (+)= A[M,K] · B[K,N], with M a multiple of MR and N a multiple of NR. A is read as
 // A[m * lda + k], or A[k * lda + m] when kTransA; B as B[k * ldb + n]; C as C[m * ldc + n].
+//
+// Always inlined: its callers are target_clones functions (MB_CPU_CLONES), and only code
+// inlined into a clone is compiled for the clone's instruction set. GCC kept one out-of-line
+// copy of this template for the default target (SSE2: two-lane-pair mulps/addps with the
+// accumulator spilled to the stack) and called it from the AVX2 and AVX-512 clones alike.
 template <bool kTransA, bool kAccumulate>
-inline void gemm_tile(float* __restrict C, int ldc, const float* __restrict A, int lda,
+__attribute__((always_inline)) inline void gemm_tile(float* __restrict C, int ldc, const float* __restrict A, int lda,
                       const float* __restrict B, int ldb, int M, int N, int K) {
     for (int m0 = 0; m0 < M; m0 += MR)
         for (int n0 = 0; n0 < N; n0 += NR) {
