@@ -41,8 +41,8 @@ struct BenchArgs {
   std::uint64_t cache = 512ull << 20;
   bool json = false;
   bool memory = false;
-  std::uint64_t fit = 0;   // --memory --fit: a device's bytes
-  int batch = 1;   // --generate: sequences side by side
+  std::uint64_t fit = 0; // --memory --fit: a device's bytes
+  int batch = 1; // --generate: sequences side by side
   DeviceOptions devices;
 };
 
@@ -60,7 +60,8 @@ int run_memory_plan(const BenchArgs& a) {
   // With --fit: whether the plan fits that many bytes and, where not, a way to take the same
   // step that does.
   std::optional<train::FittingPlan> fitting;
-  if (a.fit && m.total() > a.fit) fitting = train::fit_training_memory(config, device, precision, a.fit);
+  if (a.fit && m.total() > a.fit)
+    fitting = train::fit_training_memory(config, device, precision, a.fit);
   auto fit_advice = [&] {
     if (!fitting) return std::string();
     return "--set train.batch_size=" + std::to_string(fitting->batch_size) +
@@ -68,24 +69,32 @@ int run_memory_plan(const BenchArgs& a) {
            " --set train.recompute=" + std::string(model::recompute_name(fitting->recompute));
   };
   if (a.json) {
-    nlohmann::json j{{"benchmark", "memory"}, {"config", a.config}, {"device", dev},
+    nlohmann::json j{{"benchmark", "memory"},
+                     {"config", a.config},
+                     {"device", dev},
                      {"precision", std::string(backend::precision_name(precision))},
-                     {"batch_size", batch}, {"context", config.model.context},
+                     {"batch_size", batch},
+                     {"context", config.model.context},
                      {"parameters", m.parameter_count},
-                     {"parameter_bytes", m.parameters}, {"gradient_bytes", m.gradients},
-                     {"optimizer_bytes", m.optimizer}, {"bf16_weight_bytes", m.bf16_weights},
+                     {"parameter_bytes", m.parameters},
+                     {"gradient_bytes", m.gradients},
+                     {"optimizer_bytes", m.optimizer},
+                     {"bf16_weight_bytes", m.bf16_weights},
                      {"activation_bytes", m.activations},
-                     {"workspace_bytes", m.workspace}, {"total_bytes", m.total()},
+                     {"workspace_bytes", m.workspace},
+                     {"total_bytes", m.total()},
                      {"recompute", recompute}};
     if (a.fit) {
       j["fit_bytes"] = a.fit;
       j["fits"] = m.total() <= a.fit;
       if (m.total() > a.fit)
-        j["fitting"] = fitting ? nlohmann::json{{"batch_size", fitting->batch_size},
-                                                {"grad_accumulation", fitting->grad_accumulation},
-                                                {"recompute", std::string(model::recompute_name(fitting->recompute))},
-                                                {"total_bytes", fitting->memory.total()}}
-                               : nlohmann::json(nullptr);
+        j["fitting"] =
+            fitting ? nlohmann::json{{"batch_size", fitting->batch_size},
+                                     {"grad_accumulation", fitting->grad_accumulation},
+                                     {"recompute",
+                                      std::string(model::recompute_name(fitting->recompute))},
+                                     {"total_bytes", fitting->memory.total()}}
+                    : nlohmann::json(nullptr);
     }
     std::cout << j.dump(2) << "\n";
     return kExitOk;
@@ -94,20 +103,21 @@ int run_memory_plan(const BenchArgs& a) {
     std::printf("  %-20s %10s%s%s\n", what, human_bytes(static_cast<double>(bytes)).c_str(),
                 note.empty() ? "" : "  ", note.c_str());
   };
-  std::printf("memory on %s, %s matrix products, for %s (batch %d x T %d, %.2fM parameters, "
-              "recompute %s):\n",
-              dev.c_str(), std::string(backend::precision_name(precision)).c_str(),
-              a.config.c_str(), batch, config.model.context,
-              static_cast<double>(m.parameter_count) / 1e6, recompute.c_str());
+  std::printf(
+      "memory on %s, %s matrix products, for %s (batch %d x T %d, %.2fM parameters, "
+      "recompute %s):\n",
+      dev.c_str(), std::string(backend::precision_name(precision)).c_str(), a.config.c_str(), batch,
+      config.model.context, static_cast<double>(m.parameter_count) / 1e6, recompute.c_str());
   row("parameters", m.parameters, "fp32");
   row("gradients", m.gradients, "fp32");
   row("AdamW moments", m.optimizer, "fp32 m and v");
-  if (m.bf16_weights) row("bf16 weight copy", m.bf16_weights, "what the products read; AdamW writes it");
+  if (m.bf16_weights)
+    row("bf16 weight copy", m.bf16_weights, "what the products read; AdamW writes it");
   row("activations", m.activations, "what forward keeps for backward, scratch, ids");
   if (m.workspace) row("cuBLASLt workspace", m.workspace, "");
-  row("total", m.total(), device == backend::Device::cuda
-                              ? "plus the CUDA context and the kernels' per-op temporaries"
-                              : "plus the kernels' per-op temporaries");
+  row("total", m.total(),
+      device == backend::Device::cuda ? "plus the CUDA context and the kernels' per-op temporaries"
+                                      : "plus the kernels' per-op temporaries");
   if (a.fit) {
     const std::string budget = human_bytes(static_cast<double>(a.fit));
     if (m.total() <= a.fit)
@@ -117,9 +127,10 @@ int run_memory_plan(const BenchArgs& a) {
                   budget.c_str(), batch * config.train.grad_accumulation, fit_advice().c_str(),
                   human_bytes(static_cast<double>(fitting->memory.total())).c_str());
     else
-      std::printf("does not fit %s, not even one window at a time with train.recompute all: "
-                  "lower model.context or the model's widths\n",
-                  budget.c_str());
+      std::printf(
+          "does not fit %s, not even one window at a time with train.recompute all: "
+          "lower model.context or the model's widths\n",
+          budget.c_str());
   }
   return kExitOk;
 }
@@ -138,33 +149,47 @@ int run_training_bench(const BenchArgs& a) {
   const backend::Device device = chosen_device(a);
   const bool gpu = device == backend::Device::cuda;
   backend::require_device(device);
-  log_info("bench: training " + a.config + " (" + std::string(model::model_kind_name(m.kind)) +
-           ", T " + std::to_string(m.context) + ", batch " + std::to_string(config.train.batch_size) +
-           "x" + std::to_string(config.train.grad_accumulation) + ") on " +
-           (gpu ? std::string("cuda") : human_count(threads, "thread", "threads")) +
-           " for at least " + std::to_string(a.min_steps) + " steps and " + fixed1(a.seconds) + " s");
+  log_info(
+      "bench: training " + a.config + " (" + std::string(model::model_kind_name(m.kind)) + ", T " +
+      std::to_string(m.context) + ", batch " + std::to_string(config.train.batch_size) + "x" +
+      std::to_string(config.train.grad_accumulation) + ") on " +
+      (gpu ? std::string("cuda") : human_count(threads, "thread", "threads")) + " for at least " +
+      std::to_string(a.min_steps) + " steps and " + fixed1(a.seconds) + " s");
   const backend::Precision precision = a.devices.resolved_precision();
   const train::TrainBenchmark t =
       train::benchmark_training(config, a.seconds, a.min_steps, device, precision);
   const int sgemm_n = gpu ? 4096 : 1024;
   const double sgemm = train::measure_sgemm_gflops(device, precision, sgemm_n, 1.0);
   const std::string gemm = precision == backend::Precision::bf16 ? "bf16 gemm" : "sgemm";
-  const double state_bytes = 4.0 * sizeof(float) * static_cast<double>(t.parameters);  // weights, grads, m, v
+  const double state_bytes =
+      4.0 * sizeof(float) * static_cast<double>(t.parameters); // weights, grads, m, v
   // Model FLOP utilisation: achieved model FLOP/s over the device's peak (device_peaks.cpp).
   const double mfu_bf16 = t.peak_bf16_flops > 0 ? t.gflops() * 1e9 / t.peak_bf16_flops : 0.0;
   const double mfu_fp32 = t.peak_fp32_flops > 0 ? t.gflops() * 1e9 / t.peak_fp32_flops : 0.0;
   if (a.json) {
-    nlohmann::json j{{"benchmark", "train"}, {"config", a.config}, {"threads", threads},
-                     {"device", std::string(backend::device_name(device))}, {"device_name", t.device},
+    nlohmann::json j{{"benchmark", "train"},
+                     {"config", a.config},
+                     {"threads", threads},
+                     {"device", std::string(backend::device_name(device))},
+                     {"device_name", t.device},
                      {"peak_device_bytes", t.peak_device_bytes},
-                     {"peak_bf16_flops", t.peak_bf16_flops}, {"peak_fp32_flops", t.peak_fp32_flops},
-                     {"mfu_bf16", mfu_bf16}, {"mfu_fp32", mfu_fp32}, {"sgemm_n", sgemm_n},
+                     {"peak_bf16_flops", t.peak_bf16_flops},
+                     {"peak_fp32_flops", t.peak_fp32_flops},
+                     {"mfu_bf16", mfu_bf16},
+                     {"mfu_fp32", mfu_fp32},
+                     {"sgemm_n", sgemm_n},
                      {"precision", std::string(backend::precision_name(precision))},
-                     {"steps", t.steps}, {"seconds", t.seconds}, {"step_seconds", t.step_seconds()},
-                     {"bytes_per_second", t.bytes_per_second()}, {"gflops", t.gflops()},
-                     {"flops_per_step", t.flops_per_step}, {"sgemm_gflops", sgemm},
-                     {"fraction_of_sgemm", t.gflops() / sgemm}, {"parameters", t.parameters},
-                     {"activation_bytes", t.activation_bytes}, {"parameter_state_bytes", state_bytes},
+                     {"steps", t.steps},
+                     {"seconds", t.seconds},
+                     {"step_seconds", t.step_seconds()},
+                     {"bytes_per_second", t.bytes_per_second()},
+                     {"gflops", t.gflops()},
+                     {"flops_per_step", t.flops_per_step},
+                     {"sgemm_gflops", sgemm},
+                     {"fraction_of_sgemm", t.gflops() / sgemm},
+                     {"parameters", t.parameters},
+                     {"activation_bytes", t.activation_bytes},
+                     {"parameter_state_bytes", state_bytes},
                      {"peak_rss_bytes", t.peak_rss_bytes}};
     std::cout << j.dump(2) << "\n";
     return kExitOk;
@@ -175,20 +200,27 @@ int run_training_bench(const BenchArgs& a) {
               sgemm, sgemm_n, sgemm_n, sgemm_n, gemm.c_str(), 100.0 * t.gflops() / sgemm);
   if (gpu) {
     if (t.peak_bf16_flops > 0)
-      std::printf("device: %s: MFU %.1f%% of the bf16 peak (%.0f TFLOP/s), %.1f%% of the fp32 peak (%.1f TFLOP/s)\n",
-                  t.device.c_str(), 100.0 * mfu_bf16, t.peak_bf16_flops / 1e12, 100.0 * mfu_fp32,
-                  t.peak_fp32_flops / 1e12);
+      std::printf(
+          "device: %s: MFU %.1f%% of the bf16 peak (%.0f TFLOP/s), %.1f%% of the fp32 peak (%.1f "
+          "TFLOP/s)\n",
+          t.device.c_str(), 100.0 * mfu_bf16, t.peak_bf16_flops / 1e12, 100.0 * mfu_fp32,
+          t.peak_fp32_flops / 1e12);
     else
-      std::printf("device: %s: its peak rate is not in megabyte's table, so no MFU\n", t.device.c_str());
-    std::printf("memory: peak %s on the device; activations %s, parameters+gradients+AdamW %s (%.2fM parameters)\n",
-                human_bytes(static_cast<double>(t.peak_device_bytes)).c_str(),
-                human_bytes(static_cast<double>(t.activation_bytes)).c_str(),
-                human_bytes(state_bytes).c_str(), static_cast<double>(t.parameters) / 1e6);
+      std::printf("device: %s: its peak rate is not in megabyte's table, so no MFU\n",
+                  t.device.c_str());
+    std::printf(
+        "memory: peak %s on the device; activations %s, parameters+gradients+AdamW %s (%.2fM "
+        "parameters)\n",
+        human_bytes(static_cast<double>(t.peak_device_bytes)).c_str(),
+        human_bytes(static_cast<double>(t.activation_bytes)).c_str(),
+        human_bytes(state_bytes).c_str(), static_cast<double>(t.parameters) / 1e6);
   } else {
-    std::printf("memory: peak %s resident; activations %s, parameters+gradients+AdamW %s (%.2fM parameters)\n",
-                human_bytes(static_cast<double>(t.peak_rss_bytes)).c_str(),
-                human_bytes(static_cast<double>(t.activation_bytes)).c_str(),
-                human_bytes(state_bytes).c_str(), static_cast<double>(t.parameters) / 1e6);
+    std::printf(
+        "memory: peak %s resident; activations %s, parameters+gradients+AdamW %s (%.2fM "
+        "parameters)\n",
+        human_bytes(static_cast<double>(t.peak_rss_bytes)).c_str(),
+        human_bytes(static_cast<double>(t.activation_bytes)).c_str(),
+        human_bytes(state_bytes).c_str(), static_cast<double>(t.parameters) / 1e6);
   }
   return kExitOk;
 }
@@ -198,12 +230,13 @@ int run_generation_bench(const BenchArgs& a) {
   model::Config config;
   if (!a.checkpoint.empty()) {
     checkpoint = model::resolve_checkpoint(a.checkpoint);
-    config = model::read_checkpoint_info(checkpoint, false).config;   // load_model verifies
+    config = model::read_checkpoint_info(checkpoint, false).config; // load_model verifies
   } else {
     config = model::load_config(a.config, a.overrides);
   }
   const std::string what = checkpoint.empty() ? a.config + ", random weights" : checkpoint.string();
-  const std::shared_ptr<backend::Backend> device = a.devices.make_backend();   // fails before any output
+  const std::shared_ptr<backend::Backend> device =
+      a.devices.make_backend(); // fails before any output
   backend::set_cpu_threads(static_cast<int>(a.threads));
   const int threads = backend::cpu_threads();
   log_info("bench: generating with " + what + " (" +
@@ -216,28 +249,39 @@ int run_generation_bench(const BenchArgs& a) {
       train::benchmark_generation(device, config, a.seconds, a.min_steps, checkpoint, a.batch);
   const double speedup = g.cached_bytes_per_second() / g.reforward_bytes_per_second();
   if (a.json) {
-    nlohmann::json j{{"benchmark", "generate"}, {"model", what}, {"threads", threads},
-                     {"context", config.model.context}, {"batch", g.batch},
-                     {"cached_bytes", g.cached_bytes}, {"cached_seconds", g.cached_seconds},
+    nlohmann::json j{{"benchmark", "generate"},
+                     {"model", what},
+                     {"threads", threads},
+                     {"context", config.model.context},
+                     {"batch", g.batch},
+                     {"cached_bytes", g.cached_bytes},
+                     {"cached_seconds", g.cached_seconds},
                      {"cached_bytes_per_second", g.cached_bytes_per_second()},
-                     {"reforward_bytes", g.reforward_bytes}, {"reforward_seconds", g.reforward_seconds},
+                     {"reforward_bytes", g.reforward_bytes},
+                     {"reforward_seconds", g.reforward_seconds},
                      {"reforward_bytes_per_second", g.reforward_bytes_per_second()},
-                     {"speedup", speedup}, {"generator_bytes", g.generator_bytes}};
+                     {"speedup", speedup},
+                     {"generator_bytes", g.generator_bytes}};
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
   if (g.batch > 1)
-    std::printf("generate (cache):      %.1f bytes/s (%lld bytes in %.2f s, %d sequences side by side)\n",
-                g.cached_bytes_per_second(), static_cast<long long>(g.cached_bytes), g.cached_seconds, g.batch);
+    std::printf(
+        "generate (cache):      %.1f bytes/s (%lld bytes in %.2f s, %d sequences side by side)\n",
+        g.cached_bytes_per_second(), static_cast<long long>(g.cached_bytes), g.cached_seconds,
+        g.batch);
   else
     std::printf("generate (cache):      %.1f bytes/s (%lld bytes in %.2f s)\n",
-                g.cached_bytes_per_second(), static_cast<long long>(g.cached_bytes), g.cached_seconds);
-  std::printf("generate (re-forward): %.2f bytes/s (%lld bytes in %.2f s): the cache is %.0fx faster\n",
-              g.reforward_bytes_per_second(), static_cast<long long>(g.reforward_bytes),
-              g.reforward_seconds, speedup);
-  std::printf("generate memory:       %s of KV caches and step buffers for %d %s, besides the weights\n",
-              human_bytes(static_cast<double>(g.generator_bytes)).c_str(), g.batch,
-              g.batch == 1 ? "sequence" : "sequences");
+                g.cached_bytes_per_second(), static_cast<long long>(g.cached_bytes),
+                g.cached_seconds);
+  std::printf(
+      "generate (re-forward): %.2f bytes/s (%lld bytes in %.2f s): the cache is %.0fx faster\n",
+      g.reforward_bytes_per_second(), static_cast<long long>(g.reforward_bytes),
+      g.reforward_seconds, speedup);
+  std::printf(
+      "generate memory:       %s of KV caches and step buffers for %d %s, besides the weights\n",
+      human_bytes(static_cast<double>(g.generator_bytes)).c_str(), g.batch,
+      g.batch == 1 ? "sequence" : "sequences");
   return kExitOk;
 }
 
@@ -251,20 +295,28 @@ int run_dataset_bench(const BenchArgs& a) {
   // refuses an empty split before anything is printed.
   (void)data::benchmark_random_windows(split, a.window, std::min(1.0, a.seconds / 3), threads, 1);
   char line[256];
-  std::snprintf(line, sizeof line, "bench: reading random %llu-byte windows from %s (%s) on %u threads for %.1f s",
-                static_cast<unsigned long long>(a.window), a.dataset.c_str(), a.split.c_str(), threads, a.seconds);
+  std::snprintf(line, sizeof line,
+                "bench: reading random %llu-byte windows from %s (%s) on %u threads for %.1f s",
+                static_cast<unsigned long long>(a.window), a.dataset.c_str(), a.split.c_str(),
+                threads, a.seconds);
   log_info(line);
   const auto r = data::benchmark_random_windows(split, a.window, a.seconds, threads, 2);
   const double mbps = static_cast<double>(r.bytes) / r.seconds / 1e6;
   if (a.json) {
-    nlohmann::json j{{"benchmark", "dataset-read"}, {"dataset", a.dataset}, {"split", a.split},
-                     {"window_bytes", a.window}, {"threads", r.threads}, {"seconds", r.seconds},
-                     {"windows", r.windows}, {"windows_per_second", r.windows_per_second()},
+    nlohmann::json j{{"benchmark", "dataset-read"},
+                     {"dataset", a.dataset},
+                     {"split", a.split},
+                     {"window_bytes", a.window},
+                     {"threads", r.threads},
+                     {"seconds", r.seconds},
+                     {"windows", r.windows},
+                     {"windows_per_second", r.windows_per_second()},
                      {"megabytes_per_second", mbps}};
     std::cout << j.dump(2) << "\n";
   } else {
     std::printf("dataset read: %.0f windows/s of %llu bytes (%.0f MB/s) on %u threads, %.1f s\n",
-                r.windows_per_second(), static_cast<unsigned long long>(a.window), mbps, r.threads, r.seconds);
+                r.windows_per_second(), static_cast<unsigned long long>(a.window), mbps, r.threads,
+                r.seconds);
   }
   return kExitOk;
 }
@@ -276,36 +328,47 @@ int run_bench(const BenchArgs& a) {
   return a.generate ? run_generation_bench(a) : run_training_bench(a);
 }
 
-}  // namespace
+} // namespace
 
 RunFunction add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  CLI::App* sub = app.add_subcommand("bench", "Measure training throughput or dataset reads on this machine");
-  sub->footer("\nExamples:\n  megabyte bench --config configs/bench-cpu.yaml\n"
-              "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --set train.batch_size=1\n"
-              "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --generate\n"
-              "  megabyte bench --config configs/paper-pg19.yaml --device cuda --memory\n"
-              "  megabyte bench --checkpoint runs/kjv-tiny\n"
-              "  megabyte bench --dataset data/dev/kjv.dataset --window 8192 -j 2\n\nSee megabyte-bench(1).");
+  CLI::App* sub =
+      app.add_subcommand("bench", "Measure training throughput or dataset reads on this machine");
+  sub->footer(
+      "\nExamples:\n  megabyte bench --config configs/bench-cpu.yaml\n"
+      "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --set "
+      "train.batch_size=1\n"
+      "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --generate\n"
+      "  megabyte bench --config configs/paper-pg19.yaml --device cuda --memory\n"
+      "  megabyte bench --checkpoint runs/kjv-tiny\n"
+      "  megabyte bench --dataset data/dev/kjv.dataset --window 8192 -j 2\n\nSee "
+      "megabyte-bench(1).");
   // Exactly one of these says what to measure; CLI11 reports a usage error otherwise.
   CLI::Option_group* what = sub->add_option_group("What to measure (one of)");
-  CLI::Option* config_opt =
-      what->add_option("--config", a->config, "Training steps of this YAML config (on random bytes)");
-  what->add_option("--checkpoint", a->checkpoint,
-                   "Generation with this checkpoint's weights (a run or checkpoint directory): as --generate");
+  CLI::Option* config_opt = what->add_option(
+      "--config", a->config, "Training steps of this YAML config (on random bytes)");
+  what->add_option(
+      "--checkpoint", a->checkpoint,
+      "Generation with this checkpoint's weights (a run or checkpoint directory): as --generate");
   what->add_option("--dataset", a->dataset, "Random-window reads from this dataset");
   what->require_option(1);
-  sub->add_option("--set", a->overrides, "Override a config key, e.g. --set train.batch_size=1 (repeatable)")
-      ->take_all()->allow_extra_args(false);
-  sub->add_option("--steps", a->min_steps, "With --config: measure at least this many steps (with --generate: re-forward bytes)")
-      ->check(CLI::Range(1, 1000000))->capture_default_str();
+  sub->add_option("--set", a->overrides,
+                  "Override a config key, e.g. --set train.batch_size=1 (repeatable)")
+      ->take_all()
+      ->allow_extra_args(false);
+  sub->add_option(
+         "--steps", a->min_steps,
+         "With --config: measure at least this many steps (with --generate: re-forward bytes)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   sub->add_flag("--generate", a->generate,
-                "With --config: generation bytes/s with the KV cache and by re-forwarding the window per byte")
+                "With --config: generation bytes/s with the KV cache and by re-forwarding the "
+                "window per byte")
       ->needs(config_opt);
-  sub->add_flag(
-      "--memory", a->memory,
-      "With --config: print the memory the config needs on the device (from the model's "
-      "allocation plan; runs nothing, needs no GPU)")->needs(config_opt);
+  sub->add_flag("--memory", a->memory,
+                "With --config: print the memory the config needs on the device (from the model's "
+                "allocation plan; runs nothing, needs no GPU)")
+      ->needs(config_opt);
   sub->add_option("--fit", a->fit,
                   "With --memory: whether the plan fits this many bytes (e.g. 72G for an 80 GB GPU "
                   "with room for the CUDA context), and if not, which micro-batch, accumulation "
@@ -313,15 +376,22 @@ RunFunction add_bench_command(CLI::App& app) {
       ->transform(CLI::AsSizeValue(false));
   add_device_options(sub, a->devices);
   CLI::Option* batch_opt =
-      sub->add_option("--batch", a->batch,
-                      "With --generate or --checkpoint: sequences generated side by side in the cached run")
-          ->check(CLI::Range(1, 4096))->capture_default_str();
+      sub->add_option(
+             "--batch", a->batch,
+             "With --generate or --checkpoint: sequences generated side by side in the cached run")
+          ->check(CLI::Range(1, 4096))
+          ->capture_default_str();
   sub->add_option("--split", a->split, "The split to read")->capture_default_str();
-  sub->add_option("--window", a->window, "Window length T in bytes")->check(CLI::Range(1, 1 << 30))->capture_default_str();
-  sub->add_option("--seconds", a->seconds, "How long to measure (at least)")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+  sub->add_option("--window", a->window, "Window length T in bytes")
+      ->check(CLI::Range(1, 1 << 30))
+      ->capture_default_str();
+  sub->add_option("--seconds", a->seconds, "How long to measure (at least)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
   sub->add_option("-j,--threads", a->threads, "Threads (default: all hardware threads)");
   sub->add_option("--cache", a->cache, "Decompressed-frame cache size (K, M, G suffixes)")
-      ->transform(CLI::AsSizeValue(false))->capture_default_str();
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   sub->add_flag("--json", a->json, "Print as JSON");
   return [a, batch_opt] {
     // Said, not ignored: a training benchmark takes its batch from the config.
@@ -332,4 +402,4 @@ RunFunction add_bench_command(CLI::App& app) {
   };
 }
 
-}  // namespace mb::tools
+} // namespace mb::tools

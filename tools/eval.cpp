@@ -39,9 +39,10 @@ struct EvalArgs {
 };
 
 std::string method_name(const EvalArgs& a, int T) {
-  std::string m = a.stride == 0 || a.stride == static_cast<std::uint64_t>(T)
-                      ? "windows of T = " + std::to_string(T) + " back to back"
-                      : "sliding window, T = " + std::to_string(T) + ", stride " + std::to_string(a.stride);
+  std::string m =
+      a.stride == 0 || a.stride == static_cast<std::uint64_t>(T)
+          ? "windows of T = " + std::to_string(T) + " back to back"
+          : "sliding window, T = " + std::to_string(T) + ", stride " + std::to_string(a.stride);
   if (a.strided) m += ", strided inference (two passes, offset P/2)";
   if (a.max_bytes) m += "; a prefix of the split (--max-bytes " + std::to_string(a.max_bytes) + ")";
   return m;
@@ -87,41 +88,56 @@ int run_eval(const EvalArgs& a) {
   };
   const auto t0 = std::chrono::steady_clock::now();
   const train::EvalReport report = train::evaluate(*net, split, opt);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   progress.finish();
-  if (report.stopped) return kExitInterrupted;   // nothing printed for a partial score
+  if (report.stopped) return kExitInterrupted; // nothing printed for a partial score
 
   const train::EvalResult& r = report.total;
   const bool per_dim = data::encoder_for(dataset.manifest().encoder.modality).scores_bits_per_dim();
   const double bytes_per_second = seconds > 0 ? static_cast<double>(r.bytes) / seconds : 0.0;
   if (a.json) {
-    nlohmann::json j{{"checkpoint", dir.string()}, {"step", info.step}, {"dataset", a.dataset},
-                     {"split", a.split}, {"context", info.config.model.context},
-                     {"stride", a.stride ? a.stride : static_cast<std::uint64_t>(info.config.model.context)},
-                     {"strided", a.strided}, {"max_bytes", a.max_bytes},
-                     {"bytes", r.bytes}, {"documents", r.documents},
-                     {"seconds", seconds}, {"bytes_per_second", bytes_per_second}};
+    nlohmann::json j{
+        {"checkpoint", dir.string()},
+        {"step", info.step},
+        {"dataset", a.dataset},
+        {"split", a.split},
+        {"context", info.config.model.context},
+        {"stride", a.stride ? a.stride : static_cast<std::uint64_t>(info.config.model.context)},
+        {"strided", a.strided},
+        {"max_bytes", a.max_bytes},
+        {"bytes", r.bytes},
+        {"documents", r.documents},
+        {"seconds", seconds},
+        {"bytes_per_second", bytes_per_second}};
     j["bpb"] = r.bytes ? nlohmann::json(r.bits_per_byte()) : nlohmann::json(nullptr);
     if (per_dim) j["bits_per_dim"] = j["bpb"];
     if (a.per_doc) {
       j["per_document"] = nlohmann::json::array();
       for (const train::DocumentScore& d : report.documents)
-        j["per_document"].push_back({{"document", d.document}, {"name", split.document_name(d.document)},
-                                     {"bytes", d.bytes}, {"bpb", d.bits_per_byte()}});
+        j["per_document"].push_back({{"document", d.document},
+                                     {"name", split.document_name(d.document)},
+                                     {"bytes", d.bytes},
+                                     {"bpb", d.bits_per_byte()}});
     }
     if (a.per_position) {
       j["per_position"] = nlohmann::json::array();
       for (std::size_t p = 0; p < report.positions.size(); ++p)
-        j["per_position"].push_back({{"position", p}, {"bytes", report.positions[p].bytes},
-                                     {"bpb", report.positions[p].bytes ? nlohmann::json(report.positions[p].bits_per_byte())
-                                                                       : nlohmann::json(nullptr)}});
+        j["per_position"].push_back(
+            {{"position", p},
+             {"bytes", report.positions[p].bytes},
+             {"bpb", report.positions[p].bytes ? nlohmann::json(report.positions[p].bits_per_byte())
+                                               : nlohmann::json(nullptr)}});
     }
     if (a.context_curve) {
       j["context_curve"] = nlohmann::json::array();
       for (const train::ContextBucket& b : report.context_curve)
-        j["context_curve"].push_back({{"first", b.first}, {"last", b.last}, {"bytes", b.result.bytes},
-                                      {"bpb", b.result.bytes ? nlohmann::json(b.result.bits_per_byte())
-                                                             : nlohmann::json(nullptr)}});
+        j["context_curve"].push_back(
+            {{"first", b.first},
+             {"last", b.last},
+             {"bytes", b.result.bytes},
+             {"bpb", b.result.bytes ? nlohmann::json(b.result.bits_per_byte())
+                                    : nlohmann::json(nullptr)}});
     }
     std::cout << j.dump(2) << "\n";
     return kExitOk;
@@ -129,25 +145,27 @@ int run_eval(const EvalArgs& a) {
   std::printf("checkpoint  %s (step %lld)\n", dir.c_str(), static_cast<long long>(info.step));
   std::printf("dataset     %s, split %s\n", a.dataset.c_str(), a.split.c_str());
   std::printf("method      %s\n\n", method_name(a, info.config.model.context).c_str());
-  std::printf("%-12s %8s%s %12s %10s %9s %12s\n", "split", "bpb", per_dim ? "  bits/dim" : "", "bytes",
-              "documents", "seconds", "bytes/s");
+  std::printf("%-12s %8s%s %12s %10s %9s %12s\n", "split", "bpb", per_dim ? "  bits/dim" : "",
+              "bytes", "documents", "seconds", "bytes/s");
   const std::string bpb = bpb_text(r);
-  std::printf("%-12s %8s%s%s %12llu %10llu %9.2f %12s\n", a.split.c_str(), bpb.c_str(),
-              per_dim ? "  " : "", per_dim ? (std::string(8 - std::min<std::size_t>(8, bpb.size()), ' ') + bpb).c_str() : "",
-              static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.documents),
-              seconds, (human_bytes(bytes_per_second) + "/s").c_str());
+  std::printf(
+      "%-12s %8s%s%s %12llu %10llu %9.2f %12s\n", a.split.c_str(), bpb.c_str(), per_dim ? "  " : "",
+      per_dim ? (std::string(8 - std::min<std::size_t>(8, bpb.size()), ' ') + bpb).c_str() : "",
+      static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.documents),
+      seconds, (human_bytes(bytes_per_second) + "/s").c_str());
   if (a.per_position) {
     std::printf("\n%8s %12s %8s\n", "position", "bytes", "bpb");
     for (std::size_t p = 0; p < report.positions.size(); ++p)
-      std::printf("%8zu %12llu %8s\n", p, static_cast<unsigned long long>(report.positions[p].bytes),
+      std::printf("%8zu %12llu %8s\n", p,
+                  static_cast<unsigned long long>(report.positions[p].bytes),
                   bpb_text(report.positions[p]).c_str());
   }
   if (a.context_curve) {
     std::printf("\n%-17s %12s %8s\n", "window positions", "bytes", "bpb");
     for (const train::ContextBucket& b : report.context_curve) {
       const std::string range = human_count(b.first) + "-" + human_count(b.last);
-      std::printf("%-17s %12llu %8s\n", range.c_str(), static_cast<unsigned long long>(b.result.bytes),
-                  bpb_text(b.result).c_str());
+      std::printf("%-17s %12llu %8s\n", range.c_str(),
+                  static_cast<unsigned long long>(b.result.bytes), bpb_text(b.result).c_str());
     }
   }
   if (a.per_doc) {
@@ -159,7 +177,7 @@ int run_eval(const EvalArgs& a) {
   return kExitOk;
 }
 
-}  // namespace
+} // namespace
 
 RunFunction add_eval_command(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
@@ -172,10 +190,15 @@ RunFunction add_eval_command(CLI::App& app) {
       "  megabyte eval runs/long data/dev/long.dataset --context-curve\n"
       "\nEvery document is scored from an empty context; bpb = sum of -log2 p / bytes.\n"
       "See megabyte-eval(1).");
-  sub->add_option("CHECKPOINT", a->checkpoint, "A run directory (its newest checkpoint), a checkpoint directory or its model.safetensors")->required();
-  sub->add_option("DATASET", a->dataset, "A dataset directory written by 'megabyte prepare'")->required();
+  sub->add_option(
+         "CHECKPOINT", a->checkpoint,
+         "A run directory (its newest checkpoint), a checkpoint directory or its model.safetensors")
+      ->required();
+  sub->add_option("DATASET", a->dataset, "A dataset directory written by 'megabyte prepare'")
+      ->required();
   sub->add_option("--split", a->split, "The split to score")->capture_default_str();
-  sub->add_option("--stride", a->stride, "Sliding window: start a window every S bytes (1..T; T = plain windows)")
+  sub->add_option("--stride", a->stride,
+                  "Sliding window: start a window every S bytes (1..T; T = plain windows)")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
   sub->add_flag("--strided", a->strided, "The paper's strided inference: two passes offset by P/2");
   sub->add_flag("--per-doc", a->per_doc, "Also report every document");
@@ -184,13 +207,18 @@ RunFunction add_eval_command(CLI::App& app) {
   sub->add_flag("--context-curve", a->context_curve,
                 "Also report bpb by the byte's position in its window, in doubling buckets "
                 "(0-1K, 1K-2K, 2K-4K, ... T): what a longer context buys");
-  sub->add_option("--max-bytes", a->max_bytes, "Score only a prefix of the split: at least this many bytes, in whole windows (K, M, G suffixes)")
+  sub->add_option("--max-bytes", a->max_bytes,
+                  "Score only a prefix of the split: at least this many bytes, in whole windows "
+                  "(K, M, G suffixes)")
       ->transform(CLI::AsSizeValue(false));
-  sub->add_option("--batch", a->batch, "Windows per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
-  sub->add_option("-j,--threads", a->threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
+  sub->add_option("--batch", a->batch, "Windows per forward pass")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  sub->add_option("-j,--threads", a->threads, "CPU threads (default: all)")
+      ->check(CLI::Range(1, 4096));
   add_device_options(sub, a->devices);
   sub->add_flag("--json", a->json, "Print as JSON");
   return [a] { return run_eval(*a); };
 }
 
-}  // namespace mb::tools
+} // namespace mb::tools

@@ -36,18 +36,20 @@ int run_checkpoint_info(const InfoArgs& a) {
   const std::filesystem::path dir = model::resolve_checkpoint(a.path);
   const model::CheckpointInfo info = model::read_checkpoint_info(dir, false);
   const model::ModelConfig& c = info.config.model;
-  const auto net = model::make_model(c, 0);   // the parameter table only, nothing allocated
+  const auto net = model::make_model(c, 0); // the parameter table only, nothing allocated
   const model::ParameterSet& ps = net->parameters();
   // --verify: every byte of both files against its checksum, every tensor against the config.
   if (a.verify) model::verify_checkpoint(dir, ps);
   using model::ParamGroup;
   if (a.json) {
-    nlohmann::json j{{"checkpoint", dir.string()}, {"step", info.step},
+    nlohmann::json j{{"checkpoint", dir.string()},
+                     {"step", info.step},
                      {"kind", std::string(model::model_kind_name(c.kind))},
-                     {"parameters", {{"total", ps.count()},
-                                     {"global", ps.count(ParamGroup::global)},
-                                     {"local", ps.count(ParamGroup::local)},
-                                     {"embedding", ps.count(ParamGroup::embedding)}}},
+                     {"parameters",
+                      {{"total", ps.count()},
+                       {"global", ps.count(ParamGroup::global)},
+                       {"local", ps.count(ParamGroup::local)},
+                       {"embedding", ps.count(ParamGroup::embedding)}}},
                      {"tensors", ps.tensors().size()},
                      {"config", model::config_to_yaml(info.config)}};
     if (a.verify) j["verified"] = true;
@@ -62,12 +64,14 @@ int run_checkpoint_info(const InfoArgs& a) {
               << " (D_G " << c.global.dim << "), local " << c.local.layers << "x" << c.local.dim;
   else
     std::cout << ", " << c.global.layers << "x" << c.global.dim;
-  std::cout << "\n\nparameters  " << millions(ps.count()) << " (" << ps.tensors().size() << " tensors)\n"
+  std::cout << "\n\nparameters  " << millions(ps.count()) << " (" << ps.tensors().size()
+            << " tensors)\n"
             << "  global     " << millions(ps.count(ParamGroup::global)) << "\n"
             << "  local      " << millions(ps.count(ParamGroup::local)) << "\n"
             << "  embedding  " << millions(ps.count(ParamGroup::embedding)) << "\n";
   if (a.verify)
-    std::cout << "\nverified: both files' checksums match, and every tensor has its config's shape\n";
+    std::cout
+        << "\nverified: both files' checksums match, and every tensor has its config's shape\n";
   std::cout << "\nconfig:\n" << model::config_to_yaml(info.config);
   return kExitOk;
 }
@@ -113,18 +117,25 @@ int run_info(const InfoArgs& a) {
   return kExitOk;
 }
 
-}  // namespace
+} // namespace
 
 RunFunction add_info_command(CLI::App& app) {
   auto a = std::make_shared<InfoArgs>();
-  CLI::App* sub = app.add_subcommand("info", "Describe a dataset (splits, sizes) or a checkpoint (config, step, parameters)");
-  sub->footer("\nExamples:\n  megabyte info data/kjv\n  megabyte info --verify --json data/kjv\n"
-              "  megabyte info runs/kjv                 (its newest checkpoint)\n"
-              "  megabyte info runs/kjv/checkpoints/step-00000600/model.safetensors\n\nSee megabyte-info(1).");
-  sub->add_option("path", a->path, "A dataset directory, a run directory, a checkpoint directory or its model.safetensors")->required();
-  sub->add_flag("--verify", a->verify, "Check every checksum (dataset: shards, index, frames; checkpoint: the weights)");
+  CLI::App* sub = app.add_subcommand(
+      "info", "Describe a dataset (splits, sizes) or a checkpoint (config, step, parameters)");
+  sub->footer(
+      "\nExamples:\n  megabyte info data/kjv\n  megabyte info --verify --json data/kjv\n"
+      "  megabyte info runs/kjv                 (its newest checkpoint)\n"
+      "  megabyte info runs/kjv/checkpoints/step-00000600/model.safetensors\n\nSee "
+      "megabyte-info(1).");
+  sub->add_option(
+         "path", a->path,
+         "A dataset directory, a run directory, a checkpoint directory or its model.safetensors")
+      ->required();
+  sub->add_flag("--verify", a->verify,
+                "Check every checksum (dataset: shards, index, frames; checkpoint: the weights)");
   sub->add_flag("--json", a->json, "Print as JSON");
   return [a] { return run_info(*a); };
 }
 
-}  // namespace mb::tools
+} // namespace mb::tools

@@ -28,9 +28,11 @@ namespace {
 // writes straight to the descriptor, without malloc), then die of the same signal so that the
 // exit status still tells what happened.
 void on_crash(int sig) {
-  const char* what = sig == SIGSEGV ? "segmentation fault" : sig == SIGBUS ? "bus error"
-                   : sig == SIGFPE ? "arithmetic exception" : sig == SIGILL ? "illegal instruction"
-                   : "abort";
+  const char* what = sig == SIGSEGV  ? "segmentation fault"
+                     : sig == SIGBUS ? "bus error"
+                     : sig == SIGFPE ? "arithmetic exception"
+                     : sig == SIGILL ? "illegal instruction"
+                                     : "abort";
   const char* head = "megabyte: internal error: ";
   const char* tail = "; please report this with the backtrace below\n";
   ssize_t ignored = write(STDERR_FILENO, head, std::strlen(head));
@@ -94,7 +96,7 @@ const char* kFooter =
     "\nRun 'megabyte help COMMAND' or 'megabyte COMMAND --help' for a command's options,\n"
     "and 'man megabyte-COMMAND' for its manual.";
 
-}  // namespace
+} // namespace
 
 int run(int argc, char** argv) {
   CLI::App app{kDescription, "megabyte"};
@@ -140,11 +142,13 @@ int run(int argc, char** argv) {
     }
     auto it = commands.find(help_topic);
     if (it == commands.end()) {
-      std::fprintf(stderr, "megabyte: no command '%s' (hint: run 'megabyte --help' for the list)\n", help_topic.c_str());
+      std::fprintf(stderr, "megabyte: no command '%s' (hint: run 'megabyte --help' for the list)\n",
+                   help_topic.c_str());
       return kExitUsage;
     }
     CLI::App* sub = it->second.first;
-    std::cout << sub->get_formatter()->make_help(sub, "megabyte " + help_topic, CLI::AppFormatMode::Normal);
+    std::cout << sub->get_formatter()->make_help(sub, "megabyte " + help_topic,
+                                                 CLI::AppFormatMode::Normal);
     return kExitOk;
   }
   for (auto& [name, cmd] : commands) {
@@ -168,6 +172,6 @@ int run(int argc, char** argv) {
   return kExitUsage;
 }
 
-}  // namespace mb::tools
+} // namespace mb::tools
 
 int main(int argc, char** argv) { return mb::tools::run(argc, argv); }

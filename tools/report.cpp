@@ -12,7 +12,7 @@ namespace {
 double ratio(std::uint64_t bytes, std::uint64_t compressed) {
   return compressed == 0 ? 0.0 : static_cast<double>(bytes) / static_cast<double>(compressed);
 }
-}  // namespace
+} // namespace
 
 nlohmann::json dataset_json(const std::filesystem::path& dir, const data::Manifest& m) {
   nlohmann::json j;
@@ -40,17 +40,18 @@ std::string dataset_table(const std::filesystem::path& dir, const data::Manifest
   std::string out = "dataset   " + dir.string() + "\n";
   out += "modality  " + data::encoder_for(m.encoder.modality).describe(m.encoder) + "\n\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-12s %10s %12s %7s %12s %7s\n", "split", "documents", "bytes", "shards",
-                "compressed", "ratio");
+  std::snprintf(line, sizeof line, "%-12s %10s %12s %7s %12s %7s\n", "split", "documents", "bytes",
+                "shards", "compressed", "ratio");
   out += line;
   for (const auto& s : m.splits) {
     std::snprintf(line, sizeof line, "%-12s %10llu %12s %7zu %12s %7.2f\n", s.name.c_str(),
-                  static_cast<unsigned long long>(s.documents), human_bytes(static_cast<double>(s.bytes)).c_str(),
-                  s.shards.size(), human_bytes(static_cast<double>(s.compressed_bytes())).c_str(),
+                  static_cast<unsigned long long>(s.documents),
+                  human_bytes(static_cast<double>(s.bytes)).c_str(), s.shards.size(),
+                  human_bytes(static_cast<double>(s.compressed_bytes())).c_str(),
                   ratio(s.bytes, s.compressed_bytes()));
     out += line;
   }
   return out;
 }
 
-}  // namespace mb::tools
+} // namespace mb::tools

@@ -60,17 +60,19 @@ int run_train(const TrainArgs& a) {
                   r.last_val_bpb);
   else
     std::snprintf(line, sizeof line, "step %lld: train loss %.4f (%.4f bpb)\n",
-                  static_cast<long long>(r.step), r.last_loss, r.last_loss / 0.69314718055994530942);
+                  static_cast<long long>(r.step), r.last_loss,
+                  r.last_loss / 0.69314718055994530942);
   std::fputs(line, stdout);
   if (!r.last_checkpoint.empty()) log_info("checkpoint: " + r.last_checkpoint.string());
   return kExitOk;
 }
 
-}  // namespace
+} // namespace
 
 RunFunction add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
-  CLI::App* sub = app.add_subcommand("train", "Train a model from a YAML config on a prepared dataset");
+  CLI::App* sub =
+      app.add_subcommand("train", "Train a model from a YAML config on a prepared dataset");
   sub->footer(
       "\nExamples:\n"
       "  megabyte train configs/tiny-cpu.yaml data/dev/kjv.dataset -o runs/kjv\n"
@@ -81,13 +83,19 @@ RunFunction add_train_command(CLI::App& app) {
       "where it stopped, with the same config and dataset.\n"
       "See megabyte-train(1), megabyte-config(5), megabyte-checkpoint(5).");
   sub->add_option("CONFIG", a->config, "The YAML config (see megabyte-config(5))")->required();
-  CLI::Option* dataset = sub->add_option("DATASET", a->dataset, "A dataset directory written by 'megabyte prepare'");
-  CLI::Option* output = sub->add_option("-o,--output", a->run_dir, "The run directory (created; must be new or empty unless --resume)");
-  sub->add_option("--set", a->overrides, "Override a config key, e.g. --set train.steps=200 (repeatable)")
-      ->take_all()->allow_extra_args(false);
+  CLI::Option* dataset =
+      sub->add_option("DATASET", a->dataset, "A dataset directory written by 'megabyte prepare'");
+  CLI::Option* output =
+      sub->add_option("-o,--output", a->run_dir,
+                      "The run directory (created; must be new or empty unless --resume)");
+  sub->add_option("--set", a->overrides,
+                  "Override a config key, e.g. --set train.steps=200 (repeatable)")
+      ->take_all()
+      ->allow_extra_args(false);
   sub->add_flag("--resume", a->resume, "Continue the run in RUNDIR from its last checkpoint");
   sub->add_flag("--print-config", a->print_config, "Print the resolved config as YAML and exit");
-  sub->add_option("-j,--threads", a->threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
+  sub->add_option("-j,--threads", a->threads, "CPU threads (default: all)")
+      ->check(CLI::Range(1, 4096));
   add_device_options(sub, a->devices);
   sub->add_option("--max-steps", a->max_steps,
                   "Stop after this many steps of this invocation, with a checkpoint (resume later)")
@@ -100,4 +108,4 @@ RunFunction add_train_command(CLI::App& app) {
   return [a] { return run_train(*a); };
 }
 
-}  // namespace mb::tools
+} // namespace mb::tools

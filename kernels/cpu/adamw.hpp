@@ -11,7 +11,7 @@ namespace mb::kernels::cpu {
 // small t, 1 - beta^t is small and would lose digits in float) and rounded once to float.
 // Both twins (this one and cuda/adamw.cu) use it, so they divide by the same value.
 inline float adamw_bias_correction(float beta, long t) {
-    return static_cast<float>(1.0 - std::pow(static_cast<double>(beta), static_cast<double>(t)));
+  return static_cast<float>(1.0 - std::pow(static_cast<double>(beta), static_cast<double>(t)));
 }
 
 // One AdamW step (Loshchilov & Hutter) over n parameters, as PyTorch's torch.optim.AdamW:
@@ -37,4 +37,4 @@ void scale_grads(float* g, std::size_t n, float s);
 // scaled by max_norm / norm. Returns the norm before clipping (for the training log).
 float clip_grad_norm(float* g, std::size_t n, float max_norm);
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

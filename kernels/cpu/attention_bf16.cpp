@@ -14,36 +14,34 @@ namespace mb::kernels::cpu {
 namespace {
 
 void check_sizes(int B, int T, int H, int d) {
-    if (B < 0 || T < 0 || H < 0)
-        throw std::invalid_argument("attention_bf16: need B, T, H >= 0");
-    if (!attention_bf16_supports(d))
-        throw std::invalid_argument("attention_bf16: heads must be a multiple of 16 wide, at most " +
-                                    std::to_string(kAttentionBf16MaxHeadDim) + "; got d = " +
-                                    std::to_string(d));
+  if (B < 0 || T < 0 || H < 0) throw std::invalid_argument("attention_bf16: need B, T, H >= 0");
+  if (!attention_bf16_supports(d))
+    throw std::invalid_argument("attention_bf16: heads must be a multiple of 16 wide, at most " +
+                                std::to_string(kAttentionBf16MaxHeadDim) +
+                                "; got d = " + std::to_string(d));
 }
 
 std::vector<float> rounded_qkv(const float* qkv, int B, int T, int H, int d) {
-    const std::size_t n = static_cast<std::size_t>(B) * T * 3 * H * d;
-    std::vector<float> r(n);
+  const std::size_t n = static_cast<std::size_t>(B) * T * 3 * H * d;
+  std::vector<float> r(n);
 #pragma omp parallel for schedule(static) if (n > (std::size_t{1} << 16))
-    for (std::size_t i = 0; i < n; ++i) r[i] = round_to_bf16(qkv[i]);
-    return r;
+  for (std::size_t i = 0; i < n; ++i) r[i] = round_to_bf16(qkv[i]);
+  return r;
 }
 
-}  // namespace
+} // namespace
 
-void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int T, int H,
-                            int d) {
-    check_sizes(B, T, H, d);
-    const std::vector<float> r = rounded_qkv(qkv, B, T, H, d);
-    attention_forward(out, lse, r.data(), B, T, H, d);
+void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int T, int H, int d) {
+  check_sizes(B, T, H, d);
+  const std::vector<float> r = rounded_qkv(qkv, B, T, H, d);
+  attention_forward(out, lse, r.data(), B, T, H, d);
 }
 
 void attention_backward_bf16(float* dqkv, const float* dout, const float* out, const float* lse,
                              const float* qkv, int B, int T, int H, int d) {
-    check_sizes(B, T, H, d);
-    const std::vector<float> r = rounded_qkv(qkv, B, T, H, d);
-    attention_backward(dqkv, dout, out, lse, r.data(), B, T, H, d);
+  check_sizes(B, T, H, d);
+  const std::vector<float> r = rounded_qkv(qkv, B, T, H, d);
+  attention_backward(dqkv, dout, out, lse, r.data(), B, T, H, d);
 }
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

@@ -21,17 +21,16 @@ namespace mb::kernels::cpu {
 // 128. Backends run the fp32 attention for other heads, in every precision.
 constexpr int kAttentionBf16MaxHeadDim = 128;
 constexpr bool attention_bf16_supports(int d) {
-    return d > 0 && d <= kAttentionBf16MaxHeadDim && d % 16 == 0;
+  return d > 0 && d <= kAttentionBf16MaxHeadDim && d % 16 == 0;
 }
 
 // As attention_forward, from q, k, v rounded to bf16. Throws std::invalid_argument unless
 // B, T, H >= 0 and attention_bf16_supports(d).
-void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int T, int H,
-                            int d);
+void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int T, int H, int d);
 
 // As attention_backward, from q, k, v rounded to bf16 (out and lse as the forward gave them).
 // Same argument checks as attention_forward_bf16.
 void attention_backward_bf16(float* dqkv, const float* dout, const float* out, const float* lse,
                              const float* qkv, int B, int T, int H, int d);
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

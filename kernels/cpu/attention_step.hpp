@@ -35,7 +35,7 @@ void attention_step(float* out, float* scores, const float* q, const float* k, c
 // bf16 rounds q, k and v to bf16 (TransformerStack), so its generator keeps its caches this
 // way, in half the memory, and computes the same.
 void attention_step_bf16(float* out, float* scores, const float* q, const std::uint16_t* k,
-                         const std::uint16_t* v, int B, int n, int H, int d,
-                         std::size_t q_stride, std::size_t stride, std::size_t batch_stride);
+                         const std::uint16_t* v, int B, int n, int H, int d, std::size_t q_stride,
+                         std::size_t stride, std::size_t batch_stride);
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

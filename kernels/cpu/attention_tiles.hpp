@@ -16,21 +16,21 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // The largest of row[0..n) (-inf for n = 0): a row of scores' softmax shift.
 inline float row_max(const float* __restrict row, int n) {
-    float mx = kNegInf;
+  float mx = kNegInf;
 #pragma omp simd reduction(max : mx)
-    for (int j = 0; j < n; ++j) mx = mx > row[j] ? mx : row[j];
-    return mx;
+  for (int j = 0; j < n; ++j) mx = mx > row[j] ? mx : row[j];
+  return mx;
 }
 
 // row[j] = exp(row[j] - shift) for j < n (exp_approx), and their sum.
 inline float exp_shifted_sum(float* __restrict row, int n, float shift) {
-    float sum = 0.0f;
+  float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < n; ++j) {
-        row[j] = exp_approx(row[j] - shift);
-        sum += row[j];
-    }
-    return sum;
+  for (int j = 0; j < n; ++j) {
+    row[j] = exp_approx(row[j] - shift);
+    sum += row[j];
+  }
+  return sum;
 }
 
 // Micro-kernel tile: MR rows by NR columns of the result live in registers (4 x 16 floats:
@@ -46,7 +46,7 @@ constexpr int round_up(int x, int m) { return (x + m - 1) / m * m; }
 // sixteen: GCC lowers vectors wider than the target's registers through memory, and AVX2 is
 // the common case (the AVX-512 clone runs the same code on ymm registers).
 typedef float Vec8 __attribute__((vector_size(8 * sizeof(float))));
-constexpr int kVecs = NR / 8;  // vectors per tile row
+constexpr int kVecs = NR / 8; // vectors per tile row
 
 // C[M,N] (+)= A[M,K] · B[K,N], with M a multiple of MR and N a multiple of NR. A is read as
 // A[m * lda + k], or A[k * lda + m] when kTransA; B as B[k * ldb + n]; C as C[m * ldc + n].
@@ -56,83 +56,84 @@ constexpr int kVecs = NR / 8;  // vectors per tile row
 // copy of this template for the default target (SSE2: two-lane-pair mulps/addps with the
 // accumulator spilled to the stack) and called it from the AVX2 and AVX-512 clones alike.
 template <bool kTransA, bool kAccumulate>
-__attribute__((always_inline)) inline void gemm_tile(float* __restrict C, int ldc, const float* __restrict A, int lda,
-                      const float* __restrict B, int ldb, int M, int N, int K) {
-    for (int m0 = 0; m0 < M; m0 += MR)
-        for (int n0 = 0; n0 < N; n0 += NR) {
-            Vec8 acc[MR][kVecs];
-            for (int i = 0; i < MR; ++i)
-                for (int v = 0; v < kVecs; ++v) {
-                    if (kAccumulate)
-                        std::memcpy(&acc[i][v], C + static_cast<std::size_t>(m0 + i) * ldc + n0 + 8 * v,
-                                    sizeof(Vec8));
-                    else
-                        acc[i][v] = Vec8{};
-                }
-            for (int k = 0; k < K; ++k) {
-                // One memcpy per vector: GCC turns each into a single unaligned load (a copy of
-                // the whole array went through the stack, stalling on store forwarding).
-                Vec8 b[kVecs];
-                for (int v = 0; v < kVecs; ++v)
-                    std::memcpy(&b[v], B + static_cast<std::size_t>(k) * ldb + n0 + 8 * v,
-                                sizeof(Vec8));
-                for (int i = 0; i < MR; ++i) {
-                    const float a = kTransA ? A[static_cast<std::size_t>(k) * lda + m0 + i]
-                                            : A[static_cast<std::size_t>(m0 + i) * lda + k];
-                    for (int v = 0; v < kVecs; ++v) acc[i][v] += a * b[v];
-                }
-            }
-            for (int i = 0; i < MR; ++i)
-                for (int v = 0; v < kVecs; ++v)
-                    std::memcpy(C + static_cast<std::size_t>(m0 + i) * ldc + n0 + 8 * v, &acc[i][v],
-                                sizeof(Vec8));
+__attribute__((always_inline)) inline void gemm_tile(float* __restrict C, int ldc,
+                                                     const float* __restrict A, int lda,
+                                                     const float* __restrict B, int ldb, int M,
+                                                     int N, int K) {
+  for (int m0 = 0; m0 < M; m0 += MR)
+    for (int n0 = 0; n0 < N; n0 += NR) {
+      Vec8 acc[MR][kVecs];
+      for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < kVecs; ++v) {
+          if (kAccumulate)
+            std::memcpy(&acc[i][v], C + static_cast<std::size_t>(m0 + i) * ldc + n0 + 8 * v,
+                        sizeof(Vec8));
+          else
+            acc[i][v] = Vec8{};
         }
+      for (int k = 0; k < K; ++k) {
+        // One memcpy per vector: GCC turns each into a single unaligned load (a copy of
+        // the whole array went through the stack, stalling on store forwarding).
+        Vec8 b[kVecs];
+        for (int v = 0; v < kVecs; ++v)
+          std::memcpy(&b[v], B + static_cast<std::size_t>(k) * ldb + n0 + 8 * v, sizeof(Vec8));
+        for (int i = 0; i < MR; ++i) {
+          const float a = kTransA ? A[static_cast<std::size_t>(k) * lda + m0 + i]
+                                  : A[static_cast<std::size_t>(m0 + i) * lda + k];
+          for (int v = 0; v < kVecs; ++v) acc[i][v] += a * b[v];
+        }
+      }
+      for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < kVecs; ++v)
+          std::memcpy(C + static_cast<std::size_t>(m0 + i) * ldc + n0 + 8 * v, &acc[i][v],
+                      sizeof(Vec8));
+    }
 }
 
 // Index helpers for the documented layouts.
 struct Layout {
-    int T, H, d;
-    std::size_t qkv(int b, int t, int which, int h) const {  // which: 0 q, 1 k, 2 v
-        return ((static_cast<std::size_t>(b) * T + t) * 3 + which) * H * d +
-               static_cast<std::size_t>(h) * d;
-    }
-    std::size_t out(int b, int t, int h) const {
-        return (static_cast<std::size_t>(b) * T + t) * H * d + static_cast<std::size_t>(h) * d;
-    }
-    std::size_t lse(int b, int h, int t) const {
-        return (static_cast<std::size_t>(b) * H + h) * T + t;
-    }
-    std::size_t tstride() const { return 3 * static_cast<std::size_t>(H) * d; }  // qkv positions
+  int T, H, d;
+  std::size_t qkv(int b, int t, int which, int h) const { // which: 0 q, 1 k, 2 v
+    return ((static_cast<std::size_t>(b) * T + t) * 3 + which) * H * d +
+           static_cast<std::size_t>(h) * d;
+  }
+  std::size_t out(int b, int t, int h) const {
+    return (static_cast<std::size_t>(b) * T + t) * H * d + static_cast<std::size_t>(h) * d;
+  }
+  std::size_t lse(int b, int h, int t) const {
+    return (static_cast<std::size_t>(b) * H + h) * T + t;
+  }
+  std::size_t tstride() const { return 3 * static_cast<std::size_t>(H) * d; } // qkv positions
 };
 
 // Rows src + c * stride (c < n, d floats each) into dst[c][0..dp), times `scale`; columns past
 // d and rows n..rows are zeroed.
 inline void pack_rows(float* __restrict dst, int dp, const float* __restrict src,
                       std::size_t stride, int n, int rows, int d, float scale) {
-    for (int c = 0; c < rows; ++c) {
-        float* __restrict row = dst + static_cast<std::size_t>(c) * dp;
-        if (c < n) {
-            const float* __restrict s = src + c * stride;
-            for (int e = 0; e < d; ++e) row[e] = s[e] * scale;
-            for (int e = d; e < dp; ++e) row[e] = 0.0f;
-        } else {
-            for (int e = 0; e < dp; ++e) row[e] = 0.0f;
-        }
+  for (int c = 0; c < rows; ++c) {
+    float* __restrict row = dst + static_cast<std::size_t>(c) * dp;
+    if (c < n) {
+      const float* __restrict s = src + c * stride;
+      for (int e = 0; e < d; ++e) row[e] = s[e] * scale;
+      for (int e = d; e < dp; ++e) row[e] = 0.0f;
+    } else {
+      for (int e = 0; e < dp; ++e) row[e] = 0.0f;
     }
+  }
 }
 
 // Rows src + c * stride (c < n) transposed into dst[e][c] (leading dimension ld) for e < dp;
 // columns n..cols and rows past d are zeroed.
 inline void pack_transposed(float* __restrict dst, int ld, const float* __restrict src,
                             std::size_t stride, int n, int cols, int d, int dp) {
-    for (int c = 0; c < n; ++c) {
-        const float* s = src + c * stride;
-        for (int e = 0; e < d; ++e) dst[static_cast<std::size_t>(e) * ld + c] = s[e];
-    }
-    for (int e = 0; e < d; ++e)
-        for (int c = n; c < cols; ++c) dst[static_cast<std::size_t>(e) * ld + c] = 0.0f;
-    for (int e = d; e < dp; ++e)
-        for (int c = 0; c < cols; ++c) dst[static_cast<std::size_t>(e) * ld + c] = 0.0f;
+  for (int c = 0; c < n; ++c) {
+    const float* s = src + c * stride;
+    for (int e = 0; e < d; ++e) dst[static_cast<std::size_t>(e) * ld + c] = s[e];
+  }
+  for (int e = 0; e < d; ++e)
+    for (int c = n; c < cols; ++c) dst[static_cast<std::size_t>(e) * ld + c] = 0.0f;
+  for (int e = d; e < dp; ++e)
+    for (int c = 0; c < cols; ++c) dst[static_cast<std::size_t>(e) * ld + c] = 0.0f;
 }
 
-}  // namespace mb::kernels::cpu::attention_tiles
+} // namespace mb::kernels::cpu::attention_tiles

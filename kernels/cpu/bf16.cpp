@@ -15,37 +15,37 @@ constexpr std::size_t kChunk = std::size_t{1} << 14;
 
 MB_CPU_CLONES
 void to_bf16_block(std::uint16_t* __restrict dst, const float* __restrict src, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_bits(src[i]);
+  for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_bits(src[i]);
 }
 
 MB_CPU_CLONES
 void from_bf16_block(float* __restrict dst, const std::uint16_t* __restrict src, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_value(src[i]);
+  for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_value(src[i]);
 }
 
-}  // namespace
+} // namespace
 
 void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t cols,
              std::size_t ld) {
-    if (ld < cols) throw std::invalid_argument("to_bf16: leading dimension below the column count");
-    const std::size_t chunks_per_row = (cols + kChunk - 1) / kChunk;
-    const auto tasks = static_cast<std::int64_t>(rows * chunks_per_row);
+  if (ld < cols) throw std::invalid_argument("to_bf16: leading dimension below the column count");
+  const std::size_t chunks_per_row = (cols + kChunk - 1) / kChunk;
+  const auto tasks = static_cast<std::int64_t>(rows * chunks_per_row);
 #pragma omp parallel for schedule(static) if (tasks > 1)
-    for (std::int64_t k = 0; k < tasks; ++k) {
-        const std::size_t r = static_cast<std::size_t>(k) / chunks_per_row;
-        const std::size_t c0 = static_cast<std::size_t>(k) % chunks_per_row * kChunk;
-        to_bf16_block(dst + r * ld + c0, src + r * cols + c0, std::min(kChunk, cols - c0));
-    }
-    for (std::size_t r = 0; r < rows; ++r) std::fill(dst + r * ld + cols, dst + (r + 1) * ld, 0);
+  for (std::int64_t k = 0; k < tasks; ++k) {
+    const std::size_t r = static_cast<std::size_t>(k) / chunks_per_row;
+    const std::size_t c0 = static_cast<std::size_t>(k) % chunks_per_row * kChunk;
+    to_bf16_block(dst + r * ld + c0, src + r * cols + c0, std::min(kChunk, cols - c0));
+  }
+  for (std::size_t r = 0; r < rows; ++r) std::fill(dst + r * ld + cols, dst + (r + 1) * ld, 0);
 }
 
 void from_bf16(float* dst, const std::uint16_t* src, std::size_t n) {
-    const auto tasks = static_cast<std::int64_t>((n + kChunk - 1) / kChunk);
+  const auto tasks = static_cast<std::int64_t>((n + kChunk - 1) / kChunk);
 #pragma omp parallel for schedule(static) if (tasks > 1)
-    for (std::int64_t k = 0; k < tasks; ++k) {
-        const std::size_t i0 = static_cast<std::size_t>(k) * kChunk;
-        from_bf16_block(dst + i0, src + i0, std::min(kChunk, n - i0));
-    }
+  for (std::int64_t k = 0; k < tasks; ++k) {
+    const std::size_t i0 = static_cast<std::size_t>(k) * kChunk;
+    from_bf16_block(dst + i0, src + i0, std::min(kChunk, n - i0));
+  }
 }
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

@@ -38,44 +38,44 @@ namespace bf16_detail {
 
 MB_HOST_DEVICE inline std::uint32_t float_bits(float x) {
 #if defined(__CUDA_ARCH__)
-    return __float_as_uint(x);
+  return __float_as_uint(x);
 #else
-    return std::bit_cast<std::uint32_t>(x);
+  return std::bit_cast<std::uint32_t>(x);
 #endif
 }
 
 MB_HOST_DEVICE inline float bits_float(std::uint32_t u) {
 #if defined(__CUDA_ARCH__)
-    return __uint_as_float(u);
+  return __uint_as_float(u);
 #else
-    return std::bit_cast<float>(u);
+  return std::bit_cast<float>(u);
 #endif
 }
 
 // The fp32 bit pattern of x rounded to bf16 (lower 16 bits zero). Branch-free (the NaN case
 // is a select), so loops over arrays vectorise.
 MB_HOST_DEVICE inline std::uint32_t rounded_bits(std::uint32_t u) {
-    const std::uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
-    return (u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FFF0000u : r;
+  const std::uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  return (u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FFF0000u : r;
 }
 
-}  // namespace bf16_detail
+} // namespace bf16_detail
 
 // x rounded to the nearest bfloat16 (ties to even), returned as the fp32 value it equals.
 // NaN gives the canonical quiet NaN (bits 0x7FFF0000); ±inf stay; finite values at or past
 // 0x7F7F8000 in magnitude (half an ulp above the largest bf16) become ±inf.
 MB_HOST_DEVICE inline float round_to_bf16(float x) {
-    return bf16_detail::bits_float(bf16_detail::rounded_bits(bf16_detail::float_bits(x)));
+  return bf16_detail::bits_float(bf16_detail::rounded_bits(bf16_detail::float_bits(x)));
 }
 
 // The 16-bit pattern of x rounded to bf16: __bfloat16_as_ushort(__float2bfloat16_rn(x)).
 MB_HOST_DEVICE inline std::uint16_t bf16_bits(float x) {
-    return static_cast<std::uint16_t>(bf16_detail::rounded_bits(bf16_detail::float_bits(x)) >> 16);
+  return static_cast<std::uint16_t>(bf16_detail::rounded_bits(bf16_detail::float_bits(x)) >> 16);
 }
 
 // The fp32 value of a bf16 bit pattern (exact: bf16 is the upper half of an fp32).
 MB_HOST_DEVICE inline float bf16_value(std::uint16_t bits) {
-    return bf16_detail::bits_float(static_cast<std::uint32_t>(bits) << 16);
+  return bf16_detail::bits_float(static_cast<std::uint32_t>(bits) << 16);
 }
 
 // The twin of cuda::to_bf16 (cuda/bf16.cuh): src is a dense row-major rows × cols fp32 matrix,
@@ -92,4 +92,4 @@ void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t
 // (TransformerStack: the attention's inputs and output).
 void from_bf16(float* dst, const std::uint16_t* src, std::size_t n);
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

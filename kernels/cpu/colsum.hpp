@@ -16,16 +16,16 @@ constexpr int kMinRowsPerTask = 32;
 constexpr int kMaxTasks = 256;
 
 struct RowTasks {
-    int rows;   // rows per task (the last task may have fewer)
-    int count;  // number of tasks
-    int begin(int t) const { return t * rows; }
-    int end(int t, int N) const { return t + 1 == count ? N : (t + 1) * rows; }
+  int rows; // rows per task (the last task may have fewer)
+  int count; // number of tasks
+  int begin(int t) const { return t * rows; }
+  int end(int t, int N) const { return t + 1 == count ? N : (t + 1) * rows; }
 };
 
 inline RowTasks row_tasks(int N) {
-    int rows = (N + kMaxTasks - 1) / kMaxTasks;
-    if (rows < kMinRowsPerTask) rows = kMinRowsPerTask;
-    return {rows, (N + rows - 1) / rows};
+  int rows = (N + kMaxTasks - 1) / kMaxTasks;
+  if (rows < kMinRowsPerTask) rows = kMinRowsPerTask;
+  return {rows, (N + rows - 1) / rows};
 }
 
 // dst[0..C) += sum over t < tasks of partial[t * stride + 0..C), adding in increasing t.
@@ -33,4 +33,4 @@ inline RowTasks row_tasks(int N) {
 void add_partials(float* dst, const float* partial, int tasks, std::size_t stride, int C,
                   bool parallel);
 
-}  // namespace mb::kernels::cpu::detail
+} // namespace mb::kernels::cpu::detail

@@ -12,7 +12,7 @@ void embedding_forward(float* out, const std::int32_t* ids, const float* table, 
 
 // dtable[ids[n], :] += dout[n, :]. Rows that share an id are added in increasing n, whatever
 // the number of threads, so the result is deterministic. Ids are checked as in the forward.
-void embedding_backward(float* dtable, const float* dout, const std::int32_t* ids, int N,
-                        int C, int V);
+void embedding_backward(float* dtable, const float* dout, const std::int32_t* ids, int N, int C,
+                        int V);
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

@@ -32,24 +32,24 @@ using tag = memory::format_tag;
 
 // Which of the three products a cached primitive computes; each fixes the operand layouts.
 enum class Product : int {
-    forward,       // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
-    grad_input,    // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
-    grad_weight,   // dst[N,K] += src[N,M]  · wei[M,K] with src = dout[M,N] read as 'ba'
+  forward, // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
+  grad_input, // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
+  grad_weight, // dst[N,K] += src[N,M]  · wei[M,K] with src = dout[M,N] read as 'ba'
 };
 
 struct Key {
-    Product product;
-    std::int64_t rows, inner, cols;  // dst is rows x cols, contraction over inner
-    bool bias;
-    bool operator<(const Key& o) const {
-        return std::tie(product, rows, inner, cols, bias) <
-               std::tie(o.product, o.rows, o.inner, o.cols, o.bias);
-    }
+  Product product;
+  std::int64_t rows, inner, cols; // dst is rows x cols, contraction over inner
+  bool bias;
+  bool operator<(const Key& o) const {
+    return std::tie(product, rows, inner, cols, bias) <
+           std::tie(o.product, o.rows, o.inner, o.cols, o.bias);
+  }
 };
 
 struct Cached {
-    dnnl::matmul prim;
-    memory::desc src, wei, bias, dst;
+  dnnl::matmul prim;
+  memory::desc src, wei, bias, dst;
 };
 
 // The engine and the primitive cache below are created on first use and never destroyed, on
@@ -59,15 +59,15 @@ struct Cached {
 // crashed a process at exit now and then (seen as SIGSEGV inside dnnl_primitive_destroy under
 // `meson test`, whose MALLOC_PERTURB_ scribbles over freed memory). The OS reclaims both.
 dnnl::engine& cpu_engine() {
-    static dnnl::engine& engine = *new dnnl::engine(dnnl::engine::kind::cpu, 0);
-    return engine;
+  static dnnl::engine& engine = *new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return engine;
 }
 
 // A oneDNN stream is not meant to be shared between threads that submit concurrently, so
 // each calling thread has its own (on the CPU a stream is only a handle; creating one is cheap).
 dnnl::stream& cpu_stream() {
-    thread_local dnnl::stream stream(cpu_engine());
-    return stream;
+  thread_local dnnl::stream stream(cpu_engine());
+  return stream;
 }
 
 // The model calls a few dozen distinct shapes; the bound only guards against callers that
@@ -77,69 +77,71 @@ constexpr std::size_t kMaxCached = 512;
 // Entries are shared pointers so that a caller keeps its primitive alive even if another
 // thread clears the cache meanwhile.
 std::shared_ptr<const Cached> get_primitive(const Key& key) {
-    static std::mutex& mutex = *new std::mutex;
-    static auto& cache = *new std::map<Key, std::shared_ptr<const Cached>>;   // never destroyed: see cpu_engine()
-    std::lock_guard<std::mutex> lock(mutex);
-    if (auto it = cache.find(key); it != cache.end()) return it->second;
-    if (cache.size() >= kMaxCached) cache.clear();
+  static std::mutex& mutex = *new std::mutex;
+  static auto& cache =
+      *new std::map<Key, std::shared_ptr<const Cached>>; // never destroyed: see cpu_engine()
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  if (cache.size() >= kMaxCached) cache.clear();
 
-    const memory::dim R = key.rows, I = key.inner, C = key.cols;
-    const auto f32 = memory::data_type::f32;
-    auto entry = std::make_shared<Cached>();
-    Cached& c = *entry;
-    switch (key.product) {
+  const memory::dim R = key.rows, I = key.inner, C = key.cols;
+  const auto f32 = memory::data_type::f32;
+  auto entry = std::make_shared<Cached>();
+  Cached& c = *entry;
+  switch (key.product) {
     case Product::forward:
-        c.src = memory::desc({R, I}, f32, tag::ab);
-        c.wei = memory::desc({I, C}, f32, tag::ba);  // weight stored [C, I]
-        break;
+      c.src = memory::desc({R, I}, f32, tag::ab);
+      c.wei = memory::desc({I, C}, f32, tag::ba); // weight stored [C, I]
+      break;
     case Product::grad_input:
-        c.src = memory::desc({R, I}, f32, tag::ab);
-        c.wei = memory::desc({I, C}, f32, tag::ab);
-        break;
+      c.src = memory::desc({R, I}, f32, tag::ab);
+      c.wei = memory::desc({I, C}, f32, tag::ab);
+      break;
     case Product::grad_weight:
-        c.src = memory::desc({R, I}, f32, tag::ba);  // dout stored [I, R]
-        c.wei = memory::desc({I, C}, f32, tag::ab);
-        break;
-    }
-    c.dst = memory::desc({R, C}, f32, tag::ab);
-    if (key.bias) c.bias = memory::desc({1, C}, f32, tag::ab);
+      c.src = memory::desc({R, I}, f32, tag::ba); // dout stored [I, R]
+      c.wei = memory::desc({I, C}, f32, tag::ab);
+      break;
+  }
+  c.dst = memory::desc({R, C}, f32, tag::ab);
+  if (key.bias) c.bias = memory::desc({1, C}, f32, tag::ab);
 
-    dnnl::primitive_attr attr;
-    if (key.product != Product::forward) {
-        // sum post-op: dst = 1.0 * dst + product, i.e. gradient accumulation in place.
-        dnnl::post_ops ops;
-        ops.append_sum(1.0f);
-        attr.set_post_ops(ops);
-    }
-    const auto desc = key.bias ? dnnl::matmul::desc(c.src, c.wei, c.bias, c.dst)
-                               : dnnl::matmul::desc(c.src, c.wei, c.dst);
-    c.prim = dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, cpu_engine()));
-    cache.emplace(key, entry);
-    return entry;
+  dnnl::primitive_attr attr;
+  if (key.product != Product::forward) {
+    // sum post-op: dst = 1.0 * dst + product, i.e. gradient accumulation in place.
+    dnnl::post_ops ops;
+    ops.append_sum(1.0f);
+    attr.set_post_ops(ops);
+  }
+  const auto desc = key.bias ? dnnl::matmul::desc(c.src, c.wei, c.bias, c.dst)
+                             : dnnl::matmul::desc(c.src, c.wei, c.dst);
+  c.prim = dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, cpu_engine()));
+  cache.emplace(key, entry);
+  return entry;
 }
 
 void run(const Key& key, const float* src, const float* wei, const float* bias, float* dst) {
-    const auto entry = get_primitive(key);
-    const Cached& c = *entry;
-    dnnl::engine& eng = cpu_engine();
-    // oneDNN takes non-const handles but only reads src/weights/bias.
-    memory src_m(c.src, eng, const_cast<float*>(src));
-    memory wei_m(c.wei, eng, const_cast<float*>(wei));
-    memory dst_m(c.dst, eng, dst);
-    dnnl::stream& s = cpu_stream();
-    if (key.bias) {
-        memory bias_m(c.bias, eng, const_cast<float*>(bias));
-        c.prim.execute(s, {{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, wei_m},
-                           {DNNL_ARG_BIAS, bias_m}, {DNNL_ARG_DST, dst_m}});
-    } else {
-        c.prim.execute(s, {{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, wei_m},
-                           {DNNL_ARG_DST, dst_m}});
-    }
-    s.wait();
+  const auto entry = get_primitive(key);
+  const Cached& c = *entry;
+  dnnl::engine& eng = cpu_engine();
+  // oneDNN takes non-const handles but only reads src/weights/bias.
+  memory src_m(c.src, eng, const_cast<float*>(src));
+  memory wei_m(c.wei, eng, const_cast<float*>(wei));
+  memory dst_m(c.dst, eng, dst);
+  dnnl::stream& s = cpu_stream();
+  if (key.bias) {
+    memory bias_m(c.bias, eng, const_cast<float*>(bias));
+    c.prim.execute(s, {{DNNL_ARG_SRC, src_m},
+                       {DNNL_ARG_WEIGHTS, wei_m},
+                       {DNNL_ARG_BIAS, bias_m},
+                       {DNNL_ARG_DST, dst_m}});
+  } else {
+    c.prim.execute(s, {{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, wei_m}, {DNNL_ARG_DST, dst_m}});
+  }
+  s.wait();
 }
 
 void check_sizes(int M, int K, int N) {
-    if (M < 0 || K < 0 || N < 0) throw std::invalid_argument("matmul: negative dimension");
+  if (M < 0 || K < 0 || N < 0) throw std::invalid_argument("matmul: negative dimension");
 }
 
 // dbias[j] += sum_i dout[i, j]. Threads own disjoint column blocks and add rows in order, so
@@ -149,22 +151,22 @@ void check_sizes(int M, int K, int N) {
 constexpr int kBiasCols = 64;
 
 MB_CPU_CLONES
-void bias_grad_block(float* __restrict dbias, const float* __restrict dout, int M, int N,
-                     int j0, int j1) {
-    float acc[kBiasCols] = {};
-    const int w = j1 - j0;
-    for (int i = 0; i < M; ++i) {
-        const float* __restrict row = dout + static_cast<std::size_t>(i) * N + j0;
-        for (int j = 0; j < w; ++j) acc[j] += row[j];
-    }
-    for (int j = 0; j < w; ++j) dbias[j0 + j] += acc[j];
+void bias_grad_block(float* __restrict dbias, const float* __restrict dout, int M, int N, int j0,
+                     int j1) {
+  float acc[kBiasCols] = {};
+  const int w = j1 - j0;
+  for (int i = 0; i < M; ++i) {
+    const float* __restrict row = dout + static_cast<std::size_t>(i) * N + j0;
+    for (int j = 0; j < w; ++j) acc[j] += row[j];
+  }
+  for (int j = 0; j < w; ++j) dbias[j0 + j] += acc[j];
 }
 
 void bias_grad(float* dbias, const float* dout, int M, int N) {
-    const int blocks = (N + kBiasCols - 1) / kBiasCols;
-#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(M) * N > 32768)
-    for (int b = 0; b < blocks; ++b)
-        bias_grad_block(dbias, dout, M, N, b * kBiasCols, std::min(N, (b + 1) * kBiasCols));
+  const int blocks = (N + kBiasCols - 1) / kBiasCols;
+#pragma omp parallel for schedule(static) if (static_cast <std::int64_t>(M) * N > 32768)
+  for (int b = 0; b < blocks; ++b)
+    bias_grad_block(dbias, dout, M, N, b * kBiasCols, std::min(N, (b + 1) * kBiasCols));
 }
 
 // Staging of the bf16 pair's operands, as fp32 values the primitives read: chunks of 16 Ki
@@ -175,110 +177,111 @@ constexpr std::size_t kStageChunk = std::size_t{1} << 14;
 // An fp32 operand rounded to bf16.
 MB_CPU_CLONES
 void stage_block(float* __restrict dst, const float* __restrict src, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) dst[i] = round_to_bf16(src[i]);
+  for (std::size_t i = 0; i < n; ++i) dst[i] = round_to_bf16(src[i]);
 }
 
 // A bf16 copy (a weight's, or a saved activation) expanded to the fp32 values it holds (exact).
 MB_CPU_CLONES
 void stage_block(float* __restrict dst, const std::uint16_t* __restrict src, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_value(src[i]);
+  for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_value(src[i]);
 }
 
 // buf[0..n) = the bf16 values of src[0..n); returns buf.data(). buf only grows, so after the
 // first call of a shape no memory is allocated (or faulted in) again.
 template <class Source>
 const float* staged_copy(std::vector<float>& buf, const Source* src, std::size_t n) {
-    if (buf.size() < n) buf.resize(n);
-    float* dst = buf.data();
-    const auto chunks = static_cast<std::int64_t>((n + kStageChunk - 1) / kStageChunk);
+  if (buf.size() < n) buf.resize(n);
+  float* dst = buf.data();
+  const auto chunks = static_cast<std::int64_t>((n + kStageChunk - 1) / kStageChunk);
 #pragma omp parallel for schedule(static) if (chunks > 1)
-    for (std::int64_t c = 0; c < chunks; ++c) {
-        const std::size_t begin = static_cast<std::size_t>(c) * kStageChunk;
-        stage_block(dst + begin, src + begin, std::min(kStageChunk, n - begin));
-    }
-    return dst;
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const std::size_t begin = static_cast<std::size_t>(c) * kStageChunk;
+    stage_block(dst + begin, src + begin, std::min(kStageChunk, n - begin));
+  }
+  return dst;
 }
 
 // bf16(x) for an operand of `rows` × `cols` in buf: from its bf16 copy when there is one,
 // else rounded from the fp32 values.
 const float* bf16_operand(std::vector<float>& buf, const float* x, const std::uint16_t* x_bf16,
                           int rows, int cols) {
-    if (!x && !x_bf16)
-        throw std::invalid_argument("matmul bf16: an operand is missing (its fp32 values and its bf16 copy are both null)");
-    const std::size_t n = static_cast<std::size_t>(rows) * cols;
-    return x_bf16 ? staged_copy(buf, x_bf16, n) : staged_copy(buf, x, n);
+  if (!x && !x_bf16)
+    throw std::invalid_argument(
+        "matmul bf16: an operand is missing (its fp32 values and its bf16 copy are both null)");
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  return x_bf16 ? staged_copy(buf, x_bf16, n) : staged_copy(buf, x, n);
 }
 
 // The calling thread's staging buffers for the rounded operands: one per operand role, so a
 // backward call can hold bf16(dout), bf16(weight) and bf16(inp) at once. Per thread, so
 // concurrent callers never share one.
 struct Bf16Staging {
-    std::vector<float> inp, weight, dout;
+  std::vector<float> inp, weight, dout;
 };
 
 Bf16Staging& bf16_staging() {
-    thread_local Bf16Staging staging;
-    return staging;
+  thread_local Bf16Staging staging;
+  return staging;
 }
 
-}  // namespace
+} // namespace
 
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
-                    int M, int K, int N) {
-    check_sizes(M, K, N);
-    if (M == 0 || N == 0) return;
-    if (K == 0) {  // empty contraction: out = bias (oneDNN 2.6 builds but cannot execute K = 0)
-        for (std::size_t i = 0; i < static_cast<std::size_t>(M); ++i)
-            for (int j = 0; j < N; ++j) out[i * N + j] = bias ? bias[j] : 0.0f;
-        return;
-    }
-    run(Key{Product::forward, M, K, N, bias != nullptr}, inp, weight, bias, out);
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M,
+                    int K, int N) {
+  check_sizes(M, K, N);
+  if (M == 0 || N == 0) return;
+  if (K == 0) { // empty contraction: out = bias (oneDNN 2.6 builds but cannot execute K = 0)
+    for (std::size_t i = 0; i < static_cast<std::size_t>(M); ++i)
+      for (int j = 0; j < N; ++j) out[i * N + j] = bias ? bias[j] : 0.0f;
+    return;
+  }
+  run(Key{Product::forward, M, K, N, bias != nullptr}, inp, weight, bias, out);
 }
 
-void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, int M, int K, int N) {
-    check_sizes(M, K, N);
-    if (M == 0 || N == 0) return;  // every gradient term is an empty sum
-    if (K > 0) {
-        if (dinp) run(Key{Product::grad_input, M, N, K, false}, dout, weight, nullptr, dinp);
-        if (dweight) run(Key{Product::grad_weight, N, M, K, false}, dout, inp, nullptr, dweight);
-    }
-    if (dbias) bias_grad(dbias, dout, M, N);
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int M, int K, int N) {
+  check_sizes(M, K, N);
+  if (M == 0 || N == 0) return; // every gradient term is an empty sum
+  if (K > 0) {
+    if (dinp) run(Key{Product::grad_input, M, N, K, false}, dout, weight, nullptr, dinp);
+    if (dweight) run(Key{Product::grad_weight, N, M, K, false}, dout, inp, nullptr, dweight);
+  }
+  if (dbias) bias_grad(dbias, dout, M, N);
 }
 
 void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
                          const float* weight, const std::uint16_t* weight_bf16, const float* bias,
                          int M, int K, int N) {
-    check_sizes(M, K, N);
-    if (M == 0 || N == 0) return;
-    if (K == 0) {  // no product: out = bias, exactly as the fp32 op
-        matmul_forward(out, nullptr, nullptr, bias, M, 0, N);
-        return;
-    }
-    Bf16Staging& s = bf16_staging();
-    const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
-    const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
-    run(Key{Product::forward, M, K, N, bias != nullptr}, rinp, rweight, bias, out);
+  check_sizes(M, K, N);
+  if (M == 0 || N == 0) return;
+  if (K == 0) { // no product: out = bias, exactly as the fp32 op
+    matmul_forward(out, nullptr, nullptr, bias, M, 0, N);
+    return;
+  }
+  Bf16Staging& s = bf16_staging();
+  const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
+  const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
+  run(Key{Product::forward, M, K, N, bias != nullptr}, rinp, rweight, bias, out);
 }
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
                           const std::uint16_t* weight_bf16, int M, int K, int N) {
-    check_sizes(M, K, N);
-    if (M == 0 || N == 0) return;  // every gradient term is an empty sum
-    if (K > 0 && (dinp || dweight)) {
-        Bf16Staging& s = bf16_staging();
-        const float* rdout = bf16_operand(s.dout, dout, nullptr, M, N);
-        if (dinp) {
-            const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
-            run(Key{Product::grad_input, M, N, K, false}, rdout, rweight, nullptr, dinp);
-        }
-        if (dweight) {
-            const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
-            run(Key{Product::grad_weight, N, M, K, false}, rdout, rinp, nullptr, dweight);
-        }
+  check_sizes(M, K, N);
+  if (M == 0 || N == 0) return; // every gradient term is an empty sum
+  if (K > 0 && (dinp || dweight)) {
+    Bf16Staging& s = bf16_staging();
+    const float* rdout = bf16_operand(s.dout, dout, nullptr, M, N);
+    if (dinp) {
+      const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
+      run(Key{Product::grad_input, M, N, K, false}, rdout, rweight, nullptr, dinp);
     }
-    if (dbias) bias_grad(dbias, dout, M, N);  // from the unrounded fp32 dout
+    if (dweight) {
+      const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
+      run(Key{Product::grad_weight, N, M, K, false}, rdout, rinp, nullptr, dweight);
+    }
+  }
+  if (dbias) bias_grad(dbias, dout, M, N); // from the unrounded fp32 dout
 }
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

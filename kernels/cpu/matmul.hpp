@@ -10,8 +10,8 @@ namespace mb::kernels::cpu {
 
 // out[M,N] = inp[M,K] · weight[N,K]ᵀ + bias[N]. bias may be null (no bias).
 // out is overwritten.
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
-                    int M, int K, int N);
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M,
+                    int K, int N);
 
 // Gradients of matmul_forward, accumulated (+=) into the destinations:
 //   dinp[M,K]    += dout[M,N] · weight[N,K]
@@ -19,8 +19,8 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 //   dbias[N]     += column sums of dout
 // Any of dinp, dweight, dbias may be null to skip that gradient (inp may then be null when
 // dweight is, weight may be null when dinp is).
-void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, int M, int K, int N);
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int M, int K, int N);
 
 // The mixed-precision pair (bf16 operands, fp32 accumulation): the same shapes, semantics and
 // null-pointer rules as matmul_forward / matmul_backward, except that both operands of every
@@ -45,4 +45,4 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
                           const std::uint16_t* weight_bf16, int M, int K, int N);
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

@@ -10,41 +10,41 @@
 namespace mb::kernels::cpu {
 namespace {
 
-constexpr std::size_t kChunk = 1 << 15;  // 128 KiB of floats per task
+constexpr std::size_t kChunk = 1 << 15; // 128 KiB of floats per task
 
 // No __restrict on out: it may alias a or b; GCC's run-time alias check keeps the vector loop.
 MB_CPU_CLONES
 void add_chunk(float* out, const float* a, const float* b, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+  for (std::size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }
 
 MB_CPU_CLONES
 void accumulate_chunk(float* __restrict d, const float* __restrict dout, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) d[i] += dout[i];
+  for (std::size_t i = 0; i < n; ++i) d[i] += dout[i];
 }
 
 std::int64_t chunks(std::size_t n) { return static_cast<std::int64_t>((n + kChunk - 1) / kChunk); }
 
-}  // namespace
+} // namespace
 
 void residual_forward(float* out, const float* a, const float* b, std::size_t n) {
-    const std::int64_t tasks = chunks(n);
+  const std::int64_t tasks = chunks(n);
 #pragma omp parallel for schedule(static) if (tasks > 1)
-    for (std::int64_t t = 0; t < tasks; ++t) {
-        const std::size_t i0 = static_cast<std::size_t>(t) * kChunk;
-        add_chunk(out + i0, a + i0, b + i0, std::min(kChunk, n - i0));
-    }
+  for (std::int64_t t = 0; t < tasks; ++t) {
+    const std::size_t i0 = static_cast<std::size_t>(t) * kChunk;
+    add_chunk(out + i0, a + i0, b + i0, std::min(kChunk, n - i0));
+  }
 }
 
 void residual_backward(float* da, float* db, const float* dout, std::size_t n) {
-    const std::int64_t tasks = chunks(n);
+  const std::int64_t tasks = chunks(n);
 #pragma omp parallel for schedule(static) if (tasks > 1)
-    for (std::int64_t t = 0; t < tasks; ++t) {
-        const std::size_t i0 = static_cast<std::size_t>(t) * kChunk;
-        const std::size_t len = std::min(kChunk, n - i0);
-        if (da) accumulate_chunk(da + i0, dout + i0, len);
-        if (db) accumulate_chunk(db + i0, dout + i0, len);
-    }
+  for (std::int64_t t = 0; t < tasks; ++t) {
+    const std::size_t i0 = static_cast<std::size_t>(t) * kChunk;
+    const std::size_t len = std::min(kChunk, n - i0);
+    if (da) accumulate_chunk(da + i0, dout + i0, len);
+    if (db) accumulate_chunk(db + i0, dout + i0, len);
+  }
 }
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

@@ -28,66 +28,65 @@ namespace {
 
 using namespace attention_tiles;
 
-
 // Padded sizes of one task's operands: head size to whole tiles (dp), keys to whole tile
 // columns (Tk), queries to whole tile rows (Tq).
 struct Padded {
-    int dp, Tk, Tq;
-    explicit Padded(const Layout& L)
-        : dp(round_up(L.d, NR)), Tk(round_up(L.T, NR)), Tq(round_up(L.T, MR)) {}
+  int dp, Tk, Tq;
+  explicit Padded(const Layout& L)
+      : dp(round_up(L.d, NR)), Tk(round_up(L.T, NR)), Tq(round_up(L.T, MR)) {}
 };
 
 std::size_t forward_scratch(const Layout& L) {
-    const Padded P(L);
-    return static_cast<std::size_t>(P.Tq + P.Tk + MR) * P.dp +      // qs, vr, acc
-           static_cast<std::size_t>(P.dp + MR) * P.Tk;              // kt, p
+  const Padded P(L);
+  return static_cast<std::size_t>(P.Tq + P.Tk + MR) * P.dp + // qs, vr, acc
+         static_cast<std::size_t>(P.dp + MR) * P.Tk; // kt, p
 }
 
 MB_CPU_CLONES
 void forward_head(float* __restrict out, float* __restrict lse, const float* __restrict qkv,
                   const Layout& L, int b, int h, float scale, float* __restrict scratch) {
-    const int T = L.T, d = L.d;
-    const Padded P(L);
-    const int dp = P.dp, Tk = P.Tk;
-    const std::size_t tstride = L.tstride();
-    float* __restrict qs = scratch;                                  // [Tq][dp] scaled queries
-    float* __restrict vr = qs + static_cast<std::size_t>(P.Tq) * dp; // [Tk][dp] values
-    float* __restrict acc = vr + static_cast<std::size_t>(Tk) * dp;  // [MR][dp]
-    float* __restrict kt = acc + static_cast<std::size_t>(MR) * dp;  // [dp][Tk] keys, transposed
-    float* __restrict p = kt + static_cast<std::size_t>(dp) * Tk;    // [MR][Tk] a group's scores
-    float m[MR], l[MR];
+  const int T = L.T, d = L.d;
+  const Padded P(L);
+  const int dp = P.dp, Tk = P.Tk;
+  const std::size_t tstride = L.tstride();
+  float* __restrict qs = scratch; // [Tq][dp] scaled queries
+  float* __restrict vr = qs + static_cast<std::size_t>(P.Tq) * dp; // [Tk][dp] values
+  float* __restrict acc = vr + static_cast<std::size_t>(Tk) * dp; // [MR][dp]
+  float* __restrict kt = acc + static_cast<std::size_t>(MR) * dp; // [dp][Tk] keys, transposed
+  float* __restrict p = kt + static_cast<std::size_t>(dp) * Tk; // [MR][Tk] a group's scores
+  float m[MR], l[MR];
 
-    pack_rows(qs, dp, qkv + L.qkv(b, 0, 0, h), tstride, T, P.Tq, d, scale);
-    pack_transposed(kt, Tk, qkv + L.qkv(b, 0, 1, h), tstride, T, Tk, d, dp);
-    pack_rows(vr, dp, qkv + L.qkv(b, 0, 2, h), tstride, T, Tk, d, 1.0f);
+  pack_rows(qs, dp, qkv + L.qkv(b, 0, 0, h), tstride, T, P.Tq, d, scale);
+  pack_transposed(kt, Tk, qkv + L.qkv(b, 0, 1, h), tstride, T, Tk, d, dp);
+  pack_rows(vr, dp, qkv + L.qkv(b, 0, 2, h), tstride, T, Tk, d, 1.0f);
 
-    for (int r0 = 0; r0 < T; r0 += MR) {
-        const int nk = std::min(T, r0 + MR);  // keys the group's last query sees
-        gemm_tile<false, false>(p, Tk, qs + static_cast<std::size_t>(r0) * dp, dp, kt, Tk, MR,
-                                round_up(nk, NR), dp);
-        for (int r = 0; r < MR; ++r) {
-            float* __restrict pr = p + static_cast<std::size_t>(r) * Tk;
-            const int n = std::min(r0 + r + 1, T);  // causal: keys 0..t (padding rows: any)
-            const float mx = row_max(pr, n);
-            const float sum = exp_shifted_sum(pr, n, mx);
-            for (int j = n; j < nk; ++j) pr[j] = 0.0f;
-            m[r] = mx;
-            l[r] = sum;
-        }
-        gemm_tile<false, false>(acc, dp, p, Tk, vr, dp, MR, dp, nk);  // keys in increasing order
-        for (int r = 0; r < MR && r0 + r < T; ++r) {
-            const float inv = 1.0f / l[r];
-            float* __restrict o = out + L.out(b, r0 + r, h);
-            for (int e = 0; e < d; ++e) o[e] = acc[static_cast<std::size_t>(r) * dp + e] * inv;
-            if (lse) lse[L.lse(b, h, r0 + r)] = m[r] + std::log(l[r]);
-        }
+  for (int r0 = 0; r0 < T; r0 += MR) {
+    const int nk = std::min(T, r0 + MR); // keys the group's last query sees
+    gemm_tile<false, false>(p, Tk, qs + static_cast<std::size_t>(r0) * dp, dp, kt, Tk, MR,
+                            round_up(nk, NR), dp);
+    for (int r = 0; r < MR; ++r) {
+      float* __restrict pr = p + static_cast<std::size_t>(r) * Tk;
+      const int n = std::min(r0 + r + 1, T); // causal: keys 0..t (padding rows: any)
+      const float mx = row_max(pr, n);
+      const float sum = exp_shifted_sum(pr, n, mx);
+      for (int j = n; j < nk; ++j) pr[j] = 0.0f;
+      m[r] = mx;
+      l[r] = sum;
     }
+    gemm_tile<false, false>(acc, dp, p, Tk, vr, dp, MR, dp, nk); // keys in increasing order
+    for (int r = 0; r < MR && r0 + r < T; ++r) {
+      const float inv = 1.0f / l[r];
+      float* __restrict o = out + L.out(b, r0 + r, h);
+      for (int e = 0; e < d; ++e) o[e] = acc[static_cast<std::size_t>(r) * dp + e] * inv;
+      if (lse) lse[L.lse(b, h, r0 + r)] = m[r] + std::log(l[r]);
+    }
+  }
 }
 
 std::size_t backward_scratch(const Layout& L) {
-    const Padded P(L);
-    return static_cast<std::size_t>(2 * P.Tq + P.Tk + 3 * MR) * P.dp +  // qs, dy, kr, dq, dk, dv
-           static_cast<std::size_t>(2 * P.dp + 2 * P.Tq) * P.Tk;         // kt, vt, p, ds
+  const Padded P(L);
+  return static_cast<std::size_t>(2 * P.Tq + P.Tk + 3 * MR) * P.dp + // qs, dy, kr, dq, dk, dv
+         static_cast<std::size_t>(2 * P.dp + 2 * P.Tq) * P.Tk; // kt, vt, p, ds
 }
 
 // All of head h of sequence b. With P = exp(S - lse) recomputed and D_t = dout_t · out_t:
@@ -100,87 +99,86 @@ void backward_head(float* __restrict dqkv, const float* __restrict dout,
                    const float* __restrict out, const float* __restrict lse,
                    const float* __restrict qkv, const Layout& L, int b, int h, float scale,
                    float* __restrict scratch) {
-    const int T = L.T, d = L.d;
-    const Padded P(L);
-    const int dp = P.dp, Tk = P.Tk, Tq = P.Tq;
-    const std::size_t tstride = L.tstride(), ostride = static_cast<std::size_t>(L.H) * d;
-    const std::size_t Tqdp = static_cast<std::size_t>(Tq) * dp;
-    const std::size_t MRdp = static_cast<std::size_t>(MR) * dp;
-    float* __restrict qs = scratch;                                 // [Tq][dp] scaled queries
-    float* __restrict dy = qs + Tqdp;                               // [Tq][dp] dout rows
-    float* __restrict kr = dy + Tqdp;                               // [Tk][dp] keys as rows
-    float* __restrict dq = kr + static_cast<std::size_t>(Tk) * dp;  // [MR][dp]
-    float* __restrict dk = dq + MRdp;                               // [MR][dp]
-    float* __restrict dv = dk + MRdp;                               // [MR][dp]
-    float* __restrict kt = dv + MRdp;                               // [dp][Tk] keys, transposed
-    float* __restrict vt = kt + static_cast<std::size_t>(dp) * Tk;  // [dp][Tk] values, transposed
-    float* __restrict p = vt + static_cast<std::size_t>(dp) * Tk;   // [Tq][Tk] P
-    float* __restrict ds = p + static_cast<std::size_t>(Tq) * Tk;   // [Tq][Tk] dS
+  const int T = L.T, d = L.d;
+  const Padded P(L);
+  const int dp = P.dp, Tk = P.Tk, Tq = P.Tq;
+  const std::size_t tstride = L.tstride(), ostride = static_cast<std::size_t>(L.H) * d;
+  const std::size_t Tqdp = static_cast<std::size_t>(Tq) * dp;
+  const std::size_t MRdp = static_cast<std::size_t>(MR) * dp;
+  float* __restrict qs = scratch; // [Tq][dp] scaled queries
+  float* __restrict dy = qs + Tqdp; // [Tq][dp] dout rows
+  float* __restrict kr = dy + Tqdp; // [Tk][dp] keys as rows
+  float* __restrict dq = kr + static_cast<std::size_t>(Tk) * dp; // [MR][dp]
+  float* __restrict dk = dq + MRdp; // [MR][dp]
+  float* __restrict dv = dk + MRdp; // [MR][dp]
+  float* __restrict kt = dv + MRdp; // [dp][Tk] keys, transposed
+  float* __restrict vt = kt + static_cast<std::size_t>(dp) * Tk; // [dp][Tk] values, transposed
+  float* __restrict p = vt + static_cast<std::size_t>(dp) * Tk; // [Tq][Tk] P
+  float* __restrict ds = p + static_cast<std::size_t>(Tq) * Tk; // [Tq][Tk] dS
 
-    pack_rows(qs, dp, qkv + L.qkv(b, 0, 0, h), tstride, T, Tq, d, scale);
-    pack_rows(dy, dp, dout + L.out(b, 0, h), ostride, T, Tq, d, 1.0f);
-    pack_rows(kr, dp, qkv + L.qkv(b, 0, 1, h), tstride, T, Tk, d, 1.0f);
-    pack_transposed(kt, Tk, qkv + L.qkv(b, 0, 1, h), tstride, T, Tk, d, dp);
-    pack_transposed(vt, Tk, qkv + L.qkv(b, 0, 2, h), tstride, T, Tk, d, dp);
+  pack_rows(qs, dp, qkv + L.qkv(b, 0, 0, h), tstride, T, Tq, d, scale);
+  pack_rows(dy, dp, dout + L.out(b, 0, h), ostride, T, Tq, d, 1.0f);
+  pack_rows(kr, dp, qkv + L.qkv(b, 0, 1, h), tstride, T, Tk, d, 1.0f);
+  pack_transposed(kt, Tk, qkv + L.qkv(b, 0, 1, h), tstride, T, Tk, d, dp);
+  pack_transposed(vt, Tk, qkv + L.qkv(b, 0, 2, h), tstride, T, Tk, d, dp);
 
-    for (int r0 = 0; r0 < T; r0 += MR) {
-        const int nk = std::min(T, r0 + MR), nk16 = round_up(nk, NR);
-        float* __restrict pg = p + static_cast<std::size_t>(r0) * Tk;
-        float* __restrict dsg = ds + static_cast<std::size_t>(r0) * Tk;
-        gemm_tile<false, false>(pg, Tk, qs + static_cast<std::size_t>(r0) * dp, dp, kt, Tk, MR,
-                                nk16, dp);                                   // S
-        gemm_tile<false, false>(dsg, Tk, dy + static_cast<std::size_t>(r0) * dp, dp, vt, Tk, MR,
-                                nk16, dp);                                   // dout · V
-        for (int r = 0; r < MR; ++r) {
-            float* __restrict pr = pg + static_cast<std::size_t>(r) * Tk;
-            float* __restrict dsr = dsg + static_cast<std::size_t>(r) * Tk;
-            const int t = r0 + r;
-            // Causal: keys 0..t; the rest of the row, and padding rows, stay 0 for the column
-            // products below.
-            const int n = t < T ? t + 1 : 0;
-            float D = 0.0f;
-            if (t < T) {
-                const float* __restrict g = dy + static_cast<std::size_t>(t) * dp;
-                const float* __restrict y = out + L.out(b, t, h);
+  for (int r0 = 0; r0 < T; r0 += MR) {
+    const int nk = std::min(T, r0 + MR), nk16 = round_up(nk, NR);
+    float* __restrict pg = p + static_cast<std::size_t>(r0) * Tk;
+    float* __restrict dsg = ds + static_cast<std::size_t>(r0) * Tk;
+    gemm_tile<false, false>(pg, Tk, qs + static_cast<std::size_t>(r0) * dp, dp, kt, Tk, MR, nk16,
+                            dp); // S
+    gemm_tile<false, false>(dsg, Tk, dy + static_cast<std::size_t>(r0) * dp, dp, vt, Tk, MR, nk16,
+                            dp); // dout · V
+    for (int r = 0; r < MR; ++r) {
+      float* __restrict pr = pg + static_cast<std::size_t>(r) * Tk;
+      float* __restrict dsr = dsg + static_cast<std::size_t>(r) * Tk;
+      const int t = r0 + r;
+      // Causal: keys 0..t; the rest of the row, and padding rows, stay 0 for the column
+      // products below.
+      const int n = t < T ? t + 1 : 0;
+      float D = 0.0f;
+      if (t < T) {
+        const float* __restrict g = dy + static_cast<std::size_t>(t) * dp;
+        const float* __restrict y = out + L.out(b, t, h);
 #pragma omp simd reduction(+ : D)
-                for (int e = 0; e < d; ++e) D += g[e] * y[e];
-            }
-            const float row_lse = t < T ? lse[L.lse(b, h, t)] : 0.0f;
-            for (int j = 0; j < n; ++j) {
-                pr[j] = exp_approx(pr[j] - row_lse);
-                dsr[j] = pr[j] * (dsr[j] - D);
-            }
-            for (int j = n; j < Tk; ++j) pr[j] = dsr[j] = 0.0f;
-        }
-        gemm_tile<false, false>(dq, dp, dsg, Tk, kr, dp, MR, dp, nk);  // dS · K, keys increasing
-        for (int r = 0; r < MR && r0 + r < T; ++r) {
-            float* __restrict g = dqkv + L.qkv(b, r0 + r, 0, h);
-            for (int e = 0; e < d; ++e) g[e] += scale * dq[static_cast<std::size_t>(r) * dp + e];
-        }
+        for (int e = 0; e < d; ++e) D += g[e] * y[e];
+      }
+      const float row_lse = t < T ? lse[L.lse(b, h, t)] : 0.0f;
+      for (int j = 0; j < n; ++j) {
+        pr[j] = exp_approx(pr[j] - row_lse);
+        dsr[j] = pr[j] * (dsr[j] - D);
+      }
+      for (int j = n; j < Tk; ++j) pr[j] = dsr[j] = 0.0f;
     }
+    gemm_tile<false, false>(dq, dp, dsg, Tk, kr, dp, MR, dp, nk); // dS · K, keys increasing
+    for (int r = 0; r < MR && r0 + r < T; ++r) {
+      float* __restrict g = dqkv + L.qkv(b, r0 + r, 0, h);
+      for (int e = 0; e < d; ++e) g[e] += scale * dq[static_cast<std::size_t>(r) * dp + e];
+    }
+  }
 
-    for (int j0 = 0; j0 < T; j0 += MR) {
-        // Queries j0 .. T - 1 (those before j0 see none of these keys), in increasing order.
-        const std::size_t corner = static_cast<std::size_t>(j0) * Tk + j0;
-        const std::size_t rows = static_cast<std::size_t>(j0) * dp;
-        gemm_tile<true, false>(dv, dp, p + corner, Tk, dy + rows, dp, MR, dp, T - j0);   // Pᵀ dout
-        gemm_tile<true, false>(dk, dp, ds + corner, Tk, qs + rows, dp, MR, dp, T - j0);  // dSᵀ q
-        for (int i = 0; i < MR && j0 + i < T; ++i) {
-            float* __restrict gk = dqkv + L.qkv(b, j0 + i, 1, h);
-            float* __restrict gv = dqkv + L.qkv(b, j0 + i, 2, h);
-            for (int e = 0; e < d; ++e) gk[e] += dk[static_cast<std::size_t>(i) * dp + e];
-            for (int e = 0; e < d; ++e) gv[e] += dv[static_cast<std::size_t>(i) * dp + e];
-        }
+  for (int j0 = 0; j0 < T; j0 += MR) {
+    // Queries j0 .. T - 1 (those before j0 see none of these keys), in increasing order.
+    const std::size_t corner = static_cast<std::size_t>(j0) * Tk + j0;
+    const std::size_t rows = static_cast<std::size_t>(j0) * dp;
+    gemm_tile<true, false>(dv, dp, p + corner, Tk, dy + rows, dp, MR, dp, T - j0); // Pᵀ dout
+    gemm_tile<true, false>(dk, dp, ds + corner, Tk, qs + rows, dp, MR, dp, T - j0); // dSᵀ q
+    for (int i = 0; i < MR && j0 + i < T; ++i) {
+      float* __restrict gk = dqkv + L.qkv(b, j0 + i, 1, h);
+      float* __restrict gv = dqkv + L.qkv(b, j0 + i, 2, h);
+      for (int e = 0; e < d; ++e) gk[e] += dk[static_cast<std::size_t>(i) * dp + e];
+      for (int e = 0; e < d; ++e) gv[e] += dv[static_cast<std::size_t>(i) * dp + e];
     }
+  }
 }
 
 void check_sizes(const char* what, int B, int T, int H, int d) {
-    if (B < 0 || H < 0)
-        throw std::invalid_argument(std::string(what) + ": need B, H >= 0");
-    if (!short_attention_fits(T, d))
-        throw std::invalid_argument(std::string(what) + ": sequences of T = " + std::to_string(T) +
-                                    " with heads of d = " + std::to_string(d) +
-                                    " do not fit (see short_attention_fits); use attention");
+  if (B < 0 || H < 0) throw std::invalid_argument(std::string(what) + ": need B, H >= 0");
+  if (!short_attention_fits(T, d))
+    throw std::invalid_argument(std::string(what) + ": sequences of T = " + std::to_string(T) +
+                                " with heads of d = " + std::to_string(d) +
+                                " do not fit (see short_attention_fits); use attention");
 }
 
 // Runs per_head(b, h, scratch) for every (sequence, head) of the batch: one task each, shared
@@ -188,37 +186,36 @@ void check_sizes(const char* what, int B, int T, int H, int d) {
 // `scratch_floats`. Nothing to do for an empty batch.
 template <class PerHead>
 void for_each_head(int B, const Layout& L, std::size_t scratch_floats, PerHead per_head) {
-    const std::int64_t tasks = static_cast<std::int64_t>(B) * L.H;
-    if (tasks == 0 || L.T == 0) return;
+  const std::int64_t tasks = static_cast<std::int64_t>(B) * L.H;
+  if (tasks == 0 || L.T == 0) return;
 #pragma omp parallel if (tasks > 1)
-    {
-        std::vector<float> scratch(scratch_floats);
+  {
+    std::vector<float> scratch(scratch_floats);
 #pragma omp for schedule(static)
-        for (std::int64_t task = 0; task < tasks; ++task)
-            per_head(static_cast<int>(task / L.H), static_cast<int>(task % L.H), scratch.data());
-    }
+    for (std::int64_t task = 0; task < tasks; ++task)
+      per_head(static_cast<int>(task / L.H), static_cast<int>(task % L.H), scratch.data());
+  }
 }
 
-}  // namespace
+} // namespace
 
-void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
-                             int d) {
-    check_sizes("short_attention_forward", B, T, H, d);
-    const Layout L{T, H, d};
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    for_each_head(B, L, forward_scratch(L), [&](int b, int h, float* scratch) {
-        forward_head(out, lse, qkv, L, b, h, scale, scratch);
-    });
+void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int d) {
+  check_sizes("short_attention_forward", B, T, H, d);
+  const Layout L{T, H, d};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  for_each_head(B, L, forward_scratch(L), [&](int b, int h, float* scratch) {
+    forward_head(out, lse, qkv, L, b, h, scale, scratch);
+  });
 }
 
-void short_attention_backward(float* dqkv, const float* dout, const float* out,
-                              const float* lse, const float* qkv, int B, int T, int H, int d) {
-    check_sizes("short_attention_backward", B, T, H, d);
-    const Layout L{T, H, d};
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    for_each_head(B, L, backward_scratch(L), [&](int b, int h, float* scratch) {
-        backward_head(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch);
-    });
+void short_attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
+                              const float* qkv, int B, int T, int H, int d) {
+  check_sizes("short_attention_backward", B, T, H, d);
+  const Layout L{T, H, d};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  for_each_head(B, L, backward_scratch(L), [&](int b, int h, float* scratch) {
+    backward_head(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch);
+  });
 }
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

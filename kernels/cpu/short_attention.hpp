@@ -36,9 +36,8 @@ constexpr int kShortAttentionQueryTile = 32;
 // cuda/short_attention.cu carves its buffer in this order. The forward needs less
 // (K and V, plus one query row per warp: 2·T·(d + 1) + 8·d floats).
 constexpr std::size_t short_attention_backward_smem_bytes(int T, int d) {
-    const std::size_t rows = 2 * static_cast<std::size_t>(T) + 2 * kShortAttentionQueryTile;
-    return (rows * static_cast<std::size_t>(d + 1) + 2 * static_cast<std::size_t>(T)) *
-           sizeof(float);
+  const std::size_t rows = 2 * static_cast<std::size_t>(T) + 2 * kShortAttentionQueryTile;
+  return (rows * static_cast<std::size_t>(d + 1) + 2 * static_cast<std::size_t>(T)) * sizeof(float);
 }
 
 // Whether short_attention_forward / _backward take sequences of length T with heads of size d
@@ -51,19 +50,18 @@ constexpr std::size_t short_attention_backward_smem_bytes(int T, int d) {
 // attention, which computes the same function.
 constexpr bool short_attention_fits(int T, int d,
                                     std::size_t max_smem_bytes = kShortAttentionMaxSmemBytes) {
-    return T >= 0 && T <= kShortAttentionMaxT && d > 0 && d <= kShortAttentionMaxHeadDim &&
-           short_attention_backward_smem_bytes(T, d) <= max_smem_bytes;
+  return T >= 0 && T <= kShortAttentionMaxT && d > 0 && d <= kShortAttentionMaxHeadDim &&
+         short_attention_backward_smem_bytes(T, d) <= max_smem_bytes;
 }
 
 // out and lse are overwritten; lse may be null when no backward pass follows. Throws
 // std::invalid_argument, naming T and d, unless short_attention_fits(T, d) and B, H >= 0.
-void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
-                             int d);
+void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int d);
 
 // dqkv [B, T, 3, H, d] += the gradient with respect to qkv, given dout and the out and lse
 // that a forward produced. Deterministic: each (batch, head) is one task with a fixed order of
 // summation. Same argument checks as the forward.
-void short_attention_backward(float* dqkv, const float* dout, const float* out,
-                              const float* lse, const float* qkv, int B, int T, int H, int d);
+void short_attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
+                              const float* qkv, int B, int T, int H, int d);
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

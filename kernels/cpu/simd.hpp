@@ -29,32 +29,30 @@ namespace mb::kernels::cpu {
 // further arithmetic under the default -ftrapping-math, and a loop with control flow left in it
 // does not vectorise. Written this way, softmax loops vectorise in any translation unit.
 inline float exp_approx(float x) {
-    const std::int32_t below = -static_cast<std::int32_t>(x < -87.3f);  // all ones or zero
-    const std::int32_t above = -static_cast<std::int32_t>(x > 88.3f);
-    const float xc = std::bit_cast<float>(
-        (std::bit_cast<std::int32_t>(x) & ~(below | above)) |
-        (std::bit_cast<std::int32_t>(-87.3f) & below) | (std::bit_cast<std::int32_t>(88.3f) & above));
-    // n = round(x / ln 2) by the 1.5·2^23 trick (exact round-to-nearest for |x/ln2| < 2^22).
-    constexpr float kRound = 12582912.0f;
-    const float n = (xc * 1.44269504088896341f + kRound) - kRound;
-    // r = x - n ln 2, with ln 2 split in two so that n·ln2_hi is exact.
-    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    const float y = p * std::bit_cast<float>((static_cast<std::int32_t>(n) + 127) << 23);
-    return std::bit_cast<float>(std::bit_cast<std::int32_t>(y) & ~below);
+  const std::int32_t below = -static_cast<std::int32_t>(x < -87.3f); // all ones or zero
+  const std::int32_t above = -static_cast<std::int32_t>(x > 88.3f);
+  const float xc = std::bit_cast<float>((std::bit_cast<std::int32_t>(x) & ~(below | above)) |
+                                        (std::bit_cast<std::int32_t>(-87.3f) & below) |
+                                        (std::bit_cast<std::int32_t>(88.3f) & above));
+  // n = round(x / ln 2) by the 1.5·2^23 trick (exact round-to-nearest for |x/ln2| < 2^22).
+  constexpr float kRound = 12582912.0f;
+  const float n = (xc * 1.44269504088896341f + kRound) - kRound;
+  // r = x - n ln 2, with ln 2 split in two so that n·ln2_hi is exact.
+  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const float y = p * std::bit_cast<float>((static_cast<std::int32_t>(n) + 127) << 23);
+  return std::bit_cast<float>(std::bit_cast<std::int32_t>(y) & ~below);
 }
 
 // tanh through exp_approx: 1 - 2 / (e^{2u} + 1). Absolute error below 2e-7 (relative error
 // grows for |u| < 1e-3, where tanh is tiny; callers use it inside 1 + tanh, where that is
 // harmless).
-inline float tanh_approx(float u) {
-    return 1.0f - 2.0f / (exp_approx(2.0f * u) + 1.0f);
-}
+inline float tanh_approx(float u) { return 1.0f - 2.0f / (exp_approx(2.0f * u) + 1.0f); }
 
-}  // namespace mb::kernels::cpu
+} // namespace mb::kernels::cpu

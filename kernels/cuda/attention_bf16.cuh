@@ -17,8 +17,7 @@ bool attention_bf16_supports(int d);
 
 // out and lse are overwritten; lse may be null when no backward pass follows. Throws
 // std::invalid_argument unless B, T, H >= 0 and attention_bf16_supports(d).
-void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int T, int H,
-                            int d);
+void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int T, int H, int d);
 
 // dqkv [B, T, 3, H, d] += the gradient with respect to qkv, given dout and the out and lse of
 // attention_forward_bf16. Deterministic (no atomics; every sum in a fixed order). Same
@@ -26,4 +25,4 @@ void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int
 void attention_backward_bf16(float* dqkv, const float* dout, const float* out, const float* lse,
                              const float* qkv, int B, int T, int H, int d);
 
-}  // namespace mb::kernels::cuda
+} // namespace mb::kernels::cuda

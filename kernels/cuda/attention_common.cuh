@@ -15,40 +15,38 @@ constexpr unsigned kFull = 0xffffffffu;
 
 // Index helpers for the layouts qkv [B, T, 3, H, d], out [B, T, H, d], lse [B, H, T].
 struct Layout {
-    int T, H, d;
-    __device__ std::size_t qkv(int b, int t, int which, int h) const {  // 0 q, 1 k, 2 v
-        return ((static_cast<std::size_t>(b) * T + t) * 3 + which) * H * d +
-               static_cast<std::size_t>(h) * d;
-    }
-    __device__ std::size_t out(int b, int t, int h) const {
-        return (static_cast<std::size_t>(b) * T + t) * H * d + static_cast<std::size_t>(h) * d;
-    }
-    __device__ std::size_t lse(int b, int h, int t) const {
-        return (static_cast<std::size_t>(b) * H + h) * T + t;
-    }
-    // Floats from one position to the next: of qkv, of out (and dout).
-    __host__ __device__ std::size_t qkv_stride() const {
-        return 3 * static_cast<std::size_t>(H) * d;
-    }
-    __host__ __device__ std::size_t out_stride() const { return static_cast<std::size_t>(H) * d; }
+  int T, H, d;
+  __device__ std::size_t qkv(int b, int t, int which, int h) const { // 0 q, 1 k, 2 v
+    return ((static_cast<std::size_t>(b) * T + t) * 3 + which) * H * d +
+           static_cast<std::size_t>(h) * d;
+  }
+  __device__ std::size_t out(int b, int t, int h) const {
+    return (static_cast<std::size_t>(b) * T + t) * H * d + static_cast<std::size_t>(h) * d;
+  }
+  __device__ std::size_t lse(int b, int h, int t) const {
+    return (static_cast<std::size_t>(b) * H + h) * T + t;
+  }
+  // Floats from one position to the next: of qkv, of out (and dout).
+  __host__ __device__ std::size_t qkv_stride() const { return 3 * static_cast<std::size_t>(H) * d; }
+  __host__ __device__ std::size_t out_stride() const { return static_cast<std::size_t>(H) * d; }
 };
 
 // Butterfly reductions: every lane ends with the same value (each step adds the same two
 // numbers on both partners, and fp32 addition is commutative).
 __device__ inline float warp_max(float v) {
-    for (int o = kWarp / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
-    return v;
+  for (int o = kWarp / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
+  return v;
 }
 __device__ inline float warp_sum(float v) {
-    for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(kFull, v, o);
-    return v;
+  for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(kFull, v, o);
+  return v;
 }
 
 // a · b over d elements, added in increasing order.
 __device__ inline float dot(const float* a, const float* b, int d) {
-    float acc = 0.0f;
-    for (int e = 0; e < d; ++e) acc += a[e] * b[e];
-    return acc;
+  float acc = 0.0f;
+  for (int e = 0; e < d; ++e) acc += a[e] * b[e];
+  return acc;
 }
 
 // Copies rows 0 .. n - 1 of one head (row stride `stride` floats, starting at `src` for row 0)
@@ -56,10 +54,10 @@ __device__ inline float dot(const float* a, const float* b, int d) {
 // part.
 __device__ inline void stage_rows(float* dst, int pitch, const float* src, std::size_t stride,
                                   int n, int d, float scale) {
-    for (int idx = static_cast<int>(threadIdx.x); idx < n * d; idx += blockDim.x) {
-        const int r = idx / d, e = idx % d;
-        dst[r * pitch + e] = src[static_cast<std::size_t>(r) * stride + e] * scale;
-    }
+  for (int idx = static_cast<int>(threadIdx.x); idx < n * d; idx += blockDim.x) {
+    const int r = idx / d, e = idx % d;
+    dst[r * pitch + e] = src[static_cast<std::size_t>(r) * stride + e] * scale;
+  }
 }
 
 // B · H · tiles blocks in one grid dimension; std::invalid_argument beyond INT_MAX.
@@ -69,17 +67,17 @@ unsigned blocks(int B, int H, int tiles);
 // in stream-ordered scratch: what the tiled attentions' backward passes start from
 // (attention.cu). rows < INT_MAX: the callers' buffers hold 3 · rows · d floats.
 struct RowDots {
-    RowDots(const float* dout, const float* out, const Layout& L, int B);
-    int rows;
-    detail::Scratch<float> values;
+  RowDots(const float* dout, const float* out, const Layout& L, int B);
+  int rows;
+  detail::Scratch<float> values;
 };
 
 // Kernels that stage more than the default 48 KiB of dynamic shared memory must opt in.
 template <class Kernel>
 void allow_smem(Kernel kernel, std::size_t bytes) {
-    if (bytes > 48 * 1024)
-        MB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(bytes)));
+  if (bytes > 48 * 1024)
+    MB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(bytes)));
 }
 
-}  // namespace mb::kernels::cuda::attention_detail
+} // namespace mb::kernels::cuda::attention_detail

@@ -19,7 +19,7 @@ void attention_step(float* out, float* scores, const float* q, const float* k, c
 // The same over caches of bf16 patterns (k and v; q stays fp32), read at their exact values:
 // the twin of cpu::attention_step_bf16. Same checks.
 void attention_step_bf16(float* out, float* scores, const float* q, const std::uint16_t* k,
-                         const std::uint16_t* v, int B, int n, int H, int d,
-                         std::size_t q_stride, std::size_t stride, std::size_t batch_stride);
+                         const std::uint16_t* v, int B, int n, int H, int d, std::size_t q_stride,
+                         std::size_t stride, std::size_t batch_stride);
 
-}  // namespace mb::kernels::cuda
+} // namespace mb::kernels::cuda

@@ -19,7 +19,7 @@ namespace mb::kernels::cuda {
 constexpr std::size_t kBf16LdMultiple = 8;
 
 constexpr std::size_t bf16_ld(std::size_t cols) {
-    return (cols + kBf16LdMultiple - 1) / kBf16LdMultiple * kBf16LdMultiple;
+  return (cols + kBf16LdMultiple - 1) / kBf16LdMultiple * kBf16LdMultiple;
 }
 
 // src is a dense row-major rows × cols fp32 matrix; dst a row-major rows × ld bf16 matrix:
@@ -39,4 +39,4 @@ void pad_bf16(std::uint16_t* dst, const std::uint16_t* src, std::size_t rows, st
 // cpu::from_bf16. How a model reads back an activation it saved as bf16 only.
 void from_bf16(float* dst, const std::uint16_t* src, std::size_t n);
 
-}  // namespace mb::kernels::cuda
+} // namespace mb::kernels::cuda

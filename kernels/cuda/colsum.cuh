@@ -26,31 +26,31 @@ constexpr int kColsPerBlock = 32;
 constexpr int kTasksPerBlock = 8;
 
 struct RowSplit {
-    int rows;   // rows per task (the last task may have fewer)
-    int tasks;  // number of tasks
-    __host__ __device__ int begin(int t) const { return t * rows; }
-    __host__ __device__ int end(int t, int N) const { return t + 1 == tasks ? N : (t + 1) * rows; }
+  int rows; // rows per task (the last task may have fewer)
+  int tasks; // number of tasks
+  __host__ __device__ int begin(int t) const { return t * rows; }
+  __host__ __device__ int end(int t, int N) const { return t + 1 == tasks ? N : (t + 1) * rows; }
 };
 
 // N >= 1.
 inline RowSplit row_split(int N) {
-    int tasks = (N + kMinRowsPerTask - 1) / kMinRowsPerTask;
-    if (tasks > kMaxTasks) tasks = kMaxTasks;
-    if (tasks < 1) tasks = 1;
-    const int rows = (N + tasks - 1) / tasks;
-    return {rows, (N + rows - 1) / rows};
+  int tasks = (N + kMinRowsPerTask - 1) / kMinRowsPerTask;
+  if (tasks > kMaxTasks) tasks = kMaxTasks;
+  if (tasks < 1) tasks = 1;
+  const int rows = (N + tasks - 1) / tasks;
+  return {rows, (N + rows - 1) / rows};
 }
 
 // Pass-1 launch geometry for C columns and `tasks` tasks: thread (x, y) of block (bx, by)
 // owns column bx * kColsPerBlock + x and task by * kTasksPerBlock + y.
 inline dim3 colsum_block() { return dim3(kColsPerBlock, kTasksPerBlock); }
 inline dim3 colsum_grid(int C, int tasks) {
-    return dim3(static_cast<unsigned>((C + kColsPerBlock - 1) / kColsPerBlock),
-                static_cast<unsigned>((tasks + kTasksPerBlock - 1) / kTasksPerBlock));
+  return dim3(static_cast<unsigned>((C + kColsPerBlock - 1) / kColsPerBlock),
+              static_cast<unsigned>((tasks + kTasksPerBlock - 1) / kTasksPerBlock));
 }
 
 // dst[0..C) += partial[t * stride + 0..C) for t = 0, 1, ..., tasks - 1, in that order (as the
 // CPU's add_partials). All pointers are device pointers; runs on the default stream.
 void add_column_partials(float* dst, const float* partial, int tasks, std::size_t stride, int C);
 
-}  // namespace mb::kernels::cuda::detail
+} // namespace mb::kernels::cuda::detail

@@ -27,20 +27,21 @@ namespace mb::kernels::cuda::detail {
 
 [[noreturn]] inline void throw_cuda_error(cudaError_t err, const char* expr, const char* file,
                                           int line) {
-    throw std::runtime_error(std::string("CUDA error at ") + file + ":" + std::to_string(line) +
-                             ": " + expr + ": " + cudaGetErrorName(err) + ": " +
-                             cudaGetErrorString(err));
+  throw std::runtime_error(std::string("CUDA error at ") + file + ":" + std::to_string(line) +
+                           ": " + expr + ": " + cudaGetErrorName(err) + ": " +
+                           cudaGetErrorString(err));
 }
 
 inline void check_cuda(cudaError_t err, const char* expr, const char* file, int line) {
-    if (err != cudaSuccess) throw_cuda_error(err, expr, file, line);
+  if (err != cudaSuccess) throw_cuda_error(err, expr, file, line);
 }
 
-}  // namespace mb::kernels::cuda::detail
+} // namespace mb::kernels::cuda::detail
 
 // Throws std::runtime_error("CUDA error at FILE:LINE: EXPR: NAME: description") unless the
 // expression returns cudaSuccess.
-#define MB_CUDA_CHECK(expr) ::mb::kernels::cuda::detail::check_cuda((expr), #expr, __FILE__, __LINE__)
+#define MB_CUDA_CHECK(expr) \
+  ::mb::kernels::cuda::detail::check_cuda((expr), #expr, __FILE__, __LINE__)
 
 // After a kernel launch: a bad launch configuration is only reported by cudaGetLastError
 // (errors while the kernel runs surface at the next synchronising call).
@@ -59,8 +60,8 @@ constexpr std::size_t kMaxBlocks = std::size_t{1} << 16;
 
 // Blocks for n items at `per_block` items per block (at least 1, at most kMaxBlocks).
 inline unsigned grid_size(std::size_t n, std::size_t per_block = kBlock) {
-    const std::size_t blocks = (n + per_block - 1) / per_block;
-    return static_cast<unsigned>(std::clamp<std::size_t>(blocks, 1, kMaxBlocks));
+  const std::size_t blocks = (n + per_block - 1) / per_block;
+  return static_cast<unsigned>(std::clamp<std::size_t>(blocks, 1, kMaxBlocks));
 }
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -72,24 +73,24 @@ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 // release threshold so that it keeps its memory across synchronisations).
 template <class T>
 class Scratch {
-public:
-    explicit Scratch(std::size_t n) : n_(n) {
-        if (n_ > 0) MB_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ptr_), n_ * sizeof(T), 0));
-    }
-    ~Scratch() {
-        // Not checked: a destructor must not throw, and a failure here would be a sticky
-        // context error that the next checked call reports anyway.
-        if (ptr_) static_cast<void>(cudaFreeAsync(ptr_, 0));
-    }
-    Scratch(const Scratch&) = delete;
-    Scratch& operator=(const Scratch&) = delete;
+ public:
+  explicit Scratch(std::size_t n) : n_(n) {
+    if (n_ > 0) MB_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ptr_), n_ * sizeof(T), 0));
+  }
+  ~Scratch() {
+    // Not checked: a destructor must not throw, and a failure here would be a sticky
+    // context error that the next checked call reports anyway.
+    if (ptr_) static_cast<void>(cudaFreeAsync(ptr_, 0));
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
 
-    T* get() const { return ptr_; }
-    std::size_t size() const { return n_; }
+  T* get() const { return ptr_; }
+  std::size_t size() const { return n_; }
 
-private:
-    T* ptr_ = nullptr;
-    std::size_t n_ = 0;
+ private:
+  T* ptr_ = nullptr;
+  std::size_t n_ = 0;
 };
 
-}  // namespace mb::kernels::cuda::detail
+} // namespace mb::kernels::cuda::detail

@@ -17,7 +17,7 @@ void dropout_forward(float* out, const float* inp, std::size_t n, float p, std::
 
 // dinp[i] += dout[i] · keep(offset + i) / (1 - p), with the same mask as the forward call with
 // the same (p, seed, offset).
-void dropout_backward(float* dinp, const float* dout, std::size_t n, float p,
-                      std::uint64_t seed, std::uint64_t offset);
+void dropout_backward(float* dinp, const float* dout, std::size_t n, float p, std::uint64_t seed,
+                      std::uint64_t offset);
 
-}  // namespace mb::kernels::cuda
+} // namespace mb::kernels::cuda

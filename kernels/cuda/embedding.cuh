@@ -15,7 +15,7 @@ void embedding_forward(float* out, const std::int32_t* ids, const float* table, 
 // dtable[ids[n], :] += dout[n, :]. Rows that share an id are added in increasing n, exactly as
 // the CPU twin does, so the result is deterministic and equals the CPU's bit for bit. Ids are
 // checked as in the forward.
-void embedding_backward(float* dtable, const float* dout, const std::int32_t* ids, int N,
-                        int C, int V);
+void embedding_backward(float* dtable, const float* dout, const std::int32_t* ids, int N, int C,
+                        int V);
 
-}  // namespace mb::kernels::cuda
+} // namespace mb::kernels::cuda

@@ -19,8 +19,8 @@ constexpr std::size_t kMatmulWorkspaceBytes = std::size_t{32} << 20;
 
 // out[M,N] = inp[M,K] · weight[N,K]ᵀ + bias[N]. bias may be null (no bias). out is
 // overwritten. Throws std::invalid_argument for a negative dimension.
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
-                    int M, int K, int N);
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M,
+                    int K, int N);
 
 // Gradients of matmul_forward, accumulated (+=) into the destinations:
 //   dinp[M,K]    += dout[M,N] · weight[N,K]
@@ -28,8 +28,8 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 //   dbias[N]     += column sums of dout (deterministic: colsum.cuh, no atomics)
 // Any of dinp, dweight, dbias may be null to skip that gradient (inp may then be null when
 // dweight is, weight may be null when dinp is).
-void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, int M, int K, int N);
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int M, int K, int N);
 
 // The mixed-precision pair, twins of cpu::matmul_forward_bf16 / cpu::matmul_backward_bf16:
 // the semantics above, except that both operands of every product are rounded to bfloat16
@@ -58,4 +58,4 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
                           const std::uint16_t* weight_bf16, int M, int K, int N);
 
-}  // namespace mb::kernels::cuda
+} // namespace mb::kernels::cuda

@@ -26,13 +26,12 @@ bool short_attention_fits(int T, int d);
 // out and lse are overwritten; lse may be null when no backward pass follows. Throws
 // std::invalid_argument, naming T, d and the shared memory needed and allowed, unless
 // short_attention_fits(T, d) (this device's) and B, H >= 0.
-void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
-                             int d);
+void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int d);
 
 // dqkv [B, T, 3, H, d] += the gradient with respect to qkv, given dout and the out and lse of a
 // forward. Deterministic (no atomics): dQ sums over keys, dK and dV over queries, each in
 // increasing order, so two runs give identical bits. Same argument checks as the forward.
-void short_attention_backward(float* dqkv, const float* dout, const float* out,
-                              const float* lse, const float* qkv, int B, int T, int H, int d);
+void short_attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
+                              const float* qkv, int B, int T, int H, int d);
 
-}  // namespace mb::kernels::cuda
+} // namespace mb::kernels::cuda

@@ -22,7 +22,8 @@ std::string_view precision_name(Precision p) { return p == Precision::fp32 ? "fp
 std::string_view op_name(Op op) {
   switch (op) {
 #define MB_OP_NAME(ret, name, params, args) \
-  case Op::name: return #name;
+  case Op::name:                            \
+    return #name;
     MB_ALL_OPS(MB_OP_NAME)
 #undef MB_OP_NAME
   }
@@ -31,9 +32,12 @@ std::string_view op_name(Op op) {
 
 std::string_view attention_kernel_name(AttentionKernel k) {
   switch (k) {
-    case AttentionKernel::tiled: return "tiled";
-    case AttentionKernel::tiled_bf16: return "tiled bf16";
-    case AttentionKernel::short_sequence: return "short";
+    case AttentionKernel::tiled:
+      return "tiled";
+    case AttentionKernel::tiled_bf16:
+      return "tiled bf16";
+    case AttentionKernel::short_sequence:
+      return "short";
   }
   return "?";
 }
@@ -44,7 +48,9 @@ Precision parse_precision(const std::string& text, const std::string& what) {
   throw Error(what, "unknown precision '" + text + "'", "use fp32 or bf16");
 }
 
-Precision default_precision(Device d) { return d == Device::cuda ? Precision::bf16 : Precision::fp32; }
+Precision default_precision(Device d) {
+  return d == Device::cuda ? Precision::bf16 : Precision::fp32;
+}
 
 int max_head_dim(Device d) { return d == Device::cuda ? kCudaMaxHeadDim : 1 << 30; }
 
@@ -52,7 +58,9 @@ bool cuda_available(std::string* why) {
 #ifdef MEGABYTE_HAVE_CUDA
   return cuda_device_count(why) > 0;
 #else
-  if (why) *why = "this megabyte was built without the CUDA backend (nvcc was not found when it was built)";
+  if (why)
+    *why =
+        "this megabyte was built without the CUDA backend (nvcc was not found when it was built)";
   return false;
 #endif
 }
@@ -94,4 +102,4 @@ void check_copy_rows(std::size_t dst_pitch, std::size_t src_pitch, std::size_t r
                                 std::to_string(src_pitch));
 }
 
-}  // namespace mb::backend
+} // namespace mb::backend

@@ -41,15 +41,16 @@ class CpuBackend final : public KernelOps {
   }
   void* allocate(std::size_t bytes) override {
     void* p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
-    if (!p) throw Error("cpu", "cannot allocate " + std::to_string(bytes) + " bytes of memory",
-                        "use a smaller model.context or train.batch_size");
+    if (!p)
+      throw Error("cpu", "cannot allocate " + std::to_string(bytes) + " bytes of memory",
+                  "use a smaller model.context or train.batch_size");
     return p;
   }
   void release(void* p) override { std::free(p); }
   void upload(void* dst, const void* src, std::size_t bytes) override { copy(dst, src, bytes); }
   void download(void* dst, const void* src, std::size_t bytes) override { copy(dst, src, bytes); }
   void copy(void* dst, const void* src, std::size_t bytes) override {
-    if (bytes && dst != src) std::memcpy(dst, src, bytes);   // no overlap (backend.hpp)
+    if (bytes && dst != src) std::memcpy(dst, src, bytes); // no overlap (backend.hpp)
   }
   void copy_rows(void* dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
                  std::size_t row_bytes, std::size_t rows) override {
@@ -69,7 +70,7 @@ class CpuBackend final : public KernelOps {
   double peak_fp32_flops() const override { return 0.0; }
 };
 
-}  // namespace
+} // namespace
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
@@ -79,4 +80,4 @@ void set_cpu_threads(int threads) {
 
 int cpu_threads() { return omp_get_max_threads(); }
 
-}  // namespace mb::backend
+} // namespace mb::backend

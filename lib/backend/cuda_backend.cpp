@@ -25,7 +25,9 @@ namespace {
 #include "backend/kernel_ops.inc"
 #undef MB_KERNELS
 
-std::string mib(std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
+std::string mib(std::size_t bytes) {
+  return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
+}
 
 class CudaBackend final : public KernelOps {
  public:
@@ -52,11 +54,12 @@ class CudaBackend final : public KernelOps {
     void* p = nullptr;
     const cudaError_t err = cudaMalloc(&p, bytes);
     if (err != cudaSuccess) {
-      static_cast<void>(cudaGetLastError());  // clear the (non-sticky) allocation error
+      static_cast<void>(cudaGetLastError()); // clear the (non-sticky) allocation error
       std::size_t free_bytes = 0, total = 0;
       static_cast<void>(cudaMemGetInfo(&free_bytes, &total));
-      throw Error(props_.name, "cannot allocate " + mib(bytes) + " of device memory (" +
-                                   mib(free_bytes) + " free of " + mib(total) + ")",
+      throw Error(props_.name,
+                  "cannot allocate " + mib(bytes) + " of device memory (" + mib(free_bytes) +
+                      " free of " + mib(total) + ")",
                   "`megabyte bench --memory` shows what a config needs; lower train.batch_size "
                   "(raising train.grad_accumulation keeps the step the same) or model.context");
     }
@@ -119,7 +122,7 @@ class CudaBackend final : public KernelOps {
   std::size_t held_ = 0, peak_held_ = 0;
 };
 
-}  // namespace
+} // namespace
 
 int cuda_device_count(std::string* why) {
   int n = 0;
@@ -135,4 +138,4 @@ int cuda_device_count(std::string* why) {
 
 std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
 
-}  // namespace mb::backend
+} // namespace mb::backend

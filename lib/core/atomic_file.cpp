@@ -16,7 +16,11 @@ namespace {
 
 std::string temp_name_for(const fs::path& target, const char* tag) {
   std::string name = ".";
-  name.append(target.filename().string()).append(".").append(tag).append("-").append(std::to_string(::getpid()));
+  name.append(target.filename().string())
+      .append(".")
+      .append(tag)
+      .append("-")
+      .append(std::to_string(::getpid()));
   return name;
 }
 
@@ -27,7 +31,7 @@ std::string temp_name_for(const fs::path& target, const char* tag) {
   throw Error(path.string(), "cannot write: " + errno_text(err), hint);
 }
 
-}  // namespace
+} // namespace
 
 void fsync_directory(const fs::path& dir) {
   int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -36,7 +40,8 @@ void fsync_directory(const fs::path& dir) {
   int err = errno;
   ::close(fd);
   // Some file systems (tmpfs on old kernels) refuse fsync on directories; that is harmless.
-  if (rc != 0 && err != EINVAL) throw Error(dir.string(), "cannot fsync directory: " + errno_text(err));
+  if (rc != 0 && err != EINVAL)
+    throw Error(dir.string(), "cannot fsync directory: " + errno_text(err));
 }
 
 AtomicFile::AtomicFile(fs::path target) : target_(std::move(target)) {
@@ -66,7 +71,8 @@ void AtomicFile::write(std::span<const std::uint8_t> bytes) {
 }
 
 void AtomicFile::write(std::string_view text) {
-  write(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  write(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()),
+                                      text.size()));
 }
 
 void AtomicFile::commit() {
@@ -121,4 +127,4 @@ void write_file_atomic(const fs::path& target, std::string_view content) {
   f.commit();
 }
 
-}  // namespace mb
+} // namespace mb

@@ -40,14 +40,16 @@ ReadOnlyFile::~ReadOnlyFile() {
 void ReadOnlyFile::read_at(std::uint64_t offset, std::span<std::uint8_t> out) const {
   std::size_t done = 0;
   while (done < out.size()) {
-    ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw Error(path_.string() + ": offset " + std::to_string(offset + done), "read failed: " + errno_text(errno));
+      throw Error(path_.string() + ": offset " + std::to_string(offset + done),
+                  "read failed: " + errno_text(errno));
     }
     if (n == 0)
-      throw Error(path_.string() + ": offset " + std::to_string(offset + done), "unexpected end of file",
-                  "the file is truncated; re-create it");
+      throw Error(path_.string() + ": offset " + std::to_string(offset + done),
+                  "unexpected end of file", "the file is truncated; re-create it");
     done += static_cast<std::size_t>(n);
   }
 }
@@ -79,4 +81,4 @@ std::vector<std::uint8_t> read_whole_file(const fs::path& path) {
   return data;
 }
 
-}  // namespace mb
+} // namespace mb

@@ -33,17 +33,22 @@ std::string to_hex64(std::uint64_t v) {
 }
 
 std::uint64_t parse_hex64(std::string_view text, const std::string& where) {
-  if (text.size() != 16) throw Error(where, "expected 16 hex digits, got '" + std::string(text) + "'");
+  if (text.size() != 16)
+    throw Error(where, "expected 16 hex digits, got '" + std::string(text) + "'");
   std::uint64_t v = 0;
   for (char c : text) {
     int d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else throw Error(where, "expected 16 hex digits, got '" + std::string(text) + "'");
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else
+      throw Error(where, "expected 16 hex digits, got '" + std::string(text) + "'");
     v = (v << 4) | static_cast<std::uint64_t>(d);
   }
   return v;
 }
 
-}  // namespace mb
+} // namespace mb

@@ -40,8 +40,11 @@ std::string human_count(std::int64_t n, const char* one, const char* many) {
 }
 
 Progress::Progress(std::string label, std::uint64_t total_items, std::string item_name)
-    : label_(std::move(label)), item_name_(std::move(item_name)), total_(total_items),
-      start_(clock_type::now()), last_draw_(start_) {
+    : label_(std::move(label)),
+      item_name_(std::move(item_name)),
+      total_(total_items),
+      start_(clock_type::now()),
+      last_draw_(start_) {
   enabled_ = ::isatty(STDERR_FILENO) && verbosity() != Verbosity::quiet;
 }
 
@@ -92,4 +95,4 @@ void Progress::finish() {
   drawn_ = false;
 }
 
-}  // namespace mb
+} // namespace mb

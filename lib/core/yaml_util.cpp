@@ -37,12 +37,13 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   for (std::size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
     std::swap(prev, cur);
   }
   return prev[b.size()];
 }
-}  // namespace
+} // namespace
 
 std::string nearest_key(std::string_view key, std::initializer_list<std::string_view> known) {
   std::string best;
@@ -64,7 +65,8 @@ void KeyOrigins::add(std::string path, std::string origin) {
 const std::string* KeyOrigins::covering(std::string_view path) const {
   for (auto it = keys_.rbegin(); it != keys_.rend(); ++it) {
     const std::string& k = it->first;
-    if (k == path || (k.size() > path.size() && k.compare(0, path.size(), path) == 0 && k[path.size()] == '.'))
+    if (k == path ||
+        (k.size() > path.size() && k.compare(0, path.size(), path) == 0 && k[path.size()] == '.'))
       return &it->second;
   }
   return nullptr;
@@ -104,7 +106,8 @@ void YamlMap::allow_only(std::initializer_list<std::string_view> known, const st
   std::vector<std::string> seen;
   for (const auto& kv : node_) {
     if (!kv.first.IsScalar())
-      throw Error(yaml_where(doc_.file, kv.first), "a key in " + section_name() + " is not a plain name",
+      throw Error(yaml_where(doc_.file, kv.first),
+                  "a key in " + section_name() + " is not a plain name",
                   "write keys as plain names, as in name: value");
     const std::string key = kv.first.Scalar();
     const std::string path = path_of(key);
@@ -118,7 +121,8 @@ void YamlMap::allow_only(std::initializer_list<std::string_view> known, const st
     }
     std::string hint;
     if (std::find(misplaced.begin(), misplaced.end(), key) != misplaced.end()) {
-      hint = "did you mean '" + path_of(sub) + "." + key + "'? it belongs in section " + path_of(sub);
+      hint =
+          "did you mean '" + path_of(sub) + "." + key + "'? it belongs in section " + path_of(sub);
     } else if (std::string near = nearest_key(key, known); !near.empty()) {
       hint = "did you mean '" + path_of(near) + "'?";
     } else {
@@ -142,7 +146,9 @@ YamlMap YamlMap::map(const std::string& key) const {
   if (!n.IsMap()) {
     const std::string what = "'" + path_of(key) + "' must be a section of keys";
     throw Error(where(key),
-                what + (n.IsNull() ? "; it is empty" : n.IsSequence() ? ", not a list" : ", not a single value"),
+                what + (n.IsNull()       ? "; it is empty"
+                        : n.IsSequence() ? ", not a list"
+                                         : ", not a single value"),
                 doc_.manual.empty() ? "" : "see " + doc_.manual + " for its keys");
   }
   return YamlMap(n, doc_, path_of(key));
@@ -157,8 +163,9 @@ YamlMap YamlMap::optional_map(const std::string& key) const {
 YAML::Node YamlMap::scalar(const std::string& key, bool optional) const {
   YAML::Node n = node(key);
   if (n.IsNull())
-    throw Error(where(key), "'" + path_of(key) + "' has no value",
-                optional ? "give it a value, or delete the key to use the default" : "give it a value");
+    throw Error(
+        where(key), "'" + path_of(key) + "' has no value",
+        optional ? "give it a value, or delete the key to use the default" : "give it a value");
   if (!n.IsScalar())
     throw Error(where(key), "'" + path_of(key) + "' must be a single value",
                 doc_.manual.empty() ? "" : "see " + doc_.manual);
@@ -206,4 +213,4 @@ bool YamlMap::boolean(const std::string& key) const {
   throw Error(where(key), "expected true or false, got '" + s + "'");
 }
 
-}  // namespace mb
+} // namespace mb

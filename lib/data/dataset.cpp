@@ -17,16 +17,20 @@ const char* kRecreate = "re-create the dataset with `megabyte prepare`";
 void check_shard_against_manifest(const ShardReader& r, const ShardInfo& info) {
   const std::string where = r.path().string();
   if (r.file_size() != info.compressed_bytes)
-    throw Error(where, "size is " + std::to_string(r.file_size()) + " bytes, dataset.yaml says " +
-                           std::to_string(info.compressed_bytes), "the shard is truncated or was replaced; " + std::string(kRecreate));
+    throw Error(where,
+                "size is " + std::to_string(r.file_size()) + " bytes, dataset.yaml says " +
+                    std::to_string(info.compressed_bytes),
+                "the shard is truncated or was replaced; " + std::string(kRecreate));
   if (r.documents() != info.documents || r.index().content_bytes() != info.bytes)
-    throw Error(where, "holds " + std::to_string(r.documents()) + " documents and " +
-                           std::to_string(r.index().content_bytes()) + " bytes, dataset.yaml says " +
-                           std::to_string(info.documents) + " and " + std::to_string(info.bytes),
+    throw Error(where,
+                "holds " + std::to_string(r.documents()) + " documents and " +
+                    std::to_string(r.index().content_bytes()) + " bytes, dataset.yaml says " +
+                    std::to_string(info.documents) + " and " + std::to_string(info.bytes),
                 kRecreate);
 }
 
-ShardReader open_shard(const fs::path& dir, const ShardInfo& info, FrameCache* cache, std::uint64_t key) {
+ShardReader open_shard(const fs::path& dir, const ShardInfo& info, FrameCache* cache,
+                       std::uint64_t key) {
   const fs::path path = dir / info.file;
   std::error_code ec;
   if (!fs::exists(path, ec))
@@ -36,9 +40,10 @@ ShardReader open_shard(const fs::path& dir, const ShardInfo& info, FrameCache* c
   check_shard_against_manifest(r, info);
   return r;
 }
-}  // namespace
+} // namespace
 
-SplitReader::SplitReader(const fs::path& dir, const SplitInfo& info, FrameCache* cache, std::uint64_t& next_key)
+SplitReader::SplitReader(const fs::path& dir, const SplitInfo& info, FrameCache* cache,
+                         std::uint64_t& next_key)
     : name_(info.name), bytes_(info.bytes) {
   doc_offsets_.push_back(0);
   for (const auto& sh : info.shards) {
@@ -89,7 +94,8 @@ Dataset Dataset::open(const fs::path& dir, DatasetOptions options) {
 }
 
 bool Dataset::has_split(const std::string& name) const {
-  return std::any_of(splits_.begin(), splits_.end(), [&](const SplitReader& s) { return s.name() == name; });
+  return std::any_of(splits_.begin(), splits_.end(),
+                     [&](const SplitReader& s) { return s.name() == name; });
 }
 
 const SplitReader& Dataset::split(const std::string& name) const {
@@ -97,7 +103,8 @@ const SplitReader& Dataset::split(const std::string& name) const {
     if (s.name() == name) return s;
   std::string have;
   for (const auto& s : splits_) have += (have.empty() ? "" : ", ") + s.name();
-  throw Error(dir_.string(), "has no split '" + name + "'", "its splits are: " + (have.empty() ? "none" : have));
+  throw Error(dir_.string(), "has no split '" + name + "'",
+              "its splits are: " + (have.empty() ? "none" : have));
 }
 
 void verify_shard(const fs::path& dir, const ShardInfo& info) {
@@ -108,16 +115,18 @@ void verify_shard(const fs::path& dir, const ShardInfo& info) {
   Xxh64Stream h;
   std::vector<std::uint8_t> buf(1 << 20);
   for (std::uint64_t off = 0; off < f.size(); off += buf.size()) {
-    std::span<std::uint8_t> chunk(buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), f.size() - off)));
+    std::span<std::uint8_t> chunk(
+        buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), f.size() - off)));
     f.read_at(off, chunk);
     h.update(chunk);
   }
   const bool file_ok = h.digest() == info.checksum;
   r.verify_frames();
   if (!file_ok)
-    throw Error(r.path().string(), "checksum mismatch against dataset.yaml (xxh64 " + to_hex64(h.digest()) +
-                                       ", expected " + to_hex64(info.checksum) + ")",
+    throw Error(r.path().string(),
+                "checksum mismatch against dataset.yaml (xxh64 " + to_hex64(h.digest()) +
+                    ", expected " + to_hex64(info.checksum) + ")",
                 kRecreate);
 }
 
-}  // namespace mb::data
+} // namespace mb::data

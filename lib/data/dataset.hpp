@@ -19,7 +19,8 @@ namespace mb::data {
 
 class SplitReader {
  public:
-  SplitReader(const std::filesystem::path& dir, const SplitInfo& info, FrameCache* cache, std::uint64_t& next_key);
+  SplitReader(const std::filesystem::path& dir, const SplitInfo& info, FrameCache* cache,
+              std::uint64_t& next_key);
 
   const std::string& name() const { return name_; }
   std::uint64_t documents() const { return doc_offsets_.back(); }
@@ -37,12 +38,12 @@ class SplitReader {
 
   std::string name_;
   std::vector<ShardReader> shards_;
-  std::vector<std::uint64_t> doc_offsets_;  // first global document of each shard, then the total
+  std::vector<std::uint64_t> doc_offsets_; // first global document of each shard, then the total
   std::uint64_t bytes_ = 0;
 };
 
 struct DatasetOptions {
-  std::uint64_t cache_bytes = 512ull << 20;  // decompressed frames kept in memory
+  std::uint64_t cache_bytes = 512ull << 20; // decompressed frames kept in memory
 };
 
 class Dataset {
@@ -66,4 +67,4 @@ class Dataset {
 // manifest, the index, every frame's checksum and decompression. Throws on the first fault.
 void verify_shard(const std::filesystem::path& dir, const ShardInfo& info);
 
-}  // namespace mb::data
+} // namespace mb::data

@@ -16,7 +16,7 @@ Error with_public_name(const Error& e, const AtomicDirectory& dir) {
   if (where.rfind(staging, 0) == 0) where = dir.target().string() + where.substr(staging.size());
   return Error(where, e.message(), e.hint());
 }
-}  // namespace
+} // namespace
 
 std::string split_name(Split s) { return s == Split::train ? "train" : "validation"; }
 
@@ -29,7 +29,8 @@ DatasetWriter::DatasetWriter(const std::filesystem::path& out_dir, const Encoder
 
 DatasetWriter::~DatasetWriter() = default;
 
-void DatasetWriter::add_document(Split split, const std::string& name, std::span<const std::uint8_t> bytes) {
+void DatasetWriter::add_document(Split split, const std::string& name,
+                                 std::span<const std::uint8_t> bytes) {
   try {
     add_document_staged(split, name, bytes);
   } catch (const Error& e) {
@@ -37,7 +38,8 @@ void DatasetWriter::add_document(Split split, const std::string& name, std::span
   }
 }
 
-void DatasetWriter::add_document_staged(Split split, const std::string& name, std::span<const std::uint8_t> bytes) {
+void DatasetWriter::add_document_staged(Split split, const std::string& name,
+                                        std::span<const std::uint8_t> bytes) {
   SplitState& s = splits_[static_cast<int>(split)];
   if (s.current && s.current->content_bytes() >= options_.shard_bytes) close_shard(s);
   if (!s.current) {
@@ -75,11 +77,11 @@ Manifest DatasetWriter::commit_staged() {
   m.encoder = encoder_;
   for (auto& s : splits_) {
     if (s.current) close_shard(s);
-    m.splits.push_back(s.info);  // an empty split is listed with no shards
+    m.splits.push_back(s.info); // an empty split is listed with no shards
   }
   write_file_atomic(dir_.staging() / kManifestName, m.to_yaml());
   dir_.commit();
   return m;
 }
 
-}  // namespace mb::data
+} // namespace mb::data

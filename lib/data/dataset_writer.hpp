@@ -22,14 +22,14 @@ enum class Split { train = 0, validation = 1 };
 std::string split_name(Split s);
 
 struct DatasetWriterOptions {
-  std::uint64_t shard_bytes = 256ull << 20;  // content bytes per shard (a document never spans two)
+  std::uint64_t shard_bytes = 256ull << 20; // content bytes per shard (a document never spans two)
   ShardWriterOptions shard;
 };
 
 class DatasetWriter {
  public:
-  DatasetWriter(const std::filesystem::path& out_dir, const EncoderParams& encoder, DatasetWriterOptions options,
-                ThreadPool& pool);
+  DatasetWriter(const std::filesystem::path& out_dir, const EncoderParams& encoder,
+                DatasetWriterOptions options, ThreadPool& pool);
   ~DatasetWriter();
 
   void add_document(Split split, const std::string& name, std::span<const std::uint8_t> bytes);
@@ -41,7 +41,8 @@ class DatasetWriter {
     SplitInfo info;
     std::unique_ptr<ShardWriter> current;
   };
-  void add_document_staged(Split split, const std::string& name, std::span<const std::uint8_t> bytes);
+  void add_document_staged(Split split, const std::string& name,
+                           std::span<const std::uint8_t> bytes);
   Manifest commit_staged();
   void close_shard(SplitState& s);
 
@@ -52,4 +53,4 @@ class DatasetWriter {
   SplitState splits_[2];
 };
 
-}  // namespace mb::data
+} // namespace mb::data

@@ -21,7 +21,8 @@ bool has_modality_extension(const std::string& path, Modality modality) {
   const std::span<const std::string_view> kept = encoder_for(modality).file_extensions();
   if (kept.empty()) return true;
   std::string ext = fs::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return std::find(kept.begin(), kept.end(), ext) != kept.end();
 }
 
@@ -35,7 +36,8 @@ bool hidden(const fs::path& p) {
 void walk_directory(const std::string& dir, Modality modality, std::vector<InputFile>& out) {
   std::vector<std::string> found;
   std::error_code ec;
-  fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec),
+      end;
   if (ec) throw Error(dir, "cannot read directory: " + ec.message());
   for (; it != end; it.increment(ec)) {
     if (ec) throw Error(dir, "cannot read directory: " + ec.message());
@@ -54,7 +56,7 @@ void walk_directory(const std::string& dir, Modality modality, std::vector<Input
   }
 }
 
-}  // namespace
+} // namespace
 
 std::vector<std::string> read_path_list(std::istream& in) {
   std::vector<std::string> paths;
@@ -72,7 +74,8 @@ std::vector<std::string> read_path_list_file(const std::string& path) {
   return read_path_list(in);
 }
 
-std::vector<InputFile> list_inputs(const std::vector<std::string>& args, Modality modality, std::istream& list_input) {
+std::vector<InputFile> list_inputs(const std::vector<std::string>& args, Modality modality,
+                                   std::istream& list_input) {
   std::vector<std::string> named;
   for (const auto& a : args) {
     if (a == "-") {
@@ -86,8 +89,10 @@ std::vector<InputFile> list_inputs(const std::vector<std::string>& args, Modalit
     std::error_code ec;
     auto st = fs::status(p, ec);
     if (ec || !fs::exists(st)) throw Error(p, "no such file or directory", "check the path");
-    if (fs::is_directory(st)) walk_directory(p, modality, files);
-    else files.push_back({p, p});
+    if (fs::is_directory(st))
+      walk_directory(p, modality, files);
+    else
+      files.push_back({p, p});
   }
   std::vector<InputFile> unique;
   std::unordered_set<std::string> seen;
@@ -96,7 +101,8 @@ std::vector<InputFile> list_inputs(const std::vector<std::string>& args, Modalit
   return unique;
 }
 
-std::vector<std::string> expand_inputs(const std::vector<std::string>& args, Modality modality, std::istream& list_input) {
+std::vector<std::string> expand_inputs(const std::vector<std::string>& args, Modality modality,
+                                       std::istream& list_input) {
   std::vector<std::string> paths;
   for (auto& f : list_inputs(args, modality, list_input)) paths.push_back(std::move(f.path));
   return paths;
@@ -126,4 +132,4 @@ std::vector<bool> assign_validation(const std::vector<std::string>& files, doubl
   return val;
 }
 
-}  // namespace mb::data
+} // namespace mb::data

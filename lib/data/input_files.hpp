@@ -22,9 +22,11 @@ struct InputFile {
 // path and filtered by the modality's usual extensions (all files for text; hidden files
 // and directories are skipped); "-" reads one path per line from `list_input`. The result
 // keeps the order of the arguments and drops repeats. Throws for a path that does not exist.
-std::vector<InputFile> list_inputs(const std::vector<std::string>& args, Modality modality, std::istream& list_input);
+std::vector<InputFile> list_inputs(const std::vector<std::string>& args, Modality modality,
+                                   std::istream& list_input);
 // The same, paths only.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& args, Modality modality, std::istream& list_input);
+std::vector<std::string> expand_inputs(const std::vector<std::string>& args, Modality modality,
+                                       std::istream& list_input);
 
 // One path per line; empty lines skipped, a trailing carriage return removed, nothing
 // else trimmed (a path may begin or end with spaces).
@@ -43,4 +45,4 @@ bool has_modality_extension(const std::string& path, Modality modality);
 std::vector<bool> assign_validation(const std::vector<std::string>& files, double val_fraction,
                                     const std::vector<std::string>& val_files);
 
-}  // namespace mb::data
+} // namespace mb::data

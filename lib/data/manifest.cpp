@@ -107,7 +107,8 @@ SplitInfo parse_split(const YamlMap& m, const std::string& name) {
   if (!shards.IsSequence()) throw Error(m.where("shards"), "expected a list of shards");
   std::uint64_t docs = 0, bytes = 0;
   for (std::size_t i = 0; i < shards.size(); ++i) {
-    s.shards.push_back(parse_shard(YamlMap(shards[i], m.file(), m.path_of("shards") + "[" + std::to_string(i) + "]")));
+    s.shards.push_back(parse_shard(
+        YamlMap(shards[i], m.file(), m.path_of("shards") + "[" + std::to_string(i) + "]")));
     docs += s.shards.back().documents;
     bytes += s.shards.back().bytes;
   }
@@ -117,18 +118,20 @@ SplitInfo parse_split(const YamlMap& m, const std::string& name) {
   return s;
 }
 
-}  // namespace
+} // namespace
 
 Manifest Manifest::parse(const std::string& text, const std::string& file) {
   YAML::Node doc = yaml_parse(text, file);
-  if (!doc || doc.IsNull()) throw Error(file, "empty manifest", "re-create the dataset with `megabyte prepare`");
+  if (!doc || doc.IsNull())
+    throw Error(file, "empty manifest", "re-create the dataset with `megabyte prepare`");
   YamlMap root(doc, file, "");
   root.allow_only({"format", "version", "modality", "encoder", "splits"});
   require_value(root, "format", "megabyte-dataset");
   Manifest m;
   std::uint64_t version = root.u64("version");
   if (version != static_cast<std::uint64_t>(kManifestVersion))
-    throw Error(root.where("version"), "dataset format version " + std::to_string(version) + " is not supported",
+    throw Error(root.where("version"),
+                "dataset format version " + std::to_string(version) + " is not supported",
                 "this megabyte reads version " + std::to_string(kManifestVersion));
   m.encoder = parse_encoder(root);
   YamlMap splits = root.map("splits");
@@ -151,4 +154,4 @@ Manifest Manifest::load(const fs::path& dir) {
   return parse(std::string(bytes.begin(), bytes.end()), file.string());
 }
 
-}  // namespace mb::data
+} // namespace mb::data

@@ -36,26 +36,30 @@ Encoded encode_or_capture(const std::string& path, const EncoderParams& params) 
 
 // A --val-files entry that names no input is almost always a typo or a different spelling
 // of the path ("./a" for "a"); silently training on the would-be validation data is worse.
-void check_val_files_are_inputs(const std::vector<std::string>& val_files, const std::vector<std::string>& paths) {
+void check_val_files_are_inputs(const std::vector<std::string>& val_files,
+                                const std::vector<std::string>& paths) {
   const std::unordered_set<std::string> inputs(paths.begin(), paths.end());
   std::size_t unknown = 0;
   std::string first;
   for (const auto& v : val_files)
     if (!inputs.count(v) && unknown++ == 0) first = v;
   if (unknown > 0)
-    throw Error("--val-files", std::to_string(unknown) + " of its " + std::to_string(val_files.size()) +
-                                   " paths are not among the inputs, the first is '" + first + "'",
-                "write each path exactly as prepare lists the inputs (as given, or as found under a directory)");
+    throw Error("--val-files",
+                std::to_string(unknown) + " of its " + std::to_string(val_files.size()) +
+                    " paths are not among the inputs, the first is '" + first + "'",
+                "write each path exactly as prepare lists the inputs (as given, or as found under "
+                "a directory)");
 }
 
-}  // namespace
+} // namespace
 
-PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::vector<InputFile>& files,
-                              const PrepareOptions& options, const PrepareProgress& progress,
-                              const std::atomic<bool>* cancel) {
+PrepareReport prepare_dataset(const std::filesystem::path& out_dir,
+                              const std::vector<InputFile>& files, const PrepareOptions& options,
+                              const PrepareProgress& progress, const std::atomic<bool>* cancel) {
   const auto start = std::chrono::steady_clock::now();
   encoder_for(options.encoder.modality).check_options(options.encoder);
-  if (files.empty()) throw Error(out_dir.string(), "no input files", "name files or directories to prepare");
+  if (files.empty())
+    throw Error(out_dir.string(), "no input files", "name files or directories to prepare");
   std::vector<std::string> paths, keys;
   for (const auto& f : files) {
     paths.push_back(f.path);
@@ -63,8 +67,9 @@ PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::v
   }
   check_val_files_are_inputs(options.val_files, paths);
   // --val-files names paths as the user wrote them; the hash rule uses the split keys.
-  const std::vector<bool> is_val = options.val_files.empty() ? assign_validation(keys, options.val_fraction, {})
-                                                             : assign_validation(paths, 0.0, options.val_files);
+  const std::vector<bool> is_val = options.val_files.empty()
+                                       ? assign_validation(keys, options.val_fraction, {})
+                                       : assign_validation(paths, 0.0, options.val_files);
 
   ThreadPool pool(options.threads == 0 ? default_thread_count() : options.threads);
   DatasetWriter writer(out_dir, options.encoder, options.writer, pool);
@@ -103,4 +108,4 @@ PrepareReport prepare_dataset(const std::filesystem::path& out_dir, const std::v
   return report;
 }
 
-}  // namespace mb::data
+} // namespace mb::data

@@ -11,10 +11,11 @@
 
 namespace mb::data {
 
-ReadBenchmarkResult benchmark_random_windows(const SplitReader& split, std::uint64_t window, double seconds,
-                                             unsigned threads, std::uint64_t seed) {
+ReadBenchmarkResult benchmark_random_windows(const SplitReader& split, std::uint64_t window,
+                                             double seconds, unsigned threads, std::uint64_t seed) {
   if (split.documents() == 0 || split.bytes() == 0)
-    throw Error("split '" + split.name() + "'", "has no bytes to read", "measure another split with --split");
+    throw Error("split '" + split.name() + "'", "has no bytes to read",
+                "measure another split with --split");
   // Cumulative sizes, so that a uniform byte position picks a document by its size.
   std::vector<std::uint64_t> ends(split.documents());
   std::uint64_t total = 0;
@@ -29,7 +30,8 @@ ReadBenchmarkResult benchmark_random_windows(const SplitReader& split, std::uint
     while (!stop.load(std::memory_order_relaxed)) {
       for (int k = 0; k < 64; ++k) {
         const std::uint64_t pos = rng() % total;
-        const auto doc = static_cast<std::uint64_t>(std::upper_bound(ends.begin(), ends.end(), pos) - ends.begin());
+        const auto doc = static_cast<std::uint64_t>(
+            std::upper_bound(ends.begin(), ends.end(), pos) - ends.begin());
         const std::uint64_t size = split.document_size(doc);
         const std::uint64_t len = std::min(window, size);
         const std::uint64_t start = size == len ? 0 : rng() % (size - len + 1);
@@ -55,4 +57,4 @@ ReadBenchmarkResult benchmark_random_windows(const SplitReader& split, std::uint
   return r;
 }
 
-}  // namespace mb::data
+} // namespace mb::data

@@ -13,12 +13,14 @@ struct ReadBenchmarkResult {
   std::uint64_t bytes = 0;
   double seconds = 0;
   unsigned threads = 0;
-  double windows_per_second() const { return seconds > 0 ? static_cast<double>(windows) / seconds : 0; }
+  double windows_per_second() const {
+    return seconds > 0 ? static_cast<double>(windows) / seconds : 0;
+  }
 };
 
 // Reads windows of `window` bytes (shorter documents are read whole) for about `seconds`
 // on `threads` threads, each drawing documents in proportion to their size.
-ReadBenchmarkResult benchmark_random_windows(const SplitReader& split, std::uint64_t window, double seconds,
-                                             unsigned threads, std::uint64_t seed);
+ReadBenchmarkResult benchmark_random_windows(const SplitReader& split, std::uint64_t window,
+                                             double seconds, unsigned threads, std::uint64_t seed);
 
-}  // namespace mb::data
+} // namespace mb::data

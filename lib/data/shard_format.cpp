@@ -34,16 +34,19 @@ std::uint64_t get_u64(const std::uint8_t* p) {
 std::size_t ShardIndex::frame_of(std::uint64_t offset) const {
   // The first frame whose content ends after `offset`.
   auto it = std::upper_bound(frames.begin(), frames.end(), offset,
-                             [](std::uint64_t off, const FrameEntry& f) { return off < f.content_offset + f.content_size; });
+                             [](std::uint64_t off, const FrameEntry& f) {
+                               return off < f.content_offset + f.content_size;
+                             });
   return static_cast<std::size_t>(it - frames.begin());
 }
 
 std::vector<std::uint8_t> serialize_index(const ShardIndex& index) {
   std::vector<std::uint8_t> payload;
-  payload.reserve(kIndexHeaderBytes + index.frames.size() * kFrameEntryBytes + index.doc_starts.size() * 12 + kFooterBytes);
+  payload.reserve(kIndexHeaderBytes + index.frames.size() * kFrameEntryBytes +
+                  index.doc_starts.size() * 12 + kFooterBytes);
   put_bytes(payload, kIndexMagic.data(), kIndexMagic.size());
   put_u32(payload, kShardVersion);
-  put_u32(payload, 0);  // flags, reserved
+  put_u32(payload, 0); // flags, reserved
   put_u64(payload, index.frames.size());
   put_u64(payload, index.documents());
   put_u64(payload, index.content_bytes());
@@ -62,10 +65,11 @@ std::vector<std::uint8_t> serialize_index(const ShardIndex& index) {
   for (const auto& n : index.doc_names) put_bytes(payload, n.data(), n.size());
   const std::uint64_t digest = xxh64(payload);
   put_u64(payload, digest);
-  put_u64(payload, payload.size() + 16);  // payload size including this footer
+  put_u64(payload, payload.size() + 16); // payload size including this footer
   put_bytes(payload, kFooterMagic.data(), kFooterMagic.size());
   if (payload.size() > 0xFFFFFFFFu)
-    throw Error("shard index", "too large for one skippable frame (" + std::to_string(payload.size()) + " bytes)",
+    throw Error("shard index",
+                "too large for one skippable frame (" + std::to_string(payload.size()) + " bytes)",
                 "use a smaller --shard-size");
 
   std::vector<std::uint8_t> frame;
@@ -81,27 +85,31 @@ namespace {
   throw Error(where, "corrupt shard index: " + what,
               "the shard is damaged; re-create the dataset with `megabyte prepare`");
 }
-}  // namespace
+} // namespace
 
 ShardIndex parse_index(std::span<const std::uint8_t> payload, const std::string& where) {
   if (payload.size() < kIndexHeaderBytes + kFooterBytes) bad_index(where, "too short");
   const std::uint8_t* p = payload.data();
   const std::size_t body = payload.size() - kFooterBytes;
   if (std::memcmp(p, kIndexMagic.data(), kIndexMagic.size()) != 0) bad_index(where, "bad magic");
-  if (std::memcmp(p + body + 16, kFooterMagic.data(), kFooterMagic.size()) != 0) bad_index(where, "bad footer magic");
-  if (get_u64(p + body + 8) != payload.size()) bad_index(where, "footer size does not match the index size");
+  if (std::memcmp(p + body + 16, kFooterMagic.data(), kFooterMagic.size()) != 0)
+    bad_index(where, "bad footer magic");
+  if (get_u64(p + body + 8) != payload.size())
+    bad_index(where, "footer size does not match the index size");
   if (xxh64(payload.first(body)) != get_u64(p + body)) bad_index(where, "checksum mismatch");
   const std::uint32_t version = get_u32(p + 8);
   if (version != kShardVersion)
     throw Error(where, "shard format version " + std::to_string(version) + " is not supported",
-                "this megabyte reads version " + std::to_string(kShardVersion) + "; use a matching megabyte");
+                "this megabyte reads version " + std::to_string(kShardVersion) +
+                    "; use a matching megabyte");
   const std::uint64_t nframes = get_u64(p + 16), ndocs = get_u64(p + 24);
   const std::uint64_t content = get_u64(p + 32), names_bytes = get_u64(p + 40);
   // Guard every size before multiplying, so a hostile index cannot overflow the check.
   const std::uint64_t limit = body;
   if (nframes > limit / kFrameEntryBytes || ndocs > limit / 12 || names_bytes > limit)
     bad_index(where, "counts exceed the index size");
-  const std::uint64_t need = kIndexHeaderBytes + nframes * kFrameEntryBytes + (ndocs + 1) * 8 + ndocs * 4 + names_bytes;
+  const std::uint64_t need =
+      kIndexHeaderBytes + nframes * kFrameEntryBytes + (ndocs + 1) * 8 + ndocs * 4 + names_bytes;
   if (need != body) bad_index(where, "size does not match its counts");
 
   ShardIndex idx;
@@ -143,4 +151,4 @@ ShardIndex parse_index(std::span<const std::uint8_t> payload, const std::string&
   return idx;
 }
 
-}  // namespace mb::data
+} // namespace mb::data

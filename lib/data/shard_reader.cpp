@@ -16,9 +16,10 @@ const char* kRecreate = "the shard is damaged; re-create the dataset with `megab
 struct DCtxDeleter {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
 };
-}  // namespace
+} // namespace
 
-ShardReader::ShardReader(const std::filesystem::path& path, FrameCache* cache, std::uint64_t cache_key_base)
+ShardReader::ShardReader(const std::filesystem::path& path, FrameCache* cache,
+                         std::uint64_t cache_key_base)
     : file_(path), cache_(cache), key_base_(cache_key_base) {
   const std::string where = path.string();
   const std::uint64_t size = file_.size();
@@ -28,16 +29,20 @@ ShardReader::ShardReader(const std::filesystem::path& path, FrameCache* cache, s
   std::uint8_t footer[kFooterBytes];
   file_.read_at(size - kFooterBytes, footer);
   if (std::memcmp(footer + 16, kFooterMagic.data(), kFooterMagic.size()) != 0)
-    throw Error(where + ": offset " + std::to_string(size - kFooterBytes), "no shard index at the end of the file",
+    throw Error(where + ": offset " + std::to_string(size - kFooterBytes),
+                "no shard index at the end of the file",
                 "the file is truncated or is not a megabyte shard; re-create the dataset");
   const std::uint64_t payload_size = get_u64(footer + 8);
   if (payload_size + 8 > size || payload_size < kIndexHeaderBytes + kFooterBytes)
-    throw Error(where, "shard index size " + std::to_string(payload_size) + " does not fit the file", kRecreate);
+    throw Error(where,
+                "shard index size " + std::to_string(payload_size) + " does not fit the file",
+                kRecreate);
   const std::uint64_t frame_start = size - payload_size - 8;
   std::uint8_t header[8];
   file_.read_at(frame_start, header);
   if (get_u32(header) != kSkippableMagic || get_u32(header + 4) != payload_size)
-    throw Error(where + ": offset " + std::to_string(frame_start), "bad index frame header", kRecreate);
+    throw Error(where + ": offset " + std::to_string(frame_start), "bad index frame header",
+                kRecreate);
   std::vector<std::uint8_t> payload(payload_size);
   file_.read_at(frame_start + 8, payload);
   index_ = parse_index(payload, where + ": index at offset " + std::to_string(frame_start));
@@ -47,7 +52,8 @@ ShardReader::ShardReader(const std::filesystem::path& path, FrameCache* cache, s
       throw Error(where, "corrupt shard index: frames do not tile the file", kRecreate);
     expect += f.compressed_size;
   }
-  if (expect != frame_start) throw Error(where, "corrupt shard index: frames do not end at the index", kRecreate);
+  if (expect != frame_start)
+    throw Error(where, "corrupt shard index: frames do not end at the index", kRecreate);
 }
 
 std::uint64_t ShardReader::document_size(std::uint64_t doc) const {
@@ -63,21 +69,26 @@ std::vector<std::uint8_t> ShardReader::decompress_frame(std::size_t i) const {
   const FrameEntry& f = index_.frames.at(i);
   std::vector<std::uint8_t> compressed(f.compressed_size);
   file_.read_at(f.compressed_offset, compressed);
-  if (xxh64(compressed) != f.checksum) throw Error(frame_where(i), "checksum mismatch: the data is corrupt", kRecreate);
+  if (xxh64(compressed) != f.checksum)
+    throw Error(frame_where(i), "checksum mismatch: the data is corrupt", kRecreate);
   thread_local std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
   std::vector<std::uint8_t> content(f.content_size);
-  const std::size_t n = ZSTD_decompressDCtx(dctx.get(), content.data(), content.size(), compressed.data(),
-                                            compressed.size());
+  const std::size_t n = ZSTD_decompressDCtx(dctx.get(), content.data(), content.size(),
+                                            compressed.data(), compressed.size());
   if (ZSTD_isError(n))
-    throw Error(frame_where(i), std::string("cannot decompress: ") + ZSTD_getErrorName(n), kRecreate);
+    throw Error(frame_where(i), std::string("cannot decompress: ") + ZSTD_getErrorName(n),
+                kRecreate);
   if (n != f.content_size)
-    throw Error(frame_where(i), "decompressed to " + std::to_string(n) + " bytes, the index says " +
-                                    std::to_string(f.content_size), kRecreate);
+    throw Error(frame_where(i),
+                "decompressed to " + std::to_string(n) + " bytes, the index says " +
+                    std::to_string(f.content_size),
+                kRecreate);
   return content;
 }
 
 FrameBytes ShardReader::frame(std::size_t i) const {
-  if (cache_ == nullptr) return std::make_shared<const std::vector<std::uint8_t>>(decompress_frame(i));
+  if (cache_ == nullptr)
+    return std::make_shared<const std::vector<std::uint8_t>>(decompress_frame(i));
   return cache_->get(key_base_ + i, [this, i] { return decompress_frame(i); });
 }
 
@@ -88,8 +99,9 @@ void ShardReader::read(std::uint64_t doc, std::uint64_t offset, std::span<std::u
   const std::uint64_t size = document_size(doc);
   if (offset > size || out.size() > size - offset)
     throw Error(file_.path().string(), "read of " + std::to_string(out.size()) + " bytes at " +
-                                           std::to_string(offset) + " is past the end of document " +
-                                           std::to_string(doc) + " (" + std::to_string(size) + " bytes)");
+                                           std::to_string(offset) +
+                                           " is past the end of document " + std::to_string(doc) +
+                                           " (" + std::to_string(size) + " bytes)");
   std::uint64_t pos = index_.doc_starts[doc] + offset;
   std::size_t done = 0;
   while (done < out.size()) {
@@ -97,7 +109,8 @@ void ShardReader::read(std::uint64_t doc, std::uint64_t offset, std::span<std::u
     const FrameEntry& f = index_.frames[fi];
     FrameBytes bytes = frame(fi);
     const std::uint64_t in_frame = pos - f.content_offset;
-    const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(out.size() - done, f.content_size - in_frame));
+    const std::size_t take = static_cast<std::size_t>(
+        std::min<std::uint64_t>(out.size() - done, f.content_size - in_frame));
     std::memcpy(out.data() + done, bytes->data() + in_frame, take);
     done += take;
     pos += take;
@@ -108,4 +121,4 @@ void ShardReader::verify_frames() const {
   for (std::size_t i = 0; i < index_.frames.size(); ++i) (void)decompress_frame(i);
 }
 
-}  // namespace mb::data
+} // namespace mb::data

@@ -12,7 +12,7 @@ namespace {
 struct CCtxDeleter {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
-}  // namespace
+} // namespace
 
 std::vector<std::uint8_t> compress_frame(std::span<const std::uint8_t> content, int level) {
   // One context per worker thread, reused across frames: creating one costs more than
@@ -23,8 +23,10 @@ std::vector<std::uint8_t> compress_frame(std::span<const std::uint8_t> content, 
   ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
   ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_contentSizeFlag, 1);
   std::vector<std::uint8_t> out(ZSTD_compressBound(content.size()));
-  const std::size_t n = ZSTD_compress2(cctx.get(), out.data(), out.size(), content.data(), content.size());
-  if (ZSTD_isError(n)) throw Error("zstd", std::string("compression failed: ") + ZSTD_getErrorName(n));
+  const std::size_t n =
+      ZSTD_compress2(cctx.get(), out.data(), out.size(), content.data(), content.size());
+  if (ZSTD_isError(n))
+    throw Error("zstd", std::string("compression failed: ") + ZSTD_getErrorName(n));
   out.resize(n);
   return out;
 }
@@ -46,7 +48,8 @@ void ShardWriter::add_document(const std::string& name, std::span<const std::uin
   while (!bytes.empty()) {
     const std::size_t room = options_.frame_bytes - pending_.size();
     const std::size_t take = std::min(room, bytes.size());
-    pending_.insert(pending_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(take));
+    pending_.insert(pending_.end(), bytes.begin(),
+                    bytes.begin() + static_cast<std::ptrdiff_t>(take));
     bytes = bytes.subspan(take);
     content_ += take;
     if (pending_.size() == options_.frame_bytes) submit_frame();
@@ -61,8 +64,8 @@ void ShardWriter::submit_frame() {
   pending_ = {};
   pending_.reserve(options_.frame_bytes);
   const int level = options_.level;
-  InFlight f{pool_.submit([content, level] { return compress_frame(*content, level); }), frame_content_offset_,
-             content->size()};
+  InFlight f{pool_.submit([content, level] { return compress_frame(*content, level); }),
+             frame_content_offset_, content->size()};
   frame_content_offset_ += content->size();
   in_flight_.push_back(std::move(f));
   // Bound the memory held by frames waiting to be written.
@@ -102,4 +105,4 @@ ShardSummary ShardWriter::finish() {
   return s;
 }
 
-}  // namespace mb::data
+} // namespace mb::data

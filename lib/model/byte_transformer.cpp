@@ -24,14 +24,15 @@ class ByteTransformerModel final : public Model {
                        backend::Device device, backend::Precision precision,
                        const ActivationPolicy& policy)
       : Model(c, max_batch, std::move(be), device, precision),
-        T_(c.context), D_(c.global.dim),
+        T_(c.context),
+        D_(c.global.dim),
         embedding_(params_.add("byte_embedding", {kEmbeddingRows, D_}, ParamRole::weight,
                                ParamGroup::embedding)),
-        position_(params_.add("position_embedding", {T_, D_}, ParamRole::weight,
-                              ParamGroup::embedding)),
+        position_(
+            params_.add("position_embedding", {T_, D_}, ParamRole::weight, ParamGroup::embedding)),
         stack_(params_, view_, backend_.get(), "",
-               StackShape{c.global.layers, D_, c.global.heads, c.ffn_multiplier * D_,
-                          c.activation, c.dropout, c.layernorm_eps},
+               StackShape{c.global.layers, D_, c.global.heads, c.ffn_multiplier * D_, c.activation,
+                          c.dropout, c.layernorm_eps},
                ParamGroup::global) {
     check_head_dim(D_, c.global.heads, "model.global.heads");
     if (max_batch > 0) {
@@ -54,7 +55,8 @@ class ByteTransformerModel final : public Model {
 
   LossSum forward(const std::int32_t* ids, int batch, bool training,
                   std::uint64_t dropout_seed) override {
-    if (batch < 1 || batch > max_batch_) throw std::logic_error("ByteTransformerModel: bad batch size");
+    if (batch < 1 || batch > max_batch_)
+      throw std::logic_error("ByteTransformerModel: bad batch size");
     backend::Backend& k = *backend_;
     batch_ = batch;
     const int N = batch * T_;
@@ -128,7 +130,9 @@ class ByteTransformerModel final : public Model {
 class ByteTransformerDecoder final : public CachedDecoder {
  public:
   ByteTransformerDecoder(const ByteTransformerModel& m, int batch)
-      : m_(m), k_(*m.backend()), B_(batch),
+      : m_(m),
+        k_(*m.backend()),
+        B_(batch),
         cache_(m.stack_.reserve_cache(arena_, batch, m.T_, m.bf16_activations())) {
     const std::size_t rows = static_cast<std::size_t>(batch);
     logits_ = arena_.reserve<float>(rows * kByteValues);
@@ -172,7 +176,7 @@ std::unique_ptr<CachedDecoder> ByteTransformerModel::make_decoder(int batch) con
   return std::make_unique<ByteTransformerDecoder>(*this, batch);
 }
 
-}  // namespace
+} // namespace
 
 std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, int max_batch,
                                                    std::shared_ptr<backend::Backend> backend,
@@ -183,4 +187,4 @@ std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, in
                                                 precision, policy);
 }
 
-}  // namespace mb::model
+} // namespace mb::model

@@ -73,8 +73,8 @@ std::uint64_t metadata_u64(const SafetensorsFile& f, const std::string& key) {
 
 void check_format(const SafetensorsFile& f) {
   if (required(f, "format") != kCheckpointFormat)
-    throw Error(f.path().string(), "is not a megabyte checkpoint (format '" +
-                                       required(f, "format") + "')",
+    throw Error(f.path().string(),
+                "is not a megabyte checkpoint (format '" + required(f, "format") + "')",
                 "name a checkpoint written by 'megabyte train'");
   if (metadata_u64(f, "format_version") != static_cast<std::uint64_t>(kCheckpointFormatVersion))
     throw Error(f.path().string(),
@@ -84,7 +84,7 @@ void check_format(const SafetensorsFile& f) {
                 "use the megabyte release that wrote it");
 }
 
-}  // namespace
+} // namespace
 
 fs::path save_checkpoint(const fs::path& run_dir, const Config& config, const ParameterSet& params,
                          const std::vector<float>& m, const std::vector<float>& v,
@@ -98,7 +98,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Config& config, const Pa
   if (fs::exists(target)) {
     replaced = checkpoints / hidden_name(state.step, ".replaced");
     fs::remove_all(replaced);
-    fs::remove_all(checkpoints / hidden_name(state.step, ".new"));   // a crash's leftover
+    fs::remove_all(checkpoints / hidden_name(state.step, ".new")); // a crash's leftover
   }
   AtomicDirectory dir(replaced.empty() ? target : checkpoints / hidden_name(state.step, ".new"));
 
@@ -164,7 +164,8 @@ fs::path resolve_checkpoint(const fs::path& path) {
   if (fs::is_regular_file(path, ec)) {
     if (path.filename() == kOptimizerFile || path.filename() == kModelFile)
       return path.parent_path().empty() ? fs::path(".") : path.parent_path();
-    throw Error(path.string(), "is a file but not a checkpoint's model.safetensors or optimizer.safetensors",
+    throw Error(path.string(),
+                "is a file but not a checkpoint's model.safetensors or optimizer.safetensors",
                 "name a run directory, a checkpoint directory or one of its two files");
   }
   if (!fs::is_directory(path, ec))
@@ -180,12 +181,13 @@ fs::path resolve_checkpoint(const fs::path& path) {
 }
 
 CheckpointInfo read_checkpoint_info(const fs::path& checkpoint_dir, bool verify) {
-  const SafetensorsFile f = SafetensorsFile::open(
-      checkpoint_dir / kModelFile,
-      verify ? SafetensorsFile::Checksum::verify : SafetensorsFile::Checksum::skip);
+  const SafetensorsFile f =
+      SafetensorsFile::open(checkpoint_dir / kModelFile, verify ? SafetensorsFile::Checksum::verify
+                                                                : SafetensorsFile::Checksum::skip);
   check_format(f);
   CheckpointInfo info;
-  info.config = parse_config(required(f, "config"), (checkpoint_dir / kModelFile).string() + " (config)");
+  info.config =
+      parse_config(required(f, "config"), (checkpoint_dir / kModelFile).string() + " (config)");
   info.step = static_cast<std::int64_t>(metadata_u64(f, "step"));
   info.encoder.modality = info.config.data.modality;
   const std::vector<data::RecordedParam> recorded =
@@ -204,7 +206,7 @@ void verify_checkpoint(const fs::path& checkpoint_dir, const ParameterSet& param
     std::vector<std::string> prefixes;
   };
   for (const Expect& e : {Expect{kModelFile, {""}}, Expect{kOptimizerFile, {"m.", "v."}}}) {
-    const SafetensorsFile f = SafetensorsFile::open(checkpoint_dir / e.file);   // checksum
+    const SafetensorsFile f = SafetensorsFile::open(checkpoint_dir / e.file); // checksum
     check_format(f);
     std::size_t expected = 0;
     for (const ParamInfo& t : params.tensors())
@@ -215,12 +217,13 @@ void verify_checkpoint(const fs::path& checkpoint_dir, const ParameterSet& param
         if (!entry || entry->dtype != "F32" || entry->shape != t.shape)
           throw Error(f.path().string() + ": tensor '" + name + "'",
                       !entry ? "is missing" : "is not an F32 tensor of the model's shape",
-                      "the checkpoint does not match its own config: it is damaged; use another checkpoint");
+                      "the checkpoint does not match its own config: it is damaged; use another "
+                      "checkpoint");
       }
     if (f.tensors().size() != expected)
       throw Error(f.path().string(),
-                  "holds " + std::to_string(f.tensors().size()) + " tensors, its config's model has " +
-                      std::to_string(expected),
+                  "holds " + std::to_string(f.tensors().size()) +
+                      " tensors, its config's model has " + std::to_string(expected),
                   "the checkpoint is damaged or not from this megabyte; use another checkpoint");
   }
 }
@@ -257,4 +260,4 @@ TrainingState load_optimizer_state(const fs::path& checkpoint_dir, const Paramet
   return s;
 }
 
-}  // namespace mb::model
+} // namespace mb::model

@@ -51,8 +51,8 @@ constexpr IntRange kHeadsRange{1, kMaxWidth};
 constexpr IntRange kFfnRange{1, 64};
 constexpr IntRange kBatchRange{1, std::int64_t{1} << 20};
 constexpr IntRange kStepsRange{1, kInt64Max};
-constexpr IntRange kWarmupRange{0, kInt64Max};   // and at most train.steps
-constexpr IntRange kEveryRange{0, kInt64Max};    // 0: only at the end
+constexpr IntRange kWarmupRange{0, kInt64Max}; // and at most train.steps
+constexpr IntRange kEveryRange{0, kInt64Max}; // 0: only at the end
 constexpr IntRange kLogRange{1, kInt64Max};
 constexpr IntRange kKeepRange{1, kIntMax};
 
@@ -64,10 +64,11 @@ struct RealRange {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr RealRange kPositive{0, kInf, true, true};
 constexpr RealRange kNonNegative{0, kInf, false, true};
-constexpr RealRange kProbability{0, 1, false, true};   // [0, 1): betas, dropout
+constexpr RealRange kProbability{0, 1, false, true}; // [0, 1): betas, dropout
 
 std::string describe(const IntRange& r) {
-  if (r.hi == kInt64Max || r.hi == kIntMax) return "a whole number of at least " + std::to_string(r.lo);
+  if (r.hi == kInt64Max || r.hi == kIntMax)
+    return "a whole number of at least " + std::to_string(r.lo);
   return "a whole number from " + std::to_string(r.lo) + " to " + std::to_string(r.hi);
 }
 
@@ -79,7 +80,8 @@ std::string shortest(double v) {
 std::string describe(const RealRange& r) {
   const std::string lo = shortest(r.lo);
   if (r.hi == kInf) return r.lo_open ? "a number greater than " + lo : "a number of at least " + lo;
-  return "a number from " + lo + " up to" + (r.hi_open ? ", but not including, " : " ") + shortest(r.hi);
+  return "a number from " + lo + " up to" + (r.hi_open ? ", but not including, " : " ") +
+         shortest(r.hi);
 }
 
 bool contains(const RealRange& r, double v) {
@@ -96,7 +98,7 @@ template <class Real>
 std::string format_real(Real v) {
   char buf[64];
   std::string s(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
-  if (s.find_first_of(".ni") != std::string::npos) return s;   // has a point, or inf/nan
+  if (s.find_first_of(".ni") != std::string::npos) return s; // has a point, or inf/nan
   const auto e = s.find('e');
   if (e == std::string::npos) return s + ".0";
   return s.insert(e, ".0");
@@ -119,8 +121,9 @@ ModelKind parse_kind(const std::string& s, const std::string& where) {
   if (s == "megabyte") return ModelKind::megabyte;
   if (s == "transformer") return ModelKind::transformer;
   const std::string near = nearest_key(s, {"megabyte", "transformer"});
-  throw Error(where, "unknown model kind '" + s + "'",
-              (near.empty() ? "" : "did you mean '" + near + "'? ") + "use megabyte or transformer");
+  throw Error(
+      where, "unknown model kind '" + s + "'",
+      (near.empty() ? "" : "did you mean '" + near + "'? ") + "use megabyte or transformer");
 }
 
 Activation parse_activation(const std::string& s, const std::string& where) {
@@ -149,10 +152,12 @@ std::string trim(std::string_view s) {
 
 // Writes one "a.b.c=value" into the tree, creating the sections on the way.
 void apply_override(YAML::Node& root, const std::string& arg, KeyOrigins& origins) {
-  const std::string example = "write --set KEY=VALUE with the key's sections joined by dots, e.g. "
-                              "--set train.optimizer.lr=3e-4";
+  const std::string example =
+      "write --set KEY=VALUE with the key's sections joined by dots, e.g. "
+      "--set train.optimizer.lr=3e-4";
   const auto eq = arg.find('=');
-  if (eq == std::string::npos) throw Error("--set " + arg, "expected KEY=VALUE, found no '='", example);
+  if (eq == std::string::npos)
+    throw Error("--set " + arg, "expected KEY=VALUE, found no '='", example);
   const std::string key = trim(std::string_view(arg).substr(0, eq));
   const std::string text = arg.substr(eq + 1);
   if (key.empty()) throw Error("--set " + arg, "the key before '=' is empty", example);
@@ -164,7 +169,8 @@ void apply_override(YAML::Node& root, const std::string& arg, KeyOrigins& origin
     at = dot + 1;
   }
   for (const auto& p : parts)
-    if (p.empty()) throw Error("--set " + arg, "'" + key + "' has an empty part between dots", example);
+    if (p.empty())
+      throw Error("--set " + arg, "'" + key + "' has an empty part between dots", example);
 
   const std::string where = "--set " + key;
   YAML::Node value;
@@ -177,8 +183,9 @@ void apply_override(YAML::Node& root, const std::string& arg, KeyOrigins& origin
   if (!value || value.IsNull())
     throw Error(where, "no value after '='", "write --set " + key + "=VALUE");
   if (!value.IsScalar())
-    throw Error(where, "the value '" + text + "' is not a single value",
-                "--set sets one key; set a key inside a section with dots, e.g. --set model.global.dim=64");
+    throw Error(
+        where, "the value '" + text + "' is not a single value",
+        "--set sets one key; set a key inside a section with dots, e.g. --set model.global.dim=64");
 
   // Node handles share what they point at: reset() moves the handle, plain assignment would
   // overwrite the node it points at.
@@ -237,8 +244,9 @@ void read(const YamlMap& map, const std::string& key, std::uint64_t& out) {
   const std::string& s = *text;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   if (ec != std::errc() || end != s.data() + s.size())
-    throw Error(map.where(key), "expected a whole number from 0 to 18446744073709551615 for " +
-                                    map.path_of(key) + ", got '" + s + "'",
+    throw Error(map.where(key),
+                "expected a whole number from 0 to 18446744073709551615 for " + map.path_of(key) +
+                    ", got '" + s + "'",
                 "write it in plain digits, e.g. 1");
 }
 
@@ -255,8 +263,9 @@ void read(const YamlMap& map, const std::string& key, Real& out, const RealRange
   Real v = 0;
   auto [end, ec] = std::from_chars(first, last, v);
   if (ec == std::errc::result_out_of_range)
-    throw Error(where, path + " is " + s + ", beyond the range of a " + (sizeof(Real) == 4 ? "32" : "64") +
-                           "-bit float",
+    throw Error(where,
+                path + " is " + s + ", beyond the range of a " + (sizeof(Real) == 4 ? "32" : "64") +
+                    "-bit float",
                 "use " + describe(range));
   if (ec != std::errc() || end != last || !std::isfinite(v))
     throw Error(where, "expected a number for " + path + ", got '" + s + "'",
@@ -273,8 +282,8 @@ void read_stack(const YamlMap& s, StackConfig& stack) {
 }
 
 void read_model(const YamlMap& s, ModelConfig& m) {
-  s.allow_only({"kind", "context", "patch_size", "global", "local", "ffn_multiplier", "activation", "dropout",
-                "init_std", "layernorm_eps"});
+  s.allow_only({"kind", "context", "patch_size", "global", "local", "ffn_multiplier", "activation",
+                "dropout", "init_std", "layernorm_eps"});
   if (const auto kind = s.optional_string("kind")) m.kind = parse_kind(*kind, s.where("kind"));
   read(s, "context", m.context, kContextRange);
   if (m.kind == ModelKind::transformer) {
@@ -283,7 +292,8 @@ void read_model(const YamlMap& s, ModelConfig& m) {
     for (const char* key : {"patch_size", "local"})
       if (s.has(key))
         throw Error(s.where(key), "model." + std::string(key) + " is a key of kind megabyte only",
-                    "delete it: with model.kind transformer there is one stack, model.global, over single bytes");
+                    "delete it: with model.kind transformer there is one stack, model.global, over "
+                    "single bytes");
     m.patch_size = 1;
   } else {
     read(s, "patch_size", m.patch_size, kPatchRange);
@@ -305,7 +315,8 @@ void read_data(const YamlMap& s, DataConfig& d) {
 }
 
 void read_optimizer(const YamlMap& s, OptimizerConfig& o) {
-  s.allow_only({"lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "warmup_steps", "decay_power"});
+  s.allow_only(
+      {"lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "warmup_steps", "decay_power"});
   read(s, "lr", o.lr, kPositive);
   read(s, "beta1", o.beta1, kProbability);
   read(s, "beta2", o.beta2, kProbability);
@@ -317,10 +328,11 @@ void read_optimizer(const YamlMap& s, OptimizerConfig& o) {
 }
 
 void read_train(const YamlMap& s, TrainConfig& t) {
-  s.allow_only({"seed", "batch_size", "grad_accumulation", "steps", "optimizer", "eval_every", "eval_bytes",
-                "checkpoint_every", "keep_checkpoints", "log_every", "recompute"},
-               "optimizer",
-               {"lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "warmup_steps", "decay_power"});
+  s.allow_only(
+      {"seed", "batch_size", "grad_accumulation", "steps", "optimizer", "eval_every", "eval_bytes",
+       "checkpoint_every", "keep_checkpoints", "log_every", "recompute"},
+      "optimizer",
+      {"lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "warmup_steps", "decay_power"});
   read(s, "seed", t.seed);
   read(s, "batch_size", t.batch_size, kBatchRange);
   read(s, "grad_accumulation", t.grad_accumulation, kBatchRange);
@@ -341,7 +353,7 @@ void read_train(const YamlMap& s, TrainConfig& t) {
 struct Locator {
   std::function<std::string(std::string_view path)> where;
   std::function<bool(std::string_view path)> overridden;
-  std::function<bool(std::string_view path)> given;   // in the file or by --set
+  std::function<bool(std::string_view path)> given; // in the file or by --set
 
   // Of keys that together break a rule, the one to name: the one the user just set with --set,
   // else one the file gives, else the first.
@@ -395,8 +407,8 @@ int nearest_divisor(int t, int p) {
 // A stack's heads must split its width evenly; the head size (width / heads) has no upper
 // limit of its own: the CPU attention kernel takes any head size d > 0 (it pads d to its tile
 // width in scratch memory), so only kMaxWidth bounds it.
-void check_stack(const Locator& loc, const std::string& name, const StackConfig& s, std::int64_t width,
-                 const std::string& width_text) {
+void check_stack(const Locator& loc, const std::string& name, const StackConfig& s,
+                 std::int64_t width, const std::string& width_text) {
   const std::string dim = name + ".dim", layers = name + ".layers", heads = name + ".heads";
   check_int(loc.where(dim), dim, s.dim, kDimRange);
   check_int(loc.where(layers), layers, s.layers, kLayersRange);
@@ -405,14 +417,15 @@ void check_stack(const Locator& loc, const std::string& name, const StackConfig&
   const std::string patch = name == "model.global" ? "model.patch_size" : dim;
   if (width > kMaxWidth)
     throw Error(loc.blame({dim, patch}),
-                "the stack's width " + width_text + " = " + std::to_string(width) + " is more than " +
-                    std::to_string(kMaxWidth),
+                "the stack's width " + width_text + " = " + std::to_string(width) +
+                    " is more than " + std::to_string(kMaxWidth),
                 "make " + name + ".dim smaller");
   if (width % s.heads != 0)
     throw Error(loc.blame({heads, dim, patch}),
-                std::to_string(s.heads) + " heads do not divide the stack's width " + width_text + " = " +
-                    std::to_string(width),
-                "choose a number of heads that divides " + std::to_string(width) + "; each head is width/heads wide");
+                std::to_string(s.heads) + " heads do not divide the stack's width " + width_text +
+                    " = " + std::to_string(width),
+                "choose a number of heads that divides " + std::to_string(width) +
+                    "; each head is width/heads wide");
 }
 
 void check_config(const Config& c, const Locator& loc) {
@@ -423,10 +436,11 @@ void check_config(const Config& c, const Locator& loc) {
     check_int(where("model.patch_size"), "model.patch_size", m.patch_size, kPatchRange);
     if (m.context % m.patch_size != 0)
       throw Error(loc.blame({"model.patch_size", "model.context"}),
-                  "patch_size P = " + std::to_string(m.patch_size) + " does not divide context T = " +
-                      std::to_string(m.context),
-                  "T must hold a whole number of patches: use a divisor of " + std::to_string(m.context) +
-                      ", e.g. " + std::to_string(nearest_divisor(m.context, m.patch_size)));
+                  "patch_size P = " + std::to_string(m.patch_size) +
+                      " does not divide context T = " + std::to_string(m.context),
+                  "T must hold a whole number of patches: use a divisor of " +
+                      std::to_string(m.context) + ", e.g. " +
+                      std::to_string(nearest_divisor(m.context, m.patch_size)));
     check_stack(loc, "model.global", m.global, std::int64_t{m.patch_size} * m.global.dim,
                 "P*D_G = " + std::to_string(m.patch_size) + "*" + std::to_string(m.global.dim));
     check_stack(loc, "model.local", m.local, m.local.dim, "D_L");
@@ -434,7 +448,8 @@ void check_config(const Config& c, const Locator& loc) {
     // What parse_config makes of a transformer; anything else would not survive a round trip
     // through config_to_yaml, which leaves these keys out.
     if (m.patch_size != 1)
-      throw Error(where("model.patch_size"), "a transformer has patch_size 1, not " + std::to_string(m.patch_size),
+      throw Error(where("model.patch_size"),
+                  "a transformer has patch_size 1, not " + std::to_string(m.patch_size),
                   "set patch_size only with model.kind megabyte");
     if (m.local != ModelConfig{}.local)
       throw Error(where("model.local"), "a transformer has no local model",
@@ -448,7 +463,8 @@ void check_config(const Config& c, const Locator& loc) {
 
   const TrainConfig& t = c.train;
   check_int(where("train.batch_size"), "train.batch_size", t.batch_size, kBatchRange);
-  check_int(where("train.grad_accumulation"), "train.grad_accumulation", t.grad_accumulation, kBatchRange);
+  check_int(where("train.grad_accumulation"), "train.grad_accumulation", t.grad_accumulation,
+            kBatchRange);
   check_int(where("train.steps"), "train.steps", t.steps, kStepsRange);
   const OptimizerConfig& o = t.optimizer;
   const std::tuple<const char*, double, RealRange> reals[] = {
@@ -461,7 +477,8 @@ void check_config(const Config& c, const Locator& loc) {
       {"train.optimizer.decay_power", o.decay_power, kNonNegative},
   };
   for (const auto& [key, value, range] : reals) check_real(where(key), key, value, range);
-  check_int(where("train.optimizer.warmup_steps"), "train.optimizer.warmup_steps", o.warmup_steps, kWarmupRange);
+  check_int(where("train.optimizer.warmup_steps"), "train.optimizer.warmup_steps", o.warmup_steps,
+            kWarmupRange);
   if (o.warmup_steps > t.steps)
     throw Error(loc.blame({"train.optimizer.warmup_steps", "train.steps"}),
                 "warmup_steps " + std::to_string(o.warmup_steps) + " is more than train.steps " +
@@ -469,8 +486,10 @@ void check_config(const Config& c, const Locator& loc) {
                 "the warm-up must end within the run: lower warmup_steps or raise train.steps");
   check_int(where("train.eval_every"), "train.eval_every", t.eval_every, kEveryRange);
   check_int(where("train.eval_bytes"), "train.eval_bytes", t.eval_bytes, kEveryRange);
-  check_int(where("train.checkpoint_every"), "train.checkpoint_every", t.checkpoint_every, kEveryRange);
-  check_int(where("train.keep_checkpoints"), "train.keep_checkpoints", t.keep_checkpoints, kKeepRange);
+  check_int(where("train.checkpoint_every"), "train.checkpoint_every", t.checkpoint_every,
+            kEveryRange);
+  check_int(where("train.keep_checkpoints"), "train.keep_checkpoints", t.keep_checkpoints,
+            kKeepRange);
   check_int(where("train.log_every"), "train.log_every", t.log_every, kLogRange);
   if (m.kind == ModelKind::transformer && t.recompute == Recompute::local)
     throw Error(loc.blame({"train.recompute", "model.kind"}),
@@ -478,30 +497,38 @@ void check_config(const Config& c, const Locator& loc) {
                 "use global (or all) to recompute its one stack, or none");
 }
 
-}  // namespace
+} // namespace
 
 std::string_view model_kind_name(ModelKind k) {
   switch (k) {
-    case ModelKind::megabyte: return "megabyte";
-    case ModelKind::transformer: return "transformer";
+    case ModelKind::megabyte:
+      return "megabyte";
+    case ModelKind::transformer:
+      return "transformer";
   }
   return "?";
 }
 
 std::string_view recompute_name(Recompute r) {
   switch (r) {
-    case Recompute::none: return "none";
-    case Recompute::global: return "global";
-    case Recompute::local: return "local";
-    case Recompute::all: return "all";
+    case Recompute::none:
+      return "none";
+    case Recompute::global:
+      return "global";
+    case Recompute::local:
+      return "local";
+    case Recompute::all:
+      return "all";
   }
   return "?";
 }
 
 std::string_view activation_name(Activation a) {
   switch (a) {
-    case Activation::relu: return "relu";
-    case Activation::gelu: return "gelu";
+    case Activation::relu:
+      return "relu";
+    case Activation::gelu:
+      return "gelu";
   }
   return "?";
 }
@@ -519,7 +546,8 @@ Config parse_config(const std::string& yaml_text, const std::string& name,
   // An empty file (or one of comments only) is a config of defaults.
   if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap())
-    throw Error(yaml_where(name, root), "expected sections of keys (model:, data:, train:) at the top level",
+    throw Error(yaml_where(name, root),
+                "expected sections of keys (model:, data:, train:) at the top level",
                 "see megabyte-config(5) for the layout");
   KeyOrigins applied;
   for (const auto& o : overrides) apply_override(root, o, applied);
@@ -540,7 +568,8 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     bytes = read_whole_file(path);
   } catch (const Error& e) {
     if (!e.hint().empty()) throw;
-    throw Error(e.where(), e.message(), "give the path of a YAML config, such as configs/tiny-cpu.yaml");
+    throw Error(e.where(), e.message(),
+                "give the path of a YAML config, such as configs/tiny-cpu.yaml");
   }
   return parse_config(std::string(bytes.begin(), bytes.end()), path, overrides);
 }
@@ -600,4 +629,4 @@ std::string config_to_yaml(const Config& c) {
   return y;
 }
 
-}  // namespace mb::model
+} // namespace mb::model

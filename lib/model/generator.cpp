@@ -11,7 +11,10 @@ namespace mb::model {
 // The bytes fed, the logits, and the model's decoder (model.hpp), which computes them.
 struct Generator::Impl {
   Impl(const Model& m, int batch)
-      : k(*m.backend()), T(m.config().context), B(batch), decoder(m.make_decoder(batch)),
+      : k(*m.backend()),
+        T(m.config().context),
+        B(batch),
+        decoder(m.make_decoder(batch)),
         bytes(static_cast<std::size_t>(batch)),
         logits(static_cast<std::size_t>(batch) * kByteValues) {
     for (auto& b : bytes) b.reserve(T);
@@ -20,9 +23,9 @@ struct Generator::Impl {
   backend::Backend& k;
   const int T, B;
   std::unique_ptr<CachedDecoder> decoder;
-  std::vector<std::vector<std::uint8_t>> bytes;   // per sequence, all of one length
-  std::vector<float> logits;                       // [B, 256], host
-  int logits_position = -1;                        // the position `logits` holds, -1 if none
+  std::vector<std::vector<std::uint8_t>> bytes; // per sequence, all of one length
+  std::vector<float> logits; // [B, 256], host
+  int logits_position = -1; // the position `logits` holds, -1 if none
 };
 
 Generator::Generator(const Model& model, int batch) {
@@ -49,7 +52,7 @@ void check_room(int position, int T) {
                 "the model sees at most model.context bytes: generate fewer");
 }
 
-}  // namespace
+} // namespace
 
 void Generator::feed(std::uint8_t byte) {
   check_room(position(), impl_->T);
@@ -64,8 +67,8 @@ void Generator::feed_each(const std::uint8_t* bytes) {
 const float* Generator::next_logits() {
   const int n = position();
   if (n >= impl_->T)
-    throw Error("generation", "no byte can follow the " + std::to_string(impl_->T) +
-                                  " bytes of a full context",
+    throw Error("generation",
+                "no byte can follow the " + std::to_string(impl_->T) + " bytes of a full context",
                 "the model sees at most model.context bytes: generate fewer");
   if (impl_->logits_position != n) {
     const float* device_logits = impl_->decoder->logits(impl_->bytes, n);
@@ -83,4 +86,4 @@ const std::vector<std::uint8_t>& Generator::bytes(int sequence) const {
   return impl_->bytes.at(static_cast<std::size_t>(sequence));
 }
 
-}  // namespace mb::model
+} // namespace mb::model

@@ -6,8 +6,9 @@
 
 namespace mb::model {
 
-std::unique_ptr<Model> load_model(const std::filesystem::path& checkpoint_dir, const ModelConfig& config,
-                                  int max_batch, std::shared_ptr<backend::Backend> backend,
+std::unique_ptr<Model> load_model(const std::filesystem::path& checkpoint_dir,
+                                  const ModelConfig& config, int max_batch,
+                                  std::shared_ptr<backend::Backend> backend,
                                   const ActivationPolicy& policy) {
   auto net = make_model(config, max_batch, std::move(backend), policy);
   load_weights(checkpoint_dir, net->parameters());
@@ -24,4 +25,4 @@ std::unique_ptr<Model> init_model(const ModelConfig& config, std::uint64_t seed,
   return net;
 }
 
-}  // namespace mb::model
+} // namespace mb::model

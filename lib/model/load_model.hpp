@@ -18,8 +18,9 @@ namespace mb::model {
 // only, what a Generator needs), with the weights of the checkpoint in `checkpoint_dir`, whose
 // tensors must be the model's (load_weights names any that is not). `policy`: how a model that
 // trains keeps its activations (train.recompute).
-std::unique_ptr<Model> load_model(const std::filesystem::path& checkpoint_dir, const ModelConfig& config,
-                                  int max_batch, std::shared_ptr<backend::Backend> backend,
+std::unique_ptr<Model> load_model(const std::filesystem::path& checkpoint_dir,
+                                  const ModelConfig& config, int max_batch,
+                                  std::shared_ptr<backend::Backend> backend,
                                   const ActivationPolicy& policy = {});
 
 // The same with fresh weights: drawn from config.init_std and `seed`, as a new training run
@@ -28,4 +29,4 @@ std::unique_ptr<Model> init_model(const ModelConfig& config, std::uint64_t seed,
                                   std::shared_ptr<backend::Backend> backend,
                                   const ActivationPolicy& policy = {});
 
-}  // namespace mb::model
+} // namespace mb::model

@@ -33,8 +33,8 @@ namespace {
 using backend::Slice;
 
 StackShape stack_shape(const ModelConfig& c, int width, const StackConfig& s) {
-  return StackShape{s.layers, width, s.heads, c.ffn_multiplier * width, c.activation, c.dropout,
-                    c.layernorm_eps};
+  return StackShape{s.layers,     width,     s.heads,        c.ffn_multiplier * width,
+                    c.activation, c.dropout, c.layernorm_eps};
 }
 
 class MegabyteDecoder;
@@ -45,7 +45,11 @@ class MegabyteModel final : public Model {
                 backend::Device device, backend::Precision precision,
                 const ActivationPolicy& policy)
       : Model(c, max_batch, std::move(be), device, precision),
-        T_(c.context), P_(c.patch_size), K_(c.patches()), DG_(c.global.dim), DL_(c.local.dim),
+        T_(c.context),
+        P_(c.patch_size),
+        K_(c.patches()),
+        DG_(c.global.dim),
+        DL_(c.local.dim),
         global_embedding_(params_.add("global.byte_embedding", {kEmbeddingRows, DG_},
                                       ParamRole::weight, ParamGroup::embedding)),
         global_position_(params_.add("global.position_embedding", {T_, DG_}, ParamRole::weight,
@@ -183,8 +187,8 @@ class MegabyteModel final : public Model {
       if (embedded == 0) continue;
       float* e = o + pads * patch;
       if (!one_gather)
-        k.embedding_forward(e, ids + b * ids_stride, view_.value(global_embedding_),
-                            embedded * P_, DG_, kEmbeddingRows);
+        k.embedding_forward(e, ids + b * ids_stride, view_.value(global_embedding_), embedded * P_,
+                            DG_, kEmbeddingRows);
       k.residual_forward(e, e, view_.value(global_position_) + (first + pads - 1) * patch,
                          embedded * patch);
     }
@@ -233,7 +237,9 @@ class MegabyteModel final : public Model {
 class MegabyteDecoder final : public CachedDecoder {
  public:
   MegabyteDecoder(const MegabyteModel& m, int batch)
-      : m_(m), k_(*m.backend()), B_(batch),
+      : m_(m),
+        k_(*m.backend()),
+        B_(batch),
         global_(m.global_.reserve_cache(arena_, batch, m.K_, m.bf16_activations())),
         local_(m.local_.reserve_cache(arena_, batch, m.P_, m.bf16_activations())) {
     const std::size_t rows = static_cast<std::size_t>(batch);
@@ -297,7 +303,8 @@ class MegabyteDecoder final : public CachedDecoder {
                   int count) {
     host_ids_.resize(static_cast<std::size_t>(B_) * count);
     for (int b = 0; b < B_; ++b)
-      for (int i = 0; i < count; ++i) host_ids_[static_cast<std::size_t>(b) * count + i] = bytes[b][from + i];
+      for (int i = 0; i < count; ++i)
+        host_ids_[static_cast<std::size_t>(b) * count + i] = bytes[b][from + i];
     k_.upload(ids_.get(), host_ids_.data(), host_ids_.size() * sizeof(std::int32_t));
   }
 
@@ -309,7 +316,7 @@ class MegabyteDecoder final : public CachedDecoder {
   Slice<float> logits_, global_in_, global_out_, slices_, local_in_, local_out_;
   Slice<std::int32_t> ids_;
   std::vector<std::int32_t> host_ids_;
-  int patch_ = -1;   // the patch whose slices_ and local cache are current
+  int patch_ = -1; // the patch whose slices_ and local cache are current
 };
 
 std::unique_ptr<CachedDecoder> MegabyteModel::make_decoder(int batch) const {
@@ -317,15 +324,14 @@ std::unique_ptr<CachedDecoder> MegabyteModel::make_decoder(int batch) const {
   return std::make_unique<MegabyteDecoder>(*this, batch);
 }
 
-}  // namespace
+} // namespace
 
 std::unique_ptr<Model> make_megabyte_model(const ModelConfig& config, int max_batch,
                                            std::shared_ptr<backend::Backend> backend,
-                                           backend::Device device,
-                                           backend::Precision precision,
+                                           backend::Device device, backend::Precision precision,
                                            const ActivationPolicy& policy) {
-  return std::make_unique<MegabyteModel>(config, max_batch, std::move(backend), device,
-                                         precision, policy);
+  return std::make_unique<MegabyteModel>(config, max_batch, std::move(backend), device, precision,
+                                         policy);
 }
 
-}  // namespace mb::model
+} // namespace mb::model

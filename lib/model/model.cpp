@@ -20,7 +20,8 @@ std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch,
 }
 
 std::unique_ptr<Model> make_model(const ModelConfig& config, int max_batch) {
-  return make_model(config, max_batch, max_batch > 0 ? backend::make_backend(backend::Device::cpu) : nullptr);
+  return make_model(config, max_batch,
+                    max_batch > 0 ? backend::make_backend(backend::Device::cpu) : nullptr);
 }
 
 std::unique_ptr<Model> make_model_plan(const ModelConfig& config, int max_batch,
@@ -33,16 +34,17 @@ std::unique_ptr<Model> make_model_plan(const ModelConfig& config, int max_batch,
 
 void Model::commit_memory() {
   activation_bytes_ = arena_.bytes();
-  const bool trainable = max_batch_ > 0;   // else weights only (a Generator's), or a description
-  if (!trainable && !backend_) return;     // a description of the parameters only
-  const bool host_memory = backend_ ? backend_->shares_host_memory() : device_ == backend::Device::cpu;
+  const bool trainable = max_batch_ > 0; // else weights only (a Generator's), or a description
+  if (!trainable && !backend_) return; // a description of the parameters only
+  const bool host_memory =
+      backend_ ? backend_->shares_host_memory() : device_ == backend::Device::cpu;
   if (!host_memory) {
     device_values_ = arena_.reserve<float>(params_.buffer_size());
     if (trainable) device_grads_ = arena_.reserve<float>(params_.buffer_size());
   }
   if (backend::keeps_bf16_weights(precision_))
     bf16_values_ = arena_.reserve<std::uint16_t>(params_.buffer_size());
-  if (!backend_) return;          // a plan: sizes only
+  if (!backend_) return; // a plan: sizes only
   params_.allocate(trainable);
   arena_.commit(*backend_);
   view_.set = &params_;
@@ -70,10 +72,11 @@ ModelMemory Model::memory() const {
 void Model::check_head_dim(int width, int heads, const char* key) const {
   const int limit = backend::max_head_dim(device_);
   if (heads > 0 && width / heads > limit)
-    throw Error(key, "attention heads of width " + std::to_string(width / heads) + " (" +
-                         std::to_string(width) + " / " + std::to_string(heads) +
-                         ") are wider than the " + std::string(backend::device_name(device_)) +
-                         " attention kernels take (" + std::to_string(limit) + ")",
+    throw Error(key,
+                "attention heads of width " + std::to_string(width / heads) + " (" +
+                    std::to_string(width) + " / " + std::to_string(heads) +
+                    ") are wider than the " + std::string(backend::device_name(device_)) +
+                    " attention kernels take (" + std::to_string(limit) + ")",
                 "raise " + std::string(key) + " so that width / heads <= " + std::to_string(limit));
 }
 
@@ -88,17 +91,20 @@ void Model::upload_parameters() {
 
 void Model::download_parameters() {
   if (view_.values != params_.values().data())
-    backend_->download(params_.values().data(), view_.values, params_.buffer_size() * sizeof(float));
+    backend_->download(params_.values().data(), view_.values,
+                       params_.buffer_size() * sizeof(float));
 }
 
 void Model::download_gradients() {
-  if (!view_.grads) throw std::logic_error("Model: a model of weights only (max_batch 0) has no gradients");
+  if (!view_.grads)
+    throw std::logic_error("Model: a model of weights only (max_batch 0) has no gradients");
   if (view_.grads != params_.grads().data())
     backend_->download(params_.grads().data(), view_.grads, params_.buffer_size() * sizeof(float));
 }
 
 void Model::zero_gradients() {
-  if (!view_.grads) throw std::logic_error("Model: a model of weights only (max_batch 0) has no gradients");
+  if (!view_.grads)
+    throw std::logic_error("Model: a model of weights only (max_batch 0) has no gradients");
   backend_->zero(view_.grads, params_.buffer_size() * sizeof(float));
 }
 
@@ -146,4 +152,4 @@ std::int64_t count_targets(const std::int32_t* ids, std::size_t n) {
   return count;
 }
 
-}  // namespace mb::model
+} // namespace mb::model

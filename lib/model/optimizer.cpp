@@ -35,12 +35,13 @@ void AdamW::step(Model& model, const OptimizerConfig& opt, double lr, std::int64
   const ParameterView& view = model.view();
   for (std::size_t i = 0; i < params.tensors().size(); ++i) {
     const ParamInfo& info = params.info(i);
-    const float decay = info.role == ParamRole::weight ? static_cast<float>(opt.weight_decay) : 0.0f;
+    const float decay =
+        info.role == ParamRole::weight ? static_cast<float>(opt.weight_decay) : 0.0f;
     backend_->adamw_step(view.value(i), view.value_bf16(i), view.grad(i), m_ptr_ + info.offset,
-                         v_ptr_ + info.offset, info.size, static_cast<long>(t), static_cast<float>(lr),
-                         static_cast<float>(opt.beta1), static_cast<float>(opt.beta2),
-                         static_cast<float>(opt.eps), decay);
+                         v_ptr_ + info.offset, info.size, static_cast<long>(t),
+                         static_cast<float>(lr), static_cast<float>(opt.beta1),
+                         static_cast<float>(opt.beta2), static_cast<float>(opt.eps), decay);
   }
 }
 
-}  // namespace mb::model
+} // namespace mb::model

@@ -27,7 +27,7 @@ double truncated_normal(std::uint64_t& state) {
   }
 }
 
-}  // namespace
+} // namespace
 
 std::size_t ParameterSet::add(std::string name, std::vector<std::int64_t> shape, ParamRole role,
                               ParamGroup group) {
@@ -95,11 +95,14 @@ void ParameterSet::initialize(float std, std::uint64_t seed) {
 
 std::string_view param_group_name(ParamGroup g) {
   switch (g) {
-    case ParamGroup::embedding: return "embedding";
-    case ParamGroup::global: return "global";
-    case ParamGroup::local: return "local";
+    case ParamGroup::embedding:
+      return "embedding";
+    case ParamGroup::global:
+      return "global";
+    case ParamGroup::local:
+      return "local";
   }
   return "?";
 }
 
-}  // namespace mb::model
+} // namespace mb::model

@@ -11,13 +11,13 @@
 
 namespace mb::model {
 
-
 void validate_sampling(const SamplingOptions& o, const char* where) {
   if (!(o.temperature >= 0.0f) || !std::isfinite(o.temperature))
     throw Error(where, "temperature " + std::to_string(o.temperature) + " is not a number >= 0",
                 "use 0 (greedy), 1 (the model's own distribution) or anything between and above");
   if (o.top_k < 0)
-    throw Error(where, "top-k " + std::to_string(o.top_k) + " is negative", "use 0 (off) or k >= 1");
+    throw Error(where, "top-k " + std::to_string(o.top_k) + " is negative",
+                "use 0 (off) or k >= 1");
   if (!(o.top_p > 0.0f && o.top_p <= 1.0f))
     throw Error(where, "top-p " + std::to_string(o.top_p) + " is outside (0, 1]",
                 "use a probability such as 0.9, or 1 (off)");
@@ -39,8 +39,7 @@ int argmax(const float* logits, int n) {
   return best;
 }
 
-void sampling_distribution(double* probs, const float* logits, int n,
-                           const SamplingOptions& o) {
+void sampling_distribution(double* probs, const float* logits, int n, const SamplingOptions& o) {
   std::fill_n(probs, n, 0.0);
   if (n <= 0) return;
   if (o.temperature == 0.0f) {
@@ -57,8 +56,7 @@ void sampling_distribution(double* probs, const float* logits, int n,
   // Most likely first; stable, so equal logits keep index order.
   std::vector<int> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int a, int b) { return logits[a] > logits[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
   int keep = n;
   if (o.top_k > 0) keep = std::min(keep, o.top_k);
   if (o.top_p < 1.0f) {
@@ -94,4 +92,4 @@ int sample_index(const float* logits, int n, const SamplingOptions& o, Rng& rng)
   return last;
 }
 
-}  // namespace mb::model
+} // namespace mb::model

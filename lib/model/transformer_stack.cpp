@@ -9,19 +9,23 @@ namespace mb::model {
 
 namespace {
 
-void act_forward(backend::Backend& k, Activation a, float* out, const float* inp,
-                 const float* bias, int N, int C) {
-  if (a == Activation::relu) k.bias_relu_forward(out, inp, bias, N, C);
-  else k.bias_gelu_forward(out, inp, bias, N, C);
+void act_forward(backend::Backend& k, Activation a, float* out, const float* inp, const float* bias,
+                 int N, int C) {
+  if (a == Activation::relu)
+    k.bias_relu_forward(out, inp, bias, N, C);
+  else
+    k.bias_gelu_forward(out, inp, bias, N, C);
 }
 
 void act_backward(backend::Backend& k, Activation a, float* dinp, float* dbias, const float* dout,
                   backend::Operand inp, const float* bias, int N, int C) {
-  if (a == Activation::relu) k.bias_relu_backward(dinp, dbias, dout, inp, bias, N, C);
-  else k.bias_gelu_backward(dinp, dbias, dout, inp, bias, N, C);
+  if (a == Activation::relu)
+    k.bias_relu_backward(dinp, dbias, dout, inp, bias, N, C);
+  else
+    k.bias_gelu_backward(dinp, dbias, dout, inp, bias, N, C);
 }
 
-}  // namespace
+} // namespace
 
 TransformerStack::TransformerStack(ParameterSet& params, const ParameterView& view,
                                    backend::Backend* backend, const std::string& prefix,
@@ -54,7 +58,8 @@ TransformerStack::TransformerStack(ParameterSet& params, const ParameterView& vi
 
 void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
                                bool bf16_activations, bool recompute) {
-  if (max_rows % length != 0) throw std::logic_error("TransformerStack: rows not a multiple of length");
+  if (max_rows % length != 0)
+    throw std::logic_error("TransformerStack: rows not a multiple of length");
   // The bf16-only copies are read back by bf16 products alone: an fp32 backend would get null
   // fp32 operands.
   if (bf16_activations && backend_ && !backend::saves_bf16_activations(backend_->precision()))
@@ -66,8 +71,10 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
   // The activations that may be saved as bf16 copies: in bf16 or in fp32.
   auto maybe_bf16 = [&](backend::Slice<float>& fp32, backend::Slice<std::uint16_t>& bf16,
                         std::size_t n) {
-    if (bf16_activations) bf16 = arena.reserve<std::uint16_t>(n);
-    else fp32 = floats(n);
+    if (bf16_activations)
+      bf16 = arena.reserve<std::uint16_t>(n);
+    else
+      fp32 = floats(n);
   };
   // What a layer's backward pass reads besides its input: in every layer's own buffers, or
   // with recomputation in one set that each layer's forward fills again.
@@ -125,7 +132,7 @@ const float* TransformerStack::saved_fp32(const backend::Slice<float>& saved,
 }
 
 const float* TransformerStack::recompute_layernorm(const float* inp, std::size_t weight,
-                                                  std::size_t bias, int N, int C) {
+                                                   std::size_t bias, int N, int C) {
   // The statistics are saved already: the op is asked for its output only.
   backend_->layernorm_forward(scratch_c_.get(), nullptr, nullptr, inp, view_.value(weight),
                               view_.value(bias), N, C, shape_.layernorm_eps);
@@ -134,8 +141,8 @@ const float* TransformerStack::recompute_layernorm(const float* inp, std::size_t
 
 std::uint64_t TransformerStack::dropout_seed(std::uint64_t seed, int layer, int site) {
   // Each dropout site of a step gets its own mask stream.
-  return splitmix64_mix(seed + static_cast<std::uint64_t>(layer * 2 + site + 1) *
-                                       0xD1B54A32D192ED03ull);
+  return splitmix64_mix(seed +
+                        static_cast<std::uint64_t>(layer * 2 + site + 1) * 0xD1B54A32D192ED03ull);
 }
 
 template <class Attend>
@@ -217,22 +224,27 @@ void TransformerStack::saving_layer_forward(int l, float* output) {
     return bf16_activations_ ? ActivationBuffer{scratch.get(), bf16.get()}
                              : ActivationBuffer{values.get(), nullptr};
   };
-  const BlockBuffers b{acts_[l].input.get(), a.mid.get(), output,
-                       a.ln1_mean.get(), a.ln1_rstd.get(), a.ln2_mean.get(), a.ln2_rstd.get(),
+  const BlockBuffers b{acts_[l].input.get(),
+                       a.mid.get(),
+                       output,
+                       a.ln1_mean.get(),
+                       a.ln1_rstd.get(),
+                       a.ln2_mean.get(),
+                       a.ln2_rstd.get(),
                        scratch_c2_.get(),
-                       kept(a.qkv, a.qkv_bf16, scratch_3c_), kept(a.att, a.att_bf16, scratch_c2_),
-                       kept(a.fc, a.fc_bf16, scratch_h2_), kept(a.act, a.act_bf16, scratch_h_),
+                       kept(a.qkv, a.qkv_bf16, scratch_3c_),
+                       kept(a.att, a.att_bf16, scratch_c2_),
+                       kept(a.fc, a.fc_bf16, scratch_h2_),
+                       kept(a.act, a.act_bf16, scratch_h_),
                        scratch_c_.get()};
-  block_forward(l, b, N, training_ ? &seed_ : nullptr,
-                [&](float* att, const ActivationBuffer& qkv) {
-                  k.causal_attention_forward(att, a.lse.get(), qkv.values, sequences_, length_,
-                                             heads, d);
-                });
+  block_forward(
+      l, b, N, training_ ? &seed_ : nullptr, [&](float* att, const ActivationBuffer& qkv) {
+        k.causal_attention_forward(att, a.lse.get(), qkv.values, sequences_, length_, heads, d);
+      });
 }
 
 TransformerStack::Cache TransformerStack::reserve_cache(backend::Arena& arena, int batch,
-                                                        int capacity,
-                                                        bool bf16_activations) const {
+                                                        int capacity, bool bf16_activations) const {
   Cache c;
   c.batch_ = batch;
   c.capacity_ = capacity;
@@ -273,9 +285,19 @@ void TransformerStack::step(float* out, const float* in, Cache& c) const {
   // The block in place on x, keeping nothing for a backward pass: the pre-activation and the
   // activation share fc_, and nothing but q, k and v (which the caches keep) is saved as bf16.
   const ActivationBuffer none_qkv{c.qkv_.get(), c.bf16_activations_ ? c.qkv_bf16_.get() : nullptr};
-  const BlockBuffers b{c.x_.get(), c.x_.get(), c.x_.get(), nullptr, nullptr, nullptr, nullptr,
-                       c.ln_.get(), none_qkv, {c.att_.get(), nullptr}, {c.fc_.get(), nullptr},
-                       {c.fc_.get(), nullptr}, c.branch_.get()};
+  const BlockBuffers b{c.x_.get(),
+                       c.x_.get(),
+                       c.x_.get(),
+                       nullptr,
+                       nullptr,
+                       nullptr,
+                       nullptr,
+                       c.ln_.get(),
+                       none_qkv,
+                       {c.att_.get(), nullptr},
+                       {c.fc_.get(), nullptr},
+                       {c.fc_.get(), nullptr},
+                       c.branch_.get()};
   for (int l = 0; l < shape_.layers; ++l) {
     Cache::Layer& L = c.layers_[l];
     block_forward(l, b, B, nullptr, [&](float* att, const ActivationBuffer& qkv) {
@@ -314,9 +336,8 @@ void TransformerStack::backward(float* din, const float* dout) {
 
   // din is the running gradient of the residual stream, from the top down.
   k.zero(din, n * sizeof(float));
-  k.layernorm_backward(din, view_.grad(lnf_w_), view_.grad(lnf_b_), dout,
-                        final_input_.get(), view_.value(lnf_w_), lnf_mean_.get(),
-                        lnf_rstd_.get(), N, C);
+  k.layernorm_backward(din, view_.grad(lnf_w_), view_.grad(lnf_b_), dout, final_input_.get(),
+                       view_.value(lnf_w_), lnf_mean_.get(), lnf_rstd_.get(), N, C);
 
   for (int l = shape_.layers - 1; l >= 0; --l) {
     const LayerTensors& t = layer_tensors_[l];
@@ -351,8 +372,8 @@ void TransformerStack::backward(float* din, const float* dout) {
                       view_.weight(t.fc_w), N, C, Hd);
     // d mid = d next (the residual path, already in din) + the norm's backward.
     k.layernorm_backward(din, view_.grad(t.ln2_w), view_.grad(t.ln2_b), scratch_c2_.get(),
-                          a.mid.get(), view_.value(t.ln2_w), a.ln2_mean.get(),
-                          a.ln2_rstd.get(), N, C);
+                         a.mid.get(), view_.value(t.ln2_w), a.ln2_mean.get(), a.ln2_rstd.get(), N,
+                         C);
 
     // Attention branch: mid = input + Dropout(Proj(Attention(LN1(input)))).
     dbranch = din;
@@ -376,10 +397,9 @@ void TransformerStack::backward(float* din, const float* dout) {
     k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.qkv_w), view_.grad(t.qkv_b),
                       scratch_3c_.get(), ln1, view_.weight(t.qkv_w), N, C, 3 * C);
-    k.layernorm_backward(din, view_.grad(t.ln1_w), view_.grad(t.ln1_b), scratch_c2_.get(),
-                          input, view_.value(t.ln1_w), a.ln1_mean.get(),
-                          a.ln1_rstd.get(), N, C);
+    k.layernorm_backward(din, view_.grad(t.ln1_w), view_.grad(t.ln1_b), scratch_c2_.get(), input,
+                         view_.value(t.ln1_w), a.ln1_mean.get(), a.ln1_rstd.get(), N, C);
   }
 }
 
-}  // namespace mb::model
+} // namespace mb::model

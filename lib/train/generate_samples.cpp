@@ -9,28 +9,32 @@ namespace mb::train {
 
 namespace {
 
-void check_request(const model::Model& model, std::size_t prompt, int length, const SampleOptions& o) {
+void check_request(const model::Model& model, std::size_t prompt, int length,
+                   const SampleOptions& o) {
   if (o.count < 1)
-    throw Error("-n", std::to_string(o.count) + " samples cannot be generated", "ask for one or more");
+    throw Error("-n", std::to_string(o.count) + " samples cannot be generated",
+                "ask for one or more");
   if (o.batch < 1)
     throw Error("--batch", std::to_string(o.batch) + " samples cannot be generated side by side",
                 "generate one or more at a time");
   model::validate_sampling(o.sampling, "sample");
   const int T = model.config().context;
   if (length > T)
-    throw Error("sample", "a sample of " + std::to_string(length) + " bytes does not fit the model's context of " +
-                              std::to_string(T) + " bytes",
+    throw Error("sample",
+                "a sample of " + std::to_string(length) +
+                    " bytes does not fit the model's context of " + std::to_string(T) + " bytes",
                 "ask for at most " + std::to_string(T) + " bytes, the prompt included");
   if (prompt > static_cast<std::size_t>(std::max(length, 0)))
-    throw Error("sample", "the prompt of " + std::to_string(prompt) + " bytes is longer than the sample of " +
-                              std::to_string(length) + " bytes it begins",
+    throw Error("sample",
+                "the prompt of " + std::to_string(prompt) + " bytes is longer than the sample of " +
+                    std::to_string(length) + " bytes it begins",
                 "give a shorter prompt or ask for a longer sample");
 }
 
-}  // namespace
+} // namespace
 
-SampleRun generate_samples(const model::Model& model, std::span<const std::uint8_t> prompt, int length,
-                           const SampleOptions& options) {
+SampleRun generate_samples(const model::Model& model, std::span<const std::uint8_t> prompt,
+                           int length, const SampleOptions& options) {
   check_request(model, prompt.size(), length, options);
   const int count = options.count;
   const int group_size = samples_side_by_side(options);
@@ -43,8 +47,9 @@ SampleRun generate_samples(const model::Model& model, std::span<const std::uint8
     const int n = std::min(group_size, count - first + 1);
     gen.reset();
     for (std::uint8_t b : prompt) gen.feed(b);
-    std::vector<model::Rng> rngs;   // sample i draws from its own stream: alone reproducible
-    for (int j = 0; j < group_size; ++j) rngs.emplace_back(options.seed, static_cast<std::uint64_t>(first - 1 + j));
+    std::vector<model::Rng> rngs; // sample i draws from its own stream: alone reproducible
+    for (int j = 0; j < group_size; ++j)
+      rngs.emplace_back(options.seed, static_cast<std::uint64_t>(first - 1 + j));
     for (int t = 0; t < new_bytes; ++t) {
       if (options.interrupted && options.interrupted()) {
         run.interrupted = true;
@@ -52,8 +57,9 @@ SampleRun generate_samples(const model::Model& model, std::span<const std::uint8
       }
       const float* logits = gen.next_logits();
       for (int j = 0; j < group_size; ++j)
-        next[j] = static_cast<std::uint8_t>(model::sample_index(
-            logits + static_cast<std::size_t>(j) * model::kByteValues, model::kByteValues, options.sampling, rngs[j]));
+        next[j] = static_cast<std::uint8_t>(
+            model::sample_index(logits + static_cast<std::size_t>(j) * model::kByteValues,
+                                model::kByteValues, options.sampling, rngs[j]));
       gen.feed_each(next.data());
       run.new_bytes += static_cast<std::uint64_t>(n);
       if (options.on_byte)
@@ -68,4 +74,4 @@ SampleRun generate_samples(const model::Model& model, std::span<const std::uint8
   return run;
 }
 
-}  // namespace mb::train
+} // namespace mb::train

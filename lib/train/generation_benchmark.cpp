@@ -20,16 +20,16 @@ int argmax(const float* logits) {
   return static_cast<int>(std::max_element(logits, logits + model::kByteValues) - logits);
 }
 
-}  // namespace
+} // namespace
 
 GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backend,
                                          const model::Config& config, double seconds,
                                          int min_reforward,
-                                         const std::filesystem::path& checkpoint_dir,
-                                         int batch) {
+                                         const std::filesystem::path& checkpoint_dir, int batch) {
   const int T = config.model.context;
-  auto net = checkpoint_dir.empty() ? model::init_model(config.model, config.train.seed, 1, std::move(backend))
-                                    : model::load_model(checkpoint_dir, config.model, 1, std::move(backend));
+  auto net = checkpoint_dir.empty()
+                 ? model::init_model(config.model, config.train.seed, 1, std::move(backend))
+                 : model::load_model(checkpoint_dir, config.model, 1, std::move(backend));
   GenerationBenchmark r;
   r.batch = batch;
 
@@ -40,7 +40,8 @@ GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backe
   while (gen.position() < T && (gen.position() < 64 || since(t0) < seconds)) {
     const float* logits = gen.next_logits();
     for (int b = 0; b < batch; ++b)
-      next[b] = static_cast<std::uint8_t>(argmax(logits + static_cast<std::size_t>(b) * model::kByteValues));
+      next[b] = static_cast<std::uint8_t>(
+          argmax(logits + static_cast<std::size_t>(b) * model::kByteValues));
     gen.feed_each(next.data());
     r.cached_bytes += batch;
   }
@@ -60,4 +61,4 @@ GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backe
   return r;
 }
 
-}  // namespace mb::train
+} // namespace mb::train

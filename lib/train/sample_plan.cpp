@@ -37,17 +37,23 @@ std::vector<std::uint8_t> read_text_prompt(const SampleRequest& r, std::istream&
 SamplePlan plan_text(const SampleRequest& r, int T, std::istream& prompt_stdin, const Warn& warn) {
   SamplePlan p;
   p.prompt = read_text_prompt(r, prompt_stdin);
-  const std::string where = r.prompt_file.empty() ? "--prompt" : r.prompt_file == "-" ? "stdin" : r.prompt_file;
+  const std::string where = r.prompt_file.empty()  ? "--prompt"
+                            : r.prompt_file == "-" ? "stdin"
+                                                   : r.prompt_file;
   if (static_cast<std::int64_t>(p.prompt.size()) >= T)
-    throw Error(where, "the prompt is " + human_count(static_cast<std::int64_t>(p.prompt.size()), "byte", "bytes") +
-                           " but the model's context is " + std::to_string(T) +
-                           " bytes, prompt and sample together",
-                "give a prompt of at most " + std::to_string(T - 1) + " bytes, e.g. the end of this one");
+    throw Error(
+        where,
+        "the prompt is " +
+            human_count(static_cast<std::int64_t>(p.prompt.size()), "byte", "bytes") +
+            " but the model's context is " + std::to_string(T) +
+            " bytes, prompt and sample together",
+        "give a prompt of at most " + std::to_string(T - 1) + " bytes, e.g. the end of this one");
   const int room = T - static_cast<int>(p.prompt.size());
   int n = r.bytes;
   if (n > room) {
-    warn("--bytes " + std::to_string(n) + " capped at " + std::to_string(room) + ": the model's context is " +
-         std::to_string(T) + " bytes" + (p.prompt.empty() ? "" : ", the prompt included"));
+    warn("--bytes " + std::to_string(n) + " capped at " + std::to_string(room) +
+         ": the model's context is " + std::to_string(T) + " bytes" +
+         (p.prompt.empty() ? "" : ", the prompt included"));
     n = room;
   }
   p.length = static_cast<int>(p.prompt.size()) + n;
@@ -60,36 +66,45 @@ SamplePlan plan_image(const SampleRequest& r, const model::ModelConfig& m) {
   SamplePlan p;
   p.modality = Modality::image;
   if (r.image_size == 0)
-    throw Error("--image-size", "is needed to sample an image model",
-                "give the image size of the dataset it was trained on: image_size in its dataset.yaml");
+    throw Error(
+        "--image-size", "is needed to sample an image model",
+        "give the image size of the dataset it was trained on: image_size in its dataset.yaml");
   if (r.given.prompt)
     throw Error("--prompt", "is text; an image model takes an image prompt",
                 "give a picture with --prompt-file (its top --prompt-rows rows are kept)");
   // The dataset's scan order is not in the checkpoint: a MEGABYTE model was trained with
   // patches of its own size (train checks it), a transformer needs to be told.
   p.image.image_size = r.image_size;
-  p.image.patch_size = r.patch_size > 0 ? r.patch_size : m.kind == model::ModelKind::megabyte ? m.patch_size : 0;
+  p.image.patch_size = r.patch_size > 0                       ? r.patch_size
+                       : m.kind == model::ModelKind::megabyte ? m.patch_size
+                                                              : 0;
   if (p.image.patch_size == 0)
-    throw Error("--patch-size", "is needed to sample an image with a byte transformer",
-                "give the patch size of the dataset it was trained on: patch_size in its dataset.yaml");
+    throw Error(
+        "--patch-size", "is needed to sample an image with a byte transformer",
+        "give the patch size of the dataset it was trained on: patch_size in its dataset.yaml");
   p.image.validate(r.patch_size > 0 ? "--patch-size" : "--image-size");
   const std::int64_t total = std::int64_t{r.image_size} * r.image_size * 3;
   if (total > m.context)
-    throw Error("--image-size", "an image of " + std::to_string(r.image_size) + "x" + std::to_string(r.image_size) +
-                                    " is " + std::to_string(total) + " bytes, more than the model's context of " +
-                                    std::to_string(m.context),
-                "the model generates whole images of at most " + std::to_string(m.context) + " bytes");
+    throw Error(
+        "--image-size",
+        "an image of " + std::to_string(r.image_size) + "x" + std::to_string(r.image_size) +
+            " is " + std::to_string(total) + " bytes, more than the model's context of " +
+            std::to_string(m.context),
+        "the model generates whole images of at most " + std::to_string(m.context) + " bytes");
   p.length = static_cast<int>(total);
   const int side = p.image.block_side(), S = r.image_size;
   if (r.prompt_file.empty()) {
-    if (r.prompt_rows >= 0) throw Error("--prompt-rows", "needs an image prompt", "give one with --prompt-file");
+    if (r.prompt_rows >= 0)
+      throw Error("--prompt-rows", "needs an image prompt", "give one with --prompt-file");
     return p;
   }
   const int rows = r.prompt_rows >= 0 ? r.prompt_rows : S / 2 / side * side;
   if (rows % side != 0 || rows >= S)
-    throw Error("--prompt-rows", std::to_string(rows) + " rows cannot be kept of a " + std::to_string(S) +
-                                     "-pixel image scanned in blocks of " + std::to_string(side),
-                "keep a multiple of " + std::to_string(side) + " rows, less than " + std::to_string(S));
+    throw Error(
+        "--prompt-rows",
+        std::to_string(rows) + " rows cannot be kept of a " + std::to_string(S) +
+            "-pixel image scanned in blocks of " + std::to_string(side),
+        "keep a multiple of " + std::to_string(side) + " rows, less than " + std::to_string(S));
   std::vector<std::uint8_t> scanned = data::encode_image_file(r.prompt_file, p.image);
   const std::size_t keep = static_cast<std::size_t>(rows / side) * (S / side) * p.image.patch_size;
   scanned.resize(keep);
@@ -102,7 +117,8 @@ SamplePlan plan_audio(const SampleRequest& r, const model::ModelConfig& m, const
   SamplePlan p;
   p.modality = Modality::audio;
   if (r.given.prompt)
-    throw Error("--prompt", "is text; an audio model takes a sound prompt", "give a sound file with --prompt-file");
+    throw Error("--prompt", "is text; an audio model takes a sound prompt",
+                "give a sound file with --prompt-file");
   p.audio.sample_rate = r.sample_rate;
   p.audio.validate("--sample-rate");
   const int bps = data::AudioParams::bytes_per_sample;
@@ -110,9 +126,9 @@ SamplePlan plan_audio(const SampleRequest& r, const model::ModelConfig& m, const
   const int cap = m.context / bps * bps;
   p.length = static_cast<int>(std::min<std::int64_t>(want, cap));
   if (want > cap)
-    warn("--seconds " + decimal(r.seconds) + " capped at " + decimal(static_cast<double>(cap) / bps / r.sample_rate) +
-         " s: the model's context is " + std::to_string(m.context) + " bytes, " + std::to_string(m.context / bps) +
-         " samples");
+    warn("--seconds " + decimal(r.seconds) + " capped at " +
+         decimal(static_cast<double>(cap) / bps / r.sample_rate) + " s: the model's context is " +
+         std::to_string(m.context) + " bytes, " + std::to_string(m.context / bps) + " samples");
   if (p.length < bps) throw Error("--seconds", "is shorter than one sample", "ask for more");
   if (r.prompt_file.empty()) {
     if (r.prompt_seconds >= 0)
@@ -120,18 +136,23 @@ SamplePlan plan_audio(const SampleRequest& r, const model::ModelConfig& m, const
     return p;
   }
   std::vector<std::uint8_t> pcm = data::encode_audio_file(r.prompt_file, p.audio);
-  const double secs = r.prompt_seconds >= 0 ? r.prompt_seconds : static_cast<double>(p.length) / bps / r.sample_rate / 2;
-  const std::size_t keep = std::min<std::size_t>(pcm.size() / bps * bps, std::llround(secs * r.sample_rate) * bps);
+  const double secs = r.prompt_seconds >= 0
+                          ? r.prompt_seconds
+                          : static_cast<double>(p.length) / bps / r.sample_rate / 2;
+  const std::size_t keep =
+      std::min<std::size_t>(pcm.size() / bps * bps, std::llround(secs * r.sample_rate) * bps);
   if (static_cast<std::int64_t>(keep) >= p.length)
-    throw Error("--prompt-seconds", "the prompt (" + std::to_string(keep / bps) + " samples) fills the whole sound of " +
-                                        std::to_string(p.length / bps) + " samples",
+    throw Error("--prompt-seconds",
+                "the prompt (" + std::to_string(keep / bps) +
+                    " samples) fills the whole sound of " + std::to_string(p.length / bps) +
+                    " samples",
                 "keep less of the prompt or ask for more --seconds");
   pcm.resize(keep);
   p.prompt = std::move(pcm);
   return p;
 }
 
-}  // namespace
+} // namespace
 
 SamplePlan plan_sample(const SampleRequest& request, const model::CheckpointInfo& checkpoint,
                        std::istream& prompt_stdin, const Warn& warn) {
@@ -165,11 +186,14 @@ SamplePlan plan_sample(const SampleRequest& request, const model::CheckpointInfo
   // own (the rest of a modality is its encoder's), so a new modality is planned here too.
   const model::ModelConfig& m = checkpoint.config.model;
   switch (modality) {
-    case Modality::image: return plan_image(r, m);
-    case Modality::audio: return plan_audio(r, m, warn);
-    case Modality::text: break;
+    case Modality::image:
+      return plan_image(r, m);
+    case Modality::audio:
+      return plan_audio(r, m, warn);
+    case Modality::text:
+      break;
   }
   return plan_text(r, m.context, prompt_stdin, warn);
 }
 
-}  // namespace mb::train
+} // namespace mb::train

@@ -9,7 +9,8 @@ namespace mb::train {
 
 std::uint64_t dropout_seed(std::uint64_t seed, std::int64_t step, int micro) {
   return splitmix64_mix(splitmix64_mix(seed ^ 0x44524F504F5554ull) +
-                        static_cast<std::uint64_t>(step) * 1024 + static_cast<std::uint64_t>(micro));
+                        static_cast<std::uint64_t>(step) * 1024 +
+                        static_cast<std::uint64_t>(micro));
 }
 
 StepResult train_step(model::Model& net, model::AdamW& optimizer, const model::TrainConfig& tc,
@@ -32,11 +33,11 @@ StepResult train_step(model::Model& net, model::AdamW& optimizer, const model::T
   float* grads = net.view().grads;
   const std::size_t n = net.parameters().buffer_size();
   r.grad_norm = tc.optimizer.grad_clip > 0
-      ? k.clip_grad_norm(grads, n, static_cast<float>(tc.optimizer.grad_clip))
-      : std::sqrt(k.grad_norm_squared(grads, n));
+                    ? k.clip_grad_norm(grads, n, static_cast<float>(tc.optimizer.grad_clip))
+                    : std::sqrt(k.grad_norm_squared(grads, n));
   r.lr = learning_rate(tc.optimizer, tc.steps, step);
   optimizer.step(net, tc.optimizer, r.lr, step + 1);
   return r;
 }
 
-}  // namespace mb::train
+} // namespace mb::train

@@ -37,10 +37,14 @@ namespace {
 constexpr double kLn2 = 0.69314718055994530942;
 
 // Every scalar of a YAML document by its dotted key ("train.optimizer.lr" -> "2.0e-04").
-void flatten(const YAML::Node& node, const std::string& prefix, std::map<std::string, std::string>& out) {
+void flatten(const YAML::Node& node, const std::string& prefix,
+             std::map<std::string, std::string>& out) {
   if (node.IsMap()) {
     for (const auto& kv : node)
-      flatten(kv.second, prefix.empty() ? kv.first.as<std::string>() : prefix + "." + kv.first.as<std::string>(), out);
+      flatten(
+          kv.second,
+          prefix.empty() ? kv.first.as<std::string>() : prefix + "." + kv.first.as<std::string>(),
+          out);
   } else {
     out[prefix] = YAML::Dump(node);
   }
@@ -71,8 +75,7 @@ void prepare_run_dir(const Config& config, const TrainOptions& options) {
       if (fs::exists(config_file, ec))
         throw Error(dir.string(), "holds another run (config.yaml, checkpoints)",
                     "continue it with --resume, or give a new directory with -o");
-      throw Error(dir.string(), "exists and is not empty",
-                  "give a new or empty directory with -o");
+      throw Error(dir.string(), "exists and is not empty", "give a new or empty directory with -o");
     }
     fs::create_directories(dir);
     write_file_atomic(config_file, model::config_to_yaml(config));
@@ -119,17 +122,18 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
-}  // namespace
+} // namespace
 
 void check_dataset_matches(const Config& config, const data::Dataset& dataset) {
   const data::EncoderParams& enc = dataset.manifest().encoder;
   const std::string where = dataset.directory().string();
   if (enc.modality != config.data.modality)
-    throw Error(where,
-                "holds " + std::string(data::modality_name(enc.modality)) +
-                    " but the config's data.modality is " +
-                    std::string(data::modality_name(config.data.modality)),
-                "use a dataset of the same modality (when training, data.modality may be changed instead)");
+    throw Error(
+        where,
+        "holds " + std::string(data::modality_name(enc.modality)) +
+            " but the config's data.modality is " +
+            std::string(data::modality_name(config.data.modality)),
+        "use a dataset of the same modality (when training, data.modality may be changed instead)");
   const int layout_patch = data::encoder_for(enc.modality).layout_patch_size(enc);
   if (layout_patch != 0 && config.model.kind == model::ModelKind::megabyte &&
       layout_patch != config.model.patch_size)
@@ -156,13 +160,14 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   const model::TrainConfig& tc = config.train;
   const int T = config.model.context, B = tc.batch_size, A = tc.grad_accumulation;
 
-  const auto checkpoints = options.resume ? model::list_checkpoints(options.run_dir)
-                                          : std::vector<fs::path>{};
+  const auto checkpoints =
+      options.resume ? model::list_checkpoints(options.run_dir) : std::vector<fs::path>{};
   // A resumed run continues from the weights of its latest checkpoint, a new one from fresh ones.
   const model::ActivationPolicy policy = model::activation_policy(config.model, tc.recompute);
-  auto net = checkpoints.empty()
-                 ? model::init_model(config.model, tc.seed, B, std::move(device), policy)
-                 : model::load_model(checkpoints.back(), config.model, B, std::move(device), policy);
+  auto net =
+      checkpoints.empty()
+          ? model::init_model(config.model, tc.seed, B, std::move(device), policy)
+          : model::load_model(checkpoints.back(), config.model, B, std::move(device), policy);
   model::ParameterSet& params = net->parameters();
   model::AdamW optimizer(*net);
   WindowSampler sampler(dataset.split("train"), T, tc.seed);
@@ -189,8 +194,10 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
 
   const data::SplitReader* validation =
       dataset.has_split("validation") && dataset.split("validation").bytes() > 0
-          ? &dataset.split("validation") : nullptr;
-  if (!validation) log_warning("the dataset has no validation bytes: no validation bpb will be reported");
+          ? &dataset.split("validation")
+          : nullptr;
+  if (!validation)
+    log_warning("the dataset has no validation bytes: no validation bpb will be reported");
 
   MetricsLog metrics(options.run_dir / "metrics.jsonl", state.step);
   log_info("training on " + net->backend()->description() + ", " +
@@ -222,14 +229,18 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
     if (!validation) return;
     status.clear();
     const auto t0 = std::chrono::steady_clock::now();
-    const EvalResult r = evaluate_plain(*net, *validation, static_cast<std::uint64_t>(tc.eval_bytes));
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const EvalResult r =
+        evaluate_plain(*net, *validation, static_cast<std::uint64_t>(tc.eval_bytes));
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     result.last_val_bpb = r.bits_per_byte();
-    nlohmann::json j{{"step", state.step}, {"val_bpb", r.bits_per_byte()}, {"val_bytes", r.bytes},
+    nlohmann::json j{{"step", state.step},
+                     {"val_bpb", r.bits_per_byte()},
+                     {"val_bytes", r.bytes},
                      {"val_seconds", secs}};
     metrics.write(j.dump());
-    log_info("step " + std::to_string(state.step) + ": validation " +
-             fixed(r.bits_per_byte(), 4) + " bpb over " + human_bytes(static_cast<double>(r.bytes)));
+    log_info("step " + std::to_string(state.step) + ": validation " + fixed(r.bits_per_byte(), 4) +
+             " bpb over " + human_bytes(static_cast<double>(r.bytes)));
   };
 
   while (state.step < end_step) {
@@ -250,10 +261,12 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
     const double mean_loss = loss / static_cast<double>(count);
     result.last_loss = mean_loss;
     if (!std::isfinite(mean_loss))
-      throw Error(options.run_dir.string(), "the loss is not finite at step " + std::to_string(state.step),
+      throw Error(options.run_dir.string(),
+                  "the loss is not finite at step " + std::to_string(state.step),
                   "lower train.optimizer.lr, or resume from an earlier checkpoint");
     const double bytes_per_second = static_cast<double>(bytes_seen) / compute_seconds;
-    const bool log_step = (tc.log_every > 0 && state.step % tc.log_every == 0) || state.step == tc.steps;
+    const bool log_step =
+        (tc.log_every > 0 && state.step % tc.log_every == 0) || state.step == tc.steps;
     const double eta = static_cast<double>(end_step - state.step) * compute_seconds /
                        static_cast<double>(state.step - result.start_step);
     status.show("step " + std::to_string(state.step) + "/" + std::to_string(tc.steps) + "  loss " +
@@ -261,13 +274,19 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
                     human_bytes(bytes_per_second) + "/s  ETA " + human_duration(eta),
                 log_step);
     if (log_step) {
-      nlohmann::json j{{"step", state.step}, {"loss", mean_loss}, {"bpb", mean_loss / kLn2},
-                       {"lr", lr}, {"grad_norm", grad_norm}, {"bytes", count},
+      nlohmann::json j{{"step", state.step},
+                       {"loss", mean_loss},
+                       {"bpb", mean_loss / kLn2},
+                       {"lr", lr},
+                       {"grad_norm", grad_norm},
+                       {"bytes", count},
                        {"bytes_per_second", bytes_per_second}};
       metrics.write(j.dump());
     }
-    if ((tc.eval_every > 0 && state.step % tc.eval_every == 0) || state.step == tc.steps) validate();
-    if ((tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0) || state.step == tc.steps)
+    if ((tc.eval_every > 0 && state.step % tc.eval_every == 0) || state.step == tc.steps)
+      validate();
+    if ((tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0) ||
+        state.step == tc.steps)
       save();
   }
   if (state.step != checkpointed_step) save();
@@ -276,4 +295,4 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   return result;
 }
 
-}  // namespace mb::train
+} // namespace mb::train

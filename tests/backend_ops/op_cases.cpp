@@ -25,7 +25,7 @@ using backend::Precision;
 
 namespace {
 
-namespace bf16 = mb::kernels::cpu;  // the host's rounding (bf16_bits), to make bf16 operands
+namespace bf16 = mb::kernels::cpu; // the host's rounding (bf16_bits), to make bf16 operands
 
 using Outputs = std::vector<std::vector<double>>;
 
@@ -117,7 +117,7 @@ OutputSpec zero(std::string name, std::size_t size) {
 
 struct Table {
   std::vector<OpCase> cases;
-  std::uint32_t seed = 1;  // each row its own inputs
+  std::uint32_t seed = 1; // each row its own inputs
   void add(Op op, std::string shape, Precision p, std::vector<OutputSpec> outputs,
            std::function<RunResult(Backend&)> run) {
     cases.push_back({op, std::move(shape), p, std::move(outputs), std::move(run)});
@@ -148,13 +148,13 @@ std::string decimal(float x) {
 void add_embedding(Table& t) {
   // N = 1; N not a multiple of the 256-id chunks; C = 1, and C > 256 (several column tiles,
   // the last partial); V of the byte vocabulary with padding ids.
-  const std::array<int, 3> shapes[] = {{1, 1, 1}, {1, 7, 5}, {23, 5, 7}, {1000, 64, 259},
-                                       {5000, 300, 259}};
+  const std::array<int, 3> shapes[] = {
+      {1, 1, 1}, {1, 7, 5}, {23, 5, 7}, {1000, 64, 259}, {5000, 300, 259}};
   for (auto [N, C, V] : shapes) {
     const std::string shape = dims({{"N", N}, {"C", C}, {"V", V}});
     const std::uint32_t s = t.next_seed();
-    t.add(Op::embedding_forward, shape, Precision::fp32,
-          {out("out", sz(N, C), Tolerance::exact())}, [=](Backend& b) {
+    t.add(Op::embedding_forward, shape, Precision::fp32, {out("out", sz(N, C), Tolerance::exact())},
+          [=](Backend& b) {
             Buf<std::int32_t> ids(b, random_ids(N, V, s));
             Buf<float> table(b, uniform(sz(V, C), s + 1)), o(b, nans(sz(N, C)));
             b.embedding_forward(o.p(), ids.p(), table.p(), N, C, V);
@@ -163,7 +163,7 @@ void add_embedding(Table& t) {
     t.add(Op::embedding_backward, shape, Precision::fp32,
           {out("dtable", sz(V, C), Tolerance::exact())}, [=](Backend& b) {
             auto host_ids = random_ids(N, V, s + 2);
-            for (int n = 0; n < N; n += 3) host_ids[static_cast<std::size_t>(n)] = V / 2;  // shared
+            for (int n = 0; n < N; n += 3) host_ids[static_cast<std::size_t>(n)] = V / 2; // shared
             Buf<std::int32_t> ids(b, host_ids);
             Buf<float> g(b, uniform(sz(N, C), s + 3)), d(b, uniform(sz(V, C), s + 4));
             b.embedding_backward(d.p(), g.p(), ids.p(), N, C, V);
@@ -234,31 +234,31 @@ void add_layernorm(Table& t) {
     double max_rstd = 1.0;
     for (float r : host_stats.rstd) max_rstd = std::max(max_rstd, static_cast<double>(r));
     const auto dinp_tol = Tolerance::close(1e-4, 1e-5 * max_rstd);
-    t.add(Op::layernorm_backward, shape, Precision::fp32,
-          {out("dinp", n, dinp_tol), out("dweight", sz(C), Tolerance::scaled(1e-4)),
-           out("dbias", sz(C), Tolerance::scaled(1e-4)), out("dinp alone", n, dinp_tol),
-           out("dweight alone", sz(C), Tolerance::scaled(1e-4)),
-           out("dbias alone", sz(C), Tolerance::scaled(1e-4))},
-          [=](Backend& b) {
-            const auto hx = uniform(n, sb, 2.0f, 4.0f);
-            const auto st = layernorm_stats(hx, N, C);
-            Buf<float> x(b, hx), w(b, uniform(sz(C), sb + 1, 0.5f, 1.5f)), g(b, uniform(n, sb + 2));
-            Buf<float> mean(b, st.mean), rstd(b, st.rstd);
-            const auto dinp0 = uniform(n, sb + 3), dw0 = uniform(sz(C), sb + 4),
-                       db0 = uniform(sz(C), sb + 5);
-            Buf<float> dinp(b, dinp0), dw(b, dw0), db(b, db0);
-            b.layernorm_backward(dinp.p(), dw.p(), db.p(), g.p(), x.p(), w.p(), mean.p(), rstd.p(),
-                                 N, C);
-            Buf<float> dinp1(b, dinp0), dw1(b, dw0), db1(b, db0);
-            b.layernorm_backward(dinp1.p(), nullptr, nullptr, g.p(), x.p(), w.p(), mean.p(),
-                                 rstd.p(), N, C);
-            b.layernorm_backward(nullptr, dw1.p(), nullptr, g.p(), x.p(), w.p(), mean.p(),
-                                 rstd.p(), N, C);
-            b.layernorm_backward(nullptr, nullptr, db1.p(), g.p(), x.p(), w.p(), mean.p(),
-                                 rstd.p(), N, C);
-            return RunResult{{dinp.get(), dw.get(), db.get(), dinp1.get(), dw1.get(), db1.get()},
-                             {}};
-          });
+    t.add(
+        Op::layernorm_backward, shape, Precision::fp32,
+        {out("dinp", n, dinp_tol), out("dweight", sz(C), Tolerance::scaled(1e-4)),
+         out("dbias", sz(C), Tolerance::scaled(1e-4)), out("dinp alone", n, dinp_tol),
+         out("dweight alone", sz(C), Tolerance::scaled(1e-4)),
+         out("dbias alone", sz(C), Tolerance::scaled(1e-4))},
+        [=](Backend& b) {
+          const auto hx = uniform(n, sb, 2.0f, 4.0f);
+          const auto st = layernorm_stats(hx, N, C);
+          Buf<float> x(b, hx), w(b, uniform(sz(C), sb + 1, 0.5f, 1.5f)), g(b, uniform(n, sb + 2));
+          Buf<float> mean(b, st.mean), rstd(b, st.rstd);
+          const auto dinp0 = uniform(n, sb + 3), dw0 = uniform(sz(C), sb + 4),
+                     db0 = uniform(sz(C), sb + 5);
+          Buf<float> dinp(b, dinp0), dw(b, dw0), db(b, db0);
+          b.layernorm_backward(dinp.p(), dw.p(), db.p(), g.p(), x.p(), w.p(), mean.p(), rstd.p(), N,
+                               C);
+          Buf<float> dinp1(b, dinp0), dw1(b, dw0), db1(b, db0);
+          b.layernorm_backward(dinp1.p(), nullptr, nullptr, g.p(), x.p(), w.p(), mean.p(), rstd.p(),
+                               N, C);
+          b.layernorm_backward(nullptr, dw1.p(), nullptr, g.p(), x.p(), w.p(), mean.p(), rstd.p(),
+                               N, C);
+          b.layernorm_backward(nullptr, nullptr, db1.p(), g.p(), x.p(), w.p(), mean.p(), rstd.p(),
+                               N, C);
+          return RunResult{{dinp.get(), dw.get(), db.get(), dinp1.get(), dw1.get(), db1.get()}, {}};
+        });
   }
 }
 
@@ -280,11 +280,10 @@ void add_conversions(Table& t) {
   };
   // ±0, exact bf16 values, ties both ways, near the top, ±inf, denormals, the smallest normal.
   const std::uint32_t special[] = {
-      0x00000000u, 0x80000000u, 0x3F800000u, 0xC0200000u, 0x3F808000u, 0x3F818000u,
-      0xBF808000u, 0xBF818000u, 0x3F808001u, 0x3F807FFFu, 0x3FFF8000u, 0x7F7F0000u,
-      0x7F7F7FFFu, 0x7F7F8000u, 0x7F7FFFFFu, 0xFF7FFFFFu, 0x7F800000u, 0xFF800000u,
-      0x00010000u, 0x00018000u, 0x00008000u, 0x00008001u, 0x007FFFFFu, 0x80000001u,
-      0x807FFFFFu, 0x00800000u};
+      0x00000000u, 0x80000000u, 0x3F800000u, 0xC0200000u, 0x3F808000u, 0x3F818000u, 0xBF808000u,
+      0xBF818000u, 0x3F808001u, 0x3F807FFFu, 0x3FFF8000u, 0x7F7F0000u, 0x7F7F7FFFu, 0x7F7F8000u,
+      0x7F7FFFFFu, 0xFF7FFFFFu, 0x7F800000u, 0xFF800000u, 0x00010000u, 0x00018000u, 0x00008000u,
+      0x00008001u, 0x007FFFFFu, 0x80000001u, 0x807FFFFFu, 0x00800000u};
   std::vector<float> sv;
   for (std::uint32_t u : special) sv.push_back(std::bit_cast<float>(u));
   to_bf16_row("special values", sv);
@@ -415,14 +414,15 @@ void add_residual(Table& t) {
                         std::size_t{1000003}}) {
     const std::string shape = dims({{"n", static_cast<long>(n)}});
     const std::uint32_t s = t.next_seed();
-    t.add(Op::residual_forward, shape, Precision::fp32,
-          {out("out", n, Tolerance::exact()), out("out, in place (out = a)", n, Tolerance::exact())},
-          [=](Backend& b) {
-            Buf<float> a(b, uniform(n, s)), bb(b, uniform(n, s + 1)), o(b, nans(n));
-            b.residual_forward(o.p(), a.p(), bb.p(), n);
-            b.residual_forward(a.p(), a.p(), bb.p(), n);
-            return RunResult{{o.get(), a.get()}, {}};
-          });
+    t.add(
+        Op::residual_forward, shape, Precision::fp32,
+        {out("out", n, Tolerance::exact()), out("out, in place (out = a)", n, Tolerance::exact())},
+        [=](Backend& b) {
+          Buf<float> a(b, uniform(n, s)), bb(b, uniform(n, s + 1)), o(b, nans(n));
+          b.residual_forward(o.p(), a.p(), bb.p(), n);
+          b.residual_forward(a.p(), a.p(), bb.p(), n);
+          return RunResult{{o.get(), a.get()}, {}};
+        });
     t.add(Op::residual_backward, shape, Precision::fp32,
           {out("da", n, Tolerance::exact()), out("db", n, Tolerance::exact()),
            out("da alone", n, Tolerance::exact())},
@@ -431,7 +431,7 @@ void add_residual(Table& t) {
             Buf<float> g(b, uniform(n, s + 2)), da(b, a0), db(b, b0), da1(b, a0);
             b.residual_backward(da.p(), db.p(), g.p(), n);
             b.residual_backward(da1.p(), nullptr, g.p(), n);
-            b.residual_backward(nullptr, nullptr, g.p(), n);  // a no-op
+            b.residual_backward(nullptr, nullptr, g.p(), n); // a no-op
             return RunResult{{da.get(), db.get(), da1.get()}, {}};
           });
   }
@@ -453,9 +453,12 @@ void add_dropout(Table& t) {
     std::uint64_t seed, offset;
   };
   const Case cases[] = {
-      {1, 0.5f, 1, 0},       {257, 0.1f, 2, 0},          {4099, 0.5f, 3, 12345},
-      {1000003, 0.9f, 4, 7}, {65536, 0.3f, 5, 1ull << 40},  // 64-bit element indices
-      {1000, 0.0f, 6, 0},    // p = 0 is a copy
+      {1, 0.5f, 1, 0},
+      {257, 0.1f, 2, 0},
+      {4099, 0.5f, 3, 12345},
+      {1000003, 0.9f, 4, 7},
+      {65536, 0.3f, 5, 1ull << 40}, // 64-bit element indices
+      {1000, 0.0f, 6, 0}, // p = 0 is a copy
   };
   for (const Case& c : cases) {
     const std::string shape = dims({{"n", static_cast<long>(c.n)}}) + " p=" + decimal(c.p) +
@@ -523,8 +526,8 @@ void add_optimizer(Table& t) {
               const float* g = step == 1 ? g1.p() : g2.p();
               b.adamw_step(p.p(), nullptr, g, m.p(), v.p(), n, step, 1e-2f, 0.9f, 0.999f, 1e-8f,
                            0.1f);
-              b.adamw_step(pc.p(), copy.p(), g, mc.p(), vc.p(), n, step, 1e-2f, 0.9f, 0.999f,
-                           1e-8f, 0.1f);
+              b.adamw_step(pc.p(), copy.p(), g, mc.p(), vc.p(), n, step, 1e-2f, 0.9f, 0.999f, 1e-8f,
+                           0.1f);
               r.outputs.push_back(p.get());
               r.outputs.push_back(m.get());
               r.outputs.push_back(v.get());
@@ -588,7 +591,7 @@ const char* kind_name(Kind k) {
 struct MatmulRow {
   int M, K, N;
   bool bias;
-  std::size_t off = 0, bias_off = 0;  // of every operand (and output); of the bias
+  std::size_t off = 0, bias_off = 0; // of every operand (and output); of the bias
   Kind inp = Kind::values, weight = Kind::values;
 };
 
@@ -620,7 +623,8 @@ void add_matmul_row(Table& t, Precision prec, const MatmulRow& r) {
         {out("out", nMN, K == 0 ? Tolerance::exact() : Tolerance::rows(rel, sz(N))),
          zero("out, second run - out", nMN)},
         [=](Backend& b) {
-          DevOperand inp(b, uniform(nMK, s), r.inp, r.off), w(b, uniform(nNK, s + 1), r.weight, r.off);
+          DevOperand inp(b, uniform(nMK, s), r.inp, r.off),
+              w(b, uniform(nNK, s + 1), r.weight, r.off);
           Buf<float> bias(b, uniform(sz(N), s + 2), r.bias_off);
           Buf<float> o(b, nans(nMN), r.off), o2(b, nans(nMN), r.off);
           const float* pb = r.bias ? bias.p() : nullptr;
@@ -631,13 +635,15 @@ void add_matmul_row(Table& t, Precision prec, const MatmulRow& r) {
           return RunResult{{std::move(got), std::move(again)}, {}};
         });
   t.add(Op::matmul_backward, shape, prec,
-        {out("dinp", nMK, Tolerance::rows(rel, sz(K))), out("dweight", nNK, Tolerance::rows(rel, sz(K))),
+        {out("dinp", nMK, Tolerance::rows(rel, sz(K))),
+         out("dweight", nNK, Tolerance::rows(rel, sz(K))),
          out("dbias", sz(N), Tolerance::scaled(1e-5)), zero("dinp, second run - dinp", nMK),
          zero("dweight, second run - dweight", nNK), zero("dbias, second run - dbias", sz(N)),
          zero("dinp alone - dinp", nMK), zero("dweight alone - dweight", nNK),
          zero("dbias alone - dbias", sz(N))},
         [=](Backend& b) {
-          DevOperand inp(b, uniform(nMK, s), r.inp, r.off), w(b, uniform(nNK, s + 1), r.weight, r.off);
+          DevOperand inp(b, uniform(nMK, s), r.inp, r.off),
+              w(b, uniform(nNK, s + 1), r.weight, r.off);
           Buf<float> dout(b, uniform(nMN, s + 3), r.off);
           const auto dinp0 = uniform(nMK, s + 4), dw0 = uniform(nNK, s + 5),
                      db0 = uniform(sz(N), s + 6);
@@ -645,7 +651,8 @@ void add_matmul_row(Table& t, Precision prec, const MatmulRow& r) {
             Buf<float> gi(b, dinp0, r.off), gw(b, dw0, r.off), gb(b, db0, r.bias_off);
             // Only the operands each gradient needs: dinp reads the weight, dweight the input.
             b.matmul_backward(di ? gi.p() : nullptr, dw ? gw.p() : nullptr, db ? gb.p() : nullptr,
-                              dout.p(), dw ? inp.op() : Operand(), di ? w.op() : Operand(), M, K, N);
+                              dout.p(), dw ? inp.op() : Operand(), di ? w.op() : Operand(), M, K,
+                              N);
             return std::array<std::vector<double>, 3>{gi.get(), gw.get(), gb.get()};
           };
           auto full = run(true, true, true), again = run(true, true, true);
@@ -664,39 +671,37 @@ void add_matmul_row(Table& t, Precision prec, const MatmulRow& r) {
 
 void add_matmul(Table& t) {
   const std::array<int, 3> fp32_shapes[] = {
-      {1, 1, 1},
-      {37, 129, 65},    // odd everywhere
-      {64, 256, 128},   // aligned
-      {300, 512, 259},  // several dbias tasks; N the byte vocabulary + 3
-      {3, 7, 1},        // a single output column
-      {1, 64, 33},      // a single row
+      {1, 1, 1},       {37, 129, 65}, // odd everywhere
+      {64, 256, 128}, // aligned
+      {300, 512, 259}, // several dbias tasks; N the byte vocabulary + 3
+      {3, 7, 1}, // a single output column
+      {1, 64, 33}, // a single row
   };
   for (auto [M, K, N] : fp32_shapes) {
     for (bool bias : {true, false}) add_matmul_row(t, Precision::fp32, {M, K, N, bias});
-    add_matmul_row(t, Precision::fp32, {M, K, N, true, 1, 1});  // aligned to 4 bytes only
+    add_matmul_row(t, Precision::fp32, {M, K, N, true, 1, 1}); // aligned to 4 bytes only
   }
-  for (bool bias : {true, false}) add_matmul_row(t, Precision::fp32, {5, 0, 3, bias});  // K = 0
+  for (bool bias : {true, false}) add_matmul_row(t, Precision::fp32, {5, 0, 3, bias}); // K = 0
 
   const std::array<int, 3> bf16_shapes[] = {
-      {1, 1, 1},
-      {37, 129, 65},    // odd everywhere
-      {64, 256, 128},   // aligned: tensor-core friendly without padding
-      {300, 515, 259},  // bigger, odd; several dbias tasks
-      {3, 7, 1},        // a single output column
-      {1, 64, 33},      // a single row
-      {130, 96, 200},   // K and N multiples of 8, M not
+      {1, 1, 1},       {37, 129, 65}, // odd everywhere
+      {64, 256, 128}, // aligned: tensor-core friendly without padding
+      {300, 515, 259}, // bigger, odd; several dbias tasks
+      {3, 7, 1}, // a single output column
+      {1, 64, 33}, // a single row
+      {130, 96, 200}, // K and N multiples of 8, M not
   };
   for (auto [M, K, N] : bf16_shapes) {
     for (bool bias : {true, false}) add_matmul_row(t, Precision::bf16, {M, K, N, bias});
-    add_matmul_row(t, Precision::bf16, {M, K, N, true, 0, 1});  // a bias not 16-byte aligned
-    add_matmul_row(t, Precision::bf16, {M, K, N, true, 1, 1});  // every operand 4-byte aligned
+    add_matmul_row(t, Precision::bf16, {M, K, N, true, 0, 1}); // a bias not 16-byte aligned
+    add_matmul_row(t, Precision::bf16, {M, K, N, true, 1, 1}); // every operand 4-byte aligned
   }
   for (bool bias : {true, false}) add_matmul_row(t, Precision::bf16, {5, 0, 3, bias});
   // Operands as a model holds them: weights with their bf16 copy (both), activations saved as
   // patterns only; patterns read in place where their rows are 16-byte aligned (K a multiple
   // of 8) and staged otherwise, including patterns aligned to 2 bytes only (off = 1).
-  const std::array<int, 3> operand_shapes[] = {{33, 64, 48}, {7, 40, 130}, {33, 37, 48},
-                                               {37, 129, 65}};
+  const std::array<int, 3> operand_shapes[] = {
+      {33, 64, 48}, {7, 40, 130}, {33, 37, 48}, {37, 129, 65}};
   for (auto [M, K, N] : operand_shapes) {
     add_matmul_row(t, Precision::bf16, {M, K, N, true, 0, 0, Kind::patterns, Kind::patterns});
     add_matmul_row(t, Precision::bf16, {M, K, N, true, 0, 0, Kind::both, Kind::both});
@@ -746,8 +751,10 @@ struct AttentionTolerances {
 
 AttentionTolerances attention_tolerances(backend::AttentionKernel k) {
   if (k == backend::AttentionKernel::tiled_bf16)
-    return {Tolerance::close(0.0, 1.2e-2), Tolerance::close(0.0, 5e-3), Tolerance::scaled(2e-2, 1e-3)};
-  return {Tolerance::close(1e-4, 1e-5), Tolerance::close(1e-5, 1e-5), Tolerance::scaled(1e-4, 5e-7)};
+    return {Tolerance::close(0.0, 1.2e-2), Tolerance::close(0.0, 5e-3),
+            Tolerance::scaled(2e-2, 1e-3)};
+  return {Tolerance::close(1e-4, 1e-5), Tolerance::close(1e-5, 1e-5),
+          Tolerance::scaled(1e-4, 5e-7)};
 }
 
 void add_attention_row(Table& t, Precision prec, int B, int T, int H, int d) {
@@ -841,12 +848,13 @@ void add_attention_step(Table& t) {
     bool qkv_layout;
   };
   const Case fp32_cases[] = {
-      {1, 1, 1, 1, false},      // one position: the output is that position's value
+      {1, 1, 1, 1, false}, // one position: the output is that position's value
       {1, 1, 4, 16, false},   {1, 7, 2, 8, true},
-      {1, 129, 8, 64, false},   // more positions than threads in the block
-      {1, 700, 4, 128, true},   // the widest head
-      {1, 33, 3, 100, false},   // d not a multiple of the warp
-      {5, 1, 2, 16, false},   {3, 130, 4, 64, false}, {4, 21, 3, 33, true},
+      {1, 129, 8, 64, false}, // more positions than threads in the block
+      {1, 700, 4, 128, true}, // the widest head
+      {1, 33, 3, 100, false}, // d not a multiple of the warp
+      {5, 1, 2, 16, false},   {3, 130, 4, 64, false},
+      {4, 21, 3, 33, true},
   };
   const Case bf16_cases[] = {
       {1, 1, 2, 16, false}, {3, 130, 4, 64, false}, {2, 41, 2, 128, false}, {4, 21, 3, 32, true}};
@@ -894,14 +902,14 @@ void add_attention_step(Table& t) {
 // - rows V.. of dE (padding ids) and masked rows of dh: exact (untouched).
 void add_crossentropy(Table& t) {
   struct Case {
-    int N, D, V, Vtable;  // rows V..Vtable-1 of the table are padding ids, never classes
-    double masked;        // fraction of rows with target -1
+    int N, D, V, Vtable; // rows V..Vtable-1 of the table are padding ids, never classes
+    double masked; // fraction of rows with target -1
   };
   const Case cases[] = {
       {9, 5, 7, 10, 0.3},
-      {1, 3, 4, 4, 0.0},          // N = 1
-      {33, 17, 259, 260, 0.2},    // V of the byte vocabulary, not a warp multiple
-      {5, 4, 6, 6, 1.0},          // every row masked: zero loss, no gradient
+      {1, 3, 4, 4, 0.0}, // N = 1
+      {33, 17, 259, 260, 0.2}, // V of the byte vocabulary, not a warp multiple
+      {5, 4, 6, 6, 1.0}, // every row masked: zero loss, no gradient
       // V = 300: the GPU holds 2^22 / 300 = 13981 rows of logits at once, so N = 14000 takes a
       // second, 19-row chunk (the CPU, at 2^18 / 300 = 873 rows, many more).
       {14000, 16, 300, 301, 0.1},
@@ -915,7 +923,7 @@ void add_crossentropy(Table& t) {
       std::uniform_int_distribution<int> cls(0, V - 1);
       std::uniform_real_distribution<double> u(0.0, 1.0);
       for (auto& x : targets) x = u(gen) < c.masked ? -1 : cls(gen);
-      if (N >= 3 && c.masked < 1.0) {  // a masked row and both extreme classes
+      if (N >= 3 && c.masked < 1.0) { // a masked row and both extreme classes
         targets[0] = -1;
         targets[1] = V - 1;
         targets[2] = 0;
@@ -948,14 +956,15 @@ void add_crossentropy(Table& t) {
            out("dE padding rows", nE - classes, Tolerance::exact()),
            out("dh masked rows", masked_rows.size() * sz(D), Tolerance::exact()),
            out("loss sum", 1, sum_tol), out("count", 1, Tolerance::exact()),
-           out("dh alone", nh, Tolerance::scaled(1e-4)), out("dE alone", nE, Tolerance::scaled(1e-4))},
+           out("dh alone", nh, Tolerance::scaled(1e-4)),
+           out("dE alone", nE, Tolerance::scaled(1e-4))},
           [=](Backend& b) {
             Buf<float> h(b, uniform(nh, s, -1.5f, 1.5f)), E(b, uniform(nE, s + 1, -1.5f, 1.5f));
             Buf<std::int32_t> tg(b, targets);
             const auto dh0 = uniform(nh, s + 3), dE0 = uniform(nE, s + 4);
             Buf<float> dh(b, dh0), dE(b, dE0), dh1(b, dh0), dE1(b, dE0);
-            const auto r = b.crossentropy_backward(dh.p(), dE.p(), h.p(), E.p(), tg.p(), dloss, N,
-                                                   D, V);
+            const auto r =
+                b.crossentropy_backward(dh.p(), dE.p(), h.p(), E.p(), tg.p(), dloss, N, D, V);
             b.crossentropy_backward(dh1.p(), nullptr, h.p(), E.p(), tg.p(), dloss, N, D, V);
             b.crossentropy_backward(nullptr, dE1.p(), h.p(), E.p(), tg.p(), dloss, N, D, V);
             const auto gh = dh.get(), gE = dE.get();
@@ -963,12 +972,12 @@ void add_crossentropy(Table& t) {
             for (std::size_t n : masked_rows)
               masked.insert(masked.end(), gh.begin() + static_cast<std::ptrdiff_t>(n * sz(D)),
                             gh.begin() + static_cast<std::ptrdiff_t>((n + 1) * sz(D)));
-            return RunResult{{gh, gE,
-                              std::vector<double>(gE.begin() + static_cast<std::ptrdiff_t>(classes),
-                                                  gE.end()),
-                              std::move(masked), scalar(r.loss),
-                              scalar(static_cast<double>(r.count)), dh1.get(), dE1.get()},
-                             {}};
+            return RunResult{
+                {gh, gE,
+                 std::vector<double>(gE.begin() + static_cast<std::ptrdiff_t>(classes), gE.end()),
+                 std::move(masked), scalar(r.loss), scalar(static_cast<double>(r.count)), dh1.get(),
+                 dE1.get()},
+                {}};
           });
   }
 }
@@ -989,7 +998,7 @@ std::vector<OpCase> build() {
   return std::move(t.cases);
 }
 
-}  // namespace
+} // namespace
 
 const std::vector<OpCase>& op_cases() {
   static const std::vector<OpCase> cases = build();
@@ -1001,4 +1010,4 @@ std::string label(const OpCase& c) {
          std::string(backend::precision_name(c.precision));
 }
 
-}  // namespace mb::backend_ops
+} // namespace mb::backend_ops

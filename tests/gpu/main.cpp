@@ -14,25 +14,26 @@
 #include <cstdio>
 
 int main(int argc, char** argv) {
-    int count = 0;
-    const cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess || count == 0) {
-        const char* why = err != cudaSuccess ? cudaGetErrorString(err)
-                                             : "cudaGetDeviceCount reports 0 devices";
-        std::FILE* driver = std::fopen("/proc/driver/nvidia/version", "r");
-        if (driver) {
-            std::fclose(driver);
-            int runtime = 0, supported = 0;
-            static_cast<void>(cudaRuntimeGetVersion(&runtime));
-            static_cast<void>(cudaDriverGetVersion(&supported));
-            std::printf("gpu tests FAILED to start: the NVIDIA driver is loaded, but CUDA cannot use "
-                        "a device (%s; this build's runtime is %d, the driver supports up to %d)\n",
-                        why, runtime, supported);
-            return 1;
-        }
-        std::printf("gpu tests skipped: no CUDA device (%s)\n", why);
-        return 77;
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    const char* why =
+        err != cudaSuccess ? cudaGetErrorString(err) : "cudaGetDeviceCount reports 0 devices";
+    std::FILE* driver = std::fopen("/proc/driver/nvidia/version", "r");
+    if (driver) {
+      std::fclose(driver);
+      int runtime = 0, supported = 0;
+      static_cast<void>(cudaRuntimeGetVersion(&runtime));
+      static_cast<void>(cudaDriverGetVersion(&supported));
+      std::printf(
+          "gpu tests FAILED to start: the NVIDIA driver is loaded, but CUDA cannot use "
+          "a device (%s; this build's runtime is %d, the driver supports up to %d)\n",
+          why, runtime, supported);
+      return 1;
     }
-    doctest::Context context(argc, argv);
-    return context.run();
+    std::printf("gpu tests skipped: no CUDA device (%s)\n", why);
+    return 77;
+  }
+  doctest::Context context(argc, argv);
+  return context.run();
 }

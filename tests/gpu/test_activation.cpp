@@ -9,11 +9,11 @@
 namespace cuda = mb::kernels::cuda;
 
 TEST_CASE("gpu bias + activation: N = 0 or C = 0 touch nothing") {
-    auto buf = gt::to_device(std::vector<float>(8, 3.0f));
-    cuda::bias_gelu_forward(buf.get(), buf.get(), nullptr, 0, 8);
-    cuda::bias_relu_backward(buf.get(), buf.get(), buf.get(), buf.get(), nullptr, nullptr, 8, 0);
-    gt::check_equal(buf.download(), std::vector<float>(8, 3.0f), "untouched");
-    CHECK_THROWS_AS(cuda::bias_gelu_backward(buf.get(), nullptr, buf.get(), nullptr, nullptr,
-                                             nullptr, 2, 4),
-                    std::invalid_argument);
+  auto buf = gt::to_device(std::vector<float>(8, 3.0f));
+  cuda::bias_gelu_forward(buf.get(), buf.get(), nullptr, 0, 8);
+  cuda::bias_relu_backward(buf.get(), buf.get(), buf.get(), buf.get(), nullptr, nullptr, 8, 0);
+  gt::check_equal(buf.download(), std::vector<float>(8, 3.0f), "untouched");
+  CHECK_THROWS_AS(
+      cuda::bias_gelu_backward(buf.get(), nullptr, buf.get(), nullptr, nullptr, nullptr, 2, 4),
+      std::invalid_argument);
 }

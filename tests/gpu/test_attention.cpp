@@ -35,36 +35,36 @@ namespace {
 constexpr gt::AttentionTolerances kTolerances{1e-4, 1e-5, 1e-5, 1e-5, 1e-4, 5e-7};
 
 void check_shape(const gt::AttentionShape& s, std::uint32_t seed) {
-    gt::check_attention_parity({cpu::attention_forward, cpu::attention_backward},
-                               {cuda::attention_forward, cuda::attention_backward}, kTolerances, s,
-                               seed, "attention");
+  gt::check_attention_parity({cpu::attention_forward, cpu::attention_backward},
+                             {cuda::attention_forward, cuda::attention_backward}, kTolerances, s,
+                             seed, "attention");
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("gpu attention (tiled, called directly) matches the CPU on short sequences") {
-    std::uint32_t seed = 1;
-    for (int T : {1, 7, 64, 65, 200})
-        for (int d : {8, 64})
-            for (int H : {1, 3}) check_shape({2, T, H, d}, seed += 10);
+  std::uint32_t seed = 1;
+  for (int T : {1, 7, 64, 65, 200})
+    for (int d : {8, 64})
+      for (int H : {1, 3}) check_shape({2, T, H, d}, seed += 10);
 }
 
 TEST_CASE("gpu attention (tiled, called directly): heads not a warp multiple, and the widest") {
-    check_shape({1, 65, 2, 33}, 300);
-    check_shape({1, 70, 1, 1}, 310);
-    check_shape({2, 100, 2, 128}, 320);
+  check_shape({1, 65, 2, 33}, 300);
+  check_shape({1, 70, 1, 1}, 310);
+  check_shape({2, 100, 2, 128}, 320);
 }
 
 TEST_CASE("gpu attention: empty shapes write nothing; d above the limit throws") {
-    auto buf = gt::to_device(std::vector<float>(8, 7.0f));
-    cuda::attention_forward(buf.get(), buf.get(), buf.get(), 2, 0, 1, 4);
-    cuda::attention_forward(buf.get(), buf.get(), buf.get(), 0, 2, 1, 4);
-    cuda::attention_backward(buf.get(), buf.get(), buf.get(), buf.get(), buf.get(), 1, 2, 0, 4);
-    gt::check_equal(buf.download(), std::vector<float>(8, 7.0f), "untouched");
-    CHECK_THROWS_AS(cuda::attention_forward(buf.get(), nullptr, buf.get(), 1, 1, 1,
-                                            cuda::kAttentionMaxHeadDim + 1),
-                    std::invalid_argument);
-    CHECK_THROWS_AS(cuda::attention_backward(buf.get(), buf.get(), buf.get(), buf.get(), buf.get(),
-                                             1, 1, 1, 0),
-                    std::invalid_argument);
+  auto buf = gt::to_device(std::vector<float>(8, 7.0f));
+  cuda::attention_forward(buf.get(), buf.get(), buf.get(), 2, 0, 1, 4);
+  cuda::attention_forward(buf.get(), buf.get(), buf.get(), 0, 2, 1, 4);
+  cuda::attention_backward(buf.get(), buf.get(), buf.get(), buf.get(), buf.get(), 1, 2, 0, 4);
+  gt::check_equal(buf.download(), std::vector<float>(8, 7.0f), "untouched");
+  CHECK_THROWS_AS(cuda::attention_forward(buf.get(), nullptr, buf.get(), 1, 1, 1,
+                                          cuda::kAttentionMaxHeadDim + 1),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(
+      cuda::attention_backward(buf.get(), buf.get(), buf.get(), buf.get(), buf.get(), 1, 1, 1, 0),
+      std::invalid_argument);
 }

@@ -45,50 +45,50 @@ namespace {
 constexpr gt::AttentionTolerances kTolerances{0.0, 1.2e-2, 0.0, 5e-3, 2e-2, 1e-3};
 
 void check_shape(const gt::AttentionShape& s, std::uint32_t seed) {
-    gt::check_attention_parity({cpu::attention_forward_bf16, cpu::attention_backward_bf16},
-                               {cuda::attention_forward_bf16, cuda::attention_backward_bf16},
-                               kTolerances, s, seed, "attention_bf16");
+  gt::check_attention_parity({cpu::attention_forward_bf16, cpu::attention_backward_bf16},
+                             {cuda::attention_forward_bf16, cuda::attention_backward_bf16},
+                             kTolerances, s, seed, "attention_bf16");
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("gpu bf16 attention (called directly) matches the CPU twin below one tile") {
-    std::uint32_t seed = 1;
-    // T around the backward's 32-key tiles, within the first 64-query block.
-    for (int T : {1, 7, 31, 32, 33, 63})
-        for (int d : {16, 64, 128})
-            for (int H : {1, 3}) check_shape({2, T, H, d}, seed += 10);
+  std::uint32_t seed = 1;
+  // T around the backward's 32-key tiles, within the first 64-query block.
+  for (int T : {1, 7, 31, 32, 33, 63})
+    for (int d : {16, 64, 128})
+      for (int H : {1, 3}) check_shape({2, T, H, d}, seed += 10);
 }
 
 TEST_CASE("gpu bf16 attention: uniform attention (q = 0) matches to fp32 rounding") {
-    for (int T : {1, 50, 64, 65, 129, 260}) {
-        const gt::AttentionShape s{2, T, 2, 64};
-        CAPTURE(T);
-        auto qkv = kt::random_floats(s.qkv_size(), 900 + static_cast<std::uint32_t>(T), -1.5f, 1.5f);
-        const std::size_t row = static_cast<std::size_t>(s.H) * s.d;
-        for (std::size_t bt = 0; bt < static_cast<std::size_t>(s.B) * s.T; ++bt)
-            for (std::size_t e = 0; e < row; ++e) qkv[bt * 3 * row + e] = 0.0f;  // q = 0
-        std::vector<float> want(s.out_size()), want_lse(s.lse_size());
-        cpu::attention_forward_bf16(want.data(), want_lse.data(), qkv.data(), s.B, s.T, s.H, s.d);
-        auto d_qkv = gt::to_device(qkv);
-        auto out = gt::nan_buffer(s.out_size()), lse = gt::nan_buffer(s.lse_size());
-        cuda::attention_forward_bf16(out.get(), lse.get(), d_qkv.get(), s.B, s.T, s.H, s.d);
-        kt::check_close(out.download(), want, 1e-5, 1e-6, "uniform attention out");
-        kt::check_close(lse.download(), want_lse, 1e-6, 1e-6, "uniform attention lse");
-    }
+  for (int T : {1, 50, 64, 65, 129, 260}) {
+    const gt::AttentionShape s{2, T, 2, 64};
+    CAPTURE(T);
+    auto qkv = kt::random_floats(s.qkv_size(), 900 + static_cast<std::uint32_t>(T), -1.5f, 1.5f);
+    const std::size_t row = static_cast<std::size_t>(s.H) * s.d;
+    for (std::size_t bt = 0; bt < static_cast<std::size_t>(s.B) * s.T; ++bt)
+      for (std::size_t e = 0; e < row; ++e) qkv[bt * 3 * row + e] = 0.0f; // q = 0
+    std::vector<float> want(s.out_size()), want_lse(s.lse_size());
+    cpu::attention_forward_bf16(want.data(), want_lse.data(), qkv.data(), s.B, s.T, s.H, s.d);
+    auto d_qkv = gt::to_device(qkv);
+    auto out = gt::nan_buffer(s.out_size()), lse = gt::nan_buffer(s.lse_size());
+    cuda::attention_forward_bf16(out.get(), lse.get(), d_qkv.get(), s.B, s.T, s.H, s.d);
+    kt::check_close(out.download(), want, 1e-5, 1e-6, "uniform attention out");
+    kt::check_close(lse.download(), want_lse, 1e-6, 1e-6, "uniform attention lse");
+  }
 }
 
 TEST_CASE("gpu bf16 attention: the heads it takes, as the CPU; others and bad sizes throw") {
-    for (int d = -16; d <= 160; d += 8)
-        CHECK(cuda::attention_bf16_supports(d) == cpu::attention_bf16_supports(d));
-    auto buf = gt::to_device(std::vector<float>(8, 7.0f));
-    cuda::attention_forward_bf16(buf.get(), buf.get(), buf.get(), 2, 0, 1, 16);
-    cuda::attention_backward_bf16(buf.get(), buf.get(), buf.get(), buf.get(), buf.get(), 0, 2, 1, 16);
-    gt::check_equal(buf.download(), std::vector<float>(8, 7.0f), "untouched");
-    for (int d : {0, 8, 24, 136})
-        CHECK_THROWS_AS(cuda::attention_forward_bf16(buf.get(), nullptr, buf.get(), 1, 1, 1, d),
-                        std::invalid_argument);
-    CHECK_THROWS_AS(cuda::attention_backward_bf16(buf.get(), buf.get(), buf.get(), buf.get(),
-                                                  buf.get(), -1, 1, 1, 16),
+  for (int d = -16; d <= 160; d += 8)
+    CHECK(cuda::attention_bf16_supports(d) == cpu::attention_bf16_supports(d));
+  auto buf = gt::to_device(std::vector<float>(8, 7.0f));
+  cuda::attention_forward_bf16(buf.get(), buf.get(), buf.get(), 2, 0, 1, 16);
+  cuda::attention_backward_bf16(buf.get(), buf.get(), buf.get(), buf.get(), buf.get(), 0, 2, 1, 16);
+  gt::check_equal(buf.download(), std::vector<float>(8, 7.0f), "untouched");
+  for (int d : {0, 8, 24, 136})
+    CHECK_THROWS_AS(cuda::attention_forward_bf16(buf.get(), nullptr, buf.get(), 1, 1, 1, d),
                     std::invalid_argument);
+  CHECK_THROWS_AS(cuda::attention_backward_bf16(buf.get(), buf.get(), buf.get(), buf.get(),
+                                                buf.get(), -1, 1, 1, 16),
+                  std::invalid_argument);
 }

@@ -9,9 +9,9 @@
 namespace cuda = mb::kernels::cuda;
 
 TEST_CASE("cuda attention_step refuses what the CPU refuses, and heads over 128") {
-    float* p = nullptr;
-    CHECK_THROWS_AS(cuda::attention_step(p, p, p, p, p, 1, 0, 1, 8, 0, 8, 0), std::invalid_argument);
-    CHECK_THROWS_AS(cuda::attention_step(p, p, p, p, p, 0, 1, 1, 8, 0, 8, 0), std::invalid_argument);
-    CHECK_THROWS_AS(cuda::attention_step(p, p, p, p, p, 1, 1, 1, 129, 0, 129, 0),
-                    std::invalid_argument);
+  float* p = nullptr;
+  CHECK_THROWS_AS(cuda::attention_step(p, p, p, p, p, 1, 0, 1, 8, 0, 8, 0), std::invalid_argument);
+  CHECK_THROWS_AS(cuda::attention_step(p, p, p, p, p, 0, 1, 1, 8, 0, 8, 0), std::invalid_argument);
+  CHECK_THROWS_AS(cuda::attention_step(p, p, p, p, p, 1, 1, 1, 129, 0, 129, 0),
+                  std::invalid_argument);
 }

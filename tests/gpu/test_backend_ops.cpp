@@ -30,63 +30,63 @@ namespace {
 // got (CUDA) against want (CPU) by the output's tolerance (op_cases.hpp, Tolerance).
 void compare(const std::vector<double>& got, const std::vector<double>& want,
              const bo::OutputSpec& spec) {
-    const bo::Tolerance& t = spec.tolerance;
-    switch (t.kind) {
-        case bo::Tolerance::Kind::exact:
-            gt::check_equal(got, want, spec.name);
-            break;
-        case bo::Tolerance::Kind::close:
-            kt::check_close(got, want, t.rel, t.abs, spec.name);
-            break;
-        case bo::Tolerance::Kind::scaled: {
-            double mx = 0.0;
-            for (double w : want) mx = std::max(mx, std::fabs(w));
-            kt::check_close(got, want, t.rel, t.rel * mx + t.abs, spec.name);
-            break;
-        }
-        case bo::Tolerance::Kind::rows: {
-            if (got.empty()) break;
-            const std::vector<float> g(got.begin(), got.end()), w(want.begin(), want.end());
-            gt::check_rows_scaled(g, w, static_cast<int>(got.size() / t.cols),
-                                  static_cast<int>(t.cols), t.rel, spec.name);
-            break;
-        }
+  const bo::Tolerance& t = spec.tolerance;
+  switch (t.kind) {
+    case bo::Tolerance::Kind::exact:
+      gt::check_equal(got, want, spec.name);
+      break;
+    case bo::Tolerance::Kind::close:
+      kt::check_close(got, want, t.rel, t.abs, spec.name);
+      break;
+    case bo::Tolerance::Kind::scaled: {
+      double mx = 0.0;
+      for (double w : want) mx = std::max(mx, std::fabs(w));
+      kt::check_close(got, want, t.rel, t.rel * mx + t.abs, spec.name);
+      break;
     }
+    case bo::Tolerance::Kind::rows: {
+      if (got.empty()) break;
+      const std::vector<float> g(got.begin(), got.end()), w(want.begin(), want.end());
+      gt::check_rows_scaled(g, w, static_cast<int>(got.size() / t.cols), static_cast<int>(t.cols),
+                            t.rel, spec.name);
+      break;
+    }
+  }
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("gpu backend ops: every row of the op table, the CUDA backend against the CPU") {
-    const char* only = std::getenv("MB_OP");
-    std::map<std::pair<Device, Precision>, std::unique_ptr<Backend>> backends;
-    for (Device dev : {Device::cpu, Device::cuda})
-        for (Precision p : {Precision::fp32, Precision::bf16})
-            backends[{dev, p}] = mb::backend::make_backend(dev, p);
-    int rows = 0;
-    for (const bo::OpCase& c : bo::op_cases()) {
-        if (only && mb::backend::op_name(c.op) != only) continue;
-        ++rows;
-        const std::string row = bo::label(c);
-        CAPTURE(row);
-        try {
-            const bo::RunResult want = c.run(*backends.at({Device::cpu, c.precision}));
-            const bo::RunResult got = c.run(*backends.at({Device::cuda, c.precision}));
-            const std::string notes = "CPU: " + want.note + "; CUDA: " + got.note;
-            CAPTURE(notes);
-            REQUIRE(want.outputs.size() == c.outputs.size());
-            REQUIRE(got.outputs.size() == c.outputs.size());
-            for (std::size_t i = 0; i < c.outputs.size(); ++i) {
-                const bo::OutputSpec& spec = c.outputs[i];
-                CAPTURE(spec.name);
-                const auto& g = got.outputs[i];
-                const auto& w = want.outputs[i];
-                CHECK(w.size() == spec.size);
-                CHECK(g.size() == spec.size);
-                if (g.size() == spec.size && w.size() == spec.size) compare(g, w, spec);
-            }
-        } catch (const std::exception& e) {
-            FAIL_CHECK(row << " threw: " << e.what());
-        }
+  const char* only = std::getenv("MB_OP");
+  std::map<std::pair<Device, Precision>, std::unique_ptr<Backend>> backends;
+  for (Device dev : {Device::cpu, Device::cuda})
+    for (Precision p : {Precision::fp32, Precision::bf16})
+      backends[{dev, p}] = mb::backend::make_backend(dev, p);
+  int rows = 0;
+  for (const bo::OpCase& c : bo::op_cases()) {
+    if (only && mb::backend::op_name(c.op) != only) continue;
+    ++rows;
+    const std::string row = bo::label(c);
+    CAPTURE(row);
+    try {
+      const bo::RunResult want = c.run(*backends.at({Device::cpu, c.precision}));
+      const bo::RunResult got = c.run(*backends.at({Device::cuda, c.precision}));
+      const std::string notes = "CPU: " + want.note + "; CUDA: " + got.note;
+      CAPTURE(notes);
+      REQUIRE(want.outputs.size() == c.outputs.size());
+      REQUIRE(got.outputs.size() == c.outputs.size());
+      for (std::size_t i = 0; i < c.outputs.size(); ++i) {
+        const bo::OutputSpec& spec = c.outputs[i];
+        CAPTURE(spec.name);
+        const auto& g = got.outputs[i];
+        const auto& w = want.outputs[i];
+        CHECK(w.size() == spec.size);
+        CHECK(g.size() == spec.size);
+        if (g.size() == spec.size && w.size() == spec.size) compare(g, w, spec);
+      }
+    } catch (const std::exception& e) {
+      FAIL_CHECK(row << " threw: " << e.what());
     }
-    CHECK_MESSAGE(rows > 0, "MB_OP=" << (only ? only : "") << " names no op of the table");
+  }
+  CHECK_MESSAGE(rows > 0, "MB_OP=" << (only ? only : "") << " names no op of the table");
 }

@@ -69,20 +69,20 @@ constexpr double kLogitsRel = 1e-4;
 const ModelKind kKinds[] = {ModelKind::megabyte, ModelKind::transformer};
 
 mb::model::TrainConfig train_config() {
-    mb::model::TrainConfig tc;
-    tc.seed = 5;
-    tc.batch_size = gm::kBatch;
-    tc.grad_accumulation = kAccumulation;
-    tc.steps = kSteps;
-    tc.optimizer.lr = 1e-3;
-    tc.optimizer.beta1 = 0.9;
-    tc.optimizer.beta2 = 0.98;
-    tc.optimizer.eps = 1e-6;  // see (2) above
-    tc.optimizer.weight_decay = 0.1;
-    tc.optimizer.grad_clip = 1.0;
-    tc.optimizer.warmup_steps = 2;
-    tc.optimizer.decay_power = 1.0;
-    return tc;
+  mb::model::TrainConfig tc;
+  tc.seed = 5;
+  tc.batch_size = gm::kBatch;
+  tc.grad_accumulation = kAccumulation;
+  tc.steps = kSteps;
+  tc.optimizer.lr = 1e-3;
+  tc.optimizer.beta1 = 0.9;
+  tc.optimizer.beta2 = 0.98;
+  tc.optimizer.eps = 1e-6; // see (2) above
+  tc.optimizer.weight_decay = 0.1;
+  tc.optimizer.grad_clip = 1.0;
+  tc.optimizer.warmup_steps = 2;
+  tc.optimizer.decay_power = 1.0;
+  return tc;
 }
 
 // `steps` steps' worth of windows that a model can learn something from in ten steps: text
@@ -90,126 +90,126 @@ mb::model::TrainConfig train_config() {
 // one 80% of the time and by a random one otherwise. The second window of every micro-batch
 // is a short document followed by pads.
 std::vector<std::int32_t> training_ids(int steps, std::uint32_t seed) {
-    std::array<std::int32_t, 16> alphabet{};
-    alphabet[0] = 0;
-    for (int i = 1; i < 16; ++i) alphabet[static_cast<std::size_t>(i)] = 'a' + i - 1;
-    std::mt19937 gen(seed);
-    std::uniform_int_distribution<int> letter(0, 15);
-    std::bernoulli_distribution jump(0.2);
-    std::uniform_int_distribution<int> length(gm::kContext / 4, gm::kContext - 1);
-    const int windows = steps * kAccumulation * gm::kBatch;
-    std::vector<std::int32_t> ids(static_cast<std::size_t>(windows) * gm::kContext);
-    for (int w = 0; w < windows; ++w) {
-        const int used = w % gm::kBatch == gm::kBatch - 1 ? length(gen) : gm::kContext;
-        int at = letter(gen);
-        for (int t = 0; t < gm::kContext; ++t) {
-            std::int32_t& id = ids[static_cast<std::size_t>(w) * gm::kContext + t];
-            if (t >= used) {
-                id = mb::model::kPadId;
-                continue;
-            }
-            id = alphabet[static_cast<std::size_t>(at)];
-            at = jump(gen) ? letter(gen) : (at + 1) % 16;
-        }
+  std::array<std::int32_t, 16> alphabet{};
+  alphabet[0] = 0;
+  for (int i = 1; i < 16; ++i) alphabet[static_cast<std::size_t>(i)] = 'a' + i - 1;
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> letter(0, 15);
+  std::bernoulli_distribution jump(0.2);
+  std::uniform_int_distribution<int> length(gm::kContext / 4, gm::kContext - 1);
+  const int windows = steps * kAccumulation * gm::kBatch;
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(windows) * gm::kContext);
+  for (int w = 0; w < windows; ++w) {
+    const int used = w % gm::kBatch == gm::kBatch - 1 ? length(gen) : gm::kContext;
+    int at = letter(gen);
+    for (int t = 0; t < gm::kContext; ++t) {
+      std::int32_t& id = ids[static_cast<std::size_t>(w) * gm::kContext + t];
+      if (t >= used) {
+        id = mb::model::kPadId;
+        continue;
+      }
+      id = alphabet[static_cast<std::size_t>(at)];
+      at = jump(gen) ? letter(gen) : (at + 1) % 16;
     }
-    return ids;
+  }
+  return ids;
 }
 
 struct Run {
-    std::vector<mb::train::StepResult> steps;
-    std::vector<float> values, m, v;  // host copies after the last step
+  std::vector<mb::train::StepResult> steps;
+  std::vector<float> values, m, v; // host copies after the last step
 };
 
 // `steps` train_step calls on `model` (its parameters already uploaded) with a fresh AdamW;
 // then the parameters and moments are brought back to the host.
 Run train(Model& model, int steps, const std::vector<std::int32_t>& ids) {
-    REQUIRE(ids.size() >= static_cast<std::size_t>(steps) * kStepIds);
-    const mb::model::TrainConfig tc = train_config();
-    mb::model::AdamW optimizer(model);
-    Run run;
-    for (int s = 0; s < steps; ++s)
-        run.steps.push_back(mb::train::train_step(
-            model, optimizer, tc, ids.data() + static_cast<std::size_t>(s) * kStepIds, s));
-    model.download_parameters();
-    optimizer.download();
-    run.values = model.parameters().values();
-    run.m = optimizer.m();
-    run.v = optimizer.v();
-    return run;
+  REQUIRE(ids.size() >= static_cast<std::size_t>(steps) * kStepIds);
+  const mb::model::TrainConfig tc = train_config();
+  mb::model::AdamW optimizer(model);
+  Run run;
+  for (int s = 0; s < steps; ++s)
+    run.steps.push_back(mb::train::train_step(
+        model, optimizer, tc, ids.data() + static_cast<std::size_t>(s) * kStepIds, s));
+  model.download_parameters();
+  optimizer.download();
+  run.values = model.parameters().values();
+  run.m = optimizer.m();
+  run.v = optimizer.v();
+  return run;
 }
 
 // A fresh CUDA model of `config` with the seed-initialised parameters uploaded.
 std::unique_ptr<Model> fresh_gpu_model(const gm::ModelConfig& config) {
-    auto m = mb::model::make_model(config, gm::kBatch, gm::cuda_backend());
-    m->parameters().initialize(config.init_std, gm::kInitSeed);
-    m->upload_parameters();
-    return m;
+  auto m = mb::model::make_model(config, gm::kBatch, gm::cuda_backend());
+  m->parameters().initialize(config.init_std, gm::kInitSeed);
+  m->upload_parameters();
+  return m;
 }
 
 std::vector<float> logits_of(Model& model, const std::vector<std::int32_t>& ids) {
-    const std::size_t n =
-        static_cast<std::size_t>(gm::kBatch) * gm::kContext * mb::model::kByteValues;
-    std::vector<float> out(n, std::numeric_limits<float>::quiet_NaN());
-    model.logits(out.data(), ids.data(), gm::kBatch);
-    return out;
+  const std::size_t n =
+      static_cast<std::size_t>(gm::kBatch) * gm::kContext * mb::model::kByteValues;
+  std::vector<float> out(n, std::numeric_limits<float>::quiet_NaN());
+  model.logits(out.data(), ids.data(), gm::kBatch);
+  return out;
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("gpu training: ten steps track the CPU, losses and final parameters" *
           doctest::test_suite(gm::kSuite)) {
-    const auto ids = training_ids(kSteps, 3);
-    for (ModelKind kind : kKinds) {
-        const std::string what = gm::kind_name(kind);
-        CAPTURE(what);
-        auto models = gm::make_models(gm::config_of(kind, kDropout));
-        const std::vector<float> initial = models.cpu->parameters().values();
-        const Run c = train(*models.cpu, kSteps, ids);
-        const Run g = train(*models.gpu, kSteps, ids);
+  const auto ids = training_ids(kSteps, 3);
+  for (ModelKind kind : kKinds) {
+    const std::string what = gm::kind_name(kind);
+    CAPTURE(what);
+    auto models = gm::make_models(gm::config_of(kind, kDropout));
+    const std::vector<float> initial = models.cpu->parameters().values();
+    const Run c = train(*models.cpu, kSteps, ids);
+    const Run g = train(*models.gpu, kSteps, ids);
 
-        REQUIRE(c.steps.size() == static_cast<std::size_t>(kSteps));
-        REQUIRE(g.steps.size() == c.steps.size());
-        for (int s = 0; s < kSteps; ++s) {
-            CAPTURE(s);
-            const mb::train::StepResult& cs = c.steps[static_cast<std::size_t>(s)];
-            const mb::train::StepResult& gs = g.steps[static_cast<std::size_t>(s)];
-            REQUIRE(cs.bytes > 0);
-            CHECK(gs.bytes == cs.bytes);
-            CHECK(gs.lr == cs.lr);
-            const double cl = cs.loss_sum / static_cast<double>(cs.bytes);
-            const double gl = gs.loss_sum / static_cast<double>(gs.bytes);
-            CHECK_MESSAGE(gm::close_rel(gl, cl, 1e-5 + 1e-4 * s),
-                          what << " step " << s << ": mean loss " << gl << " on CUDA, " << cl
-                               << " on the CPU");
-            CHECK(cs.grad_norm > 0.0);
-            CHECK_MESSAGE(gm::close_rel(gs.grad_norm, cs.grad_norm, 1e-4 * (1 + s)),
-                          what << " step " << s << ": gradient norm " << gs.grad_norm
-                               << " on CUDA, " << cs.grad_norm << " on the CPU");
-        }
-
-        // Final parameters, tensor by tensor: the distance between the two runs against the
-        // distance the CPU run moved the tensor.
-        const mb::model::ParameterSet& cps = models.cpu->parameters();
-        const mb::model::ParameterSet& gps = models.gpu->parameters();
-        for (const mb::model::ParamInfo& info : cps.tensors()) {
-            const mb::model::ParamInfo* gi = gps.find(info.name);
-            REQUIRE(gi != nullptr);
-            REQUIRE(gi->offset == info.offset);  // one config, one layout
-            double apart = 0.0, moved = 0.0;
-            for (std::size_t i = info.offset; i < info.offset + info.size; ++i) {
-                const double dc = static_cast<double>(c.values[i]) - initial[i];
-                const double dg = static_cast<double>(g.values[i]) - c.values[i];
-                moved += dc * dc;
-                apart += dg * dg;
-            }
-            apart = std::sqrt(apart);
-            moved = std::sqrt(moved);
-            CHECK_MESSAGE(moved > 0.0, what << ": " << info.name << " did not move");
-            CHECK_MESSAGE(apart <= 1e-2 * moved + 1e-6 * std::sqrt(static_cast<double>(info.size)),
-                          what << ": " << info.name << " ended " << apart
-                               << " from the CPU's after moving " << moved);
-        }
+    REQUIRE(c.steps.size() == static_cast<std::size_t>(kSteps));
+    REQUIRE(g.steps.size() == c.steps.size());
+    for (int s = 0; s < kSteps; ++s) {
+      CAPTURE(s);
+      const mb::train::StepResult& cs = c.steps[static_cast<std::size_t>(s)];
+      const mb::train::StepResult& gs = g.steps[static_cast<std::size_t>(s)];
+      REQUIRE(cs.bytes > 0);
+      CHECK(gs.bytes == cs.bytes);
+      CHECK(gs.lr == cs.lr);
+      const double cl = cs.loss_sum / static_cast<double>(cs.bytes);
+      const double gl = gs.loss_sum / static_cast<double>(gs.bytes);
+      CHECK_MESSAGE(gm::close_rel(gl, cl, 1e-5 + 1e-4 * s), what << " step " << s << ": mean loss "
+                                                                 << gl << " on CUDA, " << cl
+                                                                 << " on the CPU");
+      CHECK(cs.grad_norm > 0.0);
+      CHECK_MESSAGE(gm::close_rel(gs.grad_norm, cs.grad_norm, 1e-4 * (1 + s)),
+                    what << " step " << s << ": gradient norm " << gs.grad_norm << " on CUDA, "
+                         << cs.grad_norm << " on the CPU");
     }
+
+    // Final parameters, tensor by tensor: the distance between the two runs against the
+    // distance the CPU run moved the tensor.
+    const mb::model::ParameterSet& cps = models.cpu->parameters();
+    const mb::model::ParameterSet& gps = models.gpu->parameters();
+    for (const mb::model::ParamInfo& info : cps.tensors()) {
+      const mb::model::ParamInfo* gi = gps.find(info.name);
+      REQUIRE(gi != nullptr);
+      REQUIRE(gi->offset == info.offset); // one config, one layout
+      double apart = 0.0, moved = 0.0;
+      for (std::size_t i = info.offset; i < info.offset + info.size; ++i) {
+        const double dc = static_cast<double>(c.values[i]) - initial[i];
+        const double dg = static_cast<double>(g.values[i]) - c.values[i];
+        moved += dc * dc;
+        apart += dg * dg;
+      }
+      apart = std::sqrt(apart);
+      moved = std::sqrt(moved);
+      CHECK_MESSAGE(moved > 0.0, what << ": " << info.name << " did not move");
+      CHECK_MESSAGE(apart <= 1e-2 * moved + 1e-6 * std::sqrt(static_cast<double>(info.size)),
+                    what << ": " << info.name << " ended " << apart
+                         << " from the CPU's after moving " << moved);
+    }
+  }
 }
 
 // bf16 (the CUDA default): AdamW rewrites the weights' bf16 copy that the products read. After
@@ -221,89 +221,88 @@ TEST_CASE("gpu training: ten steps track the CPU, losses and final parameters" *
 // their scale but the mean loss over hundreds of bytes far less.
 TEST_CASE("gpu training: bf16 steps keep the weights' bf16 copy exact and track the CPU" *
           doctest::test_suite(gm::kSuite)) {
-    const auto ids = training_ids(3, 5);
-    for (ModelKind kind : kKinds) {
-        const std::string what = gm::kind_name(kind) + " (bf16)";
-        CAPTURE(what);
-        auto models = gm::make_models(gm::config_of(kind, kDropout), mb::backend::Precision::bf16);
-        REQUIRE(models.gpu->view().values_bf16 != nullptr);
-        REQUIRE(models.cpu->view().values_bf16 != nullptr);
-        const Run c = train(*models.cpu, 3, ids);
-        const Run g = train(*models.gpu, 3, ids);   // ends with download_parameters()
-        const std::size_t n = models.gpu->parameters().buffer_size();
-        std::vector<std::uint16_t> copy(n), want(n);
-        models.gpu->backend()->download(copy.data(), models.gpu->view().values_bf16,
-                                        n * sizeof(std::uint16_t));
-        for (std::size_t i = 0; i < n; ++i) want[i] = mb::kernels::cpu::bf16_bits(g.values[i]);
-        gt::check_equal(copy, want, what + ": the device's bf16 weight copy after 3 steps");
-        for (std::size_t s = 0; s < c.steps.size(); ++s) {
-            CAPTURE(s);
-            const double cl = c.steps[s].loss_sum / static_cast<double>(c.steps[s].bytes);
-            const double gl = g.steps[s].loss_sum / static_cast<double>(g.steps[s].bytes);
-            CHECK_MESSAGE(gm::close_rel(gl, cl, 2e-3),
-                          what << " step " << s << ": mean loss " << gl << " on CUDA, " << cl
-                               << " on the CPU");
-        }
+  const auto ids = training_ids(3, 5);
+  for (ModelKind kind : kKinds) {
+    const std::string what = gm::kind_name(kind) + " (bf16)";
+    CAPTURE(what);
+    auto models = gm::make_models(gm::config_of(kind, kDropout), mb::backend::Precision::bf16);
+    REQUIRE(models.gpu->view().values_bf16 != nullptr);
+    REQUIRE(models.cpu->view().values_bf16 != nullptr);
+    const Run c = train(*models.cpu, 3, ids);
+    const Run g = train(*models.gpu, 3, ids); // ends with download_parameters()
+    const std::size_t n = models.gpu->parameters().buffer_size();
+    std::vector<std::uint16_t> copy(n), want(n);
+    models.gpu->backend()->download(copy.data(), models.gpu->view().values_bf16,
+                                    n * sizeof(std::uint16_t));
+    for (std::size_t i = 0; i < n; ++i) want[i] = mb::kernels::cpu::bf16_bits(g.values[i]);
+    gt::check_equal(copy, want, what + ": the device's bf16 weight copy after 3 steps");
+    for (std::size_t s = 0; s < c.steps.size(); ++s) {
+      CAPTURE(s);
+      const double cl = c.steps[s].loss_sum / static_cast<double>(c.steps[s].bytes);
+      const double gl = g.steps[s].loss_sum / static_cast<double>(g.steps[s].bytes);
+      CHECK_MESSAGE(gm::close_rel(gl, cl, 2e-3), what << " step " << s << ": mean loss " << gl
+                                                      << " on CUDA, " << cl << " on the CPU");
     }
+  }
 }
 
 TEST_CASE("gpu training: two CUDA runs of three steps are bit-identical" *
           doctest::test_suite(gm::kSuite)) {
-    const auto ids = training_ids(3, 4);
-    for (ModelKind kind : kKinds) {
-        const std::string what = gm::kind_name(kind);
-        CAPTURE(what);
-        const gm::ModelConfig config = gm::config_of(kind, kDropout);
-        // Both models alive at once: their buffers are at different device addresses.
-        std::unique_ptr<Model> models[2] = {fresh_gpu_model(config), fresh_gpu_model(config)};
-        const std::vector<float> initial = models[0]->parameters().values();
-        Run runs[2];
-        for (int i = 0; i < 2; ++i) runs[i] = train(*models[i], 3, ids);
-        // Something happened: the parameters moved away from the initial ones.
-        CHECK(gt::differs(runs[0].values, initial));
-        for (std::size_t s = 0; s < runs[0].steps.size(); ++s) {
-            CAPTURE(s);
-            const auto& a = runs[0].steps[s];
-            const auto& b = runs[1].steps[s];
-            gt::check_bitwise(std::vector<double>{a.loss_sum, a.grad_norm},
-                              std::vector<double>{b.loss_sum, b.grad_norm},
-                              what + ": loss sum and gradient norm");
-        }
-        gt::check_bitwise(runs[1].values, runs[0].values, what + ": parameters");
-        gt::check_bitwise(runs[1].m, runs[0].m, what + ": AdamW m");
-        gt::check_bitwise(runs[1].v, runs[0].v, what + ": AdamW v");
+  const auto ids = training_ids(3, 4);
+  for (ModelKind kind : kKinds) {
+    const std::string what = gm::kind_name(kind);
+    CAPTURE(what);
+    const gm::ModelConfig config = gm::config_of(kind, kDropout);
+    // Both models alive at once: their buffers are at different device addresses.
+    std::unique_ptr<Model> models[2] = {fresh_gpu_model(config), fresh_gpu_model(config)};
+    const std::vector<float> initial = models[0]->parameters().values();
+    Run runs[2];
+    for (int i = 0; i < 2; ++i) runs[i] = train(*models[i], 3, ids);
+    // Something happened: the parameters moved away from the initial ones.
+    CHECK(gt::differs(runs[0].values, initial));
+    for (std::size_t s = 0; s < runs[0].steps.size(); ++s) {
+      CAPTURE(s);
+      const auto& a = runs[0].steps[s];
+      const auto& b = runs[1].steps[s];
+      gt::check_bitwise(std::vector<double>{a.loss_sum, a.grad_norm},
+                        std::vector<double>{b.loss_sum, b.grad_norm},
+                        what + ": loss sum and gradient norm");
     }
+    gt::check_bitwise(runs[1].values, runs[0].values, what + ": parameters");
+    gt::check_bitwise(runs[1].m, runs[0].m, what + ": AdamW m");
+    gt::check_bitwise(runs[1].v, runs[0].v, what + ": AdamW v");
+  }
 }
 
 TEST_CASE("gpu training: weights downloaded from a CUDA run give the CPU the same logits" *
           doctest::test_suite(gm::kSuite)) {
-    const auto ids = training_ids(3, 6);
-    const auto eval_ids = gm::parity_ids(31);
-    for (ModelKind kind : kKinds) {
-        const std::string what = gm::kind_name(kind);
-        CAPTURE(what);
-        const gm::ModelConfig config = gm::config_of(kind, kDropout);
-        auto gpu = fresh_gpu_model(config);
-        const std::vector<float> initial = gpu->parameters().values();
-        const Run run = train(*gpu, 3, ids);  // ends with download_parameters()
-        REQUIRE(gt::differs(run.values, initial));
+  const auto ids = training_ids(3, 6);
+  const auto eval_ids = gm::parity_ids(31);
+  for (ModelKind kind : kKinds) {
+    const std::string what = gm::kind_name(kind);
+    CAPTURE(what);
+    const gm::ModelConfig config = gm::config_of(kind, kDropout);
+    auto gpu = fresh_gpu_model(config);
+    const std::vector<float> initial = gpu->parameters().values();
+    const Run run = train(*gpu, 3, ids); // ends with download_parameters()
+    REQUIRE(gt::differs(run.values, initial));
 
-        // What a checkpoint written from the CUDA run holds, loaded into a CPU model.
-        auto cpu = mb::model::make_model(config, gm::kBatch);
-        REQUIRE(cpu->parameters().values().size() == run.values.size());
-        std::copy(run.values.begin(), run.values.end(), cpu->parameters().values().begin());
-        cpu->upload_parameters();  // a no-op on the CPU; what a loader does
+    // What a checkpoint written from the CUDA run holds, loaded into a CPU model.
+    auto cpu = mb::model::make_model(config, gm::kBatch);
+    REQUIRE(cpu->parameters().values().size() == run.values.size());
+    std::copy(run.values.begin(), run.values.end(), cpu->parameters().values().begin());
+    cpu->upload_parameters(); // a no-op on the CPU; what a loader does
 
-        const std::vector<float> want = logits_of(*cpu, eval_ids);
-        const std::vector<float> got = logits_of(*gpu, eval_ids);
-        REQUIRE(gm::max_abs(want) > 0.0);
-        gt::check_close_scaled(got, want, kLogitsRel, what + ": logits, CUDA-trained weights");
+    const std::vector<float> want = logits_of(*cpu, eval_ids);
+    const std::vector<float> got = logits_of(*gpu, eval_ids);
+    REQUIRE(gm::max_abs(want) > 0.0);
+    gt::check_close_scaled(got, want, kLogitsRel, what + ": logits, CUDA-trained weights");
 
-        // The same values uploaded into a fresh CUDA model: the device copy round-trips
-        // exactly, so the logits are bit-identical to the trained model's.
-        auto again = mb::model::make_model(config, gm::kBatch, gm::cuda_backend());
-        std::copy(run.values.begin(), run.values.end(), again->parameters().values().begin());
-        again->upload_parameters();
-        gt::check_bitwise(logits_of(*again, eval_ids), got, what + ": logits after a round trip");
-    }
+    // The same values uploaded into a fresh CUDA model: the device copy round-trips
+    // exactly, so the logits are bit-identical to the trained model's.
+    auto again = mb::model::make_model(config, gm::kBatch, gm::cuda_backend());
+    std::copy(run.values.begin(), run.values.end(), again->parameters().values().begin());
+    again->upload_parameters();
+    gt::check_bitwise(logits_of(*again, eval_ids), got, what + ": logits after a round trip");
+  }
 }

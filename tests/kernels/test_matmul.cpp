@@ -13,145 +13,145 @@ namespace {
 template <class T>
 std::vector<T> ref_matmul(const std::vector<T>& inp, const std::vector<T>& w,
                           const std::vector<T>* bias, int M, int K, int N) {
-    std::vector<T> out(static_cast<std::size_t>(M) * N);
-    for (int i = 0; i < M; ++i)
-        for (int j = 0; j < N; ++j) {
-            double s = bias ? static_cast<double>((*bias)[j]) : 0.0;
-            for (int k = 0; k < K; ++k)
-                s += static_cast<double>(inp[static_cast<std::size_t>(i) * K + k]) *
-                     static_cast<double>(w[static_cast<std::size_t>(j) * K + k]);
-            out[static_cast<std::size_t>(i) * N + j] = static_cast<T>(s);
-        }
-    return out;
+  std::vector<T> out(static_cast<std::size_t>(M) * N);
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      double s = bias ? static_cast<double>((*bias)[j]) : 0.0;
+      for (int k = 0; k < K; ++k)
+        s += static_cast<double>(inp[static_cast<std::size_t>(i) * K + k]) *
+             static_cast<double>(w[static_cast<std::size_t>(j) * K + k]);
+      out[static_cast<std::size_t>(i) * N + j] = static_cast<T>(s);
+    }
+  return out;
 }
 
 void check_forward(int M, int K, int N, bool with_bias, std::uint32_t seed) {
-    auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, seed);
-    auto w = kt::random_floats(static_cast<std::size_t>(N) * K, seed + 1);
-    auto b = kt::random_floats(N, seed + 2);
-    std::vector<float> out(static_cast<std::size_t>(M) * N, 123.0f);  // must be overwritten
-    matmul_forward(out.data(), inp.data(), w.data(), with_bias ? b.data() : nullptr, M, K, N);
-    auto bd = kt::to_double(b);
-    auto want = ref_matmul(kt::to_double(inp), kt::to_double(w), with_bias ? &bd : nullptr, M, K, N);
-    kt::check_close(out, want, 1e-4, 1e-4, "matmul forward");
+  auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, seed);
+  auto w = kt::random_floats(static_cast<std::size_t>(N) * K, seed + 1);
+  auto b = kt::random_floats(N, seed + 2);
+  std::vector<float> out(static_cast<std::size_t>(M) * N, 123.0f); // must be overwritten
+  matmul_forward(out.data(), inp.data(), w.data(), with_bias ? b.data() : nullptr, M, K, N);
+  auto bd = kt::to_double(b);
+  auto want = ref_matmul(kt::to_double(inp), kt::to_double(w), with_bias ? &bd : nullptr, M, K, N);
+  kt::check_close(out, want, 1e-4, 1e-4, "matmul forward");
 }
 
 // Checks the analytic gradients (accumulated on top of random initial values) against central
 // differences of L = sum(out * g), all in double.
 void check_backward_fd(int M, int K, int N, std::uint32_t seed) {
-    auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, seed);
-    auto w = kt::random_floats(static_cast<std::size_t>(N) * K, seed + 1);
-    auto b = kt::random_floats(N, seed + 2);
-    auto g = kt::random_floats(static_cast<std::size_t>(M) * N, seed + 3);
-    auto dinp0 = kt::random_floats(inp.size(), seed + 4);
-    auto dw0 = kt::random_floats(w.size(), seed + 5);
-    auto db0 = kt::random_floats(b.size(), seed + 6);
-    auto dinp = dinp0, dw = dw0, db = db0;
-    matmul_backward(dinp.data(), dw.data(), db.data(), g.data(), inp.data(), w.data(), M, K, N);
+  auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, seed);
+  auto w = kt::random_floats(static_cast<std::size_t>(N) * K, seed + 1);
+  auto b = kt::random_floats(N, seed + 2);
+  auto g = kt::random_floats(static_cast<std::size_t>(M) * N, seed + 3);
+  auto dinp0 = kt::random_floats(inp.size(), seed + 4);
+  auto dw0 = kt::random_floats(w.size(), seed + 5);
+  auto db0 = kt::random_floats(b.size(), seed + 6);
+  auto dinp = dinp0, dw = dw0, db = db0;
+  matmul_backward(dinp.data(), dw.data(), db.data(), g.data(), inp.data(), w.data(), M, K, N);
 
-    auto id = kt::to_double(inp), wd = kt::to_double(w), bd = kt::to_double(b);
-    auto num_inp = kt::numeric_grad(id, [&](const std::vector<double>& x) {
-        return kt::weighted_sum(ref_matmul(x, wd, &bd, M, K, N), g);
-    });
-    auto num_w = kt::numeric_grad(wd, [&](const std::vector<double>& x) {
-        return kt::weighted_sum(ref_matmul(id, x, &bd, M, K, N), g);
-    });
-    auto num_b = kt::numeric_grad(bd, [&](const std::vector<double>& x) {
-        return kt::weighted_sum(ref_matmul(id, wd, &x, M, K, N), g);
-    });
-    for (std::size_t i = 0; i < num_inp.size(); ++i) num_inp[i] += dinp0[i];
-    for (std::size_t i = 0; i < num_w.size(); ++i) num_w[i] += dw0[i];
-    for (std::size_t i = 0; i < num_b.size(); ++i) num_b[i] += db0[i];
-    kt::check_close(dinp, num_inp, 1e-3, 1e-4, "matmul dinp");
-    kt::check_close(dw, num_w, 1e-3, 1e-4, "matmul dweight");
-    kt::check_close(db, num_b, 1e-3, 1e-4, "matmul dbias");
+  auto id = kt::to_double(inp), wd = kt::to_double(w), bd = kt::to_double(b);
+  auto num_inp = kt::numeric_grad(id, [&](const std::vector<double>& x) {
+    return kt::weighted_sum(ref_matmul(x, wd, &bd, M, K, N), g);
+  });
+  auto num_w = kt::numeric_grad(wd, [&](const std::vector<double>& x) {
+    return kt::weighted_sum(ref_matmul(id, x, &bd, M, K, N), g);
+  });
+  auto num_b = kt::numeric_grad(bd, [&](const std::vector<double>& x) {
+    return kt::weighted_sum(ref_matmul(id, wd, &x, M, K, N), g);
+  });
+  for (std::size_t i = 0; i < num_inp.size(); ++i) num_inp[i] += dinp0[i];
+  for (std::size_t i = 0; i < num_w.size(); ++i) num_w[i] += dw0[i];
+  for (std::size_t i = 0; i < num_b.size(); ++i) num_b[i] += db0[i];
+  kt::check_close(dinp, num_inp, 1e-3, 1e-4, "matmul dinp");
+  kt::check_close(dw, num_w, 1e-3, 1e-4, "matmul dweight");
+  kt::check_close(db, num_b, 1e-3, 1e-4, "matmul dbias");
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("matmul forward: odd and tiny sizes, with and without bias") {
-    check_forward(1, 3, 5, true, 1);
-    check_forward(1, 3, 5, false, 2);
-    check_forward(1, 1, 1, true, 3);
-    check_forward(7, 13, 5, true, 4);
-    check_forward(33, 17, 65, false, 5);
-    check_forward(3, 300, 2, true, 6);
+  check_forward(1, 3, 5, true, 1);
+  check_forward(1, 3, 5, false, 2);
+  check_forward(1, 1, 1, true, 3);
+  check_forward(7, 13, 5, true, 4);
+  check_forward(33, 17, 65, false, 5);
+  check_forward(3, 300, 2, true, 6);
 }
 
 TEST_CASE("matmul forward: 256x512x384 against the reference") {
-    check_forward(256, 512, 384, true, 10);
+  check_forward(256, 512, 384, true, 10);
 }
 
 TEST_CASE("matmul forward: cached primitives give the same answer on repeated and mixed shapes") {
-    for (int rep = 0; rep < 3; ++rep) {
-        check_forward(5, 9, 4, true, 20 + rep);
-        check_forward(6, 9, 4, true, 30 + rep);
-        check_forward(5, 9, 4, false, 40 + rep);
-    }
+  for (int rep = 0; rep < 3; ++rep) {
+    check_forward(5, 9, 4, true, 20 + rep);
+    check_forward(6, 9, 4, true, 30 + rep);
+    check_forward(5, 9, 4, false, 40 + rep);
+  }
 }
 
 TEST_CASE("matmul forward: K = 0 gives the bias, M = 0 touches nothing") {
-    std::vector<float> b{1.0f, -2.0f, 3.0f}, out(6, 9.0f);
-    matmul_forward(out.data(), nullptr, nullptr, b.data(), 2, 0, 3);
-    CHECK(out == std::vector<float>{1.0f, -2.0f, 3.0f, 1.0f, -2.0f, 3.0f});
-    matmul_forward(out.data(), nullptr, nullptr, nullptr, 2, 0, 3);
-    CHECK(out == std::vector<float>(6, 0.0f));
-    matmul_forward(out.data(), nullptr, nullptr, nullptr, 0, 4, 3);
-    CHECK(out == std::vector<float>(6, 0.0f));
+  std::vector<float> b{1.0f, -2.0f, 3.0f}, out(6, 9.0f);
+  matmul_forward(out.data(), nullptr, nullptr, b.data(), 2, 0, 3);
+  CHECK(out == std::vector<float>{1.0f, -2.0f, 3.0f, 1.0f, -2.0f, 3.0f});
+  matmul_forward(out.data(), nullptr, nullptr, nullptr, 2, 0, 3);
+  CHECK(out == std::vector<float>(6, 0.0f));
+  matmul_forward(out.data(), nullptr, nullptr, nullptr, 0, 4, 3);
+  CHECK(out == std::vector<float>(6, 0.0f));
 }
 
 TEST_CASE("matmul backward: finite differences, accumulating into existing gradients") {
-    check_backward_fd(1, 3, 5, 100);
-    check_backward_fd(4, 7, 6, 200);
-    check_backward_fd(9, 2, 1, 300);
-    check_backward_fd(3, 5, 70, 400);  // more than one bias-gradient column block
+  check_backward_fd(1, 3, 5, 100);
+  check_backward_fd(4, 7, 6, 200);
+  check_backward_fd(9, 2, 1, 300);
+  check_backward_fd(3, 5, 70, 400); // more than one bias-gradient column block
 }
 
 TEST_CASE("matmul backward: 256x512x384 against plain loops") {
-    const int M = 256, K = 512, N = 384;
-    auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, 7);
-    auto w = kt::random_floats(static_cast<std::size_t>(N) * K, 8);
-    auto g = kt::random_floats(static_cast<std::size_t>(M) * N, 9);
-    std::vector<float> dinp(inp.size(), 0.5f), dw(w.size(), -0.25f), db(N, 1.0f);
-    matmul_backward(dinp.data(), dw.data(), db.data(), g.data(), inp.data(), w.data(), M, K, N);
+  const int M = 256, K = 512, N = 384;
+  auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, 7);
+  auto w = kt::random_floats(static_cast<std::size_t>(N) * K, 8);
+  auto g = kt::random_floats(static_cast<std::size_t>(M) * N, 9);
+  std::vector<float> dinp(inp.size(), 0.5f), dw(w.size(), -0.25f), db(N, 1.0f);
+  matmul_backward(dinp.data(), dw.data(), db.data(), g.data(), inp.data(), w.data(), M, K, N);
 
-    std::vector<double> want_inp(inp.size()), want_w(w.size()), want_b(N);
-    for (int i = 0; i < M; ++i)
-        for (int k = 0; k < K; ++k) {
-            double s = 0.5;
-            for (int j = 0; j < N; ++j)
-                s += static_cast<double>(g[static_cast<std::size_t>(i) * N + j]) *
-                     w[static_cast<std::size_t>(j) * K + k];
-            want_inp[static_cast<std::size_t>(i) * K + k] = s;
-        }
-    for (int j = 0; j < N; ++j) {
-        for (int k = 0; k < K; ++k) {
-            double s = -0.25;
-            for (int i = 0; i < M; ++i)
-                s += static_cast<double>(g[static_cast<std::size_t>(i) * N + j]) *
-                     inp[static_cast<std::size_t>(i) * K + k];
-            want_w[static_cast<std::size_t>(j) * K + k] = s;
-        }
-        double s = 1.0;
-        for (int i = 0; i < M; ++i) s += g[static_cast<std::size_t>(i) * N + j];
-        want_b[j] = s;
+  std::vector<double> want_inp(inp.size()), want_w(w.size()), want_b(N);
+  for (int i = 0; i < M; ++i)
+    for (int k = 0; k < K; ++k) {
+      double s = 0.5;
+      for (int j = 0; j < N; ++j)
+        s += static_cast<double>(g[static_cast<std::size_t>(i) * N + j]) *
+             w[static_cast<std::size_t>(j) * K + k];
+      want_inp[static_cast<std::size_t>(i) * K + k] = s;
     }
-    kt::check_close(dinp, want_inp, 1e-4, 1e-4, "matmul dinp (large)");
-    kt::check_close(dw, want_w, 1e-4, 1e-4, "matmul dweight (large)");
-    kt::check_close(db, want_b, 1e-4, 1e-4, "matmul dbias (large)");
+  for (int j = 0; j < N; ++j) {
+    for (int k = 0; k < K; ++k) {
+      double s = -0.25;
+      for (int i = 0; i < M; ++i)
+        s += static_cast<double>(g[static_cast<std::size_t>(i) * N + j]) *
+             inp[static_cast<std::size_t>(i) * K + k];
+      want_w[static_cast<std::size_t>(j) * K + k] = s;
+    }
+    double s = 1.0;
+    for (int i = 0; i < M; ++i) s += g[static_cast<std::size_t>(i) * N + j];
+    want_b[j] = s;
+  }
+  kt::check_close(dinp, want_inp, 1e-4, 1e-4, "matmul dinp (large)");
+  kt::check_close(dw, want_w, 1e-4, 1e-4, "matmul dweight (large)");
+  kt::check_close(db, want_b, 1e-4, 1e-4, "matmul dbias (large)");
 }
 
 TEST_CASE("matmul backward: null destinations are skipped") {
-    const int M = 3, K = 4, N = 2;
-    auto inp = kt::random_floats(M * K, 11), w = kt::random_floats(N * K, 12);
-    auto g = kt::random_floats(M * N, 13);
-    std::vector<float> dinp(M * K, 0.0f), dw(N * K, 0.0f), db(N, 0.0f);
-    matmul_backward(dinp.data(), nullptr, nullptr, g.data(), nullptr, w.data(), M, K, N);
-    matmul_backward(nullptr, dw.data(), nullptr, g.data(), inp.data(), nullptr, M, K, N);
-    matmul_backward(nullptr, nullptr, db.data(), g.data(), nullptr, nullptr, M, K, N);
-    std::vector<float> dinp2(M * K, 0.0f), dw2(N * K, 0.0f), db2(N, 0.0f);
-    matmul_backward(dinp2.data(), dw2.data(), db2.data(), g.data(), inp.data(), w.data(), M, K, N);
-    CHECK(dinp == dinp2);
-    CHECK(dw == dw2);
-    CHECK(db == db2);
+  const int M = 3, K = 4, N = 2;
+  auto inp = kt::random_floats(M * K, 11), w = kt::random_floats(N * K, 12);
+  auto g = kt::random_floats(M * N, 13);
+  std::vector<float> dinp(M * K, 0.0f), dw(N * K, 0.0f), db(N, 0.0f);
+  matmul_backward(dinp.data(), nullptr, nullptr, g.data(), nullptr, w.data(), M, K, N);
+  matmul_backward(nullptr, dw.data(), nullptr, g.data(), inp.data(), nullptr, M, K, N);
+  matmul_backward(nullptr, nullptr, db.data(), g.data(), nullptr, nullptr, M, K, N);
+  std::vector<float> dinp2(M * K, 0.0f), dw2(N * K, 0.0f), db2(N, 0.0f);
+  matmul_backward(dinp2.data(), dw2.data(), db2.data(), g.data(), inp.data(), w.data(), M, K, N);
+  CHECK(dinp == dinp2);
+  CHECK(dw == dw2);
+  CHECK(db == db2);
 }

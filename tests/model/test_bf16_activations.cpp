@@ -45,7 +45,7 @@ struct StackUnderTest {
     stack = std::make_unique<TransformerStack>(params, view, &backend, "", shape,
                                                mb::model::ParamGroup::global);
     params.allocate();
-    params.initialize(0.05f, 17);   // a function of the seed and the names: equal in both
+    params.initialize(0.05f, 17); // a function of the seed and the names: equal in both
     stack->reserve(arena, rows, length, bf16_activations);
     arena.commit(backend);
     view.set = &params;
@@ -69,8 +69,8 @@ std::vector<float> random_values(std::size_t n, std::uint32_t seed) {
 // GELU: `rel` is 0.5% there. With ReLU a pre-activation that the upstream rounding moves
 // across 0 turns a whole term of the gradient on or off, and tiny widths have few terms to
 // dilute it: up to 2% is seen, and `rel` is 5%.
-void check_rounding_only(const std::vector<float>& got, const std::vector<float>& want,
-                         double rel, const std::string& what) {
+void check_rounding_only(const std::vector<float>& got, const std::vector<float>& want, double rel,
+                         const std::string& what) {
   CAPTURE(what);
   REQUIRE(got.size() == want.size());
   double scale = 0.0, worst = 0.0;
@@ -90,7 +90,8 @@ void check_rounded(const StackShape& shape, int sequences, int length, bool trai
   CAPTURE(training);
   auto backend = mb::backend::make_backend(mb::backend::Device::cpu, mb::backend::Precision::bf16);
   const int rows = sequences * length;
-  StackUnderTest fp32(*backend, shape, rows, length, false), bf16(*backend, shape, rows, length, true);
+  StackUnderTest fp32(*backend, shape, rows, length, false),
+      bf16(*backend, shape, rows, length, true);
   REQUIRE(fp32.params.values() == bf16.params.values());
 
   const std::size_t n = static_cast<std::size_t>(rows) * shape.width;
@@ -109,12 +110,13 @@ void check_rounded(const StackShape& shape, int sequences, int length, bool trai
   // backward pass widens q, k, v into, up to the arena's 256-byte rounding of each slice.
   const std::size_t C = shape.width, H = shape.hidden;
   const std::size_t saved = shape.layers * rows * (4 * C + 2 * H) * 2 - rows * 3 * C * 4;
-  const std::size_t slack = (static_cast<std::size_t>(shape.layers) * 4 * 2 + 1) * Arena::kAlignment;
+  const std::size_t slack =
+      (static_cast<std::size_t>(shape.layers) * 4 * 2 + 1) * Arena::kAlignment;
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() + slack >= saved);
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() <= saved + slack);
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("bf16 activations: results that differ from fp32-saved ones by the rounding only") {
   // Widths that are multiples of 8 (the GPU reads such copies in place) and widths that are not.

@@ -59,11 +59,12 @@ SampleOptions options(int count, int batch, std::uint64_t seed = 5) {
   return o;
 }
 
-}  // namespace
+} // namespace
 
-TEST_CASE("generate_samples: every sample complete, starting with the prompt, handed back in order") {
+TEST_CASE(
+    "generate_samples: every sample complete, starting with the prompt, handed back in order") {
   auto m = tiny_model();
-  SampleOptions o = options(5, 2);   // groups of 2, 2 and 1
+  SampleOptions o = options(5, 2); // groups of 2, 2 and 1
   std::vector<std::uint64_t> progress;
   std::vector<Bytes> streamed(6);
   o.progress = [&](std::uint64_t bytes) { progress.push_back(bytes); };
@@ -100,12 +101,15 @@ TEST_CASE("generate_samples: sample i is what Rng(seed, i - 1) draws alone") {
     Generator g(*m);
     for (std::uint8_t b : kPrompt) g.feed(b);
     Rng rng(11, static_cast<std::uint64_t>(i - 1));
-    while (g.position() < 16) g.feed(static_cast<std::uint8_t>(sample_index(g.next_logits(), kByteValues, sampling, rng)));
+    while (g.position() < 16)
+      g.feed(static_cast<std::uint8_t>(sample_index(g.next_logits(), kByteValues, sampling, rng)));
     CHECK(g.bytes() == c.samples[i - 1]);
   }
 }
 
-TEST_CASE("generate_samples: the same seed and batch give the same samples; fewer are the first of more") {
+TEST_CASE(
+    "generate_samples: the same seed and batch give the same samples; fewer are the first of "
+    "more") {
   auto m = tiny_model();
   const Collected a = collect(*m, options(5, 2));
   const Collected again = collect(*m, options(5, 2));
@@ -125,7 +129,7 @@ TEST_CASE("generate_samples: an interruption keeps the finished groups and drops
   auto m = tiny_model();
   SampleOptions o = options(5, 2);
   int asked = 0;
-  o.interrupted = [&] { return ++asked > 15; };   // in the middle of the second group
+  o.interrupted = [&] { return ++asked > 15; }; // in the middle of the second group
   const Collected c = collect(*m, o);
   CHECK(c.run.interrupted);
   CHECK(c.run.completed == 2);
@@ -136,7 +140,7 @@ TEST_CASE("generate_samples: an interruption keeps the finished groups and drops
 TEST_CASE("generate_samples: a sample as long as its prompt is the prompt") {
   auto m = tiny_model();
   SampleOptions o = options(2, 8);
-  o.interrupted = [] { return true; };   // never asked: there is no step
+  o.interrupted = [] { return true; }; // never asked: there is no step
   const Collected c = collect(*m, o, kPrompt, static_cast<int>(kPrompt.size()));
   CHECK_FALSE(c.run.interrupted);
   CHECK(c.samples == std::vector<Bytes>{kPrompt, kPrompt});
@@ -154,12 +158,14 @@ TEST_CASE("generate_samples: requests that cannot be met are refused") {
     return e;
   };
   CHECK(contains(refused(options(0, 2), kPrompt, 16), "-n: 0 samples cannot be generated"));
-  CHECK(contains(refused(options(2, 0), kPrompt, 16), "--batch: 0 samples cannot be generated side by side"));
+  CHECK(contains(refused(options(2, 0), kPrompt, 16),
+                 "--batch: 0 samples cannot be generated side by side"));
   CHECK(contains(refused(options(1, 1), kPrompt, 17),
                  "a sample of 17 bytes does not fit the model's context of 16 bytes"));
   CHECK(contains(refused(options(1, 1), Bytes(20, 'x'), 16),
                  "the prompt of 20 bytes is longer than the sample of 16 bytes it begins"));
-  CHECK(contains(refused(options(1, 1), kPrompt, 5), "the prompt of 6 bytes is longer than the sample of 5 bytes"));
+  CHECK(contains(refused(options(1, 1), kPrompt, 5),
+                 "the prompt of 6 bytes is longer than the sample of 5 bytes"));
   SampleOptions bad = options(1, 1);
   bad.sampling.top_p = 0.0f;
   CHECK(contains(refused(bad, kPrompt, 16), "top-p"));

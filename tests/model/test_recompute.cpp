@@ -49,7 +49,7 @@ ModelConfig deeper(ModelConfig c) {
   return c;
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("recomputation gives the same gradients, bit for bit, in both kinds and precisions") {
   const ModelConfig kinds[] = {deeper(mt::tiny_megabyte(Activation::gelu, 0.2f)),
@@ -79,7 +79,9 @@ TEST_CASE("recomputation keeps each layer's input only: the plan shrinks by the 
   ModelConfig c = deeper(mt::tiny_megabyte());
   const int B = 2;
   auto bytes = [&](const ActivationPolicy& p) {
-    return make_model_plan(c, B, mb::backend::Device::cpu, Precision::fp32, p)->memory().activations;
+    return make_model_plan(c, B, mb::backend::Device::cpu, Precision::fp32, p)
+        ->memory()
+        .activations;
   };
   const std::size_t plain = bytes({}), global = bytes({true, false}), local = bytes({false, true}),
                     both = bytes({true, true});
@@ -101,9 +103,10 @@ TEST_CASE("recomputation keeps each layer's input only: the plan shrinks by the 
 }
 
 TEST_CASE("a byte transformer has no local stack to recompute") {
-  CHECK_THROWS_AS(make_model(mt::tiny_transformer(), 1, mb::backend::make_backend(mb::backend::Device::cpu),
-                             ActivationPolicy{false, true}),
-                  std::logic_error);
+  CHECK_THROWS_AS(
+      make_model(mt::tiny_transformer(), 1, mb::backend::make_backend(mb::backend::Device::cpu),
+                 ActivationPolicy{false, true}),
+      std::logic_error);
 }
 
 TEST_CASE("train.recompute maps to each kind's stacks") {

@@ -12,7 +12,6 @@
 
 namespace fs = std::filesystem;
 
-
 TEST_CASE("AtomicFile: the target appears only on commit") {
   mb::test::TempDir tmp("atomic");
   const fs::path& d = tmp.path;

@@ -25,10 +25,11 @@ using mb::test::TempDir;
 
 struct SoundFile {
   SF_INFO info{};
-  std::vector<std::int16_t> samples;  // interleaved
+  std::vector<std::int16_t> samples; // interleaved
 };
 
-void write_s16_wav(const fs::path& path, int rate, int channels, const std::vector<std::int16_t>& interleaved) {
+void write_s16_wav(const fs::path& path, int rate, int channels,
+                   const std::vector<std::int16_t>& interleaved) {
   SF_INFO info{};
   info.samplerate = rate;
   info.channels = channels;
@@ -51,13 +52,15 @@ SoundFile read_s16(const fs::path& path) {
 }
 
 std::int16_t tone(double freq, double amplitude, int i, int rate, double phase = 0.0) {
-  return static_cast<std::int16_t>(std::lround(amplitude * std::sin(2 * std::numbers::pi * freq * i / rate + phase)));
+  return static_cast<std::int16_t>(
+      std::lround(amplitude * std::sin(2 * std::numbers::pi * freq * i / rate + phase)));
 }
 
 std::vector<std::int16_t> from_s16le(const std::vector<std::uint8_t>& bytes) {
   std::vector<std::int16_t> s(bytes.size() / 2);
   for (std::size_t i = 0; i < s.size(); ++i)
-    s[i] = static_cast<std::int16_t>(static_cast<std::uint16_t>(bytes[2 * i] | (bytes[2 * i + 1] << 8)));
+    s[i] = static_cast<std::int16_t>(
+        static_cast<std::uint16_t>(bytes[2 * i] | (bytes[2 * i + 1] << 8)));
   return s;
 }
 
@@ -94,11 +97,12 @@ fs::path first_file(const fs::path& dir, const std::string& extension) {
   fs::path best;
   if (!fs::is_directory(dir, ec)) return best;
   for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.path().extension() == extension && (best.empty() || entry.path() < best)) best = entry.path();
+    if (entry.path().extension() == extension && (best.empty() || entry.path() < best))
+      best = entry.path();
   return best;
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("encode_audio_file: a stereo 16 kHz WAV becomes the channel average") {
   TempDir dir("audio-stereo");
@@ -122,7 +126,9 @@ TEST_CASE("encode_audio_file: a stereo 16 kHz WAV becomes the channel average") 
   CHECK(worst <= 1.0);
 }
 
-TEST_CASE("encode_audio_file: a mono 16-bit WAV at the dataset rate round-trips bit-exactly through write_wav") {
+TEST_CASE(
+    "encode_audio_file: a mono 16-bit WAV at the dataset rate round-trips bit-exactly through "
+    "write_wav") {
   TempDir dir("audio-roundtrip");
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> any(-32768, 32767);
@@ -139,7 +145,9 @@ TEST_CASE("encode_audio_file: a mono 16-bit WAV at the dataset rate round-trips 
   CHECK(mb::data::encode_audio_file(out, params) == bytes);
 }
 
-TEST_CASE("encode_audio_file: resampling 48 kHz to 16 kHz keeps the length and the pitch of a 440 Hz sine") {
+TEST_CASE(
+    "encode_audio_file: resampling 48 kHz to 16 kHz keeps the length and the pitch of a 440 Hz "
+    "sine") {
   TempDir dir("audio-resample");
   std::vector<std::int16_t> samples;
   for (int i = 0; i < 48000; ++i) samples.push_back(tone(440, 16000, i, 48000, 0.5));
@@ -210,7 +218,9 @@ TEST_CASE("audio params: an out-of-range sample rate is refused") {
   fs::path wav = dir.path / "a.wav";
   write_s16_wav(wav, 16000, 1, {1, 2, 3});
   CHECK_THROWS_AS(mb::data::encode_audio_file(wav, AudioParams{10}), mb::Error);
-  CHECK_THROWS_AS(mb::data::write_wav(dir.path / "b.wav", std::vector<std::uint8_t>(4), AudioParams{10}), mb::Error);
+  CHECK_THROWS_AS(
+      mb::data::write_wav(dir.path / "b.wav", std::vector<std::uint8_t>(4), AudioParams{10}),
+      mb::Error);
   CHECK_FALSE(fs::exists(dir.path / "b.wav"));
 }
 
@@ -219,7 +229,7 @@ TEST_CASE("write_wav: libsndfile reads back the rate, one channel and the sample
   std::vector<std::int16_t> samples;
   for (int i = 0; i < 12345; ++i) samples.push_back(tone(300, 20000, i, 8000));
   auto pcm = to_s16le(samples);
-  pcm.push_back(0x7F);  // an odd trailing byte is not a sample and must be dropped
+  pcm.push_back(0x7F); // an odd trailing byte is not a sample and must be dropped
   fs::path out = dir.path / "out.wav";
   mb::data::write_wav(out, pcm, AudioParams{8000});
 

@@ -51,8 +51,9 @@ std::vector<float> moments_like(const mb::model::ParameterSet& params, std::uint
   std::vector<float> out(params.buffer_size(), 0.0f);
   std::mt19937 gen(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  const float special[] = {-0.0f, std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::max(),
-                           -std::numeric_limits<float>::min(), 1e-30f};
+  const float special[] = {-0.0f, std::numeric_limits<float>::denorm_min(),
+                           std::numeric_limits<float>::max(), -std::numeric_limits<float>::min(),
+                           1e-30f};
   for (const auto& t : params.tensors())
     for (std::size_t i = 0; i < t.size; ++i)
       out[t.offset + i] = i < std::size(special) ? special[i] : normal(gen);
@@ -74,7 +75,7 @@ struct SavedRun {
     v = moments_like(model->parameters(), 2);
     state.step = 1234;
     state.sampler_epoch = 5;
-    state.sampler_index = 0xFFFFFFFFFFFFFFF0ull;   // needs all 64 bits
+    state.sampler_index = 0xFFFFFFFFFFFFFFF0ull; // needs all 64 bits
     checkpoint = mb::model::save_checkpoint(run, config, model->parameters(), m, v, state);
   }
   fs::path save(std::int64_t step) {
@@ -107,21 +108,23 @@ void rewrite_metadata(const fs::path& file, Edit edit) {
   mb::model::write_safetensors(file, refs, meta);
 }
 
-}  // namespace
+} // namespace
 
-TEST_CASE("checkpoint: save then load round-trips the weights, the moments and the state bit for bit") {
+TEST_CASE(
+    "checkpoint: save then load round-trips the weights, the moments and the state bit for bit") {
   SavedRun r("tp-ckpt-roundtrip");
   CHECK(r.checkpoint == r.run / "checkpoints" / "step-00001234");
   CHECK(fs::is_regular_file(r.checkpoint / "model.safetensors"));
   CHECK(fs::is_regular_file(r.checkpoint / "optimizer.safetensors"));
 
-  auto loaded = mb::model::make_model(tiny_model_config(), 1);   // zero weights
+  auto loaded = mb::model::make_model(tiny_model_config(), 1); // zero weights
   REQUIRE_FALSE(same_bits(loaded->parameters().values(), r.model->parameters().values()));
   mb::model::load_weights(r.checkpoint, loaded->parameters());
   CHECK(same_bits(loaded->parameters().values(), r.model->parameters().values()));
 
-  std::vector<float> m{1.0f}, v;   // replaced, whatever they held
-  const mb::model::TrainingState s = mb::model::load_optimizer_state(r.checkpoint, loaded->parameters(), m, v);
+  std::vector<float> m{1.0f}, v; // replaced, whatever they held
+  const mb::model::TrainingState s =
+      mb::model::load_optimizer_state(r.checkpoint, loaded->parameters(), m, v);
   CHECK(same_bits(m, r.m));
   CHECK(same_bits(v, r.v));
   CHECK_FALSE(same_bits(m, v));
@@ -133,15 +136,18 @@ TEST_CASE("checkpoint: save then load round-trips the weights, the moments and t
   // The loaded model computes what the saved one does.
   std::vector<std::int32_t> ids(16);
   for (int i = 0; i < 16; ++i) ids[i] = (i * 37) % 256;
-  CHECK(loaded->forward(ids.data(), 1, false, 0).loss == r.model->forward(ids.data(), 1, false, 0).loss);
+  CHECK(loaded->forward(ids.data(), 1, false, 0).loss ==
+        r.model->forward(ids.data(), 1, false, 0).loss);
 }
 
 TEST_CASE("checkpoint: the dataset's layout is recorded for image and audio models") {
   SavedRun r("tp-ckpt-encoder");
-  CHECK_FALSE(mb::model::read_checkpoint_info(r.checkpoint).has_encoder);   // none given
-  mb::data::EncoderParams text;   // text has no layout to record
-  CHECK_FALSE(mb::model::read_checkpoint_info(
-      mb::model::save_checkpoint(r.run, r.config, r.model->parameters(), r.m, r.v, r.state, &text)).has_encoder);
+  CHECK_FALSE(mb::model::read_checkpoint_info(r.checkpoint).has_encoder); // none given
+  mb::data::EncoderParams text; // text has no layout to record
+  CHECK_FALSE(mb::model::read_checkpoint_info(mb::model::save_checkpoint(r.run, r.config,
+                                                                         r.model->parameters(), r.m,
+                                                                         r.v, r.state, &text))
+                  .has_encoder);
 
   r.config.data.modality = mb::data::Modality::image;
   mb::data::EncoderParams image;
@@ -149,8 +155,8 @@ TEST_CASE("checkpoint: the dataset's layout is recorded for image and audio mode
   image.image.image_size = 40;
   image.image.patch_size = 48;
   r.state.step = 2;
-  const auto ci = mb::model::read_checkpoint_info(
-      mb::model::save_checkpoint(r.run, r.config, r.model->parameters(), r.m, r.v, r.state, &image));
+  const auto ci = mb::model::read_checkpoint_info(mb::model::save_checkpoint(
+      r.run, r.config, r.model->parameters(), r.m, r.v, r.state, &image));
   CHECK(ci.has_encoder);
   CHECK(ci.encoder.modality == mb::data::Modality::image);
   CHECK(ci.encoder.image.image_size == 40);
@@ -161,8 +167,8 @@ TEST_CASE("checkpoint: the dataset's layout is recorded for image and audio mode
   audio.modality = mb::data::Modality::audio;
   audio.audio.sample_rate = 22050;
   r.state.step = 3;
-  const auto ca = mb::model::read_checkpoint_info(
-      mb::model::save_checkpoint(r.run, r.config, r.model->parameters(), r.m, r.v, r.state, &audio));
+  const auto ca = mb::model::read_checkpoint_info(mb::model::save_checkpoint(
+      r.run, r.config, r.model->parameters(), r.m, r.v, r.state, &audio));
   CHECK(ca.has_encoder);
   CHECK(ca.encoder.audio.sample_rate == 22050);
 }
@@ -186,10 +192,10 @@ TEST_CASE("checkpoint: read_checkpoint_info gives the saved config and step") {
 }
 
 TEST_CASE("checkpoint: list_checkpoints is ordered by step and ignores incomplete directories") {
-  SavedRun r("tp-ckpt-list");   // step 1234
+  SavedRun r("tp-ckpt-list"); // step 1234
   const fs::path ckpts = r.run / "checkpoints";
   r.save(99999999);
-  r.save(100000000);   // 9 digits: after 99999999 by step, before it by name
+  r.save(100000000); // 9 digits: after 99999999 by step, before it by name
   r.save(30);
   r.save(5);
   // A staging directory (as AtomicDirectory names them, and one with a suffix), both complete.
@@ -197,14 +203,17 @@ TEST_CASE("checkpoint: list_checkpoints is ordered by step and ignores incomplet
   fs::copy(ckpts / "step-00000005", ckpts / "step-00000300.partial");
   // A step directory without its optimizer state; another without its weights.
   fs::create_directories(ckpts / "step-00000400");
-  fs::copy_file(ckpts / "step-00000005" / "model.safetensors", ckpts / "step-00000400" / "model.safetensors");
+  fs::copy_file(ckpts / "step-00000005" / "model.safetensors",
+                ckpts / "step-00000400" / "model.safetensors");
   fs::create_directories(ckpts / "step-00000500");
-  fs::copy_file(ckpts / "step-00000005" / "optimizer.safetensors", ckpts / "step-00000500" / "optimizer.safetensors");
+  fs::copy_file(ckpts / "step-00000005" / "optimizer.safetensors",
+                ckpts / "step-00000500" / "optimizer.safetensors");
   // A file with a step name.
   std::ofstream(ckpts / "step-00000600") << "x";
 
-  const std::vector<fs::path> expected = {ckpts / "step-00000005", ckpts / "step-00000030", ckpts / "step-00001234",
-                                          ckpts / "step-99999999", ckpts / "step-100000000"};
+  const std::vector<fs::path> expected = {ckpts / "step-00000005", ckpts / "step-00000030",
+                                          ckpts / "step-00001234", ckpts / "step-99999999",
+                                          ckpts / "step-100000000"};
   CHECK(mb::model::list_checkpoints(r.run) == expected);
   // The newest is what a run directory resolves to.
   CHECK(mb::model::resolve_checkpoint(r.run) == ckpts / "step-100000000");
@@ -226,10 +235,10 @@ TEST_CASE("checkpoint: saving a step again replaces it") {
 }
 
 TEST_CASE("checkpoint: prune_checkpoints keeps the newest N") {
-  SavedRun r("tp-ckpt-prune");   // step 1234
+  SavedRun r("tp-ckpt-prune"); // step 1234
   const fs::path ckpts = r.run / "checkpoints";
   for (std::int64_t s : {10, 2000, 500, 20}) r.save(s);
-  fs::copy(ckpts / "step-00000010", ckpts / ".step-00000001.partial-1");   // not a checkpoint
+  fs::copy(ckpts / "step-00000010", ckpts / ".step-00000001.partial-1"); // not a checkpoint
   REQUIRE(mb::model::list_checkpoints(r.run).size() == 5);
   mb::model::prune_checkpoints(r.run, 10);
   CHECK(mb::model::list_checkpoints(r.run).size() == 5);
@@ -242,7 +251,7 @@ TEST_CASE("checkpoint: prune_checkpoints keeps the newest N") {
     INFO(gone);
     CHECK_FALSE(fs::exists(ckpts / gone));
   }
-  CHECK(fs::exists(ckpts / ".step-00000001.partial-1"));   // only checkpoints are pruned
+  CHECK(fs::exists(ckpts / ".step-00000001.partial-1")); // only checkpoints are pruned
   mb::model::prune_checkpoints(r.run, 1);
   CHECK(mb::model::list_checkpoints(r.run) == std::vector<fs::path>{ckpts / "step-00002000"});
   // The kept one still loads.
@@ -252,7 +261,7 @@ TEST_CASE("checkpoint: prune_checkpoints keeps the newest N") {
 }
 
 TEST_CASE("checkpoint: resolve_checkpoint takes a run, a checkpoint directory or its files") {
-  SavedRun r("tp-ckpt-resolve");   // step 1234
+  SavedRun r("tp-ckpt-resolve"); // step 1234
   const fs::path newest = r.save(5000);
   r.save(7);
   CHECK(mb::model::resolve_checkpoint(r.run) == newest);
@@ -268,7 +277,7 @@ TEST_CASE("checkpoint: resolve_checkpoint takes a run, a checkpoint directory or
   }
   SUBCASE("a run directory without a checkpoint") {
     const fs::path run = r.tmp.path / "fresh-run";
-    fs::create_directories(run / "checkpoints" / "step-00000001");   // incomplete
+    fs::create_directories(run / "checkpoints" / "step-00000001"); // incomplete
     const std::string msg = error_of([&] { mb::model::resolve_checkpoint(run); });
     CHECK(contains(msg, run.string()));
     CHECK(contains(msg, "no complete checkpoint"));
@@ -293,7 +302,8 @@ TEST_CASE("checkpoint: weights of another config are refused, naming the tensor"
     mb::model::ModelConfig other = tiny_model_config();
     other.local.dim = 12;
     auto m = mb::model::make_model(other, 1);
-    const std::string msg = error_of([&] { mb::model::load_weights(r.checkpoint, m->parameters()); });
+    const std::string msg =
+        error_of([&] { mb::model::load_weights(r.checkpoint, m->parameters()); });
     INFO(msg);
     CHECK(contains(msg, (r.checkpoint / "model.safetensors").string()));
     CHECK(contains(msg, "tensor '"));
@@ -311,7 +321,8 @@ TEST_CASE("checkpoint: weights of another config are refused, naming the tensor"
     other.patch_size = 1;
     other.global = {16, 1, 2};
     auto m = mb::model::make_model(other, 1);
-    const std::string msg = error_of([&] { mb::model::load_weights(r.checkpoint, m->parameters()); });
+    const std::string msg =
+        error_of([&] { mb::model::load_weights(r.checkpoint, m->parameters()); });
     INFO(msg);
     CHECK(contains(msg, (r.checkpoint / "model.safetensors").string()));
     CHECK((contains(msg, "tensors, the model has") || contains(msg, "no tensor named")));
@@ -320,7 +331,8 @@ TEST_CASE("checkpoint: weights of another config are refused, naming the tensor"
     mb::model::ModelConfig other = tiny_model_config();
     other.global.layers = 2;
     auto m = mb::model::make_model(other, 1);
-    const std::string msg = error_of([&] { mb::model::load_weights(r.checkpoint, m->parameters()); });
+    const std::string msg =
+        error_of([&] { mb::model::load_weights(r.checkpoint, m->parameters()); });
     INFO(msg);
     CHECK(contains(msg, "tensors, the model has"));
   }
@@ -345,8 +357,12 @@ TEST_CASE("checkpoint: a file of another format, or of format version 2, is refu
   CHECK_NOTHROW(optimizer());
 
   SUBCASE("another format") {
-    rewrite_metadata(model_file, [](auto& meta) { meta.insert_or_assign("format", std::string("some-other-format")); });
-    rewrite_metadata(opt_file, [](auto& meta) { meta.insert_or_assign("format", std::string("some-other-format")); });
+    rewrite_metadata(model_file, [](auto& meta) {
+      meta.insert_or_assign("format", std::string("some-other-format"));
+    });
+    rewrite_metadata(opt_file, [](auto& meta) {
+      meta.insert_or_assign("format", std::string("some-other-format"));
+    });
     const std::string w = error_of(weights), i = error_of(info), o = error_of(optimizer);
     INFO(w << "\n" << i << "\n" << o);
     CHECK(contains(w, model_file.string()));
@@ -365,8 +381,10 @@ TEST_CASE("checkpoint: a file of another format, or of format version 2, is refu
     CHECK(contains(i, "'format'"));
   }
   SUBCASE("format version 2") {
-    rewrite_metadata(model_file, [](auto& meta) { meta.insert_or_assign("format_version", std::string("2")); });
-    rewrite_metadata(opt_file, [](auto& meta) { meta.insert_or_assign("format_version", std::string("2")); });
+    rewrite_metadata(model_file,
+                     [](auto& meta) { meta.insert_or_assign("format_version", std::string("2")); });
+    rewrite_metadata(opt_file,
+                     [](auto& meta) { meta.insert_or_assign("format_version", std::string("2")); });
     const std::string w = error_of(weights), i = error_of(info), o = error_of(optimizer);
     INFO(w << "\n" << i << "\n" << o);
     CHECK(contains(w, model_file.string()));
@@ -376,7 +394,9 @@ TEST_CASE("checkpoint: a file of another format, or of format version 2, is refu
     CHECK(contains(o, "format version 2"));
   }
   SUBCASE("a format version that is not a number") {
-    rewrite_metadata(model_file, [](auto& meta) { meta.insert_or_assign("format_version", std::string("1.0")); });
+    rewrite_metadata(model_file, [](auto& meta) {
+      meta.insert_or_assign("format_version", std::string("1.0"));
+    });
     CHECK(contains(error_of(weights), "not a number"));
   }
 }
@@ -392,6 +412,7 @@ TEST_CASE("checkpoint: verify_checkpoint checks both files against the model's t
   other = tiny_model_config();
   other.global.layers = 2;
   auto deeper = mb::model::make_model(other, 0);
-  CHECK(contains(error_of([&] { mb::model::verify_checkpoint(r.checkpoint, deeper->parameters()); }),
-                 "is missing"));
+  CHECK(
+      contains(error_of([&] { mb::model::verify_checkpoint(r.checkpoint, deeper->parameters()); }),
+               "is missing"));
 }

@@ -79,7 +79,7 @@ void flip_byte(const fs::path& p, std::uint64_t at) {
   REQUIRE(f);
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("an intact dataset opens and verifies (the baseline for the cases below)") {
   SmallDataset ds("err-baseline");
@@ -88,7 +88,8 @@ TEST_CASE("an intact dataset opens and verifies (the baseline for the cases belo
   const Manifest m = Manifest::load(ds.dir);
   for (const auto& sp : m.splits)
     for (const auto& sh : sp.shards) CHECK_NOTHROW(verify_shard(ds.dir, sh));
-  for (std::size_t i = 0; i < ds.train.size(); ++i) CHECK(d.split("train").read_document(i) == ds.train[i]);
+  for (std::size_t i = 0; i < ds.train.size(); ++i)
+    CHECK(d.split("train").read_document(i) == ds.train[i]);
 }
 
 TEST_CASE("a truncated shard is refused at open, naming the shard") {
@@ -115,7 +116,8 @@ TEST_CASE("a flipped byte in a frame is reported with the shard, the frame and i
   Dataset before = Dataset::open(ds.dir);
   const SplitReader& train = before.split("train");
   REQUIRE(train.shards().size() >= 2);
-  const std::uint64_t first_doc = train.shards()[0].documents();  // global index of the shard's first document
+  const std::uint64_t first_doc =
+      train.shards()[0].documents(); // global index of the shard's first document
   const ShardIndex idx = train.shards()[1].index();
   REQUIRE(idx.frames.size() >= 4);
 
@@ -129,15 +131,19 @@ TEST_CASE("a flipped byte in a frame is reported with the shard, the frame and i
   while (idx.doc_starts[safe + 1] == idx.doc_starts[safe]) ++safe;
   REQUIRE(idx.doc_starts[safe] < idx.frames[0].content_size);
   // Its bytes that lie in frame 0.
-  const std::uint64_t safe_len = std::min(idx.doc_starts[safe + 1], idx.frames[0].content_size) - idx.doc_starts[safe];
+  const std::uint64_t safe_len =
+      std::min(idx.doc_starts[safe + 1], idx.frames[0].content_size) - idx.doc_starts[safe];
 
-  SUBCASE("in the middle of the frame") { flip_byte(p, f.compressed_offset + f.compressed_size / 2); }
+  SUBCASE("in the middle of the frame") {
+    flip_byte(p, f.compressed_offset + f.compressed_size / 2);
+  }
   SUBCASE("in the frame's zstd header") { flip_byte(p, f.compressed_offset + 4); }
   SUBCASE("in its last byte") { flip_byte(p, f.compressed_offset + f.compressed_size - 1); }
 
   // Opening does not decompress, so the dataset still opens; the read names the fault.
   Dataset ds2 = Dataset::open(ds.dir);
-  const std::string msg = error_of([&] { (void)ds2.split("train").read_document(first_doc + hit); });
+  const std::string msg =
+      error_of([&] { (void)ds2.split("train").read_document(first_doc + hit); });
   INFO(msg);
   CHECK(contains(msg, p.string()));
   CHECK(contains(msg, std::string("frame ") + std::to_string(k)));
@@ -145,14 +151,16 @@ TEST_CASE("a flipped byte in a frame is reported with the shard, the frame and i
   std::vector<std::uint8_t> part(safe_len);
   ds2.split("train").read(first_doc + safe, 0, part);
   const auto& orig = ds.train[first_doc + safe];
-  CHECK(part == std::vector<std::uint8_t>(orig.begin(), orig.begin() + static_cast<std::ptrdiff_t>(safe_len)));
+  CHECK(part == std::vector<std::uint8_t>(orig.begin(),
+                                          orig.begin() + static_cast<std::ptrdiff_t>(safe_len)));
   // Other shards are untouched.
   CHECK(ds2.split("train").read_document(0) == ds.train[0]);
 
   const std::string vmsg = error_of([&] { verify_shard(ds.dir, info); });
   INFO(vmsg);
   CHECK(contains(vmsg, p.string()));
-  CHECK(contains(vmsg, std::string("frame ") + std::to_string(k) + std::string(" at offset ") + std::to_string(f.compressed_offset)));
+  CHECK(contains(vmsg, std::string("frame ") + std::to_string(k) + std::string(" at offset ") +
+                           std::to_string(f.compressed_offset)));
 }
 
 TEST_CASE("a flipped byte in a shard's index is refused at open") {
@@ -165,12 +173,14 @@ TEST_CASE("a flipped byte in a shard's index is refused at open") {
   {
     ShardReader r(p, nullptr, 0);
     const FrameEntry& last = r.index().frames.back();
-    index_start = last.compressed_offset + last.compressed_size;  // the skippable frame
+    index_start = last.compressed_offset + last.compressed_size; // the skippable frame
     payload = r.file_size() - index_start - 8;
   }
   SUBCASE("in the frame count") { flip_byte(p, index_start + 8 + 16); }
   SUBCASE("in a frame entry") { flip_byte(p, index_start + 8 + kIndexHeaderBytes + 3); }
-  SUBCASE("in the last document name") { flip_byte(p, index_start + 8 + payload - kFooterBytes - 1); }
+  SUBCASE("in the last document name") {
+    flip_byte(p, index_start + 8 + payload - kFooterBytes - 1);
+  }
   SUBCASE("in the index checksum") { flip_byte(p, index_start + 8 + payload - kFooterBytes); }
   SUBCASE("in the payload size") { flip_byte(p, index_start + 8 + payload - 16); }
   SUBCASE("in the footer magic") { flip_byte(p, index_start + 8 + payload - 1); }
@@ -187,15 +197,17 @@ TEST_CASE("an index with a valid checksum whose frames do not tile the file is r
   const fs::path p = ds.shard("train-00001.zst");
   auto bytes = mb::read_whole_file(p);
   const std::uint64_t payload = get_u64(bytes.data() + bytes.size() - 16);
-  const std::size_t start = bytes.size() - payload;  // the payload, after the skippable header
+  const std::size_t start = bytes.size() - payload; // the payload, after the skippable header
   // Frame 1's compressed offset, one byte off; then a matching index checksum.
   const std::size_t field = start + kIndexHeaderBytes + kFrameEntryBytes;
   bytes[field] = static_cast<std::uint8_t>(bytes[field] + 1);
   const std::size_t body = static_cast<std::size_t>(payload) - kFooterBytes;
   const std::uint64_t h = mb::xxh64(std::span<const std::uint8_t>(bytes.data() + start, body));
-  for (int i = 0; i < 8; ++i) bytes[start + body + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(h >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    bytes[start + body + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(h >> (8 * i));
   std::ofstream(p, std::ios::binary | std::ios::trunc)
-      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
   const std::string msg = error_of([&] { Dataset::open(ds.dir); });
   CHECK(contains(msg, p.string()));
   CHECK(contains(msg, "do not tile"));
@@ -294,14 +306,16 @@ std::string edit(std::string text, const std::string& from, const std::string& t
 std::string line_of(const std::string& text, const std::string& part) {
   const std::size_t at = text.find(part);
   REQUIRE(at != std::string::npos);
-  return std::string("line ") + std::to_string(1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n'));
+  return std::string("line ") +
+         std::to_string(
+             1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n'));
 }
 
 std::string parse_error(const std::string& text) {
   return error_of([&] { Manifest::parse(text, kFile); });
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("Manifest::parse: the reference manifest parses (baseline for the cases below)") {
   const Manifest m = Manifest::parse(kText, kFile);
@@ -319,7 +333,8 @@ TEST_CASE("Manifest::parse: the reference manifest parses (baseline for the case
   CHECK(t->compressed_bytes() == 240);
   CHECK(m.find_split("validation")->shards.empty());
   CHECK(m.find_split("test") == nullptr);
-  const Manifest img = Manifest::parse(edit(kText, "modality: text\nencoder:\n  layout: bytes\n", kImageEncoder), kFile);
+  const Manifest img = Manifest::parse(
+      edit(kText, "modality: text\nencoder:\n  layout: bytes\n", kImageEncoder), kFile);
   CHECK(img.encoder.modality == Modality::image);
   CHECK(img.encoder.image.patch_size == 12);
 }
@@ -345,7 +360,8 @@ TEST_CASE("Manifest::parse: unknown keys name the file, the line and the key") {
     CHECK_FALSE(contains(msg, "did you mean"));
   }
   SUBCASE("inside a shard entry") {
-    const std::string text = edit(kText, "        compressed_bytes: 90\n", "        compressed_bytes: 90\n        checksum: 7\n");
+    const std::string text = edit(kText, "        compressed_bytes: 90\n",
+                                  "        compressed_bytes: 90\n        checksum: 7\n");
     const std::string msg = parse_error(text);
     INFO(msg);
     CHECK(contains(msg, kFile + ": " + line_of(text, "checksum") + ":"));
@@ -360,7 +376,8 @@ TEST_CASE("Manifest::parse: unknown keys name the file, the line and the key") {
     CHECK(contains(msg, "did you mean 'splits.train.shards[0].documents'"));
   }
   SUBCASE("inside the encoder") {
-    const std::string text = edit(kText, "  layout: bytes\n", "  layout: bytes\n  image_size: 64\n");
+    const std::string text =
+        edit(kText, "  layout: bytes\n", "  layout: bytes\n  image_size: 64\n");
     const std::string msg = parse_error(text);
     INFO(msg);
     CHECK(contains(msg, kFile + ": line 7:"));
@@ -403,14 +420,14 @@ TEST_CASE("Manifest::parse: bad values name the line, the key and the value") {
     value = "video";
   }
   SUBCASE("image patch size that is not 3*p*p") {
-    text = edit(edit(kText, "modality: text\nencoder:\n  layout: bytes\n", kImageEncoder), "patch_size: 12",
-                "patch_size: 10");
+    text = edit(edit(kText, "modality: text\nencoder:\n  layout: bytes\n", kImageEncoder),
+                "patch_size: 12", "patch_size: 10");
     key = "patch_size";
     value = "10";
   }
   SUBCASE("image size out of range") {
-    text = edit(edit(kText, "modality: text\nencoder:\n  layout: bytes\n", kImageEncoder), "image_size: 64",
-                "image_size: 0");
+    text = edit(edit(kText, "modality: text\nencoder:\n  layout: bytes\n", kImageEncoder),
+                "image_size: 64", "image_size: 0");
     key = "image_size";
     value = "0";
   }
@@ -431,7 +448,8 @@ TEST_CASE("Manifest::parse: bad values name the line, the key and the value") {
   }
   SUBCASE("audio sample rate out of range") {
     text = edit(kText, "modality: text\nencoder:\n  layout: bytes\n",
-                "modality: audio\nencoder:\n  layout: pcm\n  sample_rate: 999\n  encoding: pcm_s16le\n  channels: 1\n");
+                "modality: audio\nencoder:\n  layout: pcm\n  sample_rate: 999\n  encoding: "
+                "pcm_s16le\n  channels: 1\n");
     key = "sample_rate";
     value = "999";
   }
@@ -486,14 +504,16 @@ TEST_CASE("Manifest::parse: a shard file must be a plain name inside the dataset
     CHECK(contains(msg, std::string("'") + name + "'"));
   }
   // Quoted empty name.
-  CHECK(contains(parse_error(edit(kText, "file: train-00001.zst", "file: \"\"")), "plain file name"));
+  CHECK(
+      contains(parse_error(edit(kText, "file: train-00001.zst", "file: \"\"")), "plain file name"));
 }
 
 TEST_CASE("Manifest::parse: empty and non-mapping documents") {
   CHECK(contains(parse_error(""), kFile));
   CHECK(contains(parse_error("- a\n- b\n"), kFile));
   CHECK(contains(parse_error(edit(kText, "  layout: bytes\n", "  [bytes]\n")), kFile));
-  CHECK(contains(parse_error(edit(kText, "    shards: []\n", "    shards: 3\n")), "splits.validation.shards"));
+  CHECK(contains(parse_error(edit(kText, "    shards: []\n", "    shards: 3\n")),
+                 "splits.validation.shards"));
   CHECK(contains(parse_error(edit(kText, "version: 1\n", "")), "missing key 'version'"));
 }
 

@@ -35,14 +35,16 @@ std::vector<std::vector<std::int32_t>> windows_by_hand(const std::vector<Bytes>&
   for (const Bytes& d : docs)
     for (std::size_t at = 0; at < d.size(); at += static_cast<std::size_t>(T)) {
       std::vector<std::int32_t> w(static_cast<std::size_t>(T), mb::model::kPadId);
-      for (std::size_t i = at; i < std::min(d.size(), at + static_cast<std::size_t>(T)); ++i) w[i - at] = d[i];
+      for (std::size_t i = at; i < std::min(d.size(), at + static_cast<std::size_t>(T)); ++i)
+        w[i - at] = d[i];
       out.push_back(std::move(w));
     }
   return out;
 }
 
 // The summed loss and count of `windows` [first, last), each run through the model alone.
-mb::model::LossSum loss_by_hand(mb::model::Model& m, const std::vector<std::vector<std::int32_t>>& windows,
+mb::model::LossSum loss_by_hand(mb::model::Model& m,
+                                const std::vector<std::vector<std::int32_t>>& windows,
                                 std::size_t first, std::size_t last) {
   mb::model::LossSum sum;
   for (std::size_t i = first; i < last; ++i) {
@@ -53,9 +55,10 @@ mb::model::LossSum loss_by_hand(mb::model::Model& m, const std::vector<std::vect
   return sum;
 }
 
-}  // namespace
+} // namespace
 
-TEST_CASE("evaluate_plain: every byte of every document scored once, the loss of the windows by hand") {
+TEST_CASE(
+    "evaluate_plain: every byte of every document scored once, the loss of the windows by hand") {
   const std::vector<Bytes> docs = random_documents({1, 3, 16, 17, 40}, 21);
   SmallDataset ds("tp-eval-all", {Bytes(50, 'x')}, docs);
   const auto& split = ds.split("validation");
@@ -77,7 +80,7 @@ TEST_CASE("evaluate_plain: every byte of every document scored once, the loss of
   CHECK(r.documents == 5);
 
   const auto windows = windows_by_hand(docs, T);
-  REQUIRE(windows.size() == 8);   // 1 + 1 + 1 + 2 + 3
+  REQUIRE(windows.size() == 8); // 1 + 1 + 1 + 2 + 3
   const mb::model::LossSum by_hand = loss_by_hand(*model, windows, 0, windows.size());
   CHECK(by_hand.count == 77);
   CHECK(r.loss > 0.0);
@@ -88,7 +91,8 @@ TEST_CASE("evaluate_plain: every byte of every document scored once, the loss of
 
   // Progress after each pass, rising to the total.
   REQUIRE_FALSE(progress.empty());
-  CHECK(progress.size() == (windows.size() + static_cast<std::size_t>(max_batch) - 1) / static_cast<std::size_t>(max_batch));
+  CHECK(progress.size() == (windows.size() + static_cast<std::size_t>(max_batch) - 1) /
+                               static_cast<std::size_t>(max_batch));
   CHECK(std::is_sorted(progress.begin(), progress.end()));
   CHECK(progress.back() == 77);
 }
@@ -107,20 +111,21 @@ TEST_CASE("evaluate_plain: max_bytes stops after the window that reaches it") {
     std::uint64_t max_bytes, bytes, documents;
     std::size_t windows;
   };
-  for (const Case c : {Case{20, 20, 3, 3},    // doc 2 ends exactly at 20: doc 3 not started
-                       Case{21, 36, 4, 4},    // doc 3 crosses 21 in its first window: scored in part
-                       Case{4, 4, 2, 2},      // reached at the end of doc 1
-                       Case{5, 20, 3, 3},     // doc 2's one window crosses 5
-                       Case{1, 1, 1, 1},      // the first byte is enough
-                       Case{37, 37, 4, 5},    // doc 3 whole
-                       Case{54, 69, 5, 7},    // doc 4 in part
-                       Case{77, 77, 5, 8},    // everything, exactly
-                       Case{1000, 77, 5, 8}}) {  // more than there is
+  for (const Case c : {Case{20, 20, 3, 3}, // doc 2 ends exactly at 20: doc 3 not started
+                       Case{21, 36, 4, 4}, // doc 3 crosses 21 in its first window: scored in part
+                       Case{4, 4, 2, 2}, // reached at the end of doc 1
+                       Case{5, 20, 3, 3}, // doc 2's one window crosses 5
+                       Case{1, 1, 1, 1}, // the first byte is enough
+                       Case{37, 37, 4, 5}, // doc 3 whole
+                       Case{54, 69, 5, 7}, // doc 4 in part
+                       Case{77, 77, 5, 8}, // everything, exactly
+                       Case{1000, 77, 5, 8}}) { // more than there is
     INFO("max_bytes " << c.max_bytes);
     const mb::train::EvalResult r = mb::train::evaluate_plain(*model, split, c.max_bytes);
     CHECK(r.bytes == c.bytes);
     CHECK(r.documents == c.documents);
-    CHECK(r.bytes >= std::min<std::uint64_t>(c.max_bytes, 77));   // at least max_bytes, where there are
+    CHECK(r.bytes >=
+          std::min<std::uint64_t>(c.max_bytes, 77)); // at least max_bytes, where there are
     const mb::model::LossSum by_hand = loss_by_hand(*model, windows, 0, c.windows);
     CHECK(static_cast<std::uint64_t>(by_hand.count) == c.bytes);
     CHECK(r.loss == doctest::Approx(by_hand.loss).epsilon(1e-9));
@@ -135,14 +140,17 @@ TEST_CASE("evaluate_plain: empty documents are skipped, an empty split scores no
     const mb::train::EvalResult r = mb::train::evaluate_plain(*model, ds.split("train"), 0);
     CHECK(r.bytes == 25);
     CHECK(r.documents == 2);
-    CHECK(r.loss == doctest::Approx(loss_by_hand(*model, windows_by_hand(docs, 16), 0, 3).loss).epsilon(1e-9));
+    CHECK(
+        r.loss ==
+        doctest::Approx(loss_by_hand(*model, windows_by_hand(docs, 16), 0, 3).loss).epsilon(1e-9));
   }
   SUBCASE("a split without documents") {
     SmallDataset ds("tp-eval-empty-split", random_documents({30}, 24));
     const auto& split = ds.split("validation");
     REQUIRE(split.documents() == 0);
     int calls = 0;
-    const mb::train::EvalResult r = mb::train::evaluate_plain(*model, split, 0, [&](std::uint64_t) { ++calls; });
+    const mb::train::EvalResult r =
+        mb::train::evaluate_plain(*model, split, 0, [&](std::uint64_t) { ++calls; });
     CHECK(r.bytes == 0);
     CHECK(r.documents == 0);
     CHECK(r.loss == 0.0);
@@ -175,7 +183,7 @@ std::vector<float> window_losses(mb::model::Model& m, const Bytes& doc, std::siz
   return std::vector<float>(m.position_losses(), m.position_losses() + T);
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("evaluate: stride T is plain; every stride scores every byte exactly once") {
   const std::vector<Bytes> docs = random_documents({1, 3, 16, 17, 40}, 31);
@@ -211,7 +219,7 @@ TEST_CASE("evaluate: stride T is plain; every stride scores every byte exactly o
     CHECK(position_bytes == 77);
     CHECK(by_position == doctest::Approx(r.total.loss).epsilon(1e-12));
     if (stride == 0 || stride == 16) {
-      CHECK(r.total.loss == plain.loss);   // the same windows
+      CHECK(r.total.loss == plain.loss); // the same windows
       // Plain windows: a window's position i is in patch position i mod 4; the documents of
       // 1, 3, 16, 17 (16 + 1) and 40 (16 + 16 + 8) bytes put 1+1+4+5+10 = 21 bytes at position
       // 0, 0+1+4+4+10 = 19 at 1, 19 at 2 and 0+0+4+4+10 = 18 at 3.
@@ -222,10 +230,13 @@ TEST_CASE("evaluate: stride T is plain; every stride scores every byte exactly o
     }
   }
   opt.stride = 17;
-  CHECK(contains(error_of([&] { mb::train::evaluate(*model, split, opt); }), "longer than the model's context"));
+  CHECK(contains(error_of([&] { mb::train::evaluate(*model, split, opt); }),
+                 "longer than the model's context"));
 }
 
-TEST_CASE("evaluate: a sliding window scores each byte once, with the window that gives it most context") {
+TEST_CASE(
+    "evaluate: a sliding window scores each byte once, with the window that gives it most "
+    "context") {
   const std::vector<Bytes> docs = random_documents({40}, 32);
   SmallDataset ds("tp-eval-slide", {Bytes(50, 'x')}, docs);
   auto model = tiny_model(7, 2);
@@ -247,10 +258,12 @@ TEST_CASE("evaluate: a sliding window scores each byte once, with the window tha
   CHECK(r.total.loss == doctest::Approx(by_hand).epsilon(1e-6));
   // A different stride is a different set of contexts, hence another loss.
   opt.stride = 16;
-  CHECK(mb::train::evaluate(*model, ds.split("validation"), opt).total.loss != doctest::Approx(by_hand).epsilon(1e-6));
+  CHECK(mb::train::evaluate(*model, ds.split("validation"), opt).total.loss !=
+        doctest::Approx(by_hand).epsilon(1e-6));
 }
 
-TEST_CASE("evaluate: strided inference keeps the first half of every patch from each of two passes") {
+TEST_CASE(
+    "evaluate: strided inference keeps the first half of every patch from each of two passes") {
   const std::vector<Bytes> docs = random_documents({40, 3}, 33);
   SmallDataset ds("tp-eval-strided", {Bytes(50, 'x')}, docs);
   auto model = tiny_model(8, 2);
@@ -272,7 +285,8 @@ TEST_CASE("evaluate: strided inference keeps the first half of every patch from 
       for (std::size_t s = 0; scored_to < doc.size(); s += stride) {
         const std::size_t e = std::min(s + 16, doc.size());
         const auto first = window_losses(*model, doc, s);
-        const auto second = s + 2 < doc.size() ? window_losses(*model, doc, s + 2) : std::vector<float>();
+        const auto second =
+            s + 2 < doc.size() ? window_losses(*model, doc, s + 2) : std::vector<float>();
         for (std::size_t t = scored_to; t < e; ++t, ++count)
           by_hand += (t - s) % 4 < 2 ? first[t - s] : second.at(t - s - 2);
         scored_to = e;
@@ -292,7 +306,8 @@ TEST_CASE("evaluate: strided inference keeps the first half of every patch from 
   auto transformer = tiny_model(9, 2, c);
   mb::train::EvalOptions opt;
   opt.strided = true;
-  CHECK(contains(error_of([&] { mb::train::evaluate(*transformer, ds.split("validation"), opt); }), "needs a model with patches"));
+  CHECK(contains(error_of([&] { mb::train::evaluate(*transformer, ds.split("validation"), opt); }),
+                 "needs a model with patches"));
 }
 
 TEST_CASE("context curve: buckets double from 1K up to T") {
@@ -305,7 +320,7 @@ TEST_CASE("context curve: buckets double from 1K up to T") {
   CHECK(b[1].last == 2048);
   CHECK(b[2].last == 4096);
   CHECK(b[3].first == 4096);
-  CHECK(b[3].last == 5000);   // cut at T
+  CHECK(b[3].last == 5000); // cut at T
   REQUIRE(context_buckets(512).size() == 1);
   CHECK(context_buckets(512)[0].last == 512);
   CHECK(context_buckets(1024).size() == 1);
@@ -325,7 +340,8 @@ TEST_CASE("context curve: the buckets add up to the total with every method, by 
     std::uint64_t stride;
     bool strided;
   };
-  for (const Method m : {Method{0, false}, Method{1000, false}, Method{0, true}, Method{3000, true}}) {
+  for (const Method m :
+       {Method{0, false}, Method{1000, false}, Method{0, true}, Method{3000, true}}) {
     INFO("stride " << m.stride << (m.strided ? ", strided" : ""));
     mb::train::EvalOptions opt;
     opt.stride = m.stride;

@@ -45,17 +45,20 @@ std::vector<std::uint8_t> coordinate_raster(int width, int height) {
   return r;
 }
 
-std::vector<std::uint8_t> png_in_memory(const std::vector<std::uint8_t>& rgb, int width, int height) {
+std::vector<std::uint8_t> png_in_memory(const std::vector<std::uint8_t>& rgb, int width,
+                                        int height) {
   std::vector<std::uint8_t> png;
   auto append = [](void* context, void* data, int size) {
     auto* out = static_cast<std::vector<std::uint8_t>*>(context);
-    out->insert(out->end(), static_cast<std::uint8_t*>(data), static_cast<std::uint8_t*>(data) + size);
+    out->insert(out->end(), static_cast<std::uint8_t*>(data),
+                static_cast<std::uint8_t*>(data) + size);
   };
   REQUIRE(stbi_write_png_to_func(append, &png, width, height, 3, rgb.data(), width * 3));
   return png;
 }
 
-std::vector<std::uint8_t> crop(const std::vector<std::uint8_t>& rgb, int width, int x0, int y0, int side) {
+std::vector<std::uint8_t> crop(const std::vector<std::uint8_t>& rgb, int width, int x0, int y0,
+                               int side) {
   std::vector<std::uint8_t> out;
   for (int y = y0; y < y0 + side; ++y) {
     auto row = rgb.begin() + (static_cast<std::ptrdiff_t>(y) * width + x0) * 3;
@@ -65,8 +68,9 @@ std::vector<std::uint8_t> crop(const std::vector<std::uint8_t>& rgb, int width, 
 }
 
 void write_bytes(const fs::path& path, const std::vector<std::uint8_t>& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                              static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
 }
 
 void check_error_names(const fs::path& path, const ImageParams& params) {
@@ -84,10 +88,11 @@ struct StbiFree {
   void operator()(stbi_uc* p) const { stbi_image_free(p); }
 };
 
-}  // namespace
+} // namespace
 
 TEST_CASE("patch_scan: patch_unscan inverts it both ways for random images") {
-  const std::vector<ImageParams> combos = {{1, 3}, {4, 12}, {8, 12}, {12, 27}, {16, 48}, {30, 75}, {64, 12}, {64, 192}};
+  const std::vector<ImageParams> combos = {{1, 3},   {4, 12},  {8, 12},  {12, 27},
+                                           {16, 48}, {30, 75}, {64, 12}, {64, 192}};
   unsigned seed = 1;
   for (const ImageParams& params : combos) {
     CAPTURE(params.image_size);
@@ -117,10 +122,12 @@ TEST_CASE("patch_scan: each patch is exactly one p x p block, blocks in raster o
       for (int j = 0; j < p * p; ++j) {
         const std::uint8_t* px = scanned.data() + k * P + static_cast<std::size_t>(j) * 3;
         // Inside the block, pixels run in raster order.
-        bool ok = px[0] / p == bx && px[1] / p == by && px[0] % p == j % p && px[1] % p == j / p && px[2] == kBlueMarker;
+        bool ok = px[0] / p == bx && px[1] / p == by && px[0] % p == j % p && px[1] % p == j / p &&
+                  px[2] == kBlueMarker;
         if (!ok) {
           all_ok = false;
-          MESSAGE("patch " << k << " pixel " << j << " holds (" << int(px[0]) << ", " << int(px[1]) << ")");
+          MESSAGE("patch " << k << " pixel " << j << " holds (" << int(px[0]) << ", " << int(px[1])
+                           << ")");
         }
       }
     }
@@ -128,7 +135,8 @@ TEST_CASE("patch_scan: each patch is exactly one p x p block, blocks in raster o
   }
 }
 
-TEST_CASE("encode_image_memory: a non-square PNG gives its exact centre crop when no resize is needed") {
+TEST_CASE(
+    "encode_image_memory: a non-square PNG gives its exact centre crop when no resize is needed") {
   ImageParams params{24, 12};
   SUBCASE("wide 40x24 image: crop starts at x = 8") {
     auto rgb = coordinate_raster(40, 24);
@@ -149,7 +157,8 @@ TEST_CASE("encode_image_memory: a resized image keeps its size and a flat colour
   auto got = mb::data::encode_image_memory(png_in_memory(rgb, 40, 24), params, "flat.png");
   REQUIRE(got.size() == 12u * 12u * 3u);
   int worst = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(int(got[i]) - int(rgb[i % 3])));
+  for (std::size_t i = 0; i < got.size(); ++i)
+    worst = std::max(worst, std::abs(int(got[i]) - int(rgb[i % 3])));
   CHECK(worst <= 1);
 }
 
@@ -162,7 +171,8 @@ TEST_CASE("encode_image_file: a real photo decodes to S*S*3 bytes") {
   }
   fs::path photo;
   for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.path().extension() == ".jpg" && (photo.empty() || entry.path() < photo)) photo = entry.path();
+    if (entry.path().extension() == ".jpg" && (photo.empty() || entry.path() < photo))
+      photo = entry.path();
   if (photo.empty()) {
     MESSAGE("skipped: no .jpg in " << dir);
     return;
@@ -219,6 +229,8 @@ TEST_CASE("write_png: stb_image reads back the unscanned raster") {
   // Only the finished file is left: no temporary beside it.
   CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator{}) == 1);
 
-  CHECK_THROWS_AS(mb::data::write_png(dir.path / "short.png", std::vector<std::uint8_t>(10), params), mb::Error);
+  CHECK_THROWS_AS(
+      mb::data::write_png(dir.path / "short.png", std::vector<std::uint8_t>(10), params),
+      mb::Error);
   CHECK_FALSE(fs::exists(dir.path / "short.png"));
 }

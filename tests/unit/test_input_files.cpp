@@ -39,13 +39,16 @@ std::vector<std::string> expand(const std::vector<std::string>& args, Modality m
 
 std::vector<std::string> fake_paths(std::size_t n, const std::string& prefix = "corpus/") {
   std::vector<std::string> v;
-  for (std::size_t i = 0; i < n; ++i) v.push_back(prefix + std::string("file-") + std::to_string(i * 7919 % 100003) + ".txt");
+  for (std::size_t i = 0; i < n; ++i)
+    v.push_back(prefix + std::string("file-") + std::to_string(i * 7919 % 100003) + ".txt");
   return v;
 }
 
-std::size_t count_true(const std::vector<bool>& v) { return static_cast<std::size_t>(std::count(v.begin(), v.end(), true)); }
+std::size_t count_true(const std::vector<bool>& v) {
+  return static_cast<std::size_t>(std::count(v.begin(), v.end(), true));
+}
 
-}  // namespace
+} // namespace
 
 TEST_CASE("expand_inputs: a directory is walked recursively, sorted, hidden entries skipped") {
   TempDir tmp("inputs-walk");
@@ -85,7 +88,8 @@ TEST_CASE("expand_inputs: a directory is walked recursively, sorted, hidden entr
   }
 }
 
-TEST_CASE("expand_inputs: image and audio walks keep their extensions; explicit files always stay") {
+TEST_CASE(
+    "expand_inputs: image and audio walks keep their extensions; explicit files always stay") {
   TempDir tmp("inputs-ext");
   const fs::path d = tmp.path / "media";
   const std::string png = touch(d, "x.png");
@@ -101,7 +105,8 @@ TEST_CASE("expand_inputs: image and audio walks keep their extensions; explicit 
   CHECK(expand({d.string()}, Modality::audio) == std::vector<std::string>{flac, wav});
   CHECK(expand({d.string()}, Modality::text).size() == 7);
   // Named explicitly, a file is taken whatever its extension.
-  CHECK(expand({txt, d.string()}, Modality::image) == std::vector<std::string>{txt, jpeg, png, jpg});
+  CHECK(expand({txt, d.string()}, Modality::image) ==
+        std::vector<std::string>{txt, jpeg, png, jpg});
   CHECK(expand({noext}, Modality::audio) == std::vector<std::string>{noext});
 
   CHECK(has_modality_extension("a/b.PnG", Modality::image));
@@ -137,8 +142,10 @@ TEST_CASE("expand_inputs: a missing path is an error naming it") {
   const std::string missing = (tmp.path / "no-such-file.txt").string();
   for (int from_list = 0; from_list < 2; ++from_list) {
     try {
-      if (from_list) expand({a, "-"}, Modality::text, a + "\n" + missing + "\n");
-      else expand({a, missing});
+      if (from_list)
+        expand({a, "-"}, Modality::text, a + "\n" + missing + "\n");
+      else
+        expand({a, missing});
       FAIL_CHECK("no error for a missing path");
     } catch (const mb::Error& e) {
       CHECK(std::string(e.what()).find(missing) != std::string::npos);
@@ -197,7 +204,8 @@ TEST_CASE("assign_validation: deterministic, by name, with exact --val-files") {
   }
 }
 
-TEST_CASE("assign_validation: with a positive fraction and two or more files, both splits get one") {
+TEST_CASE(
+    "assign_validation: with a positive fraction and two or more files, both splits get one") {
   int forced_val = 0, forced_train = 0;
   for (int t = 0; t < 300; ++t) {
     const std::size_t n = 2 + static_cast<std::size_t>(t % 5);
@@ -212,8 +220,8 @@ TEST_CASE("assign_validation: with a positive fraction and two or more files, bo
       if (frac == 1.0) forced_train += nval == n - 1;
     }
   }
-  CHECK(forced_val == 300);    // the rule did the work: such a fraction alone selects nothing
-  CHECK(forced_train == 300);  // and every hash is below 1.0
+  CHECK(forced_val == 300); // the rule did the work: such a fraction alone selects nothing
+  CHECK(forced_train == 300); // and every hash is below 1.0
   // One file always stays in train, whatever the fraction: an empty train split is useless.
   CHECK(count_true(assign_validation({"only.txt"}, 1e-9, {})) == 0);
   CHECK(count_true(assign_validation({"only.txt"}, 1.0, {})) == 0);

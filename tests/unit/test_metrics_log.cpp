@@ -25,7 +25,7 @@ TEST_CASE("metrics log: resuming drops the lines after the checkpoint and a torn
         << "{\"step\":3,\"loss\":3.5}\n{\"step\":4,\"loss\":3.0}\nnot json\n{\"step\":5,\"lo";
   }
   {
-    mb::train::MetricsLog log(path, 2);   // resumed from the checkpoint of step 2
+    mb::train::MetricsLog log(path, 2); // resumed from the checkpoint of step 2
     log.write("{\"step\":3,\"loss\":3.4}");
   }
   std::ifstream in(path);
@@ -38,8 +38,12 @@ TEST_CASE("metrics log: resuming drops the lines after the checkpoint and a torn
 
   // A fresh log (no file yet) starts empty; an unwritable place is an error naming it.
   const fs::path fresh = tmp.path / "fresh.jsonl";
-  { mb::train::MetricsLog log(fresh, 0); log.write("{\"step\":1}"); }
+  {
+    mb::train::MetricsLog log(fresh, 0);
+    log.write("{\"step\":1}");
+  }
   CHECK(fs::file_size(fresh) == std::string("{\"step\":1}\n").size());
-  CHECK(contains(error_of([&] { mb::train::MetricsLog log(tmp.path / "no" / "such" / "m.jsonl", 0); }),
-                 "cannot open the metrics log"));
+  CHECK(contains(
+      error_of([&] { mb::train::MetricsLog log(tmp.path / "no" / "such" / "m.jsonl", 0); }),
+      "cannot open the metrics log"));
 }

@@ -26,7 +26,9 @@ using mb::test::TempDir;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 std::string le64(std::uint64_t v) {
   std::string s(8, '\0');
@@ -35,7 +37,8 @@ std::string le64(std::uint64_t v) {
 }
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(p, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 std::string read_bytes(const fs::path& p) {
@@ -77,7 +80,7 @@ fs::path one_tensor(const fs::path& p, const std::string& entries, const std::st
 
 const std::string kW = R"("w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]})";
 
-}  // namespace
+} // namespace
 
 TEST_CASE("safetensors: round trip of several tensors, a scalar and a zero-size tensor") {
   TempDir tmp("st-roundtrip");
@@ -125,7 +128,7 @@ TEST_CASE("safetensors: metadata round trip, with the data checksum added") {
       {"megabyte.config", "model:\n  kind: megabyte\n  context: 2048  # \"quoted\"\n"},
       {"unicode", "bits per byte \xce\xbb \xe2\x86\x92 0"},
       {"empty", ""},
-      {mb::model::kDataChecksumKey, "not what the writer computes"},   // replaced by the writer
+      {mb::model::kDataChecksumKey, "not what the writer computes"}, // replaced by the writer
   };
   const float x[3] = {1, 2, 3};
   mb::model::write_safetensors(file, {{"x", {3}, x}}, meta);
@@ -146,13 +149,15 @@ TEST_CASE("safetensors: the byte layout, checked independently of the reader") {
   const float w[4] = {1.0f, -2.0f, 0.5f, 1e-3f};
   const float b[2] = {7.0f, 8.0f};
   const float s = 42.0f;
-  mb::model::write_safetensors(file, {{"w", {2, 2}, w}, {"s", {}, &s}, {"b", {2}, b}}, {{"k", "v"}});
+  mb::model::write_safetensors(file, {{"w", {2, 2}, w}, {"s", {}, &s}, {"b", {2}, b}},
+                               {{"k", "v"}});
 
   const std::string bytes = read_bytes(file);
   REQUIRE(bytes.size() >= 8);
   std::uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
-  CHECK((8 + n) % 8 == 0);   // the data buffer is aligned for readers that map the file
+  for (int i = 7; i >= 0; --i)
+    n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
+  CHECK((8 + n) % 8 == 0); // the data buffer is aligned for readers that map the file
   REQUIRE(8 + n <= bytes.size());
   const std::string header = bytes.substr(8, n);
   CHECK(header.front() == '{');
@@ -184,13 +189,15 @@ TEST_CASE("safetensors: the byte layout, checked independently of the reader") {
   CHECK(std::string(data, 4) == std::string("\x00\x00\x80\x3f", 4));
 }
 
-TEST_CASE("safetensors: a file from another writer (no checksum, other dtypes, data order != header order)") {
+TEST_CASE(
+    "safetensors: a file from another writer (no checksum, other dtypes, data order != header "
+    "order)") {
   TempDir tmp("st-foreign");
   // Header lists b before a, but a comes first in the buffer; tensors() follows the buffer.
-  const std::string header =
-      R"({"b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},)"
-      R"( "a": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}})";
-  const fs::path p = raw_file(tmp.path / "f.safetensors", header + "   ", std::string("\x00\x3c\x00\x40", 4) + float_bytes({9.0f}));
+  const std::string header = R"({"b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},)"
+                             R"( "a": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}})";
+  const fs::path p = raw_file(tmp.path / "f.safetensors", header + "   ",
+                              std::string("\x00\x3c\x00\x40", 4) + float_bytes({9.0f}));
   const SafetensorsFile f = SafetensorsFile::open(p);
   REQUIRE(f.tensors().size() == 2);
   CHECK(f.tensors()[0].name == "a");
@@ -226,21 +233,25 @@ TEST_CASE("safetensors: writing into an AtomicDirectory's staging directory") {
 TEST_CASE("safetensors: a failed write leaves no file with the final name") {
   TempDir tmp("st-failwrite");
   const float x[2] = {1, 2};
-  CHECK_THROWS_AS(mb::model::write_safetensors(tmp.path / "no-such-dir" / "m.safetensors", {{"x", {2}, x}}, {}),
-                  mb::Error);
+  CHECK_THROWS_AS(
+      mb::model::write_safetensors(tmp.path / "no-such-dir" / "m.safetensors", {{"x", {2}, x}}, {}),
+      mb::Error);
   CHECK(fs::is_empty(tmp.path));
 
   // Bad input is refused before anything is created, and an existing file is untouched.
   const fs::path file = tmp.path / "m.safetensors";
   mb::model::write_safetensors(file, {{"x", {2}, x}}, {});
   const std::string before = read_bytes(file);
-  CHECK_THROWS_AS(mb::model::write_safetensors(file, {{"x", {2}, x}, {"x", {2}, x}}, {}), mb::Error);
+  CHECK_THROWS_AS(mb::model::write_safetensors(file, {{"x", {2}, x}, {"x", {2}, x}}, {}),
+                  mb::Error);
   CHECK_THROWS_AS(mb::model::write_safetensors(file, {{"x", {-1}, x}}, {}), mb::Error);
   CHECK_THROWS_AS(mb::model::write_safetensors(file, {{"x", {2}, nullptr}}, {}), mb::Error);
   CHECK_THROWS_AS(mb::model::write_safetensors(file, {{"__metadata__", {2}, x}}, {}), mb::Error);
   CHECK_THROWS_AS(mb::model::write_safetensors(file, {{"", {2}, x}}, {}), mb::Error);
-  CHECK_THROWS_AS(mb::model::write_safetensors(file, {{"x", {1ll << 40, 1ll << 40}, x}}, {}), mb::Error);
-  CHECK_THROWS_AS(mb::model::write_safetensors(file, {{"x", {2}, x}}, {{"bad", "\xff\xfe"}}), mb::Error);
+  CHECK_THROWS_AS(mb::model::write_safetensors(file, {{"x", {1ll << 40, 1ll << 40}, x}}, {}),
+                  mb::Error);
+  CHECK_THROWS_AS(mb::model::write_safetensors(file, {{"x", {2}, x}}, {{"bad", "\xff\xfe"}}),
+                  mb::Error);
   CHECK(read_bytes(file) == before);
   CHECK(std::distance(fs::directory_iterator(tmp.path), fs::directory_iterator{}) == 1);
 }
@@ -262,7 +273,7 @@ TEST_CASE("safetensors: truncated files") {
   }
   SUBCASE("header length over the limit") {
     write_bytes(p, le64(150'000'000));
-    fs::resize_file(p, 150'000'100);   // sparse: no disk space used
+    fs::resize_file(p, 150'000'100); // sparse: no disk space used
     check_open_error(p, "over the limit");
   }
   SUBCASE("data shorter than the header says") {
@@ -333,14 +344,17 @@ TEST_CASE("safetensors: bad header entries") {
       {R"("w": {"shape": [2], "data_offsets": [0, 8]})", "no dtype"},
       {R"("w": {"dtype": "F32", "data_offsets": [0, 8]})", "no shape"},
       {R"("w": {"dtype": "F32", "shape": [2]})", "no data_offsets"},
-      {R"("w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8], "offsets": [0, 8]})", "unknown key 'offsets'"},
+      {R"("w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8], "offsets": [0, 8]})",
+       "unknown key 'offsets'"},
       {R"("w": {"dtype": "F33", "shape": [2], "data_offsets": [0, 8]})", "unknown dtype 'F33'"},
       {R"("w": {"dtype": 4, "shape": [2], "data_offsets": [0, 8]})", "dtype is not a string"},
       {R"("w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]})", "negative dimension"},
       {R"("w": {"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]})", "not a whole number"},
       {R"("w": {"dtype": "F32", "shape": 2, "data_offsets": [0, 8]})", "shape is not a JSON array"},
-      {R"("w": {"dtype": "F32", "shape": [4294967296, 4294967296, 16], "data_offsets": [0, 8]})", "too large"},
-      {R"("w": {"dtype": "F32", "shape": [18446744073709551615], "data_offsets": [0, 8]})", "too large"},
+      {R"("w": {"dtype": "F32", "shape": [4294967296, 4294967296, 16], "data_offsets": [0, 8]})",
+       "too large"},
+      {R"("w": {"dtype": "F32", "shape": [18446744073709551615], "data_offsets": [0, 8]})",
+       "too large"},
       {R"("w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]})", "needs 8"},
       {R"("w": {"dtype": "F64", "shape": [2], "data_offsets": [0, 8]})", "needs 16"},
       {R"("w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]})", "end before they begin"},
@@ -358,11 +372,13 @@ TEST_CASE("safetensors: offsets that overlap, leave gaps or do not cover the buf
   TempDir tmp("st-offsets");
   const fs::path p = tmp.path / "o.safetensors";
   SUBCASE("overlap") {
-    one_tensor(p, kW + R"(, "v": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]})", float_bytes({1, 2, 3}));
+    one_tensor(p, kW + R"(, "v": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]})",
+               float_bytes({1, 2, 3}));
     check_open_error(p, "overlaps tensor 'w'");
   }
   SUBCASE("a zero-size tensor inside another") {
-    one_tensor(p, kW + R"(, "v": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]})", float_bytes({1, 2}));
+    one_tensor(p, kW + R"(, "v": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]})",
+               float_bytes({1, 2}));
     check_open_error(p, "overlaps");
   }
   SUBCASE("gap between tensors") {
@@ -371,7 +387,8 @@ TEST_CASE("safetensors: offsets that overlap, leave gaps or do not cover the buf
     check_open_error(p, "before tensor 'v' belong to no tensor");
   }
   SUBCASE("gap at the start") {
-    one_tensor(p, R"("w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]})", float_bytes({1, 2}));
+    one_tensor(p, R"("w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]})",
+               float_bytes({1, 2}));
     check_open_error(p, "belong to no tensor");
   }
   SUBCASE("bytes after the last tensor") {
@@ -379,8 +396,10 @@ TEST_CASE("safetensors: offsets that overlap, leave gaps or do not cover the buf
     check_open_error(p, "after the last tensor");
   }
   SUBCASE("offsets past the end of a huge range") {
-    one_tensor(p, R"("w": {"dtype": "U8", "shape": [9223372036854775807], "data_offsets": [0, 9223372036854775807]})",
-               float_bytes({1, 2}));
+    one_tensor(
+        p,
+        R"("w": {"dtype": "U8", "shape": [9223372036854775807], "data_offsets": [0, 9223372036854775807]})",
+        float_bytes({1, 2}));
     check_open_error(p, "truncated");
   }
 }
@@ -435,7 +454,8 @@ TEST_CASE("safetensors: reading a missing tensor, the wrong shape or the wrong d
   CHECK(contains(error_of("x", {2, 3, 1}).message(), "expected [2, 3, 1]"));
 
   const fs::path q = one_tensor(tmp.path / "i.safetensors",
-                                R"("n": {"dtype": "I32", "shape": [2], "data_offsets": [0, 8]})", float_bytes({1, 2}));
+                                R"("n": {"dtype": "I32", "shape": [2], "data_offsets": [0, 8]})",
+                                float_bytes({1, 2}));
   const SafetensorsFile g = SafetensorsFile::open(q);
   const std::int64_t two[] = {2};
   try {

@@ -40,7 +40,8 @@ mb::model::CheckpointInfo checkpoint(Modality modality, int T, int P) {
 // plan_sample with no stdin, collecting its warnings.
 struct Planner {
   std::vector<std::string> warnings;
-  SamplePlan operator()(const SampleRequest& r, const mb::model::CheckpointInfo& info, const std::string& stdin_bytes = "") {
+  SamplePlan operator()(const SampleRequest& r, const mb::model::CheckpointInfo& info,
+                        const std::string& stdin_bytes = "") {
     std::istringstream in(stdin_bytes);
     return plan_sample(r, info, in, [this](const std::string& line) { warnings.push_back(line); });
   }
@@ -48,13 +49,13 @@ struct Planner {
 
 std::vector<std::uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("text plan: the prompt, then --bytes more; a prompt may end inside a patch") {
   const auto info = checkpoint(Modality::text, 16, 4);
   Planner plan;
   SampleRequest r;
-  r.prompt = "hello";   // 5 bytes: one patch and one byte into the next
+  r.prompt = "hello"; // 5 bytes: one patch and one byte into the next
   r.given.prompt = true;
   r.bytes = 7;
   const SamplePlan p = plan(r, info);
@@ -87,7 +88,8 @@ TEST_CASE("text plan: --bytes beyond the context is capped, with a warning") {
   CHECK(p.length == 16);
   CHECK(p.new_bytes() == 13);
   REQUIRE(plan.warnings.size() == 2);
-  CHECK(plan.warnings[1] == "--bytes 100 capped at 13: the model's context is 16 bytes, the prompt included");
+  CHECK(plan.warnings[1] ==
+        "--bytes 100 capped at 13: the model's context is 16 bytes, the prompt included");
 }
 
 TEST_CASE("text plan: a prompt that fills the context is refused, named by where it came from") {
@@ -107,7 +109,8 @@ TEST_CASE("text plan: a prompt that fills the context is refused, named by where
 
   SampleRequest from_stdin;
   from_stdin.prompt_file = "-";
-  CHECK(contains(error_of([&] { plan(from_stdin, info, std::string(20, 'x')); }), "stdin: the prompt is 20 bytes"));
+  CHECK(contains(error_of([&] { plan(from_stdin, info, std::string(20, 'x')); }),
+                 "stdin: the prompt is 20 bytes"));
 }
 
 TEST_CASE("text plan: a prompt file and stdin give their bytes as they are") {
@@ -125,7 +128,8 @@ TEST_CASE("text plan: a prompt file and stdin give their bytes as they are") {
   };
   CHECK(plan(from(path.string()), info).prompt == bytes_of(text));
   CHECK(plan(from("-"), info, text).prompt == bytes_of(text));
-  CHECK(contains(error_of([&] { plan(from((dir.path / "missing.txt").string()), info); }), "missing.txt: cannot open"));
+  CHECK(contains(error_of([&] { plan(from((dir.path / "missing.txt").string()), info); }),
+                 "missing.txt: cannot open"));
 }
 
 TEST_CASE("sample plan: options of another modality are refused, and images and sounds need -o") {
@@ -133,7 +137,8 @@ TEST_CASE("sample plan: options of another modality are refused, and images and 
   SampleRequest r;
   r.given.image_options = true;
   CHECK(contains(error_of([&] { plan(r, checkpoint(Modality::text, 16, 4)); }),
-                 "--image-size, --patch-size, --prompt-rows: are for image models; this checkpoint is a text model"));
+                 "--image-size, --patch-size, --prompt-rows: are for image models; this checkpoint "
+                 "is a text model"));
   r = {};
   r.given.audio_options = true;
   r.to_file = true;
@@ -155,12 +160,14 @@ namespace {
 // A 32 x 32 picture, in patch-scan order for 4 x 4-pixel blocks: every byte different from its
 // neighbours, so that a prompt cut in the wrong place shows.
 std::vector<std::uint8_t> test_picture(const mb::data::ImageParams& params) {
-  std::vector<std::uint8_t> scanned(static_cast<std::size_t>(params.image_size) * params.image_size * 3);
-  for (std::size_t i = 0; i < scanned.size(); ++i) scanned[i] = static_cast<std::uint8_t>(i * 7 + i / 251);
+  std::vector<std::uint8_t> scanned(static_cast<std::size_t>(params.image_size) *
+                                    params.image_size * 3);
+  for (std::size_t i = 0; i < scanned.size(); ++i)
+    scanned[i] = static_cast<std::uint8_t>(i * 7 + i / 251);
   return scanned;
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("image plan: whole images; the prompt is the picture's top rows in patch-scan order") {
   TempDir dir("sample-plan-image");
@@ -179,7 +186,7 @@ TEST_CASE("image plan: whole images; the prompt is the picture's top rows in pat
   CHECK(p.length == 32 * 32 * 3);
   CHECK(p.prompt.empty());
   CHECK(p.image.image_size == 32);
-  CHECK(p.image.patch_size == 48);   // the model's patch
+  CHECK(p.image.patch_size == 48); // the model's patch
 
   // 8 rows are 2 rows of 8 blocks of 48 bytes: the first 768 bytes of the scan.
   r.prompt_file = png.string();
@@ -205,7 +212,7 @@ TEST_CASE("image plan: the geometry recorded at training is the default") {
   CHECK(p.image.image_size == 16);
   CHECK(p.image.patch_size == 12);
   CHECK(p.length == 16 * 16 * 3);
-  r.image_size = 32;   // given: wins
+  r.image_size = 32; // given: wins
   r.patch_size = 48;
   p = plan(r, info);
   CHECK(p.image.image_size == 32);
@@ -221,29 +228,34 @@ TEST_CASE("image plan: sizes, patches and prompt rows that do not fit are refuse
   Planner plan;
   SampleRequest r;
   r.to_file = true;
-  CHECK(contains(error_of([&] { plan(r, info); }), "--image-size: is needed to sample an image model"));
-  r.image_size = 64;
   CHECK(contains(error_of([&] { plan(r, info); }),
-                 "--image-size: an image of 64x64 is 12288 bytes, more than the model's context of 3072"));
+                 "--image-size: is needed to sample an image model"));
+  r.image_size = 64;
+  CHECK(contains(
+      error_of([&] { plan(r, info); }),
+      "--image-size: an image of 64x64 is 12288 bytes, more than the model's context of 3072"));
   r.image_size = 32;
   r.patch_size = 50;
   CHECK(contains(error_of([&] { plan(r, info); }), "--patch-size: patch size 50 is not 3*p*p"));
   r.patch_size = 0;
-  r.image_size = 30;   // the model's P = 48 is 4 x 4 pixels, which do not tile 30
-  CHECK(contains(error_of([&] { plan(r, info); }), "--image-size: image size 30 is not a multiple of the patch block side 4"));
+  r.image_size = 30; // the model's P = 48 is 4 x 4 pixels, which do not tile 30
+  CHECK(contains(error_of([&] { plan(r, info); }),
+                 "--image-size: image size 30 is not a multiple of the patch block side 4"));
   r.image_size = 32;
   r.prompt_rows = 8;
   CHECK(contains(error_of([&] { plan(r, info); }), "--prompt-rows: needs an image prompt"));
   r.prompt_file = png.string();
   r.prompt_rows = 6;
-  CHECK(contains(error_of([&] { plan(r, info); }),
-                 "--prompt-rows: 6 rows cannot be kept of a 32-pixel image scanned in blocks of 4"));
+  CHECK(
+      contains(error_of([&] { plan(r, info); }),
+               "--prompt-rows: 6 rows cannot be kept of a 32-pixel image scanned in blocks of 4"));
   r.prompt_rows = 32;
   CHECK(contains(error_of([&] { plan(r, info); }), "32 rows cannot be kept"));
   r.prompt_rows = 8;
   r.prompt = "a cat";
   r.given.prompt = true;
-  CHECK(contains(error_of([&] { plan(r, info); }), "--prompt: is text; an image model takes an image prompt"));
+  CHECK(contains(error_of([&] { plan(r, info); }),
+                 "--prompt: is text; an image model takes an image prompt"));
 
   // A byte transformer has no patch of its own: the scan's must be given.
   auto transformer = checkpoint(Modality::image, 3072, 1);
@@ -251,13 +263,14 @@ TEST_CASE("image plan: sizes, patches and prompt rows that do not fit are refuse
   SampleRequest t;
   t.to_file = true;
   t.image_size = 32;
-  CHECK(contains(error_of([&] { plan(t, transformer); }), "--patch-size: is needed to sample an image with a byte transformer"));
+  CHECK(contains(error_of([&] { plan(t, transformer); }),
+                 "--patch-size: is needed to sample an image with a byte transformer"));
   t.patch_size = 48;
   CHECK(plan(t, transformer).image.patch_size == 48);
 }
 
 TEST_CASE("audio plan: --seconds at the rate are 2 bytes a sample, capped at the context") {
-  auto info = checkpoint(Modality::audio, 2049, 1);   // an odd context holds whole samples only
+  auto info = checkpoint(Modality::audio, 2049, 1); // an odd context holds whole samples only
   Planner plan;
   SampleRequest r;
   r.to_file = true;
@@ -273,9 +286,10 @@ TEST_CASE("audio plan: --seconds at the rate are 2 bytes a sample, capped at the
   p = plan(r, info);
   CHECK(p.length == 2048);
   REQUIRE(plan.warnings.size() == 1);
-  CHECK(plan.warnings[0] == "--seconds 1 capped at 0.128 s: the model's context is 2049 bytes, 1024 samples");
+  CHECK(plan.warnings[0] ==
+        "--seconds 1 capped at 0.128 s: the model's context is 2049 bytes, 1024 samples");
 
-  r.seconds = 1e-5;   // rounds to no sample at all
+  r.seconds = 1e-5; // rounds to no sample at all
   CHECK(contains(error_of([&] { plan(r, info); }), "--seconds: is shorter than one sample"));
   r.seconds = 0.1;
   r.prompt_seconds = 0.05;
@@ -287,8 +301,9 @@ TEST_CASE("audio plan: --seconds at the rate are 2 bytes a sample, capped at the
 TEST_CASE("audio plan: the recorded rate is the default, and the prompt is a sound's start") {
   TempDir dir("sample-plan-audio");
   const auto wav = dir.path / "prompt.wav";
-  std::vector<std::uint8_t> pcm(8000 * 2);   // one second at 8 kHz
-  for (std::size_t i = 0; i < pcm.size(); ++i) pcm[i] = static_cast<std::uint8_t>(i % 2 ? (i / 64) % 32 : i * 5);
+  std::vector<std::uint8_t> pcm(8000 * 2); // one second at 8 kHz
+  for (std::size_t i = 0; i < pcm.size(); ++i)
+    pcm[i] = static_cast<std::uint8_t>(i % 2 ? (i / 64) % 32 : i * 5);
   mb::data::write_wav(wav, pcm, mb::data::AudioParams{8000});
 
   auto info = checkpoint(Modality::audio, 2048, 8);
@@ -302,14 +317,15 @@ TEST_CASE("audio plan: the recorded rate is the default, and the prompt is a sou
   r.prompt_file = wav.string();
   r.prompt_seconds = 0.025;
   SamplePlan p = plan(r, info);
-  CHECK(p.audio.sample_rate == 8000);   // recorded, not the request's 16000
+  CHECK(p.audio.sample_rate == 8000); // recorded, not the request's 16000
   CHECK(p.length == 1600);
-  CHECK(p.prompt.size() == 400);        // 200 samples
-  r.prompt_seconds = -1;                // by default, half of the sound
+  CHECK(p.prompt.size() == 400); // 200 samples
+  r.prompt_seconds = -1; // by default, half of the sound
   CHECK(plan(r, info).prompt.size() == 800);
   r.prompt_seconds = 0.1;
-  CHECK(contains(error_of([&] { plan(r, info); }),
-                 "--prompt-seconds: the prompt (800 samples) fills the whole sound of 800 samples"));
+  CHECK(
+      contains(error_of([&] { plan(r, info); }),
+               "--prompt-seconds: the prompt (800 samples) fills the whole sound of 800 samples"));
 
   // A given rate wins over the recorded one.
   r.prompt_seconds = -1;
@@ -320,5 +336,6 @@ TEST_CASE("audio plan: the recorded rate is the default, and the prompt is a sou
   CHECK(p.length == 800);
   r.prompt = "hello";
   r.given.prompt = true;
-  CHECK(contains(error_of([&] { plan(r, info); }), "--prompt: is text; an audio model takes a sound prompt"));
+  CHECK(contains(error_of([&] { plan(r, info); }),
+                 "--prompt: is text; an audio model takes a sound prompt"));
 }

@@ -48,7 +48,8 @@ std::vector<std::uint8_t> make_bytes(std::mt19937_64& rng, std::size_t n) {
   // Alternate incompressible and very compressible content, so frames of both kinds appear.
   const bool random = rng() % 2 == 0;
   for (std::size_t i = 0; i < n; ++i)
-    b[i] = random ? static_cast<std::uint8_t>(rng()) : static_cast<std::uint8_t>("megabyte "[i % 9]);
+    b[i] =
+        random ? static_cast<std::uint8_t>(rng()) : static_cast<std::uint8_t>("megabyte "[i % 9]);
   return b;
 }
 
@@ -56,16 +57,22 @@ std::vector<std::uint8_t> make_bytes(std::mt19937_64& rng, std::size_t n) {
 std::vector<Doc> make_docs(std::uint64_t seed, std::size_t random_docs) {
   std::mt19937_64 rng(seed);
   const std::size_t F = kFrame;
-  std::vector<std::size_t> sizes = {0, 1, F - 1, F, F + 1, 0, 0, 2 * F - 1, 2 * F, 2 * F + 1, 1, 5 * F + 3, 0,
-                                    F, F, 20 * F + 7, 3, kShard - 1, kShard, kShard + 1, 0};
+  std::vector<std::size_t> sizes = {0,     1,          F - 1,  F,          F + 1, 0, 0, 2 * F - 1,
+                                    2 * F, 2 * F + 1,  1,      5 * F + 3,  0,     F, F, 20 * F + 7,
+                                    3,     kShard - 1, kShard, kShard + 1, 0};
   for (std::size_t i = 0; i < random_docs; ++i) sizes.push_back(rng() % (3 * F));
   std::vector<Doc> docs;
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     Doc d;
     switch (i % 7) {
-      case 3: d.name = ""; break;
-      case 5: d.name = std::string("dir/sub dir/\xc3\xbc name\twith tab ") + std::to_string(i); break;
-      default: d.name = std::string("doc-") + std::to_string(i);
+      case 3:
+        d.name = "";
+        break;
+      case 5:
+        d.name = std::string("dir/sub dir/\xc3\xbc name\twith tab ") + std::to_string(i);
+        break;
+      default:
+        d.name = std::string("doc-") + std::to_string(i);
     }
     d.bytes = make_bytes(rng, sizes[i]);
     docs.push_back(std::move(d));
@@ -75,8 +82,8 @@ std::vector<Doc> make_docs(std::uint64_t seed, std::size_t random_docs) {
 
 std::vector<std::uint8_t> file_bytes(const fs::path& p) { return mb::read_whole_file(p); }
 
-Manifest write_dataset(const fs::path& out, const std::vector<Doc>& train, const std::vector<Doc>& val,
-                       unsigned threads) {
+Manifest write_dataset(const fs::path& out, const std::vector<Doc>& train,
+                       const std::vector<Doc>& val, unsigned threads) {
   mb::ThreadPool pool(threads);
   DatasetWriterOptions opt;
   opt.shard_bytes = kShard;
@@ -96,22 +103,25 @@ Manifest write_dataset(const fs::path& out, const std::vector<Doc>& train, const
   return w.commit();
 }
 
-std::vector<std::uint8_t> slice(const std::vector<std::uint8_t>& v, std::uint64_t off, std::uint64_t len) {
-  return {v.begin() + static_cast<std::ptrdiff_t>(off), v.begin() + static_cast<std::ptrdiff_t>(off + len)};
+std::vector<std::uint8_t> slice(const std::vector<std::uint8_t>& v, std::uint64_t off,
+                                std::uint64_t len) {
+  return {v.begin() + static_cast<std::ptrdiff_t>(off),
+          v.begin() + static_cast<std::ptrdiff_t>(off + len)};
 }
 
 // Random reads of a split compared with the original documents.
-void check_random_reads(const SplitReader& split, const std::vector<Doc>& docs, std::uint64_t seed, int reads) {
+void check_random_reads(const SplitReader& split, const std::vector<Doc>& docs, std::uint64_t seed,
+                        int reads) {
   std::mt19937_64 rng(seed);
   for (int k = 0; k < reads; ++k) {
     const std::uint64_t d = rng() % docs.size();
     const std::uint64_t size = docs[d].bytes.size();
     std::uint64_t off = 0, len = 0;
     switch (rng() % 4) {
-      case 0:  // the whole document
+      case 0: // the whole document
         len = size;
         break;
-      case 1:  // nothing, anywhere including the very end
+      case 1: // nothing, anywhere including the very end
         off = rng() % (size + 1);
         break;
       default:
@@ -130,15 +140,17 @@ void check_random_reads(const SplitReader& split, const std::vector<Doc>& docs, 
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) {
-    if (c == '\'') q += "'\\''";
-    else q += c;
+    if (c == '\'')
+      q += "'\\''";
+    else
+      q += c;
   }
   return q + "'";
 }
 
 bool have_zstd() { return std::system("zstd --version >/dev/null 2>&1") == 0; }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("ShardWriter/ShardReader: documents of every size round-trip") {
   TempDir tmp("shard-rt");
@@ -150,7 +162,7 @@ TEST_CASE("ShardWriter/ShardReader: documents of every size round-trip") {
     ShardWriter w(path, ShardWriterOptions{kFrame, 3}, pool);
     for (const auto& d : docs) w.add_document(d.name, d.bytes);
     CHECK(w.documents() == docs.size());
-    CHECK_FALSE(fs::exists(path));  // only finish() gives the file its name
+    CHECK_FALSE(fs::exists(path)); // only finish() gives the file its name
     sum = w.finish();
   }
   std::uint64_t total = 0;
@@ -181,9 +193,11 @@ TEST_CASE("ShardWriter/ShardReader: documents of every size round-trip") {
     const std::uint8_t* frame = whole.data() + f.compressed_offset;
     CHECK(ZSTD_findFrameCompressedSize(frame, f.compressed_size) == f.compressed_size);
     CHECK(ZSTD_getFrameContentSize(frame, f.compressed_size) == f.content_size);
-    CHECK((frame[4] & 0x04) != 0);  // Content_Checksum_flag in the frame header descriptor (RFC 8878)
+    CHECK((frame[4] & 0x04) !=
+          0); // Content_Checksum_flag in the frame header descriptor (RFC 8878)
     // ... and the checksum is there: the low 32 bits of XXH64 of the content, at the end.
-    CHECK(get_u32(frame + f.compressed_size - 4) == static_cast<std::uint32_t>(mb::xxh64(r.decompress_frame(i))));
+    CHECK(get_u32(frame + f.compressed_size - 4) ==
+          static_cast<std::uint32_t>(mb::xxh64(r.decompress_frame(i))));
     CHECK(f.checksum == mb::xxh64(std::span<const std::uint8_t>(frame, f.compressed_size)));
   }
   for (std::size_t d = 0; d < docs.size(); ++d) {
@@ -196,8 +210,8 @@ TEST_CASE("ShardWriter/ShardReader: documents of every size round-trip") {
   // Reads outside a document are errors, not garbage.
   std::vector<std::uint8_t> one(1);
   CHECK_THROWS_AS(r.read(docs.size(), 0, {}), mb::Error);
-  CHECK_THROWS_AS(r.read(0, 0, one), mb::Error);  // document 0 is empty
-  CHECK_THROWS_AS(r.read(1, 1, one), mb::Error);  // document 1 holds one byte
+  CHECK_THROWS_AS(r.read(0, 0, one), mb::Error); // document 0 is empty
+  CHECK_THROWS_AS(r.read(1, 1, one), mb::Error); // document 1 holds one byte
   CHECK_NOTHROW(r.read(1, 1, {}));
   std::vector<std::uint8_t> too_long(docs[4].bytes.size() + 1);
   CHECK_THROWS_AS(r.read(4, 0, too_long), mb::Error);
@@ -298,8 +312,10 @@ TEST_CASE("DatasetWriter: 1 and 3 threads write byte-identical shards and manife
   write_dataset(tmp.path / "t1", train, val, 1);
   write_dataset(tmp.path / "t3", train, val, 3);
   std::vector<std::string> names1, names3;
-  for (const auto& e : fs::directory_iterator(tmp.path / "t1")) names1.push_back(e.path().filename().string());
-  for (const auto& e : fs::directory_iterator(tmp.path / "t3")) names3.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(tmp.path / "t1"))
+    names1.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(tmp.path / "t3"))
+    names3.push_back(e.path().filename().string());
   std::sort(names1.begin(), names1.end());
   std::sort(names3.begin(), names3.end());
   REQUIRE(names1 == names3);
@@ -328,7 +344,9 @@ TEST_CASE("the zstd tool decompresses a shard to its documents and tests it clea
     const fs::path out = tmp.path / "out.bin";
     const std::string shard = shell_quote(r.path().string());
     INFO("shard " << r.path().string());
-    CHECK(std::system(("zstd -q -d -c " + shard + " > " + shell_quote(out.string()) + " 2>/dev/null").c_str()) == 0);
+    CHECK(
+        std::system(("zstd -q -d -c " + shard + " > " + shell_quote(out.string()) + " 2>/dev/null")
+                        .c_str()) == 0);
     CHECK(file_bytes(out) == expect);
     CHECK(std::system(("zstd -q -t " + shard + " 2>/dev/null").c_str()) == 0);
   }
@@ -341,7 +359,9 @@ TEST_CASE("the zstd tool decompresses a shard to its documents and tests it clea
     w.finish();
     const std::string shard = shell_quote((tmp.path / "empty.zst").string());
     const fs::path out = tmp.path / "out-empty.bin";
-    CHECK(std::system(("zstd -q -d -c " + shard + " > " + shell_quote(out.string()) + " 2>/dev/null").c_str()) == 0);
+    CHECK(
+        std::system(("zstd -q -d -c " + shard + " > " + shell_quote(out.string()) + " 2>/dev/null")
+                        .c_str()) == 0);
     CHECK(fs::file_size(out) == 0);
     CHECK(std::system(("zstd -q -t " + shard + " 2>/dev/null").c_str()) == 0);
   }
@@ -350,10 +370,13 @@ TEST_CASE("the zstd tool decompresses a shard to its documents and tests it clea
     const fs::path p = split.shards()[0].path();
     auto bytes = file_bytes(p);
     const FrameEntry& f = split.shards()[0].index().frames[0];
-    bytes[f.compressed_offset + f.compressed_size - 2] ^= 0x5A;  // inside the frame's checksum
+    bytes[f.compressed_offset + f.compressed_size - 2] ^= 0x5A; // inside the frame's checksum
     std::ofstream(tmp.path / "bad.zst", std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    CHECK(std::system(("zstd -q -t " + shell_quote((tmp.path / "bad.zst").string()) + " 2>/dev/null").c_str()) != 0);
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
+    CHECK(
+        std::system(("zstd -q -t " + shell_quote((tmp.path / "bad.zst").string()) + " 2>/dev/null")
+                        .c_str()) != 0);
   }
 }
 
@@ -361,13 +384,15 @@ TEST_CASE("a tiny frame cache still gives correct reads") {
   TempDir tmp("dataset-cache");
   const auto train = make_docs(8, 100);
   write_dataset(tmp.path / "ds", train, {}, 2);
-  for (std::uint64_t cap : {std::uint64_t{0}, std::uint64_t{1}, kFrame - 1, kFrame, kFrame + 1, 3 * kFrame}) {
+  for (std::uint64_t cap :
+       {std::uint64_t{0}, std::uint64_t{1}, kFrame - 1, kFrame, kFrame + 1, 3 * kFrame}) {
     INFO("cache_bytes " << cap);
     DatasetOptions opt;
     opt.cache_bytes = cap;
     Dataset ds = Dataset::open(tmp.path / "ds", opt);
     check_random_reads(ds.split("train"), train, 100 + cap, 400);
-    for (std::size_t d = 0; d < train.size(); d += 7) CHECK(ds.split("train").read_document(d) == train[d].bytes);
+    for (std::size_t d = 0; d < train.size(); d += 7)
+      CHECK(ds.split("train").read_document(d) == train[d].bytes);
   }
 
   SUBCASE("a shard reader on its own small cache keeps it within capacity") {
@@ -391,7 +416,7 @@ TEST_CASE("a tiny frame cache still gives correct reads") {
       CHECK(cache.held_bytes() <= cap);
       max_held = std::max(max_held, cache.held_bytes());
     }
-    CHECK(max_held > 0);  // the cache was used at all
+    CHECK(max_held > 0); // the cache was used at all
   }
 
   SUBCASE("concurrent readers over a tiny cache") {
@@ -401,7 +426,9 @@ TEST_CASE("a tiny frame cache still gives correct reads") {
     mb::ThreadPool pool(3);
     std::vector<std::future<void>> jobs;
     for (int t = 0; t < 3; ++t)
-      jobs.push_back(pool.submit([&, t] { check_random_reads(ds.split("train"), train, 500 + static_cast<unsigned>(t), 300); }));
+      jobs.push_back(pool.submit([&, t] {
+        check_random_reads(ds.split("train"), train, 500 + static_cast<unsigned>(t), 300);
+      }));
     for (auto& j : jobs) CHECK_NOTHROW(j.get());
   }
 }
@@ -415,7 +442,8 @@ TEST_CASE("FrameCache: bounded in bytes, least recently used evicted, loads only
     int loads = 0;
     for (int k = 0; k < 3000; ++k) {
       const std::uint64_t key = rng() % 40;
-      const std::size_t size = static_cast<std::size_t>((key * 97) % 1200);  // some larger than the cache
+      const std::size_t size =
+          static_cast<std::size_t>((key * 97) % 1200); // some larger than the cache
       auto got = cache.get(key, [&] {
         ++loads;
         return std::vector<std::uint8_t>(size, static_cast<std::uint8_t>(key));
@@ -425,8 +453,8 @@ TEST_CASE("FrameCache: bounded in bytes, least recently used evicted, loads only
       if (size > 0) CHECK((*got)[size - 1] == static_cast<std::uint8_t>(key));
       CHECK(cache.held_bytes() <= cap);
     }
-    CHECK(loads < 3000);  // some hits
-    CHECK(loads > 40);    // and evictions
+    CHECK(loads < 3000); // some hits
+    CHECK(loads > 40); // and evictions
   }
   SUBCASE("LRU order") {
     FrameCache cache(300);
@@ -442,16 +470,16 @@ TEST_CASE("FrameCache: bounded in bytes, least recently used evicted, loads only
     get(3);
     CHECK(loads == 3);
     CHECK(cache.held_bytes() == 300);
-    get(1);  // hit; 2 is now the least recently used
+    get(1); // hit; 2 is now the least recently used
     CHECK(loads == 3);
-    get(4);  // evicts 2
+    get(4); // evicts 2
     CHECK(loads == 4);
     CHECK(cache.held_bytes() == 300);
     get(1);
     get(3);
     get(4);
     CHECK(loads == 4);
-    get(2);  // a miss again
+    get(2); // a miss again
     CHECK(loads == 5);
     CHECK((*get(2))[0] == 2);
     CHECK(loads == 5);
@@ -474,7 +502,8 @@ namespace {
 
 ShardIndex sample_index() {
   ShardIndex idx;
-  idx.frames = {{0, 40, 0, 64, 0x1122334455667788ull}, {40, 25, 64, 64, 2}, {65, 17, 128, 30, ~0ull}};
+  idx.frames = {
+      {0, 40, 0, 64, 0x1122334455667788ull}, {40, 25, 64, 64, 2}, {65, 17, 128, 30, ~0ull}};
   idx.doc_starts = {0, 0, 100, 100, 158};
   idx.doc_names = {"", "first", std::string("\xff\0xyz", 5), "last/one"};
   return idx;
@@ -484,11 +513,13 @@ ShardIndex sample_index() {
 void reseal(std::vector<std::uint8_t>& payload) {
   const std::size_t body = payload.size() - kFooterBytes;
   const std::uint64_t h = mb::xxh64(std::span<const std::uint8_t>(payload.data(), body));
-  for (int i = 0; i < 8; ++i) payload[body + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(h >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    payload[body + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(h >> (8 * i));
 }
 
 void set_u64(std::vector<std::uint8_t>& p, std::size_t at, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[at + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    p[at + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v >> (8 * i));
 }
 
 std::string parse_error(const std::vector<std::uint8_t>& payload) {
@@ -500,7 +531,7 @@ std::string parse_error(const std::vector<std::uint8_t>& payload) {
   return "";
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("serialize_index/parse_index: round trip, and every damaged payload is refused") {
   const ShardIndex idx = sample_index();
@@ -529,7 +560,8 @@ TEST_CASE("serialize_index/parse_index: round trip, and every damaged payload is
   SUBCASE("truncated at either end") {
     for (std::size_t n = 0; n < payload.size(); ++n) {
       INFO("kept " << n << " of " << payload.size() << " bytes");
-      std::vector<std::uint8_t> head(payload.begin(), payload.begin() + static_cast<std::ptrdiff_t>(n));
+      std::vector<std::uint8_t> head(payload.begin(),
+                                     payload.begin() + static_cast<std::ptrdiff_t>(n));
       CHECK(parse_error(head).find("WHERE") == 0);
       std::vector<std::uint8_t> tail(payload.end() - static_cast<std::ptrdiff_t>(n), payload.end());
       CHECK(parse_error(tail).find("WHERE") == 0);
@@ -584,7 +616,7 @@ TEST_CASE("serialize_index/parse_index: round trip, and every damaged payload is
     }
     SUBCASE("name lengths not adding up") {
       const std::size_t lens = kIndexHeaderBytes + 3 * kFrameEntryBytes + 5 * 8;
-      bad[lens + 4] = 4;  // "first" claims 4 bytes, and the total no longer matches
+      bad[lens + 4] = 4; // "first" claims 4 bytes, and the total no longer matches
       reseal(bad);
       CHECK(parse_error(bad).find("name lengths") != std::string::npos);
     }

@@ -22,7 +22,8 @@ namespace mb::test {
 using Bytes = std::vector<std::uint8_t>;
 
 // Documents of the given sizes, random bytes (every value, 0 included), reproducible.
-inline std::vector<Bytes> random_documents(const std::vector<std::size_t>& sizes, std::uint64_t seed) {
+inline std::vector<Bytes> random_documents(const std::vector<std::size_t>& sizes,
+                                           std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<Bytes> docs;
   for (std::size_t n : sizes) {
@@ -42,7 +43,10 @@ struct SmallDataset {
   mb::data::Dataset dataset;
 
   SmallDataset(const char* name, std::vector<Bytes> train_docs, std::vector<Bytes> val_docs = {})
-      : tmp(name), dir(tmp.path / "ds"), train(std::move(train_docs)), validation(std::move(val_docs)),
+      : tmp(name),
+        dir(tmp.path / "ds"),
+        train(std::move(train_docs)),
+        validation(std::move(val_docs)),
         dataset(write_and_open(dir, train, validation)) {}
   SmallDataset(const SmallDataset&) = delete;
   SmallDataset& operator=(const SmallDataset&) = delete;
@@ -55,7 +59,8 @@ struct SmallDataset {
     return buf;
   }
 
-  static mb::data::Dataset write_and_open(const std::filesystem::path& dir, const std::vector<Bytes>& train,
+  static mb::data::Dataset write_and_open(const std::filesystem::path& dir,
+                                          const std::vector<Bytes>& train,
                                           const std::vector<Bytes>& validation) {
     {
       mb::ThreadPool pool(2);
@@ -90,11 +95,11 @@ inline mb::model::ModelConfig tiny_model_config() {
   return c;
 }
 
-inline std::unique_ptr<mb::model::Model> tiny_model(std::uint64_t seed, int max_batch = 2,
-                                             mb::model::ModelConfig config = tiny_model_config()) {
+inline std::unique_ptr<mb::model::Model> tiny_model(
+    std::uint64_t seed, int max_batch = 2, mb::model::ModelConfig config = tiny_model_config()) {
   auto m = mb::model::make_model(config, max_batch);
   m->parameters().initialize(0.02f, seed);
   return m;
 }
 
-}  // namespace mb::test
+} // namespace mb::test

@@ -19,7 +19,8 @@ namespace mb::data {
 
 namespace {
 
-constexpr const char* kReadHint = "is it an audio file libsndfile can read (WAV, FLAC, Ogg, Opus, AIFF)?";
+constexpr const char* kReadHint =
+    "is it an audio file libsndfile can read (WAV, FLAC, Ogg, Opus, AIFF)?";
 constexpr sf_count_t kChunkFrames = 4096;
 // libsndfile reads 16-bit PCM as s / 32768, so scaling back by 32768 (a power of two) makes
 // a 16-bit file at the dataset rate come out bit-identical.
@@ -78,17 +79,22 @@ std::span<float> mix_to_mono(std::vector<float>& interleaved, sf_count_t frames,
 class Resampler {
  public:
   Resampler(int from_rate, int to_rate, const std::string& where)
-      : ratio_(static_cast<double>(to_rate) / from_rate), out_(static_cast<std::size_t>(kChunkFrames)) {
+      : ratio_(static_cast<double>(to_rate) / from_rate),
+        out_(static_cast<std::size_t>(kChunkFrames)) {
     if (!src_is_valid_ratio(ratio_))
-      throw Error(where, "cannot resample from " + std::to_string(from_rate) + " Hz to " + std::to_string(to_rate) + " Hz",
+      throw Error(where,
+                  "cannot resample from " + std::to_string(from_rate) + " Hz to " +
+                      std::to_string(to_rate) + " Hz",
                   "libsamplerate converts by factors up to 256; pick a closer dataset sample rate");
     int err = 0;
     state_.reset(src_new(SRC_SINC_MEDIUM_QUALITY, 1, &err));
-    if (!state_) throw Error(where, std::string("cannot start the resampler: ") + src_strerror(err));
+    if (!state_)
+      throw Error(where, std::string("cannot start the resampler: ") + src_strerror(err));
   }
 
   // With `last` set the resampler is also drained of the samples it still holds.
-  void feed(std::span<const float> in, bool last, std::vector<std::uint8_t>& pcm, const std::string& where) {
+  void feed(std::span<const float> in, bool last, std::vector<std::uint8_t>& pcm,
+            const std::string& where) {
     // Older libsamplerate rejects a null input pointer even with zero frames.
     static constexpr float kNoInput = 0.0f;
     SRC_DATA d{};
@@ -156,12 +162,13 @@ struct MemoryFile {
 std::vector<std::int16_t> decode_s16le(std::span<const std::uint8_t> pcm) {
   std::vector<std::int16_t> samples(pcm.size() / 2);
   for (std::size_t i = 0; i < samples.size(); ++i)
-    samples[i] = static_cast<std::int16_t>(static_cast<std::uint16_t>(pcm[2 * i] | (pcm[2 * i + 1] << 8)));
+    samples[i] =
+        static_cast<std::int16_t>(static_cast<std::uint16_t>(pcm[2 * i] | (pcm[2 * i + 1] << 8)));
   return samples;
 }
 
-std::vector<std::uint8_t> wav_in_memory(const std::vector<std::int16_t>& samples, const AudioParams& params,
-                                        const std::string& where) {
+std::vector<std::uint8_t> wav_in_memory(const std::vector<std::int16_t>& samples,
+                                        const AudioParams& params, const std::string& where) {
   MemoryFile mem;
   SF_VIRTUAL_IO io = MemoryFile::io();
   SF_INFO info{};
@@ -179,9 +186,10 @@ std::vector<std::uint8_t> wav_in_memory(const std::vector<std::int16_t>& samples
   return std::move(mem.bytes);
 }
 
-}  // namespace
+} // namespace
 
-std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path, const AudioParams& params) {
+std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path,
+                                            const AudioParams& params) {
   const std::string where = path.string();
   params.validate(where);
   SF_INFO info{};
@@ -193,7 +201,8 @@ std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path, c
 
   std::vector<std::uint8_t> pcm;
   if (info.frames > 0 && !resampler) pcm.reserve(static_cast<std::size_t>(info.frames) * 2);
-  std::vector<float> chunk(static_cast<std::size_t>(kChunkFrames) * static_cast<std::size_t>(info.channels));
+  std::vector<float> chunk(static_cast<std::size_t>(kChunkFrames) *
+                           static_cast<std::size_t>(info.channels));
   for (;;) {
     sf_count_t got = sf_readf_float(file.get(), chunk.data(), kChunkFrames);
     if (got <= 0) break;
@@ -209,7 +218,8 @@ std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path, c
   return pcm;
 }
 
-void write_wav(const std::filesystem::path& path, std::span<const std::uint8_t> pcm, const AudioParams& params) {
+void write_wav(const std::filesystem::path& path, std::span<const std::uint8_t> pcm,
+               const AudioParams& params) {
   const std::string where = path.string();
   params.validate(where);
   std::vector<std::uint8_t> wav = wav_in_memory(decode_s16le(pcm), params, where);
@@ -221,9 +231,9 @@ void write_wav(const std::filesystem::path& path, std::span<const std::uint8_t> 
 namespace {
 
 // The extensions of the formats libsndfile reads (MP3 since 1.1).
-constexpr std::string_view kExtensions[] = {".wav", ".flac", ".ogg", ".oga",  ".opus",
-                                            ".aiff", ".aif", ".au",  ".snd", ".caf",
-                                            ".w64", ".mp3", ".rf64"};
+constexpr std::string_view kExtensions[] = {".wav",  ".flac", ".ogg", ".oga", ".opus",
+                                            ".aiff", ".aif",  ".au",  ".snd", ".caf",
+                                            ".w64",  ".mp3",  ".rf64"};
 constexpr int kChannels = 1;
 
 class AudioEncoder final : public Encoder {
@@ -271,11 +281,11 @@ class AudioEncoder final : public Encoder {
   bool scores_bits_per_dim() const override { return false; }
 };
 
-}  // namespace
+} // namespace
 
 const Encoder& audio_encoder() {
   static const AudioEncoder encoder;
   return encoder;
 }
 
-}  // namespace mb::data
+} // namespace mb::data

@@ -15,13 +15,15 @@ namespace mb::data {
 
 // File -> PCM s16le mono bytes at params.sample_rate. Throws mb::Error naming the path and
 // libsndfile's reason when the file cannot be opened or decoded.
-std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path, const AudioParams& params);
+std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path,
+                                            const AudioParams& params);
 
 // PCM s16le mono bytes -> a WAV file at params.sample_rate (written atomically). An odd
 // trailing byte is dropped.
-void write_wav(const std::filesystem::path& path, std::span<const std::uint8_t> pcm, const AudioParams& params);
+void write_wav(const std::filesystem::path& path, std::span<const std::uint8_t> pcm,
+               const AudioParams& params);
 
 // The audio modality's encoder (registry.hpp): the formats above as PCM; samples as WAV.
 const Encoder& audio_encoder();
 
-}  // namespace mb::data
+} // namespace mb::data

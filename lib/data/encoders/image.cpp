@@ -53,41 +53,46 @@ void check_raster_size(std::size_t got, const ImageParams& params, const char* w
   if (got == want) return;
   std::string s = std::to_string(params.image_size);
   throw Error(kScanWhere,
-              std::string(what) + " holds " + std::to_string(got) + " bytes, not " + std::to_string(want) + " (" + s +
-                  " x " + s + " RGB pixels)",
+              std::string(what) + " holds " + std::to_string(got) + " bytes, not " +
+                  std::to_string(want) + " (" + s + " x " + s + " RGB pixels)",
               "pass exactly image_size * image_size * 3 bytes for these image parameters");
 }
 
 DecodedImage decode_rgb(std::span<const std::uint8_t> encoded, const std::string& name) {
   if (encoded.size() > static_cast<std::size_t>(INT_MAX))
-    throw Error(name, "encoded image of " + std::to_string(encoded.size()) + " bytes is too large to decode",
-                "stb_image reads at most 2 GiB; shrink or re-encode the image");
+    throw Error(
+        name,
+        "encoded image of " + std::to_string(encoded.size()) + " bytes is too large to decode",
+        "stb_image reads at most 2 GiB; shrink or re-encode the image");
   DecodedImage img;
   int channels_in_file = 0;
-  img.pixels.reset(stbi_load_from_memory(encoded.data(), static_cast<int>(encoded.size()), &img.width, &img.height,
-                                         &channels_in_file, kChannels));
+  img.pixels.reset(stbi_load_from_memory(encoded.data(), static_cast<int>(encoded.size()),
+                                         &img.width, &img.height, &channels_in_file, kChannels));
   if (!img.pixels) throw Error(name, "cannot decode image: " + stb_reason(), kDecodeHint);
   return img;
 }
 
 // Centre-crops to the largest square and brings it to S x S. When the square already has
 // side S the pixels are copied untouched, so that no resampling filter ever alters them.
-std::vector<std::uint8_t> square_raster(const DecodedImage& img, const ImageParams& params, const std::string& name) {
+std::vector<std::uint8_t> square_raster(const DecodedImage& img, const ImageParams& params,
+                                        const std::string& name) {
   const int side = std::min(img.width, img.height);
   const std::size_t row_stride = static_cast<std::size_t>(img.width) * kChannels;
-  const stbi_uc* crop = img.pixels.get() + static_cast<std::size_t>((img.height - side) / 2) * row_stride +
+  const stbi_uc* crop = img.pixels.get() +
+                        static_cast<std::size_t>((img.height - side) / 2) * row_stride +
                         static_cast<std::size_t>((img.width - side) / 2) * kChannels;
   std::vector<std::uint8_t> raster(raster_bytes(params));
   const std::size_t out_row = static_cast<std::size_t>(params.image_size) * kChannels;
   if (side == params.image_size) {
     for (int y = 0; y < side; ++y)
-      std::memcpy(raster.data() + static_cast<std::size_t>(y) * out_row, crop + static_cast<std::size_t>(y) * row_stride,
-                  out_row);
+      std::memcpy(raster.data() + static_cast<std::size_t>(y) * out_row,
+                  crop + static_cast<std::size_t>(y) * row_stride, out_row);
     return raster;
   }
   // Photos are sRGB-encoded, so filtering in linear light avoids darkened edges.
-  if (!stbir_resize_uint8_srgb(crop, side, side, static_cast<int>(row_stride), raster.data(), params.image_size,
-                               params.image_size, 0, kChannels, STBIR_ALPHA_CHANNEL_NONE, 0))
+  if (!stbir_resize_uint8_srgb(crop, side, side, static_cast<int>(row_stride), raster.data(),
+                               params.image_size, params.image_size, 0, kChannels,
+                               STBIR_ALPHA_CHANNEL_NONE, 0))
     throw Error(name, "cannot resize the image to " + std::to_string(params.image_size) + " pixels",
                 "stb_image_resize ran out of memory; use a smaller image");
   return raster;
@@ -111,9 +116,10 @@ void for_each_block_row(const ImageParams& params, CopyRun copy_run) {
       }
 }
 
-}  // namespace
+} // namespace
 
-std::vector<std::uint8_t> patch_scan(std::span<const std::uint8_t> raster_rgb, const ImageParams& params) {
+std::vector<std::uint8_t> patch_scan(std::span<const std::uint8_t> raster_rgb,
+                                     const ImageParams& params) {
   params.validate(kScanWhere);
   check_raster_size(raster_rgb.size(), params, "the raster image");
   std::vector<std::uint8_t> scanned(raster_rgb.size());
@@ -123,7 +129,8 @@ std::vector<std::uint8_t> patch_scan(std::span<const std::uint8_t> raster_rgb, c
   return scanned;
 }
 
-std::vector<std::uint8_t> patch_unscan(std::span<const std::uint8_t> scanned, const ImageParams& params) {
+std::vector<std::uint8_t> patch_unscan(std::span<const std::uint8_t> scanned,
+                                       const ImageParams& params) {
   params.validate(kScanWhere);
   check_raster_size(scanned.size(), params, "the patch-scanned image");
   std::vector<std::uint8_t> raster(scanned.size());
@@ -133,26 +140,29 @@ std::vector<std::uint8_t> patch_unscan(std::span<const std::uint8_t> scanned, co
   return raster;
 }
 
-std::vector<std::uint8_t> encode_image_memory(std::span<const std::uint8_t> encoded, const ImageParams& params,
-                                              const std::string& name) {
+std::vector<std::uint8_t> encode_image_memory(std::span<const std::uint8_t> encoded,
+                                              const ImageParams& params, const std::string& name) {
   params.validate(name);
   DecodedImage img = decode_rgb(encoded, name);
   return patch_scan(square_raster(img, params, name), params);
 }
 
-std::vector<std::uint8_t> encode_image_file(const std::filesystem::path& path, const ImageParams& params) {
+std::vector<std::uint8_t> encode_image_file(const std::filesystem::path& path,
+                                            const ImageParams& params) {
   params.validate(path.string());
   std::vector<std::uint8_t> encoded;
   try {
     encoded = read_whole_file(path);
   } catch (const Error& e) {
     // read_whole_file knows why the read failed but not what the user was trying to do.
-    throw Error(e.where(), e.message(), e.hint().empty() ? "check that the image path exists and is readable" : e.hint());
+    throw Error(e.where(), e.message(),
+                e.hint().empty() ? "check that the image path exists and is readable" : e.hint());
   }
   return encode_image_memory(encoded, params, path.string());
 }
 
-void write_png(const std::filesystem::path& path, std::span<const std::uint8_t> scanned, const ImageParams& params) {
+void write_png(const std::filesystem::path& path, std::span<const std::uint8_t> scanned,
+               const ImageParams& params) {
   params.validate(path.string());
   std::vector<std::uint8_t> raster = patch_unscan(scanned, params);
   // Encoding to memory first means the file is only created once the PNG is complete.
@@ -164,7 +174,8 @@ void write_png(const std::filesystem::path& path, std::span<const std::uint8_t> 
   };
   const int side = params.image_size;
   if (!stbi_write_png_to_func(append, &png, side, side, kChannels, raster.data(), side * kChannels))
-    throw Error(path.string(), "cannot encode the PNG", "stb_image_write ran out of memory; use a smaller image size");
+    throw Error(path.string(), "cannot encode the PNG",
+                "stb_image_write ran out of memory; use a smaller image size");
   AtomicFile file(path);
   file.write(png);
   file.commit();
@@ -174,7 +185,7 @@ namespace {
 
 // The extensions of the formats stb_image reads.
 constexpr std::string_view kExtensions[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga",
-                                            ".psd", ".hdr", ".pic", ".pnm", ".ppm", ".pgm"};
+                                            ".psd", ".hdr", ".pic",  ".pnm", ".ppm", ".pgm"};
 
 class ImageEncoder final : public Encoder {
  public:
@@ -225,11 +236,11 @@ class ImageEncoder final : public Encoder {
   bool scores_bits_per_dim() const override { return true; }
 };
 
-}  // namespace
+} // namespace
 
 const Encoder& image_encoder() {
   static const ImageEncoder encoder;
   return encoder;
 }
 
-}  // namespace mb::data
+} // namespace mb::data

@@ -19,8 +19,9 @@ void ImageParams::validate(const std::string& where) const {
     throw Error(where, "patch size " + std::to_string(patch_size) + " is not 3*p*p",
                 "an image patch is a p x p block of RGB pixels: use 3, 12, 27, 48, 75, 192, ...");
   if (image_size % p != 0)
-    throw Error(where, "image size " + std::to_string(image_size) + " is not a multiple of the patch block side " +
-                           std::to_string(p),
+    throw Error(where,
+                "image size " + std::to_string(image_size) +
+                    " is not a multiple of the patch block side " + std::to_string(p),
                 "choose an image size divisible by " + std::to_string(p));
 }
 
@@ -30,4 +31,4 @@ void AudioParams::validate(const std::string& where) const {
                 "use a rate between 1000 and 384000 Hz");
 }
 
-}  // namespace mb::data
+} // namespace mb::data
