@@ -20,7 +20,9 @@
 namespace mb::kernels::cpu {
 
 // splitmix64's output function (Steele, Lea, Flood 2014): a bijective 64-bit mixer whose
-// outputs for consecutive inputs pass BigCrush.
+// outputs for consecutive inputs pass BigCrush. The masks' own copy, for host and device:
+// lib/core/rng.hpp has the library's, which the kernels, depending on nothing of lib/, cannot
+// include.
 MB_HOST_DEVICE inline std::uint64_t splitmix64_mix(std::uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
