@@ -41,8 +41,8 @@ struct BenchArgs {
   std::uint64_t cache = 512ull << 20;
   bool json = false;
   bool memory = false;
-  std::uint64_t fit = 0; // --memory --fit: a device's bytes
-  int batch = 1; // --generate: sequences side by side
+  std::uint64_t fit = 0;  // --memory --fit: a device's bytes
+  int batch = 1;          // --generate: sequences side by side
   DeviceOptions devices;
 };
 
@@ -162,7 +162,7 @@ int run_training_bench(const BenchArgs& a) {
   const double sgemm = train::measure_sgemm_gflops(device, precision, sgemm_n, 1.0);
   const std::string gemm = precision == backend::Precision::bf16 ? "bf16 gemm" : "sgemm";
   const double state_bytes =
-      4.0 * sizeof(float) * static_cast<double>(t.parameters); // weights, grads, m, v
+      4.0 * sizeof(float) * static_cast<double>(t.parameters);  // weights, grads, m, v
   // Model FLOP utilisation: achieved model FLOP/s over the device's peak (device_peaks.cpp).
   const double mfu_bf16 = t.peak_bf16_flops > 0 ? t.gflops() * 1e9 / t.peak_bf16_flops : 0.0;
   const double mfu_fp32 = t.peak_fp32_flops > 0 ? t.gflops() * 1e9 / t.peak_fp32_flops : 0.0;
@@ -230,13 +230,13 @@ int run_generation_bench(const BenchArgs& a) {
   model::Config config;
   if (!a.checkpoint.empty()) {
     checkpoint = model::resolve_checkpoint(a.checkpoint);
-    config = model::read_checkpoint_info(checkpoint, false).config; // load_model verifies
+    config = model::read_checkpoint_info(checkpoint, false).config;  // load_model verifies
   } else {
     config = model::load_config(a.config, a.overrides);
   }
   const std::string what = checkpoint.empty() ? a.config + ", random weights" : checkpoint.string();
   const std::shared_ptr<backend::Backend> device =
-      a.devices.make_backend(); // fails before any output
+      a.devices.make_backend();  // fails before any output
   backend::set_cpu_threads(static_cast<int>(a.threads));
   const int threads = backend::cpu_threads();
   log_info("bench: generating with " + what + " (" +
@@ -328,7 +328,7 @@ int run_bench(const BenchArgs& a) {
   return a.generate ? run_generation_bench(a) : run_training_bench(a);
 }
 
-} // namespace
+}  // namespace
 
 RunFunction add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
@@ -402,4 +402,4 @@ RunFunction add_bench_command(CLI::App& app) {
   };
 }
 
-} // namespace mb::tools
+}  // namespace mb::tools

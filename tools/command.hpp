@@ -12,8 +12,8 @@ namespace mb::tools {
 
 // Exit statuses scripts can rely on (documented in megabyte(1)).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1; // bad input, corrupt data, failed work
-inline constexpr int kExitUsage = 2; // bad command line
+inline constexpr int kExitFailure = 1;  // bad input, corrupt data, failed work
+inline constexpr int kExitUsage = 2;    // bad command line
 inline constexpr int kExitInterrupted = 130;
 
 using RunFunction = std::function<int()>;
@@ -28,4 +28,4 @@ RunFunction add_eval_command(CLI::App& app);
 // Set by SIGINT/SIGTERM; long work polls it and stops cleanly, leaving nothing half-written.
 extern std::atomic<bool> g_interrupted;
 
-} // namespace mb::tools
+}  // namespace mb::tools

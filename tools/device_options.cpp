@@ -25,4 +25,4 @@ void add_device_options(CLI::App* sub, DeviceOptions& options) {
       ->check(CLI::IsMember({"fp32", "bf16"}));
 }
 
-} // namespace mb::tools
+}  // namespace mb::tools

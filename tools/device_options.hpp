@@ -11,8 +11,8 @@
 namespace mb::tools {
 
 struct DeviceOptions {
-  std::string device; // as given; empty: backend::default_device()
-  std::string precision; // as given; empty: backend::default_precision(device)
+  std::string device;     // as given; empty: backend::default_device()
+  std::string precision;  // as given; empty: backend::default_precision(device)
 
   backend::Device resolved_device() const;
   backend::Precision resolved_precision() const;
@@ -22,4 +22,4 @@ struct DeviceOptions {
 
 void add_device_options(CLI::App* sub, DeviceOptions& options);
 
-} // namespace mb::tools
+}  // namespace mb::tools

@@ -91,7 +91,7 @@ int run_eval(const EvalArgs& a) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   progress.finish();
-  if (report.stopped) return kExitInterrupted; // nothing printed for a partial score
+  if (report.stopped) return kExitInterrupted;  // nothing printed for a partial score
 
   const train::EvalResult& r = report.total;
   const bool per_dim = data::encoder_for(dataset.manifest().encoder.modality).scores_bits_per_dim();
@@ -177,7 +177,7 @@ int run_eval(const EvalArgs& a) {
   return kExitOk;
 }
 
-} // namespace
+}  // namespace
 
 RunFunction add_eval_command(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
@@ -221,4 +221,4 @@ RunFunction add_eval_command(CLI::App& app) {
   return [a] { return run_eval(*a); };
 }
 
-} // namespace mb::tools
+}  // namespace mb::tools

@@ -36,7 +36,7 @@ int run_checkpoint_info(const InfoArgs& a) {
   const std::filesystem::path dir = model::resolve_checkpoint(a.path);
   const model::CheckpointInfo info = model::read_checkpoint_info(dir, false);
   const model::ModelConfig& c = info.config.model;
-  const auto net = model::make_model(c, 0); // the parameter table only, nothing allocated
+  const auto net = model::make_model(c, 0);  // the parameter table only, nothing allocated
   const model::ParameterSet& ps = net->parameters();
   // --verify: every byte of both files against its checksum, every tensor against the config.
   if (a.verify) model::verify_checkpoint(dir, ps);
@@ -117,7 +117,7 @@ int run_info(const InfoArgs& a) {
   return kExitOk;
 }
 
-} // namespace
+}  // namespace
 
 RunFunction add_info_command(CLI::App& app) {
   auto a = std::make_shared<InfoArgs>();
@@ -138,4 +138,4 @@ RunFunction add_info_command(CLI::App& app) {
   return [a] { return run_info(*a); };
 }
 
-} // namespace mb::tools
+}  // namespace mb::tools

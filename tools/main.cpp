@@ -96,7 +96,7 @@ const char* kFooter =
     "\nRun 'megabyte help COMMAND' or 'megabyte COMMAND --help' for a command's options,\n"
     "and 'man megabyte-COMMAND' for its manual.";
 
-} // namespace
+}  // namespace
 
 int run(int argc, char** argv) {
   CLI::App app{kDescription, "megabyte"};
@@ -172,6 +172,6 @@ int run(int argc, char** argv) {
   return kExitUsage;
 }
 
-} // namespace mb::tools
+}  // namespace mb::tools
 
 int main(int argc, char** argv) { return mb::tools::run(argc, argv); }

@@ -48,7 +48,7 @@ int run_prepare(const PrepareArgs& a) {
   opt.threads = a.threads;
   opt.skip_bad = a.skip_bad;
 
-  InterruptibleStdin stdin_input(g_interrupted); // Ctrl-C ends a wait for input
+  InterruptibleStdin stdin_input(g_interrupted);  // Ctrl-C ends a wait for input
   const std::vector<data::InputFile> files =
       data::list_inputs(a.inputs, opt.encoder.modality, stdin_input);
   log_verbose("prepare: " + std::to_string(files.size()) + " input files");
@@ -82,7 +82,7 @@ std::vector<std::string> modality_names() {
   return names;
 }
 
-} // namespace
+}  // namespace
 
 RunFunction add_prepare_command(CLI::App& app) {
   auto a = std::make_shared<PrepareArgs>();
@@ -142,4 +142,4 @@ RunFunction add_prepare_command(CLI::App& app) {
   };
 }
 
-} // namespace mb::tools
+}  // namespace mb::tools

@@ -12,7 +12,7 @@ namespace {
 double ratio(std::uint64_t bytes, std::uint64_t compressed) {
   return compressed == 0 ? 0.0 : static_cast<double>(bytes) / static_cast<double>(compressed);
 }
-} // namespace
+}  // namespace
 
 nlohmann::json dataset_json(const std::filesystem::path& dir, const data::Manifest& m) {
   nlohmann::json j;
@@ -54,4 +54,4 @@ std::string dataset_table(const std::filesystem::path& dir, const data::Manifest
   return out;
 }
 
-} // namespace mb::tools
+}  // namespace mb::tools

@@ -14,4 +14,4 @@ namespace mb::tools {
 nlohmann::json dataset_json(const std::filesystem::path& dir, const data::Manifest& m);
 std::string dataset_table(const std::filesystem::path& dir, const data::Manifest& m);
 
-} // namespace mb::tools
+}  // namespace mb::tools

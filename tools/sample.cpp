@@ -36,8 +36,8 @@ constexpr int kThreadedWidth = 2048;
 
 struct SampleArgs {
   std::string checkpoint, output;
-  train::SampleRequest request; // the prompt, and the length and layout of a sample
-  train::SampleOptions samples; // how many, side by side, drawn how
+  train::SampleRequest request;  // the prompt, and the length and layout of a sample
+  train::SampleOptions samples;  // how many, side by side, drawn how
   int threads = 0;
   DeviceOptions devices;
   bool continuation = false;
@@ -56,8 +56,8 @@ fs::path numbered(const fs::path& out, int i, int n) {
 struct SampleWriter {
   const SampleArgs& args;
   const train::SamplePlan& plan;
-  bool streamed; // its bytes are on stdout already
-  bool tty_out; // stdout is a terminal
+  bool streamed;  // its bytes are on stdout already
+  bool tty_out;   // stdout is a terminal
 
   void operator()(int i, const std::vector<std::uint8_t>& all) const {
     const int count = args.samples.count;
@@ -82,10 +82,10 @@ struct SampleWriter {
 int run_sample(const SampleArgs& a) {
   model::validate_sampling(a.samples.sampling, "sample");
   const fs::path dir = model::resolve_checkpoint(a.checkpoint);
-  const model::CheckpointInfo info = model::read_checkpoint_info(dir, false); // load_model checks
+  const model::CheckpointInfo info = model::read_checkpoint_info(dir, false);  // load_model checks
   train::SampleRequest request = a.request;
   request.to_file = !a.output.empty();
-  InterruptibleStdin stdin_input(g_interrupted); // Ctrl-C ends a wait for input
+  InterruptibleStdin stdin_input(g_interrupted);  // Ctrl-C ends a wait for input
   const train::SamplePlan plan = train::plan_sample(
       request, info, stdin_input, [](const std::string& line) { log_warning(line); });
   const model::ModelConfig& m = info.config.model;
@@ -95,7 +95,7 @@ int run_sample(const SampleArgs& a) {
   // scheduler (measured: 2 threads beside one busy process, 10 bytes/s instead of 9000).
   // Wide models have products worth sharing.
   const bool narrow = m.global_width() < kThreadedWidth;
-  backend::set_cpu_threads(a.threads > 0 ? a.threads : narrow ? 1 : 0); // 0: as they are
+  backend::set_cpu_threads(a.threads > 0 ? a.threads : narrow ? 1 : 0);  // 0: as they are
   // Weights only: the generator keeps its own caches, and a training window's activations
   // and gradients would only take device memory.
   auto net = model::load_model(dir, m, 0, a.devices.make_backend());
@@ -122,7 +122,7 @@ int run_sample(const SampleArgs& a) {
   if (stream)
     options.on_byte = [](int, std::uint8_t byte) {
       std::fputc(byte, stdout);
-      std::fflush(stdout); // a model step costs far more than the write
+      std::fflush(stdout);  // a model step costs far more than the write
     };
   options.on_sample = SampleWriter{a, plan, stream, tty_out};
 
@@ -150,7 +150,7 @@ int run_sample(const SampleArgs& a) {
   return kExitOk;
 }
 
-} // namespace
+}  // namespace
 
 RunFunction add_sample_command(CLI::App& app) {
   auto a = std::make_shared<SampleArgs>();
@@ -251,4 +251,4 @@ RunFunction add_sample_command(CLI::App& app) {
   };
 }
 
-} // namespace mb::tools
+}  // namespace mb::tools

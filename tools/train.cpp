@@ -67,7 +67,7 @@ int run_train(const TrainArgs& a) {
   return kExitOk;
 }
 
-} // namespace
+}  // namespace
 
 RunFunction add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
@@ -108,4 +108,4 @@ RunFunction add_train_command(CLI::App& app) {
   return [a] { return run_train(*a); };
 }
 
-} // namespace mb::tools
+}  // namespace mb::tools

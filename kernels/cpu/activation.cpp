@@ -17,7 +17,7 @@
 namespace mb::kernels::cpu {
 namespace {
 
-constexpr float kGeluA = 0.7978845608028654f; // sqrt(2 / pi)
+constexpr float kGeluA = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float kGeluB = 0.044715f;
 
 // A zero bias row stands in for a null bias, so each loop has one form.
@@ -110,7 +110,7 @@ void backward(GradRow grad_row, float* dinp, float* dbias, const float* dout, co
       for (int r = split.begin(t); r < split.end(t, N); ++r) {
         const std::size_t off = static_cast<std::size_t>(r) * C;
         const float* x = inp + off;
-        if (inp_bf16) { // the copy, read instead of inp (exact: bf16 ⊂ fp32)
+        if (inp_bf16) {  // the copy, read instead of inp (exact: bf16 ⊂ fp32)
           widen_row(widened.data(), inp_bf16 + off, C);
           x = widened.data();
         }
@@ -136,7 +136,7 @@ void forward(FwdRows rows, float* out, const float* inp, const float* bias, int 
          static_cast<std::size_t>(split.end(t, N)), C);
 }
 
-} // namespace
+}  // namespace
 
 void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, int C) {
   check_sizes(N, C, "bias_gelu_forward");
@@ -160,4 +160,4 @@ void bias_relu_backward(float* dinp, float* dbias, const float* dout, const floa
   backward(relu_grad_row, dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_relu_backward");
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

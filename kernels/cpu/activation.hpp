@@ -30,4 +30,4 @@ void bias_relu_forward(float* out, const float* inp, const float* bias, int N, i
 void bias_relu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
                         const std::uint16_t* inp_bf16, const float* bias, int N, int C);
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

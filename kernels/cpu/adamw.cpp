@@ -51,7 +51,7 @@ void scale_chunk(float* __restrict g, std::size_t n, float s) {
   for (std::size_t i = 0; i < n; ++i) g[i] *= s;
 }
 
-} // namespace
+}  // namespace
 
 void adamw_step(float* params, std::uint16_t* params_bf16, const float* grads, float* m, float* v,
                 std::size_t n, long t, float lr, float beta1, float beta2, float eps,
@@ -97,4 +97,4 @@ float clip_grad_norm(float* g, std::size_t n, float max_norm) {
   return static_cast<float>(norm);
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

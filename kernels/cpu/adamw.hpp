@@ -37,4 +37,4 @@ void scale_grads(float* g, std::size_t n, float s);
 // scaled by max_norm / norm. Returns the norm before clipping (for the training log).
 float clip_grad_norm(float* g, std::size_t n, float max_norm);
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

@@ -36,32 +36,32 @@ void forward_block(float* __restrict out, float* __restrict lse, const float* __
                    float* __restrict scratch) {
   const int d = L.d, dp = round_up(d, NR), nq4 = round_up(nq, MR);
   const std::size_t tstride = L.tstride();
-  float* __restrict qs = scratch; // [Bq][dp]
-  float* __restrict acc = qs + static_cast<std::size_t>(Bq) * dp; // [Bq][dp]
-  float* __restrict kt = acc + static_cast<std::size_t>(Bq) * dp; // [dp][Bk]
-  float* __restrict vb = kt + static_cast<std::size_t>(Bk) * dp; // [Bk][dp]
-  float* __restrict s = vb + static_cast<std::size_t>(Bk) * dp; // [Bq][Bk]
+  float* __restrict qs = scratch;                                  // [Bq][dp]
+  float* __restrict acc = qs + static_cast<std::size_t>(Bq) * dp;  // [Bq][dp]
+  float* __restrict kt = acc + static_cast<std::size_t>(Bq) * dp;  // [dp][Bk]
+  float* __restrict vb = kt + static_cast<std::size_t>(Bk) * dp;   // [Bk][dp]
+  float* __restrict s = vb + static_cast<std::size_t>(Bk) * dp;    // [Bq][Bk]
   float m[Bq], l[Bq];
 
   pack_rows(qs, dp, qkv + L.qkv(b, q0, 0, h), tstride, nq, nq4, d, scale);
   for (std::size_t i = 0; i < static_cast<std::size_t>(nq4) * dp; ++i) acc[i] = 0.0f;
   for (int r = 0; r < nq; ++r) m[r] = kNegInf, l[r] = 0.0f;
 
-  const int kend = q0 + nq; // the last query sees keys up to itself
+  const int kend = q0 + nq;  // the last query sees keys up to itself
   for (int k0 = 0; k0 < kend; k0 += Bk) {
     const int nk = std::min(Bk, kend - k0), nk16 = round_up(nk, NR);
     pack_transposed(kt, Bk, qkv + L.qkv(b, k0, 1, h), tstride, nk, nk16, d, dp);
     pack_rows(vb, dp, qkv + L.qkv(b, k0, 2, h), tstride, nk, nk, d, 1.0f);
-    gemm_tile<false, false>(s, Bk, qs, dp, kt, Bk, nq4, nk16, dp); // scores
+    gemm_tile<false, false>(s, Bk, qs, dp, kt, Bk, nq4, nk16, dp);  // scores
     for (int r = 0; r < nq; ++r) {
       float* __restrict sr = s + static_cast<std::size_t>(r) * Bk;
-      const int n = std::min(nk, q0 + r - k0 + 1); // causal: keys <= query position
-      if (n <= 0) { // the whole block lies in this row's future
+      const int n = std::min(nk, q0 + r - k0 + 1);  // causal: keys <= query position
+      if (n <= 0) {                                 // the whole block lies in this row's future
         for (int c = 0; c < nk16; ++c) sr[c] = 0.0f;
         continue;
       }
       const float m_new = std::max(m[r], row_max(sr, n));
-      const float corr = exp_approx(m[r] - m_new); // 0 on the first block (m = -inf)
+      const float corr = exp_approx(m[r] - m_new);  // 0 on the first block (m = -inf)
       const float sum = exp_shifted_sum(sr, n, m_new);
       for (int c = n; c < nk16; ++c) sr[c] = 0.0f;
       l[r] = l[r] * corr + sum;
@@ -71,7 +71,7 @@ void forward_block(float* __restrict out, float* __restrict lse, const float* __
     }
     for (int r = nq; r < nq4; ++r)
       for (int c = 0; c < nk16; ++c) s[static_cast<std::size_t>(r) * Bk + c] = 0.0f;
-    gemm_tile<false, true>(acc, dp, s, Bk, vb, dp, nq4, dp, nk); // acc += P · V
+    gemm_tile<false, true>(acc, dp, s, Bk, vb, dp, nq4, dp, nk);  // acc += P · V
   }
   for (int r = 0; r < nq; ++r) {
     const float inv = 1.0f / l[r];
@@ -97,22 +97,22 @@ void backward_head(float* __restrict dqkv, const float* __restrict dout,
   const std::size_t tstride = L.tstride();
   const std::size_t Tdp = static_cast<std::size_t>(Tp) * dp;
   const std::size_t Bqdp = static_cast<std::size_t>(Bq) * dp;
-  float* __restrict kt = scratch; // [dp][Tp] keys, transposed
-  float* __restrict vt = kt + Tdp; // [dp][Tp] values, transposed
-  float* __restrict kr = vt + Tdp; // [Tp][dp] keys as rows
-  float* __restrict dk = kr + Tdp; // [Tp][dp]
-  float* __restrict dv = dk + Tdp; // [Tp][dp]
-  float* __restrict qs = dv + Tdp; // [Bq][dp] scaled queries
-  float* __restrict dy = qs + Bqdp; // [Bq][dp] dout rows
-  float* __restrict dq = dy + Bqdp; // [Bq][dp]
-  float* __restrict p = dq + Bqdp; // [Bq][Bk]
-  float* __restrict ds = p + static_cast<std::size_t>(Bq) * Bk; // [Bq][Bk]
+  float* __restrict kt = scratch;                                // [dp][Tp] keys, transposed
+  float* __restrict vt = kt + Tdp;                               // [dp][Tp] values, transposed
+  float* __restrict kr = vt + Tdp;                               // [Tp][dp] keys as rows
+  float* __restrict dk = kr + Tdp;                               // [Tp][dp]
+  float* __restrict dv = dk + Tdp;                               // [Tp][dp]
+  float* __restrict qs = dv + Tdp;                               // [Bq][dp] scaled queries
+  float* __restrict dy = qs + Bqdp;                              // [Bq][dp] dout rows
+  float* __restrict dq = dy + Bqdp;                              // [Bq][dp]
+  float* __restrict p = dq + Bqdp;                               // [Bq][Bk]
+  float* __restrict ds = p + static_cast<std::size_t>(Bq) * Bk;  // [Bq][Bk]
   float D[Bq], row_lse[Bq];
 
   pack_transposed(kt, Tp, qkv + L.qkv(b, 0, 1, h), tstride, T, Tp, d, dp);
   pack_transposed(vt, Tp, qkv + L.qkv(b, 0, 2, h), tstride, T, Tp, d, dp);
   pack_rows(kr, dp, qkv + L.qkv(b, 0, 1, h), tstride, T, Tp, d, 1.0f);
-  for (std::size_t i = 0; i < 2 * Tdp; ++i) dk[i] = 0.0f; // dk and dv are adjacent
+  for (std::size_t i = 0; i < 2 * Tdp; ++i) dk[i] = 0.0f;  // dk and dv are adjacent
 
   for (int q0 = 0; q0 < T; q0 += Bq) {
     const int nq = std::min(Bq, T - q0), nq4 = round_up(nq, MR);
@@ -131,8 +131,8 @@ void backward_head(float* __restrict dqkv, const float* __restrict dout,
     const int kend = q0 + nq;
     for (int k0 = 0; k0 < kend; k0 += Bk) {
       const int nk = std::min(Bk, kend - k0), nk16 = round_up(nk, NR);
-      gemm_tile<false, false>(p, Bk, qs, dp, kt + k0, Tp, nq4, nk16, dp); // S
-      gemm_tile<false, false>(ds, Bk, dy, dp, vt + k0, Tp, nq4, nk16, dp); // dP
+      gemm_tile<false, false>(p, Bk, qs, dp, kt + k0, Tp, nq4, nk16, dp);   // S
+      gemm_tile<false, false>(ds, Bk, dy, dp, vt + k0, Tp, nq4, nk16, dp);  // dP
       for (int r = 0; r < nq4; ++r) {
         float* __restrict pr = p + static_cast<std::size_t>(r) * Bk;
         float* __restrict dsr = ds + static_cast<std::size_t>(r) * Bk;
@@ -147,10 +147,10 @@ void backward_head(float* __restrict dqkv, const float* __restrict dout,
       }
       float* dvj = dv + static_cast<std::size_t>(k0) * dp;
       float* dkj = dk + static_cast<std::size_t>(k0) * dp;
-      gemm_tile<true, true>(dvj, dp, p, Bk, dy, dp, nk16, dp, nq); // dV += Pᵀ · dout
-      gemm_tile<true, true>(dkj, dp, ds, Bk, qs, dp, nk16, dp, nq); // dK += dSᵀ · q·scale
+      gemm_tile<true, true>(dvj, dp, p, Bk, dy, dp, nk16, dp, nq);   // dV += Pᵀ · dout
+      gemm_tile<true, true>(dkj, dp, ds, Bk, qs, dp, nk16, dp, nq);  // dK += dSᵀ · q·scale
       gemm_tile<false, true>(dq, dp, ds, Bk, kr + static_cast<std::size_t>(k0) * dp, dp, nq4, dp,
-                             nk); // dQ += dS · K
+                             nk);  // dQ += dS · K
     }
     for (int r = 0; r < nq; ++r) {
       float* __restrict g = dqkv + L.qkv(b, q0 + r, 0, h);
@@ -170,7 +170,7 @@ void check_sizes(int B, int T, int H, int d) {
     throw std::invalid_argument("attention: need B, T, H >= 0 and d > 0");
 }
 
-} // namespace
+}  // namespace
 
 void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int d) {
   check_sizes(B, T, H, d);
@@ -219,4 +219,4 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
   }
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

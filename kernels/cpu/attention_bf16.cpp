@@ -29,7 +29,7 @@ std::vector<float> rounded_qkv(const float* qkv, int B, int T, int H, int d) {
   return r;
 }
 
-} // namespace
+}  // namespace
 
 void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int T, int H, int d) {
   check_sizes(B, T, H, d);
@@ -44,4 +44,4 @@ void attention_backward_bf16(float* dqkv, const float* dout, const float* out, c
   attention_backward(dqkv, dout, out, lse, r.data(), B, T, H, d);
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

@@ -33,4 +33,4 @@ void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int
 void attention_backward_bf16(float* dqkv, const float* dout, const float* out, const float* lse,
                              const float* qkv, int B, int T, int H, int d);
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

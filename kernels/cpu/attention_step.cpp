@@ -94,13 +94,13 @@ void step_all(float* out, float* scores, const float* q, const Cache* k, const C
   for (std::int64_t task = 0; task < tasks; ++task) {
     const std::size_t b = static_cast<std::size_t>(task / H),
                       h = static_cast<std::size_t>(task % H);
-    const std::size_t row = static_cast<std::size_t>(task); // b · H + h
+    const std::size_t row = static_cast<std::size_t>(task);  // b · H + h
     step_head(out + row * d, scores + row * n, q + b * q_stride + h * d,
               k + b * batch_stride + h * d, v + b * batch_stride + h * d, n, d, stride, scale);
   }
 }
 
-} // namespace
+}  // namespace
 
 void attention_step(float* out, float* scores, const float* q, const float* k, const float* v,
                     int B, int n, int H, int d, std::size_t q_stride, std::size_t stride,
@@ -114,4 +114,4 @@ void attention_step_bf16(float* out, float* scores, const float* q, const std::u
   step_all(out, scores, q, k, v, B, n, H, d, q_stride, stride, batch_stride);
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

@@ -46,7 +46,7 @@ constexpr int round_up(int x, int m) { return (x + m - 1) / m * m; }
 // sixteen: GCC lowers vectors wider than the target's registers through memory, and AVX2 is
 // the common case (the AVX-512 clone runs the same code on ymm registers).
 typedef float Vec8 __attribute__((vector_size(8 * sizeof(float))));
-constexpr int kVecs = NR / 8; // vectors per tile row
+constexpr int kVecs = NR / 8;  // vectors per tile row
 
 // C[M,N] (+)= A[M,K] · B[K,N], with M a multiple of MR and N a multiple of NR. A is read as
 // A[m * lda + k], or A[k * lda + m] when kTransA; B as B[k * ldb + n]; C as C[m * ldc + n].
@@ -93,7 +93,7 @@ __attribute__((always_inline)) inline void gemm_tile(float* __restrict C, int ld
 // Index helpers for the documented layouts.
 struct Layout {
   int T, H, d;
-  std::size_t qkv(int b, int t, int which, int h) const { // which: 0 q, 1 k, 2 v
+  std::size_t qkv(int b, int t, int which, int h) const {  // which: 0 q, 1 k, 2 v
     return ((static_cast<std::size_t>(b) * T + t) * 3 + which) * H * d +
            static_cast<std::size_t>(h) * d;
   }
@@ -103,7 +103,7 @@ struct Layout {
   std::size_t lse(int b, int h, int t) const {
     return (static_cast<std::size_t>(b) * H + h) * T + t;
   }
-  std::size_t tstride() const { return 3 * static_cast<std::size_t>(H) * d; } // qkv positions
+  std::size_t tstride() const { return 3 * static_cast<std::size_t>(H) * d; }  // qkv positions
 };
 
 // Rows src + c * stride (c < n, d floats each) into dst[c][0..dp), times `scale`; columns past
@@ -136,4 +136,4 @@ inline void pack_transposed(float* __restrict dst, int ld, const float* __restri
     for (int c = 0; c < cols; ++c) dst[static_cast<std::size_t>(e) * ld + c] = 0.0f;
 }
 
-} // namespace mb::kernels::cpu::attention_tiles
+}  // namespace mb::kernels::cpu::attention_tiles

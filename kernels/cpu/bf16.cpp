@@ -23,7 +23,7 @@ void from_bf16_block(float* __restrict dst, const std::uint16_t* __restrict src,
   for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_value(src[i]);
 }
 
-} // namespace
+}  // namespace
 
 void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t cols,
              std::size_t ld) {
@@ -48,4 +48,4 @@ void from_bf16(float* dst, const std::uint16_t* src, std::size_t n) {
   }
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

@@ -59,7 +59,7 @@ MB_HOST_DEVICE inline std::uint32_t rounded_bits(std::uint32_t u) {
   return (u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FFF0000u : r;
 }
 
-} // namespace bf16_detail
+}  // namespace bf16_detail
 
 // x rounded to the nearest bfloat16 (ties to even), returned as the fp32 value it equals.
 // NaN gives the canonical quiet NaN (bits 0x7FFF0000); ±inf stay; finite values at or past
@@ -92,4 +92,4 @@ void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t
 // (TransformerStack: the attention's inputs and output).
 void from_bf16(float* dst, const std::uint16_t* src, std::size_t n);
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

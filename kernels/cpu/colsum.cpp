@@ -17,7 +17,7 @@ void add_block(float* __restrict dst, const float* __restrict partial, int tasks
   }
 }
 
-} // namespace
+}  // namespace
 
 void add_partials(float* dst, const float* partial, int tasks, std::size_t stride, int C,
                   bool parallel) {
@@ -29,4 +29,4 @@ void add_partials(float* dst, const float* partial, int tasks, std::size_t strid
     add_block(dst, partial, tasks, stride, b * kCols, std::min(C, (b + 1) * kCols));
 }
 
-} // namespace mb::kernels::cpu::detail
+}  // namespace mb::kernels::cpu::detail

@@ -16,8 +16,8 @@ constexpr int kMinRowsPerTask = 32;
 constexpr int kMaxTasks = 256;
 
 struct RowTasks {
-  int rows; // rows per task (the last task may have fewer)
-  int count; // number of tasks
+  int rows;   // rows per task (the last task may have fewer)
+  int count;  // number of tasks
   int begin(int t) const { return t * rows; }
   int end(int t, int N) const { return t + 1 == count ? N : (t + 1) * rows; }
 };
@@ -33,4 +33,4 @@ inline RowTasks row_tasks(int N) {
 void add_partials(float* dst, const float* partial, int tasks, std::size_t stride, int C,
                   bool parallel);
 
-} // namespace mb::kernels::cpu::detail
+}  // namespace mb::kernels::cpu::detail

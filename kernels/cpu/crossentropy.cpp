@@ -90,7 +90,7 @@ CrossEntropySum run(float* losses, float* dh, float* dE, const float* h, const f
   return total;
 }
 
-} // namespace
+}  // namespace
 
 std::int64_t crossentropy_count(const std::int32_t* targets, int N) {
   std::int64_t count = 0;
@@ -112,4 +112,4 @@ CrossEntropySum crossentropy_backward(float* dh, float* dE, const float* h, cons
   return run(nullptr, dh, dE, h, E, targets, dloss, N, D, V, true);
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

@@ -11,11 +11,11 @@
 
 namespace mb::kernels::cpu {
 
-constexpr int kCrossEntropyChunkFloats = 1 << 18; // logits held at once (1 MiB)
+constexpr int kCrossEntropyChunkFloats = 1 << 18;  // logits held at once (1 MiB)
 
 struct CrossEntropySum {
-  double loss = 0.0; // sum of the losses of the counted rows (natural log)
-  std::int64_t count = 0; // rows with targets[n] >= 0
+  double loss = 0.0;       // sum of the losses of the counted rows (natural log)
+  std::int64_t count = 0;  // rows with targets[n] >= 0
 };
 
 // The rows that carry a loss: those with targets[n] >= 0.
@@ -34,4 +34,4 @@ CrossEntropySum crossentropy_backward(float* dh, float* dE, const float* h, cons
                                       const std::int32_t* targets, float dloss, int N, int D,
                                       int V);
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

@@ -40,7 +40,7 @@ void backward_chunk(float* __restrict dinp, const float* __restrict dout, std::s
   }
 }
 
-} // namespace
+}  // namespace
 
 void dropout_forward(float* out, const float* inp, std::size_t n, float p, std::uint64_t seed,
                      std::uint64_t offset) {
@@ -65,7 +65,7 @@ void dropout_backward(float* dinp, const float* dout, std::size_t n, float p, st
   check_p(p, "dropout_backward");
   const std::uint64_t key = dropout_key(seed);
   const std::uint32_t threshold = dropout_threshold(p);
-  const float scale = 1.0f / (1.0f - p); // exactly 1 for p = 0, and every element is kept
+  const float scale = 1.0f / (1.0f - p);  // exactly 1 for p = 0, and every element is kept
   const auto tasks = static_cast<std::int64_t>((n + kChunk - 1) / kChunk);
 #pragma omp parallel for schedule(static) if (tasks > 1)
   for (std::int64_t t = 0; t < tasks; ++t) {
@@ -75,4 +75,4 @@ void dropout_backward(float* dinp, const float* dout, std::size_t n, float p, st
   }
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

@@ -26,7 +26,7 @@ void add_row(float* __restrict dst, const float* __restrict src, int C) {
   for (int i = 0; i < C; ++i) dst[i] += src[i];
 }
 
-} // namespace
+}  // namespace
 
 void embedding_forward(float* out, const std::int32_t* ids, const float* table, int N, int C,
                        int V) {
@@ -61,4 +61,4 @@ void embedding_backward(float* dtable, const float* dout, const std::int32_t* id
   }
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

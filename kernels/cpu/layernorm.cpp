@@ -74,7 +74,7 @@ void check_sizes(int N, int C) {
   if (N < 0 || C <= 0) throw std::invalid_argument("layernorm: need N >= 0 and C > 0");
 }
 
-} // namespace
+}  // namespace
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int N, int C, float eps) {
@@ -110,4 +110,4 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
   if (dbias) detail::add_partials(dbias, part + C, tasks, stride, C, big);
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

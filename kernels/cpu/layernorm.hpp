@@ -17,4 +17,4 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
                         const float* inp, const float* weight, const float* mean, const float* rstd,
                         int N, int C);
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

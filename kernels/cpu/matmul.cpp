@@ -32,14 +32,14 @@ using tag = memory::format_tag;
 
 // Which of the three products a cached primitive computes; each fixes the operand layouts.
 enum class Product : int {
-  forward, // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
-  grad_input, // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
-  grad_weight, // dst[N,K] += src[N,M]  · wei[M,K] with src = dout[M,N] read as 'ba'
+  forward,      // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
+  grad_input,   // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
+  grad_weight,  // dst[N,K] += src[N,M]  · wei[M,K] with src = dout[M,N] read as 'ba'
 };
 
 struct Key {
   Product product;
-  std::int64_t rows, inner, cols; // dst is rows x cols, contraction over inner
+  std::int64_t rows, inner, cols;  // dst is rows x cols, contraction over inner
   bool bias;
   bool operator<(const Key& o) const {
     return std::tie(product, rows, inner, cols, bias) <
@@ -79,7 +79,7 @@ constexpr std::size_t kMaxCached = 512;
 std::shared_ptr<const Cached> get_primitive(const Key& key) {
   static std::mutex& mutex = *new std::mutex;
   static auto& cache =
-      *new std::map<Key, std::shared_ptr<const Cached>>; // never destroyed: see cpu_engine()
+      *new std::map<Key, std::shared_ptr<const Cached>>;  // never destroyed: see cpu_engine()
   std::lock_guard<std::mutex> lock(mutex);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   if (cache.size() >= kMaxCached) cache.clear();
@@ -91,14 +91,14 @@ std::shared_ptr<const Cached> get_primitive(const Key& key) {
   switch (key.product) {
     case Product::forward:
       c.src = memory::desc({R, I}, f32, tag::ab);
-      c.wei = memory::desc({I, C}, f32, tag::ba); // weight stored [C, I]
+      c.wei = memory::desc({I, C}, f32, tag::ba);  // weight stored [C, I]
       break;
     case Product::grad_input:
       c.src = memory::desc({R, I}, f32, tag::ab);
       c.wei = memory::desc({I, C}, f32, tag::ab);
       break;
     case Product::grad_weight:
-      c.src = memory::desc({R, I}, f32, tag::ba); // dout stored [I, R]
+      c.src = memory::desc({R, I}, f32, tag::ba);  // dout stored [I, R]
       c.wei = memory::desc({I, C}, f32, tag::ab);
       break;
   }
@@ -224,13 +224,13 @@ Bf16Staging& bf16_staging() {
   return staging;
 }
 
-} // namespace
+}  // namespace
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M,
                     int K, int N) {
   check_sizes(M, K, N);
   if (M == 0 || N == 0) return;
-  if (K == 0) { // empty contraction: out = bias (oneDNN 2.6 builds but cannot execute K = 0)
+  if (K == 0) {  // empty contraction: out = bias (oneDNN 2.6 builds but cannot execute K = 0)
     for (std::size_t i = 0; i < static_cast<std::size_t>(M); ++i)
       for (int j = 0; j < N; ++j) out[i * N + j] = bias ? bias[j] : 0.0f;
     return;
@@ -241,7 +241,7 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int M, int K, int N) {
   check_sizes(M, K, N);
-  if (M == 0 || N == 0) return; // every gradient term is an empty sum
+  if (M == 0 || N == 0) return;  // every gradient term is an empty sum
   if (K > 0) {
     if (dinp) run(Key{Product::grad_input, M, N, K, false}, dout, weight, nullptr, dinp);
     if (dweight) run(Key{Product::grad_weight, N, M, K, false}, dout, inp, nullptr, dweight);
@@ -254,7 +254,7 @@ void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_
                          int M, int K, int N) {
   check_sizes(M, K, N);
   if (M == 0 || N == 0) return;
-  if (K == 0) { // no product: out = bias, exactly as the fp32 op
+  if (K == 0) {  // no product: out = bias, exactly as the fp32 op
     matmul_forward(out, nullptr, nullptr, bias, M, 0, N);
     return;
   }
@@ -268,7 +268,7 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
                           const std::uint16_t* weight_bf16, int M, int K, int N) {
   check_sizes(M, K, N);
-  if (M == 0 || N == 0) return; // every gradient term is an empty sum
+  if (M == 0 || N == 0) return;  // every gradient term is an empty sum
   if (K > 0 && (dinp || dweight)) {
     Bf16Staging& s = bf16_staging();
     const float* rdout = bf16_operand(s.dout, dout, nullptr, M, N);
@@ -281,7 +281,7 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
       run(Key{Product::grad_weight, N, M, K, false}, rdout, rinp, nullptr, dweight);
     }
   }
-  if (dbias) bias_grad(dbias, dout, M, N); // from the unrounded fp32 dout
+  if (dbias) bias_grad(dbias, dout, M, N);  // from the unrounded fp32 dout
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

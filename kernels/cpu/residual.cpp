@@ -10,7 +10,7 @@
 namespace mb::kernels::cpu {
 namespace {
 
-constexpr std::size_t kChunk = 1 << 15; // 128 KiB of floats per task
+constexpr std::size_t kChunk = 1 << 15;  // 128 KiB of floats per task
 
 // No __restrict on out: it may alias a or b; GCC's run-time alias check keeps the vector loop.
 MB_CPU_CLONES
@@ -25,7 +25,7 @@ void accumulate_chunk(float* __restrict d, const float* __restrict dout, std::si
 
 std::int64_t chunks(std::size_t n) { return static_cast<std::int64_t>((n + kChunk - 1) / kChunk); }
 
-} // namespace
+}  // namespace
 
 void residual_forward(float* out, const float* a, const float* b, std::size_t n) {
   const std::int64_t tasks = chunks(n);
@@ -47,4 +47,4 @@ void residual_backward(float* da, float* db, const float* dout, std::size_t n) {
   }
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

@@ -11,4 +11,4 @@ void residual_forward(float* out, const float* a, const float* b, std::size_t n)
 // da[i] += dout[i], db[i] += dout[i]. Either may be null to skip it.
 void residual_backward(float* da, float* db, const float* dout, std::size_t n);
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

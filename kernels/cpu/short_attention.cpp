@@ -38,8 +38,8 @@ struct Padded {
 
 std::size_t forward_scratch(const Layout& L) {
   const Padded P(L);
-  return static_cast<std::size_t>(P.Tq + P.Tk + MR) * P.dp + // qs, vr, acc
-         static_cast<std::size_t>(P.dp + MR) * P.Tk; // kt, p
+  return static_cast<std::size_t>(P.Tq + P.Tk + MR) * P.dp +  // qs, vr, acc
+         static_cast<std::size_t>(P.dp + MR) * P.Tk;          // kt, p
 }
 
 MB_CPU_CLONES
@@ -49,11 +49,11 @@ void forward_head(float* __restrict out, float* __restrict lse, const float* __r
   const Padded P(L);
   const int dp = P.dp, Tk = P.Tk;
   const std::size_t tstride = L.tstride();
-  float* __restrict qs = scratch; // [Tq][dp] scaled queries
-  float* __restrict vr = qs + static_cast<std::size_t>(P.Tq) * dp; // [Tk][dp] values
-  float* __restrict acc = vr + static_cast<std::size_t>(Tk) * dp; // [MR][dp]
-  float* __restrict kt = acc + static_cast<std::size_t>(MR) * dp; // [dp][Tk] keys, transposed
-  float* __restrict p = kt + static_cast<std::size_t>(dp) * Tk; // [MR][Tk] a group's scores
+  float* __restrict qs = scratch;                                   // [Tq][dp] scaled queries
+  float* __restrict vr = qs + static_cast<std::size_t>(P.Tq) * dp;  // [Tk][dp] values
+  float* __restrict acc = vr + static_cast<std::size_t>(Tk) * dp;   // [MR][dp]
+  float* __restrict kt = acc + static_cast<std::size_t>(MR) * dp;   // [dp][Tk] keys, transposed
+  float* __restrict p = kt + static_cast<std::size_t>(dp) * Tk;     // [MR][Tk] a group's scores
   float m[MR], l[MR];
 
   pack_rows(qs, dp, qkv + L.qkv(b, 0, 0, h), tstride, T, P.Tq, d, scale);
@@ -61,19 +61,19 @@ void forward_head(float* __restrict out, float* __restrict lse, const float* __r
   pack_rows(vr, dp, qkv + L.qkv(b, 0, 2, h), tstride, T, Tk, d, 1.0f);
 
   for (int r0 = 0; r0 < T; r0 += MR) {
-    const int nk = std::min(T, r0 + MR); // keys the group's last query sees
+    const int nk = std::min(T, r0 + MR);  // keys the group's last query sees
     gemm_tile<false, false>(p, Tk, qs + static_cast<std::size_t>(r0) * dp, dp, kt, Tk, MR,
                             round_up(nk, NR), dp);
     for (int r = 0; r < MR; ++r) {
       float* __restrict pr = p + static_cast<std::size_t>(r) * Tk;
-      const int n = std::min(r0 + r + 1, T); // causal: keys 0..t (padding rows: any)
+      const int n = std::min(r0 + r + 1, T);  // causal: keys 0..t (padding rows: any)
       const float mx = row_max(pr, n);
       const float sum = exp_shifted_sum(pr, n, mx);
       for (int j = n; j < nk; ++j) pr[j] = 0.0f;
       m[r] = mx;
       l[r] = sum;
     }
-    gemm_tile<false, false>(acc, dp, p, Tk, vr, dp, MR, dp, nk); // keys in increasing order
+    gemm_tile<false, false>(acc, dp, p, Tk, vr, dp, MR, dp, nk);  // keys in increasing order
     for (int r = 0; r < MR && r0 + r < T; ++r) {
       const float inv = 1.0f / l[r];
       float* __restrict o = out + L.out(b, r0 + r, h);
@@ -85,8 +85,8 @@ void forward_head(float* __restrict out, float* __restrict lse, const float* __r
 
 std::size_t backward_scratch(const Layout& L) {
   const Padded P(L);
-  return static_cast<std::size_t>(2 * P.Tq + P.Tk + 3 * MR) * P.dp + // qs, dy, kr, dq, dk, dv
-         static_cast<std::size_t>(2 * P.dp + 2 * P.Tq) * P.Tk; // kt, vt, p, ds
+  return static_cast<std::size_t>(2 * P.Tq + P.Tk + 3 * MR) * P.dp +  // qs, dy, kr, dq, dk, dv
+         static_cast<std::size_t>(2 * P.dp + 2 * P.Tq) * P.Tk;        // kt, vt, p, ds
 }
 
 // All of head h of sequence b. With P = exp(S - lse) recomputed and D_t = dout_t · out_t:
@@ -105,16 +105,16 @@ void backward_head(float* __restrict dqkv, const float* __restrict dout,
   const std::size_t tstride = L.tstride(), ostride = static_cast<std::size_t>(L.H) * d;
   const std::size_t Tqdp = static_cast<std::size_t>(Tq) * dp;
   const std::size_t MRdp = static_cast<std::size_t>(MR) * dp;
-  float* __restrict qs = scratch; // [Tq][dp] scaled queries
-  float* __restrict dy = qs + Tqdp; // [Tq][dp] dout rows
-  float* __restrict kr = dy + Tqdp; // [Tk][dp] keys as rows
-  float* __restrict dq = kr + static_cast<std::size_t>(Tk) * dp; // [MR][dp]
-  float* __restrict dk = dq + MRdp; // [MR][dp]
-  float* __restrict dv = dk + MRdp; // [MR][dp]
-  float* __restrict kt = dv + MRdp; // [dp][Tk] keys, transposed
-  float* __restrict vt = kt + static_cast<std::size_t>(dp) * Tk; // [dp][Tk] values, transposed
-  float* __restrict p = vt + static_cast<std::size_t>(dp) * Tk; // [Tq][Tk] P
-  float* __restrict ds = p + static_cast<std::size_t>(Tq) * Tk; // [Tq][Tk] dS
+  float* __restrict qs = scratch;                                 // [Tq][dp] scaled queries
+  float* __restrict dy = qs + Tqdp;                               // [Tq][dp] dout rows
+  float* __restrict kr = dy + Tqdp;                               // [Tk][dp] keys as rows
+  float* __restrict dq = kr + static_cast<std::size_t>(Tk) * dp;  // [MR][dp]
+  float* __restrict dk = dq + MRdp;                               // [MR][dp]
+  float* __restrict dv = dk + MRdp;                               // [MR][dp]
+  float* __restrict kt = dv + MRdp;                               // [dp][Tk] keys, transposed
+  float* __restrict vt = kt + static_cast<std::size_t>(dp) * Tk;  // [dp][Tk] values, transposed
+  float* __restrict p = vt + static_cast<std::size_t>(dp) * Tk;   // [Tq][Tk] P
+  float* __restrict ds = p + static_cast<std::size_t>(Tq) * Tk;   // [Tq][Tk] dS
 
   pack_rows(qs, dp, qkv + L.qkv(b, 0, 0, h), tstride, T, Tq, d, scale);
   pack_rows(dy, dp, dout + L.out(b, 0, h), ostride, T, Tq, d, 1.0f);
@@ -127,9 +127,9 @@ void backward_head(float* __restrict dqkv, const float* __restrict dout,
     float* __restrict pg = p + static_cast<std::size_t>(r0) * Tk;
     float* __restrict dsg = ds + static_cast<std::size_t>(r0) * Tk;
     gemm_tile<false, false>(pg, Tk, qs + static_cast<std::size_t>(r0) * dp, dp, kt, Tk, MR, nk16,
-                            dp); // S
+                            dp);  // S
     gemm_tile<false, false>(dsg, Tk, dy + static_cast<std::size_t>(r0) * dp, dp, vt, Tk, MR, nk16,
-                            dp); // dout · V
+                            dp);  // dout · V
     for (int r = 0; r < MR; ++r) {
       float* __restrict pr = pg + static_cast<std::size_t>(r) * Tk;
       float* __restrict dsr = dsg + static_cast<std::size_t>(r) * Tk;
@@ -151,7 +151,7 @@ void backward_head(float* __restrict dqkv, const float* __restrict dout,
       }
       for (int j = n; j < Tk; ++j) pr[j] = dsr[j] = 0.0f;
     }
-    gemm_tile<false, false>(dq, dp, dsg, Tk, kr, dp, MR, dp, nk); // dS · K, keys increasing
+    gemm_tile<false, false>(dq, dp, dsg, Tk, kr, dp, MR, dp, nk);  // dS · K, keys increasing
     for (int r = 0; r < MR && r0 + r < T; ++r) {
       float* __restrict g = dqkv + L.qkv(b, r0 + r, 0, h);
       for (int e = 0; e < d; ++e) g[e] += scale * dq[static_cast<std::size_t>(r) * dp + e];
@@ -162,8 +162,8 @@ void backward_head(float* __restrict dqkv, const float* __restrict dout,
     // Queries j0 .. T - 1 (those before j0 see none of these keys), in increasing order.
     const std::size_t corner = static_cast<std::size_t>(j0) * Tk + j0;
     const std::size_t rows = static_cast<std::size_t>(j0) * dp;
-    gemm_tile<true, false>(dv, dp, p + corner, Tk, dy + rows, dp, MR, dp, T - j0); // Pᵀ dout
-    gemm_tile<true, false>(dk, dp, ds + corner, Tk, qs + rows, dp, MR, dp, T - j0); // dSᵀ q
+    gemm_tile<true, false>(dv, dp, p + corner, Tk, dy + rows, dp, MR, dp, T - j0);   // Pᵀ dout
+    gemm_tile<true, false>(dk, dp, ds + corner, Tk, qs + rows, dp, MR, dp, T - j0);  // dSᵀ q
     for (int i = 0; i < MR && j0 + i < T; ++i) {
       float* __restrict gk = dqkv + L.qkv(b, j0 + i, 1, h);
       float* __restrict gv = dqkv + L.qkv(b, j0 + i, 2, h);
@@ -197,7 +197,7 @@ void for_each_head(int B, const Layout& L, std::size_t scratch_floats, PerHead p
   }
 }
 
-} // namespace
+}  // namespace
 
 void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int d) {
   check_sizes("short_attention_forward", B, T, H, d);
@@ -218,4 +218,4 @@ void short_attention_backward(float* dqkv, const float* dout, const float* out, 
   });
 }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

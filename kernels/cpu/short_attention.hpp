@@ -64,4 +64,4 @@ void short_attention_forward(float* out, float* lse, const float* qkv, int B, in
 void short_attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
                               const float* qkv, int B, int T, int H, int d);
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

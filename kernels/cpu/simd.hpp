@@ -29,7 +29,7 @@ namespace mb::kernels::cpu {
 // further arithmetic under the default -ftrapping-math, and a loop with control flow left in it
 // does not vectorise. Written this way, softmax loops vectorise in any translation unit.
 inline float exp_approx(float x) {
-  const std::int32_t below = -static_cast<std::int32_t>(x < -87.3f); // all ones or zero
+  const std::int32_t below = -static_cast<std::int32_t>(x < -87.3f);  // all ones or zero
   const std::int32_t above = -static_cast<std::int32_t>(x > 88.3f);
   const float xc = std::bit_cast<float>((std::bit_cast<std::int32_t>(x) & ~(below | above)) |
                                         (std::bit_cast<std::int32_t>(-87.3f) & below) |
@@ -55,4 +55,4 @@ inline float exp_approx(float x) {
 // harmless).
 inline float tanh_approx(float u) { return 1.0f - 2.0f / (exp_approx(2.0f * u) + 1.0f); }
 
-} // namespace mb::kernels::cpu
+}  // namespace mb::kernels::cpu

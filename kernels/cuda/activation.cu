@@ -11,7 +11,7 @@
 // (absolute error below 2e-7): the two twins agree to about 1e-6, not bit for bit.
 #include "cuda/activation.cuh"
 
-#include "cpu/bf16.hpp" // bf16_value, __host__ __device__
+#include "cpu/bf16.hpp"  // bf16_value, __host__ __device__
 #include "cuda/colsum.cuh"
 #include "cuda/common.cuh"
 
@@ -21,7 +21,7 @@
 namespace mb::kernels::cuda {
 namespace {
 
-constexpr float kGeluA = 0.7978845608028654f; // sqrt(2 / pi)
+constexpr float kGeluA = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float kGeluB = 0.044715f;
 
 enum class Act { gelu, relu };
@@ -112,7 +112,7 @@ void backward(float* dinp, float* dbias, const float* dout, const float* inp,
   if (dbias) detail::add_column_partials(dbias, partial.get(), split.tasks, C, C);
 }
 
-} // namespace
+}  // namespace
 
 void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, int C) {
   check_sizes(N, C, "bias_gelu_forward");
@@ -136,4 +136,4 @@ void bias_relu_backward(float* dinp, float* dbias, const float* dout, const floa
   backward<Act::relu>(dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_relu_backward");
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

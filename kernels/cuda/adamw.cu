@@ -5,7 +5,7 @@
 // and the trees depend on n only, so the sum is bit-reproducible; no atomics are involved.
 #include "cuda/adamw.cuh"
 
-#include "cpu/adamw.hpp" // adamw_bias_correction, shared with the CPU twin
+#include "cpu/adamw.hpp"  // adamw_bias_correction, shared with the CPU twin
 #include "cuda/common.cuh"
 
 #include <cuda_bf16.h>
@@ -16,8 +16,8 @@
 namespace mb::kernels::cuda {
 namespace {
 
-constexpr int kNormBlock = 512; // threads of both reduction passes
-constexpr std::size_t kChunk = std::size_t{1} << 16; // elements per pass-1 block
+constexpr int kNormBlock = 512;                       // threads of both reduction passes
+constexpr std::size_t kChunk = std::size_t{1} << 16;  // elements per pass-1 block
 
 __global__ void adamw_kernel(float* p, std::uint16_t* p_bf16, const float* g, float* m, float* v,
                              std::size_t n, float lr, float b1, float b2, float eps, float wd,
@@ -83,7 +83,7 @@ __global__ void __launch_bounds__(kNormBlock)
   if (threadIdx.x == 0) *out = total;
 }
 
-} // namespace
+}  // namespace
 
 void adamw_step(float* params, std::uint16_t* params_bf16, const float* grads, float* m, float* v,
                 std::size_t n, long t, float lr, float beta1, float beta2, float eps,
@@ -102,7 +102,7 @@ double grad_norm_squared(const float* g, std::size_t n) {
   if (n == 0) return 0.0;
   // One block per chunk: for n up to 2^47 the chunk count stays below gridDim.x's limit.
   const std::size_t chunks = (n + kChunk - 1) / kChunk;
-  detail::Scratch<double> partial(chunks + 1); // the last slot receives the total
+  detail::Scratch<double> partial(chunks + 1);  // the last slot receives the total
   squares_kernel<<<static_cast<unsigned>(chunks), kNormBlock>>>(partial.get(), g, n);
   MB_CUDA_CHECK_LAUNCH();
   sum_partials_kernel<<<1, kNormBlock>>>(partial.get() + chunks, partial.get(), chunks);
@@ -126,4 +126,4 @@ float clip_grad_norm(float* g, std::size_t n, float max_norm) {
   return static_cast<float>(norm);
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -28,4 +28,4 @@ void scale_grads(float* g, std::size_t n, float s);
 // scaled by max_norm / norm. Returns the norm before clipping. Waits for the norm.
 float clip_grad_norm(float* g, std::size_t n, float max_norm);
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -36,11 +36,11 @@ namespace {
 
 using namespace attention_detail;
 
-constexpr int kTile = kWarp; // keys (or queries) per staged tile
-constexpr int kWarps = 8; // warps per block
+constexpr int kTile = kWarp;  // keys (or queries) per staged tile
+constexpr int kWarps = 8;     // warps per block
 constexpr int kThreads = kWarps * kWarp;
-constexpr int kPer = kAttentionMaxHeadDim / kWarp; // row elements per lane
-constexpr int kRowsPerWarp = kTile / kWarps; // backward: keys (queries) per warp
+constexpr int kPer = kAttentionMaxHeadDim / kWarp;  // row elements per lane
+constexpr int kRowsPerWarp = kTile / kWarps;        // backward: keys (queries) per warp
 
 // Shared memory: keys [kTile][d + 1] (padded: lane j reads row j), values [kTile][d] (lanes
 // read along a row), the block's scaled queries [kWarps][d].
@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(kThreads)
             lane = static_cast<int>(threadIdx.x) % kWarp;
   const int q0 = tile * kWarps, nq = min(kWarps, L.T - q0);
   const int t = q0 + warp;
-  const bool active = warp < nq; // warp-uniform
+  const bool active = warp < nq;  // warp-uniform
   const std::size_t tstride = 3 * static_cast<std::size_t>(L.H) * d;
 
   stage_rows(Qs, d, qkv + L.qkv(b, q0, 0, h), tstride, nq, d, scale);
@@ -73,18 +73,18 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int c = 0; c < kPer; ++c) acc[c] = 0.0f;
 
-  const int kend = q0 + nq; // the last query sees keys up to itself
+  const int kend = q0 + nq;  // the last query sees keys up to itself
   for (int k0 = 0; k0 < kend; k0 += kTile) {
     const int nk = min(kTile, kend - k0);
-    __syncthreads(); // the previous tile is consumed (and Qs is written)
+    __syncthreads();  // the previous tile is consumed (and Qs is written)
     stage_rows(Ks, kp, qkv + L.qkv(b, k0, 1, h), tstride, nk, d, 1.0f);
     stage_rows(Vs, d, qkv + L.qkv(b, k0, 2, h), tstride, nk, d, 1.0f);
     __syncthreads();
-    const int n = active ? min(nk, t - k0 + 1) : 0; // causal: keys k0 + j <= t
-    if (n <= 0) continue; // warp-uniform
+    const int n = active ? min(nk, t - k0 + 1) : 0;  // causal: keys k0 + j <= t
+    if (n <= 0) continue;                            // warp-uniform
     const float s = lane < n ? dot(Qs + warp * d, Ks + lane * kp, d) : -INFINITY;
     const float m_new = fmaxf(m, warp_max(s));
-    const float corr = expf(m - m_new); // 0 on the first tile (m = -inf)
+    const float corr = expf(m - m_new);  // 0 on the first tile (m = -inf)
     const float p = lane < n ? expf(s - m_new) : 0.0f;
     l = l * corr + warp_sum(p);
     m = m_new;
@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(kThreads)
                   const float* __restrict__ out, Layout L, int rows) {
   const int row = static_cast<int>(blockIdx.x) * kWarps + static_cast<int>(threadIdx.x) / kWarp;
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
-  if (row >= rows) return; // warp-uniform
+  if (row >= rows) return;  // warp-uniform
   const int h = row % L.H, bt = row / L.H, t = bt % L.T, b = bt / L.T;
   const float* g = dout + L.out(b, t, h);
   const float* y = out + L.out(b, t, h);
@@ -171,7 +171,7 @@ __global__ void __launch_bounds__(kThreads)
   // Queries before the key tile see none of its keys.
   for (int t0 = k0; t0 < L.T; t0 += kTile) {
     const int nq = min(kTile, L.T - t0);
-    __syncthreads(); // the previous query tile is consumed (and tiles.K, tiles.V are written)
+    __syncthreads();  // the previous query tile is consumed (and tiles.K, tiles.V are written)
     stage_rows(tiles.Q, kp, qkv + L.qkv(b, t0, 0, h), tstride, nq, d, scale);
     stage_rows(tiles.dO, kp, dout + L.out(b, t0, h), ostride, nq, d, 1.0f);
     if (static_cast<int>(threadIdx.x) < nq) {
@@ -179,11 +179,11 @@ __global__ void __launch_bounds__(kThreads)
       tiles.D[threadIdx.x] = D[L.lse(b, h, t0 + static_cast<int>(threadIdx.x))];
     }
     __syncthreads();
-    const int i = lane, t = t0 + lane; // lane i: query t0 + i
+    const int i = lane, t = t0 + lane;  // lane i: query t0 + i
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const int jj = warp + r * kWarps, kj = k0 + jj;
-      if (jj >= nk) continue; // warp-uniform
+      if (jj >= nk) continue;  // warp-uniform
       float p = 0.0f, ds = 0.0f;
       if (i < nq && t >= kj) {
         const float s = dot(tiles.Q + i * kp, tiles.K + jj * kp, d);
@@ -191,7 +191,7 @@ __global__ void __launch_bounds__(kThreads)
         p = expf(s - tiles.lse[i]);
         ds = p * (dp - tiles.D[i]);
       }
-      for (int q = 0; q < nq; ++q) { // queries in increasing order
+      for (int q = 0; q < nq; ++q) {  // queries in increasing order
         const float pq = __shfl_sync(kFull, p, q), dsq = __shfl_sync(kFull, ds, q);
 #pragma unroll
         for (int c = 0; c < kPer; ++c) {
@@ -252,17 +252,17 @@ __global__ void __launch_bounds__(kThreads)
   const int kend = q0 + nq;
   for (int k0 = 0; k0 < kend; k0 += kTile) {
     const int nk = min(kTile, kend - k0);
-    __syncthreads(); // the previous key tile is consumed (and the query tile is written)
+    __syncthreads();  // the previous key tile is consumed (and the query tile is written)
     stage_rows(tiles.K, kp, qkv + L.qkv(b, k0, 1, h), tstride, nk, d, 1.0f);
     stage_rows(tiles.V, kp, qkv + L.qkv(b, k0, 2, h), tstride, nk, d, 1.0f);
     __syncthreads();
-    const int j = lane; // lane j: key k0 + j
+    const int j = lane;  // lane j: key k0 + j
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const int ii = warp + r * kWarps, t = q0 + ii;
-      if (ii >= nq) continue; // warp-uniform
-      const int n = min(nk, t - k0 + 1); // keys of this tile that query t sees
-      if (n <= 0) continue; // warp-uniform
+      if (ii >= nq) continue;             // warp-uniform
+      const int n = min(nk, t - k0 + 1);  // keys of this tile that query t sees
+      if (n <= 0) continue;               // warp-uniform
       float ds = 0.0f;
       if (j < n) {
         const float s = dot(tiles.Q + ii * kp, tiles.K + j * kp, d);
@@ -270,7 +270,7 @@ __global__ void __launch_bounds__(kThreads)
         const float p = expf(s - tiles.lse[ii]);
         ds = p * (dp - tiles.D[ii]);
       }
-      for (int k = 0; k < n; ++k) { // keys in increasing order
+      for (int k = 0; k < n; ++k) {  // keys in increasing order
         const float dsk = __shfl_sync(kFull, ds, k);
 #pragma unroll
         for (int c = 0; c < kPer; ++c) {
@@ -302,7 +302,7 @@ void check_sizes(int B, int T, int H, int d) {
         ", got " + std::to_string(d));
 }
 
-} // namespace
+}  // namespace
 
 namespace attention_detail {
 
@@ -319,7 +319,7 @@ RowDots::RowDots(const float* dout, const float* out, const Layout& L, int B)
   MB_CUDA_CHECK_LAUNCH();
 }
 
-} // namespace attention_detail
+}  // namespace attention_detail
 
 void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int d) {
   check_sizes(B, T, H, d);
@@ -352,4 +352,4 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
   MB_CUDA_CHECK_LAUNCH();
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -23,4 +23,4 @@ void attention_forward(float* out, float* lse, const float* qkv, int B, int T, i
 void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
                         const float* qkv, int B, int T, int H, int d);
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

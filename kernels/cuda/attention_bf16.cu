@@ -46,12 +46,12 @@ using namespace attention_detail;
 namespace wmma = nvcuda::wmma;
 using bf16 = __nv_bfloat16;
 
-constexpr int kEdge = 16; // WMMA tile edge
-constexpr int kWarps = 4; // warps per block
+constexpr int kEdge = 16;  // WMMA tile edge
+constexpr int kWarps = 4;  // warps per block
 constexpr int kThreads = kWarps * kWarp;
-constexpr int kRows = kWarps * kEdge; // rows a block owns: 64
-constexpr int kForwardKeys = kRows; // keys per forward tile (= kRows: see above)
-constexpr int kBackwardTile = kWarp; // queries (dK, dV) or keys (dQ) per backward tile
+constexpr int kRows = kWarps * kEdge;  // rows a block owns: 64
+constexpr int kForwardKeys = kRows;    // keys per forward tile (= kRows: see above)
+constexpr int kBackwardTile = kWarp;   // queries (dK, dV) or keys (dQ) per backward tile
 constexpr int kMaxHeadDim = 128;
 static_assert(kBackwardTile == kWarp, "the backward's lane i handles row i of a staged tile");
 
@@ -135,7 +135,7 @@ __device__ void add_rows(float* dqkv, const Layout& L, int b, int row0, int whic
       const int r = idx / kEdge, e = idx % kEdge, t = row0 + r;
       if (t < L.T) dqkv[L.qkv(b, t, which, h) + c * kEdge + e] += scale * patch[r * pitch + e];
     }
-    __syncwarp(); // the patch is read before the next fragment overwrites it
+    __syncwarp();  // the patch is read before the next fragment overwrites it
   }
 }
 
@@ -159,7 +159,7 @@ __global__ void __launch_bounds__(kThreads)
     forward_kernel(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ qkv,
                    Layout L, int qtiles, float scale) {
   constexpr int HP = kHeadPitch<D>, SP = forward_score_pitch(D), PP = kForwardProbPitch;
-  constexpr int kPerLane = (D + kWarp - 1) / kWarp; // output columns per lane and row
+  constexpr int kPerLane = (D + kWarp - 1) / kWarp;  // output columns per lane and row
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* Qs = reinterpret_cast<bf16*>(smem);
   bf16* Ks = Qs + kRows * HP;
@@ -174,7 +174,7 @@ __global__ void __launch_bounds__(kThreads)
   const int warp = static_cast<int>(threadIdx.x) / kWarp,
             lane = static_cast<int>(threadIdx.x) % kWarp;
   const int q0 = tile * kRows, nq = min(kRows, L.T - q0);
-  const int row0 = q0 + warp * kEdge; // the warp's first query
+  const int row0 = q0 + warp * kEdge;  // the warp's first query
   float* Sw = Ss + warp * kEdge * SP;
   bf16* Pw = Ps + warp * kEdge * PP;
 
@@ -190,7 +190,7 @@ __global__ void __launch_bounds__(kThreads)
 
   for (int k0 = 0; k0 < q0 + nq; k0 += kForwardKeys) {
     const int nk = min(kForwardKeys, L.T - k0);
-    __syncthreads(); // the previous K, V are consumed (and Q is staged)
+    __syncthreads();  // the previous K, V are consumed (and Q is staged)
     stage<D>(Ks, qkv + L.qkv(b, k0, 1, h), L.qkv_stride(), nk, kForwardKeys);
     stage<D>(Vs, qkv + L.qkv(b, k0, 2, h), L.qkv_stride(), nk, kForwardKeys);
     __syncthreads();
@@ -206,8 +206,8 @@ __global__ void __launch_bounds__(kThreads)
         s[c] = key <= t && key < L.T ? Sw[r * SP + j] * scale : -INFINITY;
         mx = fmaxf(mx, s[c]);
       }
-      const float m_new = fmaxf(m[r], warp_max(mx)); // finite: key k0 <= t is visible
-      const float corr = expf(m[r] - m_new); // 0 on the first tile
+      const float m_new = fmaxf(m[r], warp_max(mx));  // finite: key k0 <= t is visible
+      const float corr = expf(m[r] - m_new);          // 0 on the first tile
       float sum = 0.0f;
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
@@ -220,7 +220,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int c = 0; c < kPerLane; ++c) o[r][c] *= corr;
     }
-    __syncwarp(); // the scores are read and p is written: p·V may overwrite Sw
+    __syncwarp();  // the scores are read and p is written: p·V may overwrite Sw
     // p·V one column block at a time (o already holds the running output in registers).
 #pragma unroll
     for (int c = 0; c < D / kEdge; ++c) {
@@ -241,7 +241,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int r = 0; r < kEdge; ++r) {
     const int t = row0 + r;
-    if (t >= L.T) break; // warp-uniform; later rows are beyond T too
+    if (t >= L.T) break;  // warp-uniform; later rows are beyond T too
     const float inv = 1.0f / l[r];
     float* dst = out + L.out(b, t, h);
 #pragma unroll
@@ -315,7 +315,7 @@ __global__ void __launch_bounds__(kThreads)
   const int warp = static_cast<int>(threadIdx.x) / kWarp,
             lane = static_cast<int>(threadIdx.x) % kWarp;
   const int k0 = tile * kRows, nk = min(kRows, L.T - k0);
-  const int key0 = k0 + warp * kEdge; // the warp's first key
+  const int key0 = k0 + warp * kEdge;  // the warp's first key
   float *Sw = s.S + warp * kEdge * SP, *dPw = s.dP + warp * kEdge * SP;
   bf16 *Pw = s.P + warp * kEdge * PP, *dSw = s.dS + warp * kEdge * PP;
 
@@ -331,7 +331,7 @@ __global__ void __launch_bounds__(kThreads)
   // Queries before the block's first key see none of its keys.
   for (int t0 = k0; t0 < L.T; t0 += kBackwardTile) {
     const int nq = min(kBackwardTile, L.T - t0);
-    __syncthreads(); // the previous query tile is consumed (and K, V are staged)
+    __syncthreads();  // the previous query tile is consumed (and K, V are staged)
     stage<D>(Qs, qkv + L.qkv(b, t0, 0, h), L.qkv_stride(), nq, kBackwardTile);
     stage<D>(dOs, dout + L.out(b, t0, h), L.out_stride(), nq, kBackwardTile);
     stage_row_stats(s.lse, s.D_, lse, Dsum, L, b, h, t0, nq, kBackwardTile);
@@ -339,7 +339,7 @@ __global__ void __launch_bounds__(kThreads)
     rows_times_rows<D>(Sw, SP, Ks + warp * kEdge * HP, Qs, kBackwardTile / kEdge);
     rows_times_rows<D>(dPw, SP, Vs + warp * kEdge * HP, dOs, kBackwardTile / kEdge);
     __syncwarp();
-    const int t = t0 + lane; // lane i: query t0 + i
+    const int t = t0 + lane;  // lane i: query t0 + i
 #pragma unroll 4
     for (int r = 0; r < kEdge; ++r) {
       const int key = key0 + r;
@@ -366,13 +366,13 @@ __global__ void __launch_bounds__(kThreads)
   extern __shared__ __align__(128) unsigned char smem[];
   const BackwardTiles<D> s(smem);
   bf16 *Qs = s.own0, *dOs = s.own1, *Ks = s.staged0, *Vs = s.staged1;
-  const int tile = qtiles - 1 - static_cast<int>(blockIdx.x) % qtiles; // longest rows first
+  const int tile = qtiles - 1 - static_cast<int>(blockIdx.x) % qtiles;  // longest rows first
   const int bh = static_cast<int>(blockIdx.x) / qtiles;
   const int b = bh / L.H, h = bh % L.H;
   const int warp = static_cast<int>(threadIdx.x) / kWarp,
             lane = static_cast<int>(threadIdx.x) % kWarp;
   const int q0 = tile * kRows, nq = min(kRows, L.T - q0);
-  const int row0 = q0 + warp * kEdge; // the warp's first query
+  const int row0 = q0 + warp * kEdge;  // the warp's first query
   float *Sw = s.S + warp * kEdge * SP, *dPw = s.dP + warp * kEdge * SP;
   bf16* dSw = s.dS + warp * kEdge * PP;
 
@@ -385,14 +385,14 @@ __global__ void __launch_bounds__(kThreads)
 
   for (int k0 = 0; k0 < q0 + nq; k0 += kBackwardTile) {
     const int nk = min(kBackwardTile, L.T - k0);
-    __syncthreads(); // the previous key tile is consumed (and Q, dout, lse, D are staged)
+    __syncthreads();  // the previous key tile is consumed (and Q, dout, lse, D are staged)
     stage<D>(Ks, qkv + L.qkv(b, k0, 1, h), L.qkv_stride(), nk, kBackwardTile);
     stage<D>(Vs, qkv + L.qkv(b, k0, 2, h), L.qkv_stride(), nk, kBackwardTile);
     __syncthreads();
     rows_times_rows<D>(Sw, SP, Qs + warp * kEdge * HP, Ks, kBackwardTile / kEdge);
     rows_times_rows<D>(dPw, SP, dOs + warp * kEdge * HP, Vs, kBackwardTile / kEdge);
     __syncwarp();
-    const int key = k0 + lane; // lane j: key k0 + j
+    const int key = k0 + lane;  // lane j: key k0 + j
 #pragma unroll 4
     for (int r = 0; r < kEdge; ++r) {
       const int i = warp * kEdge + r, t = q0 + i;
@@ -411,24 +411,15 @@ __global__ void __launch_bounds__(kThreads)
 template <class F>
 void with_head_dim(int d, F&& f) {
   switch (d) {
-    case 16:
-      return f(std::integral_constant<int, 16>{});
-    case 32:
-      return f(std::integral_constant<int, 32>{});
-    case 48:
-      return f(std::integral_constant<int, 48>{});
-    case 64:
-      return f(std::integral_constant<int, 64>{});
-    case 80:
-      return f(std::integral_constant<int, 80>{});
-    case 96:
-      return f(std::integral_constant<int, 96>{});
-    case 112:
-      return f(std::integral_constant<int, 112>{});
-    case 128:
-      return f(std::integral_constant<int, 128>{});
-    default:
-      throw std::logic_error("attention_bf16: no kernel for d = " + std::to_string(d));
+    case 16: return f(std::integral_constant<int, 16>{});
+    case 32: return f(std::integral_constant<int, 32>{});
+    case 48: return f(std::integral_constant<int, 48>{});
+    case 64: return f(std::integral_constant<int, 64>{});
+    case 80: return f(std::integral_constant<int, 80>{});
+    case 96: return f(std::integral_constant<int, 96>{});
+    case 112: return f(std::integral_constant<int, 112>{});
+    case 128: return f(std::integral_constant<int, 128>{});
+    default: throw std::logic_error("attention_bf16: no kernel for d = " + std::to_string(d));
   }
 }
 
@@ -445,7 +436,7 @@ void check_sizes(int B, int T, int H, int d) {
                                 std::to_string(kMaxHeadDim) + "; got d = " + std::to_string(d));
 }
 
-} // namespace
+}  // namespace
 
 bool attention_bf16_supports(int d) { return d > 0 && d <= kMaxHeadDim && d % kEdge == 0; }
 
@@ -487,4 +478,4 @@ void attention_backward_bf16(float* dqkv, const float* dout, const float* out, c
   });
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -16,7 +16,7 @@ constexpr unsigned kFull = 0xffffffffu;
 // Index helpers for the layouts qkv [B, T, 3, H, d], out [B, T, H, d], lse [B, H, T].
 struct Layout {
   int T, H, d;
-  __device__ std::size_t qkv(int b, int t, int which, int h) const { // 0 q, 1 k, 2 v
+  __device__ std::size_t qkv(int b, int t, int which, int h) const {  // 0 q, 1 k, 2 v
     return ((static_cast<std::size_t>(b) * T + t) * 3 + which) * H * d +
            static_cast<std::size_t>(h) * d;
   }
@@ -80,4 +80,4 @@ void allow_smem(Kernel kernel, std::size_t bytes) {
                                        static_cast<int>(bytes)));
 }
 
-} // namespace mb::kernels::cuda::attention_detail
+}  // namespace mb::kernels::cuda::attention_detail

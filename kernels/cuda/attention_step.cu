@@ -12,7 +12,7 @@
 #include "cuda/attention.cuh"
 #include "cuda/common.cuh"
 
-#include "cpu/bf16.hpp" // bf16_value, __host__ __device__
+#include "cpu/bf16.hpp"  // bf16_value, __host__ __device__
 
 #include <climits>
 #include <cstdint>
@@ -47,7 +47,7 @@ __device__ float block_reduce(float v, float* shared) {
   }
   __syncthreads();
   const float total = shared[0];
-  __syncthreads(); // shared is reused by the next reduction
+  __syncthreads();  // shared is reused by the next reduction
   return total;
 }
 
@@ -65,7 +65,7 @@ __global__ void attention_step_kernel(float* __restrict out, float* __restrict s
                                       std::size_t batch_stride, float scale) {
   __shared__ float qs[kAttentionMaxHeadDim];
   __shared__ float red[kThreads / kWarp];
-  const std::size_t row = blockIdx.x; // b · H + h
+  const std::size_t row = blockIdx.x;  // b · H + h
   const std::size_t b = row / static_cast<std::size_t>(H);
   const std::size_t head = static_cast<std::size_t>(row % static_cast<std::size_t>(H)) * d;
   const float* qh = q + b * q_stride + head;
@@ -91,7 +91,7 @@ __global__ void attention_step_kernel(float* __restrict out, float* __restrict s
     s[j] = p;
     sum += p;
   }
-  sum = block_reduce<false>(sum, red); // also orders the writes of s before the reads below
+  sum = block_reduce<false>(sum, red);  // also orders the writes of s before the reads below
   const float inv = 1.0f / sum;
 
   for (int e = threadIdx.x; e < d; e += blockDim.x) {
@@ -119,7 +119,7 @@ void launch_step(float* out, float* scores, const float* q, const Cache* k, cons
   MB_CUDA_CHECK_LAUNCH();
 }
 
-} // namespace
+}  // namespace
 
 void attention_step(float* out, float* scores, const float* q, const float* k, const float* v,
                     int B, int n, int H, int d, std::size_t q_stride, std::size_t stride,
@@ -133,4 +133,4 @@ void attention_step_bf16(float* out, float* scores, const float* q, const std::u
   launch_step(out, scores, q, k, v, B, n, H, d, q_stride, stride, batch_stride);
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -22,4 +22,4 @@ void attention_step_bf16(float* out, float* scores, const float* q, const std::u
                          const std::uint16_t* v, int B, int n, int H, int d, std::size_t q_stride,
                          std::size_t stride, std::size_t batch_stride);
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -1,7 +1,7 @@
 // fp32 → bfloat16 conversion, padding of bf16 rows, and bf16 → fp32 (see bf16.cuh).
 #include "cuda/bf16.cuh"
 
-#include "cpu/bf16.hpp" // bf16_value, __host__ __device__
+#include "cpu/bf16.hpp"  // bf16_value, __host__ __device__
 
 #include "cuda/common.cuh"
 
@@ -59,7 +59,7 @@ __global__ void from_bf16_kernel(float* __restrict__ dst, const std::uint16_t* _
     dst[i] = cpu::bf16_value(src[i]);
 }
 
-} // namespace
+}  // namespace
 
 void to_bf16(std::uint16_t* dst, const float* src, std::size_t rows, std::size_t cols,
              std::size_t ld) {
@@ -77,4 +77,4 @@ void from_bf16(float* dst, const std::uint16_t* src, std::size_t n) {
   MB_CUDA_CHECK_LAUNCH();
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -39,4 +39,4 @@ void pad_bf16(std::uint16_t* dst, const std::uint16_t* src, std::size_t rows, st
 // cpu::from_bf16. How a model reads back an activation it saved as bf16 only.
 void from_bf16(float* dst, const std::uint16_t* src, std::size_t n);
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -18,7 +18,7 @@ __global__ void add_column_partials_kernel(float* dst, const float* partial, int
   dst[c] = acc;
 }
 
-} // namespace
+}  // namespace
 
 void add_column_partials(float* dst, const float* partial, int tasks, std::size_t stride, int C) {
   if (C <= 0 || tasks <= 0) return;
@@ -27,4 +27,4 @@ void add_column_partials(float* dst, const float* partial, int tasks, std::size_
   MB_CUDA_CHECK_LAUNCH();
 }
 
-} // namespace mb::kernels::cuda::detail
+}  // namespace mb::kernels::cuda::detail

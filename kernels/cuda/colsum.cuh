@@ -26,8 +26,8 @@ constexpr int kColsPerBlock = 32;
 constexpr int kTasksPerBlock = 8;
 
 struct RowSplit {
-  int rows; // rows per task (the last task may have fewer)
-  int tasks; // number of tasks
+  int rows;   // rows per task (the last task may have fewer)
+  int tasks;  // number of tasks
   __host__ __device__ int begin(int t) const { return t * rows; }
   __host__ __device__ int end(int t, int N) const { return t + 1 == tasks ? N : (t + 1) * rows; }
 };
@@ -53,4 +53,4 @@ inline dim3 colsum_grid(int C, int tasks) {
 // CPU's add_partials). All pointers are device pointers; runs on the default stream.
 void add_column_partials(float* dst, const float* partial, int tasks, std::size_t stride, int C);
 
-} // namespace mb::kernels::cuda::detail
+}  // namespace mb::kernels::cuda::detail

@@ -36,7 +36,7 @@ inline void check_cuda(cudaError_t err, const char* expr, const char* file, int 
   if (err != cudaSuccess) throw_cuda_error(err, expr, file, line);
 }
 
-} // namespace mb::kernels::cuda::detail
+}  // namespace mb::kernels::cuda::detail
 
 // Throws std::runtime_error("CUDA error at FILE:LINE: EXPR: NAME: description") unless the
 // expression returns cudaSuccess.
@@ -93,4 +93,4 @@ class Scratch {
   std::size_t n_ = 0;
 };
 
-} // namespace mb::kernels::cuda::detail
+}  // namespace mb::kernels::cuda::detail

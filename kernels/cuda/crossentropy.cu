@@ -18,8 +18,8 @@ namespace mb::kernels::cuda {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kRowsPerBlock = 8; // warps per block, one row each
-constexpr int kSumBlock = 512; // threads of the single-block loss sum
+constexpr int kRowsPerBlock = 8;  // warps per block, one row each
+constexpr int kSumBlock = 512;    // threads of the single-block loss sum
 
 __device__ float warp_sum(float v) {
 #pragma unroll
@@ -38,7 +38,7 @@ __device__ float warp_max(float v) {
 __global__ void rows_kernel(float* logits, float* row_loss, const std::int32_t* targets, int rows,
                             int V, bool grad, float dloss) {
   const int r = static_cast<int>(blockIdx.x) * kRowsPerBlock + static_cast<int>(threadIdx.y);
-  if (r >= rows) return; // the whole warp leaves together
+  if (r >= rows) return;  // the whole warp leaves together
   const int lane = static_cast<int>(threadIdx.x);
   float* z = logits + static_cast<std::size_t>(r) * V;
   const int target = targets[r];
@@ -57,7 +57,7 @@ __global__ void rows_kernel(float* logits, float* row_loss, const std::int32_t* 
   const float zt = z[target];
   if (lane == 0) row_loss[r] = lse - zt;
   if (!grad) return;
-  __syncwarp(); // every lane has read z[target] before any lane overwrites it
+  __syncwarp();  // every lane has read z[target] before any lane overwrites it
   for (int v = lane; v < V; v += kWarp) {
     const float g = dloss * expf(z[v] - lse);
     z[v] = v == target ? g - dloss : g;
@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(kSumBlock)
   __shared__ long long count[kSumBlock];
   double l = 0.0;
   long long c = 0;
-  for (std::int64_t n = threadIdx.x; n < N; n += kSumBlock) { // 64-bit: no overflow near INT_MAX
+  for (std::int64_t n = threadIdx.x; n < N; n += kSumBlock) {  // 64-bit: no overflow near INT_MAX
     if (targets[n] >= 0) {
       if (row_loss) l += row_loss[n];
       ++c;
@@ -155,7 +155,7 @@ CrossEntropySum run(float* losses, float* dh, float* dE, const float* h, const f
   return device_sum(row_loss, targets, N);
 }
 
-} // namespace
+}  // namespace
 
 std::int64_t crossentropy_count(const std::int32_t* targets, int N) {
   return device_sum(nullptr, targets, N).count;
@@ -175,4 +175,4 @@ CrossEntropySum crossentropy_backward(float* dh, float* dE, const float* h, cons
   return run(nullptr, dh, dE, h, E, targets, dloss, N, D, V, true);
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -39,4 +39,4 @@ CrossEntropySum crossentropy_backward(float* dh, float* dE, const float* h, cons
                                       const std::int32_t* targets, float dloss, int N, int D,
                                       int V);
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

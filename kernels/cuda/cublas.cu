@@ -32,4 +32,4 @@ cublasHandle_t cublas_handle() {
   return h;
 }
 
-} // namespace mb::kernels::cuda::detail
+}  // namespace mb::kernels::cuda::detail

@@ -21,7 +21,7 @@ inline void check_cublas(cublasStatus_t status, const char* expr, const char* fi
 // stay comparable with the CPU backend. Safe to call from several threads.
 cublasHandle_t cublas_handle();
 
-} // namespace mb::kernels::cuda::detail
+}  // namespace mb::kernels::cuda::detail
 
 #define MB_CUBLAS_CHECK(expr) \
   ::mb::kernels::cuda::detail::check_cublas((expr), #expr, __FILE__, __LINE__)

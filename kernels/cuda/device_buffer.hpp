@@ -23,7 +23,7 @@ class DeviceBuffer {
   }
   explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) { upload(host); }
   ~DeviceBuffer() {
-    if (ptr_) static_cast<void>(cudaFree(ptr_)); // never throws from a destructor
+    if (ptr_) static_cast<void>(cudaFree(ptr_));  // never throws from a destructor
   }
   DeviceBuffer(DeviceBuffer&& o) noexcept
       : ptr_(std::exchange(o.ptr_, nullptr)), n_(std::exchange(o.n_, 0)) {}
@@ -62,4 +62,4 @@ class DeviceBuffer {
   std::size_t n_ = 0;
 };
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

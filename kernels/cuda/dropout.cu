@@ -43,7 +43,7 @@ __global__ void dropout_backward_kernel(float* dinp, const float* dout, std::siz
   }
 }
 
-} // namespace
+}  // namespace
 
 void dropout_forward(float* out, const float* inp, std::size_t n, float p, std::uint64_t seed,
                      std::uint64_t offset) {
@@ -68,10 +68,10 @@ void dropout_backward(float* dinp, const float* dout, std::size_t n, float p, st
   if (n == 0) return;
   const std::uint64_t key = cpu::dropout_key(seed);
   const std::uint32_t threshold = cpu::dropout_threshold(p);
-  const float scale = 1.0f / (1.0f - p); // exactly 1 for p = 0, and every element is kept
+  const float scale = 1.0f / (1.0f - p);  // exactly 1 for p = 0, and every element is kept
   dropout_backward_kernel<<<detail::grid_size(n), detail::kBlock>>>(dinp, dout, n, key, offset,
                                                                     threshold, scale);
   MB_CUDA_CHECK_LAUNCH();
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

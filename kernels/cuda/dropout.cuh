@@ -20,4 +20,4 @@ void dropout_forward(float* out, const float* inp, std::size_t n, float p, std::
 void dropout_backward(float* dinp, const float* dout, std::size_t n, float p, std::uint64_t seed,
                       std::uint64_t offset);
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -21,7 +21,7 @@ namespace mb::kernels::cuda {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kBackwardBlock = 256; // threads = columns per tile = ids per chunk
+constexpr int kBackwardBlock = 256;  // threads = columns per tile = ids per chunk
 constexpr int kWarps = kBackwardBlock / kWarp;
 
 __global__ void forward_kernel(float* out, const std::int32_t* ids, const float* table,
@@ -66,7 +66,7 @@ __global__ void __launch_bounds__(kBackwardBlock)
     __syncthreads();
     if (owns_column)
       for (int j = 0; j < total; ++j) acc += dout[static_cast<std::size_t>(rows[j]) * C + c];
-    __syncthreads(); // the next chunk overwrites warp_count and rows
+    __syncthreads();  // the next chunk overwrites warp_count and rows
   }
   if (owns_column) *dst = acc;
 }
@@ -80,7 +80,7 @@ void check_ids(const std::int32_t* ids, int N, int V, const char* what) {
   detail::check_ids_on_device(ids, N, 0, V, what, "id", rule.c_str());
 }
 
-} // namespace
+}  // namespace
 
 void embedding_forward(float* out, const std::int32_t* ids, const float* table, int N, int C,
                        int V) {
@@ -103,4 +103,4 @@ void embedding_backward(float* dtable, const float* dout, const std::int32_t* id
   MB_CUDA_CHECK_LAUNCH();
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -18,4 +18,4 @@ void embedding_forward(float* out, const std::int32_t* ids, const float* table, 
 void embedding_backward(float* dtable, const float* dout, const std::int32_t* ids, int N, int C,
                         int V);
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

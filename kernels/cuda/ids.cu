@@ -23,7 +23,7 @@ __global__ void first_outside_kernel(unsigned* first, const std::int32_t* ids, i
   }
 }
 
-} // namespace
+}  // namespace
 
 int first_outside(const std::int32_t* ids, int N, std::int32_t lo, std::int32_t hi) {
   if (N <= 0) return -1;
@@ -49,4 +49,4 @@ void check_ids_on_device(const std::int32_t* ids, int N, std::int32_t lo, std::i
                           std::to_string(n) + " " + rule);
 }
 
-} // namespace mb::kernels::cuda::detail
+}  // namespace mb::kernels::cuda::detail

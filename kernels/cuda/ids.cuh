@@ -18,4 +18,4 @@ int first_outside(const std::int32_t* ids, int N, std::int32_t lo, std::int32_t 
 void check_ids_on_device(const std::int32_t* ids, int N, std::int32_t lo, std::int32_t hi,
                          const char* what, const char* noun, const char* rule);
 
-} // namespace mb::kernels::cuda::detail
+}  // namespace mb::kernels::cuda::detail

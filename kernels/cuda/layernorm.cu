@@ -13,7 +13,7 @@ namespace mb::kernels::cuda {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kRowsPerBlock = 8; // warps per block, one row each
+constexpr int kRowsPerBlock = 8;  // warps per block, one row each
 
 // Sum over the 32 lanes; every lane gets the total, added in the same order on every lane.
 __device__ float warp_sum(float v) {
@@ -25,7 +25,7 @@ __device__ float warp_sum(float v) {
 __global__ void forward_kernel(float* out, float* mean, float* rstd, const float* inp,
                                const float* weight, const float* bias, int N, int C, float eps) {
   const int row = static_cast<int>(blockIdx.x) * kRowsPerBlock + static_cast<int>(threadIdx.y);
-  if (row >= N) return; // whole warp leaves together: the shuffles below stay full-warp
+  if (row >= N) return;  // whole warp leaves together: the shuffles below stay full-warp
   const int lane = static_cast<int>(threadIdx.x);
   const std::size_t off = static_cast<std::size_t>(row) * C;
   const float* x = inp + off;
@@ -103,7 +103,7 @@ void check_sizes(int N, int C) {
 dim3 row_block() { return dim3(kWarp, kRowsPerBlock); }
 unsigned row_grid(int N) { return static_cast<unsigned>(detail::ceil_div(N, kRowsPerBlock)); }
 
-} // namespace
+}  // namespace
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int N, int C, float eps) {
@@ -136,4 +136,4 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
   if (dbias) detail::add_column_partials(dbias, pb, split.tasks, C, C);
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -115,7 +115,7 @@ struct Gemm {
   const void* A;
   const void* B;
   float* C;
-  const float* bias; // fp32, m entries; null: none. Requires ldc == m.
+  const float* bias;  // fp32, m entries; null: none. Requires ldc == m.
   float beta;
 };
 
@@ -395,7 +395,7 @@ class Bf16Operand {
  public:
   static constexpr std::size_t kAlign = 256;
   Bf16Operand(const float* values, const std::uint16_t* copy, int rows, int cols) {
-    if (!values && !copy) // the CPU twin's check and words (cpu/matmul.cpp)
+    if (!values && !copy)  // the CPU twin's check and words (cpu/matmul.cpp)
       throw std::invalid_argument(
           "matmul bf16: an operand is missing (its fp32 values and its bf16 copy are both null)");
     const auto r = static_cast<std::size_t>(rows), c = static_cast<std::size_t>(cols);
@@ -418,7 +418,7 @@ class Bf16Operand {
   std::int64_t ld() const { return ld_; }
 
  private:
-  std::optional<detail::Scratch<std::uint16_t>> buf_; // none when the copy is used in place
+  std::optional<detail::Scratch<std::uint16_t>> buf_;  // none when the copy is used in place
   const void* data_ = nullptr;
   std::int64_t ld_ = 0;
 };
@@ -433,7 +433,7 @@ bool forward_without_product(float* out, const float* bias, int M, int K, int N)
   return true;
 }
 
-} // namespace
+}  // namespace
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M,
                     int K, int N) {
@@ -444,7 +444,7 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int M, int K, int N) {
   check_sizes(M, K, N);
-  if (M == 0 || N == 0) return; // every gradient term is an empty sum
+  if (M == 0 || N == 0) return;  // every gradient term is an empty sum
   if (K > 0) {
     if (dinp)
       run(Gemm{CUDA_R_32F, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, K, N, K, weight, dout, dinp, nullptr,
@@ -471,7 +471,7 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
                           const std::uint16_t* weight_bf16, int M, int K, int N) {
   check_sizes(M, K, N);
-  if (M == 0 || N == 0) return; // every gradient term is an empty sum
+  if (M == 0 || N == 0) return;  // every gradient term is an empty sum
   if (K > 0 && (dinp || dweight)) {
     const Bf16Operand g(dout, nullptr, M, N);
     if (dinp) {
@@ -485,7 +485,7 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
                dweight, nullptr, 1.0f});
     }
   }
-  if (dbias) bias_grad(dbias, dout, M, N); // from the fp32 dout, as the CPU twin
+  if (dbias) bias_grad(dbias, dout, M, N);  // from the fp32 dout, as the CPU twin
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -58,4 +58,4 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
                           const std::uint16_t* weight_bf16, int M, int K, int N);
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -27,7 +27,7 @@ __global__ void residual_backward_kernel(float* da, float* db, const float* dout
   }
 }
 
-} // namespace
+}  // namespace
 
 void residual_forward(float* out, const float* a, const float* b, std::size_t n) {
   if (n == 0) return;
@@ -41,4 +41,4 @@ void residual_backward(float* da, float* db, const float* dout, std::size_t n) {
   MB_CUDA_CHECK_LAUNCH();
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -44,12 +44,12 @@ using namespace attention_detail;
 using cpu::kShortAttentionMaxHeadDim;
 using cpu::kShortAttentionMaxT;
 
-constexpr int kWarps = 8; // warps per block
+constexpr int kWarps = 8;  // warps per block
 constexpr int kThreads = kWarps * kWarp;
-constexpr int kTile = cpu::kShortAttentionQueryTile; // queries (keys) per staged tile
-constexpr int kPer = kShortAttentionMaxHeadDim / kWarp; // row elements per lane
-constexpr int kKeysPerLane = kShortAttentionMaxT / kWarp; // a query's scores per lane
-constexpr int kRowsPerWarp = kTile / kWarps; // queries (keys) of a tile per warp
+constexpr int kTile = cpu::kShortAttentionQueryTile;       // queries (keys) per staged tile
+constexpr int kPer = kShortAttentionMaxHeadDim / kWarp;    // row elements per lane
+constexpr int kKeysPerLane = kShortAttentionMaxT / kWarp;  // a query's scores per lane
+constexpr int kRowsPerWarp = kTile / kWarps;               // queries (keys) of a tile per warp
 static_assert(kTile == kWarp, "the backward gives each lane one query of a tile");
 static_assert(kPer * kWarp == kShortAttentionMaxHeadDim);
 static_assert(kKeysPerLane * kWarp == kShortAttentionMaxT);
@@ -74,20 +74,20 @@ __global__ void __launch_bounds__(kThreads)
   const int b = static_cast<int>(blockIdx.x) / L.H, h = static_cast<int>(blockIdx.x) % L.H;
   float* Ks = smem;
   float* Vs = Ks + T * kp;
-  float* q = Vs + T * kp + warp * d; // this warp's query row
+  float* q = Vs + T * kp + warp * d;  // this warp's query row
 
   stage_rows(Ks, kp, qkv + L.qkv(b, 0, 1, h), L.qkv_stride(), T, d, 1.0f);
   stage_rows(Vs, kp, qkv + L.qkv(b, 0, 2, h), L.qkv_stride(), T, d, 1.0f);
   __syncthreads();
 
-  for (int t = warp; t < T; t += kWarps) { // warp-uniform
+  for (int t = warp; t < T; t += kWarps) {  // warp-uniform
     const float* qrow = qkv + L.qkv(b, t, 0, h);
-    __syncwarp(); // every lane is done with the previous query
+    __syncwarp();  // every lane is done with the previous query
     for (int e = lane; e < d; e += kWarp) q[e] = qrow[e] * scale;
     __syncwarp();
-    const int n = t + 1; // causal: keys 0..t
+    const int n = t + 1;  // causal: keys 0..t
 
-    float p[kKeysPerLane]; // scores, then exp(score - max)
+    float p[kKeysPerLane];  // scores, then exp(score - max)
     float mx = -INFINITY;
 #pragma unroll
     for (int c = 0; c < kKeysPerLane; ++c) {
@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(kThreads)
       p[c] = j < n ? dot(q, Ks + j * kp, d) : -INFINITY;
       mx = fmaxf(mx, p[c]);
     }
-    mx = warp_max(mx); // finite: key 0 is always seen
+    mx = warp_max(mx);  // finite: key 0 is always seen
     float sum = 0.0f;
 #pragma unroll
     for (int c = 0; c < kKeysPerLane; ++c) {
@@ -109,9 +109,9 @@ __global__ void __launch_bounds__(kThreads)
     for (int c = 0; c < kPer; ++c) acc[c] = 0.0f;
 #pragma unroll
     for (int c = 0; c < kKeysPerLane; ++c) {
-      const int nc = min(kWarp, n - c * kWarp); // keys of chunk c that t sees
-      if (nc <= 0) break; // warp-uniform
-      for (int jj = 0; jj < nc; ++jj) { // keys in increasing order
+      const int nc = min(kWarp, n - c * kWarp);  // keys of chunk c that t sees
+      if (nc <= 0) break;                        // warp-uniform
+      for (int jj = 0; jj < nc; ++jj) {          // keys in increasing order
         const float pj = __shfl_sync(kFull, p[c], jj);
         const float* v = Vs + (c * kWarp + jj) * kp;
 #pragma unroll
@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(kThreads)
   stage_rows(sm.K, kp, qkv + L.qkv(b, 0, 1, h), L.qkv_stride(), T, d, 1.0f);
   stage_rows(sm.V, kp, qkv + L.qkv(b, 0, 2, h), L.qkv_stride(), T, d, 1.0f);
   // 0. lse and D of every query.
-  for (int t = warp; t < T; t += kWarps) { // warp-uniform
+  for (int t = warp; t < T; t += kWarps) {  // warp-uniform
     const float* g = dout + L.out(b, t, h);
     const float* y = out + L.out(b, t, h);
     float acc = 0.0f;
@@ -192,12 +192,12 @@ __global__ void __launch_bounds__(kThreads)
   // 1. dQ, warps owning queries.
   for (int t0 = 0; t0 < T; t0 += kTile) {
     const int nq = min(kTile, T - t0);
-    __syncthreads(); // K, V, lse, D are written; the previous tile is consumed
+    __syncthreads();  // K, V, lse, D are written; the previous tile is consumed
     stage_query_tile(sm, qkv, dout, L, b, h, t0, nq, scale);
     __syncthreads();
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const int i = warp + r * kWarps, t = t0 + i;
-      if (i >= nq) break; // warp-uniform
+      if (i >= nq) break;  // warp-uniform
       const int n = t + 1;
       float ds[kKeysPerLane];
 #pragma unroll
@@ -211,8 +211,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int c = 0; c < kKeysPerLane; ++c) {
         const int nc = min(kWarp, n - c * kWarp);
-        if (nc <= 0) break; // warp-uniform
-        for (int jj = 0; jj < nc; ++jj) { // keys in increasing order
+        if (nc <= 0) break;                // warp-uniform
+        for (int jj = 0; jj < nc; ++jj) {  // keys in increasing order
           const float dsj = __shfl_sync(kFull, ds[c], jj);
           const float* k = sm.K + (c * kWarp + jj) * kp;
 #pragma unroll
@@ -239,19 +239,19 @@ __global__ void __launch_bounds__(kThreads)
     for (int r = 0; r < kRowsPerWarp; ++r)
 #pragma unroll
       for (int cc = 0; cc < kPer; ++cc) dk[r][cc] = dv[r][cc] = 0.0f;
-    for (int t0 = k0; t0 < T; t0 += kTile) { // queries before the key tile see none of it
+    for (int t0 = k0; t0 < T; t0 += kTile) {  // queries before the key tile see none of it
       const int nq = min(kTile, T - t0);
-      __syncthreads(); // the previous tile is consumed
+      __syncthreads();  // the previous tile is consumed
       stage_query_tile(sm, qkv, dout, L, b, h, t0, nq, scale);
       __syncthreads();
       const int i = lane, t = t0 + lane;
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; ++r) {
         const int j = k0 + warp + r * kWarps;
-        if (j >= k0 + nk) break; // warp-uniform
+        if (j >= k0 + nk) break;  // warp-uniform
         const ScoreGrad g =
             i < nq && t >= j ? score_grad(sm, kp, d, i, t, j) : ScoreGrad{0.0f, 0.0f};
-        for (int qi = 0; qi < nq; ++qi) { // queries in increasing order
+        for (int qi = 0; qi < nq; ++qi) {  // queries in increasing order
           const float pq = __shfl_sync(kFull, g.p, qi);
           const float dsq = __shfl_sync(kFull, g.ds, qi);
 #pragma unroll
@@ -307,7 +307,7 @@ unsigned blocks(int B, int H) {
   return static_cast<unsigned>(n);
 }
 
-} // namespace
+}  // namespace
 
 std::size_t short_attention_max_smem_bytes() {
   int device = 0, optin = 0;
@@ -342,4 +342,4 @@ void short_attention_backward(float* dqkv, const float* dout, const float* out, 
   MB_CUDA_CHECK_LAUNCH();
 }
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -34,4 +34,4 @@ void short_attention_forward(float* out, float* lse, const float* qkv, int B, in
 void short_attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
                               const float* qkv, int B, int T, int H, int d);
 
-} // namespace mb::kernels::cuda
+}  // namespace mb::kernels::cuda

@@ -22,7 +22,7 @@ class Slice {
  public:
   Slice() = default;
   T* get() const;
-  std::size_t size() const { return count_; } // elements
+  std::size_t size() const { return count_; }  // elements
   explicit operator bool() const { return arena_ != nullptr; }
 
  private:
@@ -30,13 +30,13 @@ class Slice {
   Slice(const Arena* arena, std::size_t offset, std::size_t count)
       : arena_(arena), offset_(offset), count_(count) {}
   const Arena* arena_ = nullptr;
-  std::size_t offset_ = 0; // bytes
+  std::size_t offset_ = 0;  // bytes
   std::size_t count_ = 0;
 };
 
 class Arena {
  public:
-  static constexpr std::size_t kAlignment = 256; // cuBLASLt and vector loads like this
+  static constexpr std::size_t kAlignment = 256;  // cuBLASLt and vector loads like this
 
   Arena() = default;
   Arena(const Arena&) = delete;
@@ -74,4 +74,4 @@ T* Slice<T>::get() const {
   return reinterpret_cast<T*>(arena_->base() + offset_);
 }
 
-} // namespace mb::backend
+}  // namespace mb::backend

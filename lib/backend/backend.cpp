@@ -22,8 +22,7 @@ std::string_view precision_name(Precision p) { return p == Precision::fp32 ? "fp
 std::string_view op_name(Op op) {
   switch (op) {
 #define MB_OP_NAME(ret, name, params, args) \
-  case Op::name:                            \
-    return #name;
+  case Op::name: return #name;
     MB_ALL_OPS(MB_OP_NAME)
 #undef MB_OP_NAME
   }
@@ -32,12 +31,9 @@ std::string_view op_name(Op op) {
 
 std::string_view attention_kernel_name(AttentionKernel k) {
   switch (k) {
-    case AttentionKernel::tiled:
-      return "tiled";
-    case AttentionKernel::tiled_bf16:
-      return "tiled bf16";
-    case AttentionKernel::short_sequence:
-      return "short";
+    case AttentionKernel::tiled: return "tiled";
+    case AttentionKernel::tiled_bf16: return "tiled bf16";
+    case AttentionKernel::short_sequence: return "short";
   }
   return "?";
 }
@@ -102,4 +98,4 @@ void check_copy_rows(std::size_t dst_pitch, std::size_t src_pitch, std::size_t r
                                 std::to_string(src_pitch));
 }
 
-} // namespace mb::backend
+}  // namespace mb::backend

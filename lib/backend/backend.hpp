@@ -92,7 +92,7 @@ struct Operand {
   const float* fp32 = nullptr;
   const std::uint16_t* bf16 = nullptr;
   Operand() = default;
-  Operand(const float* values) : fp32(values) {} // NOLINT: an fp32 buffer is an operand
+  Operand(const float* values) : fp32(values) {}  // NOLINT: an fp32 buffer is an operand
   Operand(const float* values, const std::uint16_t* patterns) : fp32(values), bf16(patterns) {}
   static Operand patterns(const std::uint16_t* p) { return Operand(nullptr, p); }
 };
@@ -113,8 +113,8 @@ enum class AttentionKernel { tiled, tiled_bf16, short_sequence };
 std::string_view attention_kernel_name(AttentionKernel k);
 
 struct CrossEntropyResult {
-  double loss = 0.0; // sum of -ln p(target) over the counted rows
-  std::int64_t count = 0; // rows with a target >= 0
+  double loss = 0.0;       // sum of -ln p(target) over the counted rows
+  std::int64_t count = 0;  // rows with a target >= 0
 };
 
 class Backend {
@@ -249,4 +249,4 @@ class DeviceMemory {
 void set_cpu_threads(int threads);
 int cpu_threads();
 
-} // namespace mb::backend
+}  // namespace mb::backend

@@ -15,4 +15,4 @@ std::unique_ptr<Backend> make_cuda_backend();
 // The number of CUDA devices, or 0 with the runtime's reason in `why`.
 int cuda_device_count(std::string* why);
 
-} // namespace mb::backend
+}  // namespace mb::backend

@@ -50,7 +50,7 @@ class CpuBackend final : public KernelOps {
   void upload(void* dst, const void* src, std::size_t bytes) override { copy(dst, src, bytes); }
   void download(void* dst, const void* src, std::size_t bytes) override { copy(dst, src, bytes); }
   void copy(void* dst, const void* src, std::size_t bytes) override {
-    if (bytes && dst != src) std::memcpy(dst, src, bytes); // no overlap (backend.hpp)
+    if (bytes && dst != src) std::memcpy(dst, src, bytes);  // no overlap (backend.hpp)
   }
   void copy_rows(void* dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
                  std::size_t row_bytes, std::size_t rows) override {
@@ -70,7 +70,7 @@ class CpuBackend final : public KernelOps {
   double peak_fp32_flops() const override { return 0.0; }
 };
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
@@ -80,4 +80,4 @@ void set_cpu_threads(int threads) {
 
 int cpu_threads() { return omp_get_max_threads(); }
 
-} // namespace mb::backend
+}  // namespace mb::backend

@@ -54,7 +54,7 @@ class CudaBackend final : public KernelOps {
     void* p = nullptr;
     const cudaError_t err = cudaMalloc(&p, bytes);
     if (err != cudaSuccess) {
-      static_cast<void>(cudaGetLastError()); // clear the (non-sticky) allocation error
+      static_cast<void>(cudaGetLastError());  // clear the (non-sticky) allocation error
       std::size_t free_bytes = 0, total = 0;
       static_cast<void>(cudaMemGetInfo(&free_bytes, &total));
       throw Error(props_.name,
@@ -122,7 +122,7 @@ class CudaBackend final : public KernelOps {
   std::size_t held_ = 0, peak_held_ = 0;
 };
 
-} // namespace
+}  // namespace
 
 int cuda_device_count(std::string* why) {
   int n = 0;
@@ -138,4 +138,4 @@ int cuda_device_count(std::string* why) {
 
 std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
 
-} // namespace mb::backend
+}  // namespace mb::backend

@@ -5,7 +5,7 @@ namespace mb::backend {
 namespace {
 
 struct Entry {
-  std::string_view match; // a substring of the CUDA device name
+  std::string_view match;  // a substring of the CUDA device name
   DevicePeaks peaks;
 };
 
@@ -22,7 +22,7 @@ const std::vector<Entry>& table() {
   return entries;
 }
 
-} // namespace
+}  // namespace
 
 DevicePeaks device_peaks(std::string_view cuda_device_name) {
   for (const Entry& e : table())
@@ -39,4 +39,4 @@ const std::vector<DevicePeaks>& known_device_peaks() {
   return all;
 }
 
-} // namespace mb::backend
+}  // namespace mb::backend

@@ -31,7 +31,7 @@ std::string temp_name_for(const fs::path& target, const char* tag) {
   throw Error(path.string(), "cannot write: " + errno_text(err), hint);
 }
 
-} // namespace
+}  // namespace
 
 void fsync_directory(const fs::path& dir) {
   int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -127,4 +127,4 @@ void write_file_atomic(const fs::path& target, std::string_view content) {
   f.commit();
 }
 
-} // namespace mb
+}  // namespace mb

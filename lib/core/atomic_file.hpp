@@ -57,4 +57,4 @@ void fsync_directory(const std::filesystem::path& dir);
 // Write a whole file atomically in one call.
 void write_file_atomic(const std::filesystem::path& target, std::string_view content);
 
-} // namespace mb
+}  // namespace mb

@@ -10,7 +10,7 @@ std::string compose(const std::string& where, const std::string& what, const std
   if (!hint.empty()) s += " (hint: " + hint + ")";
   return s;
 }
-} // namespace
+}  // namespace
 
 Error::Error(std::string where, std::string what, std::string hint)
     : std::runtime_error(compose(where, what, hint)),
@@ -20,4 +20,4 @@ Error::Error(std::string where, std::string what, std::string hint)
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-} // namespace mb
+}  // namespace mb

@@ -23,4 +23,4 @@ class Error : public std::runtime_error {
 // strerror(errno) as a std::string, for messages about failed system calls.
 std::string errno_text(int err);
 
-} // namespace mb
+}  // namespace mb

@@ -81,4 +81,4 @@ std::vector<std::uint8_t> read_whole_file(const fs::path& path) {
   return data;
 }
 
-} // namespace mb
+}  // namespace mb

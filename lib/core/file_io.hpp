@@ -33,4 +33,4 @@ class ReadOnlyFile {
   std::uint64_t size_ = 0;
 };
 
-} // namespace mb
+}  // namespace mb

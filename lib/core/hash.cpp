@@ -51,4 +51,4 @@ std::uint64_t parse_hex64(std::string_view text, const std::string& where) {
   return v;
 }
 
-} // namespace mb
+}  // namespace mb

@@ -29,4 +29,4 @@ class Xxh64Stream {
 std::string to_hex64(std::uint64_t v);
 std::uint64_t parse_hex64(std::string_view text, const std::string& where);
 
-} // namespace mb
+}  // namespace mb

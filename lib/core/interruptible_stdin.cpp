@@ -45,4 +45,4 @@ InterruptibleStdin::InterruptibleStdin(const std::atomic<bool>& interrupted, int
   exceptions(std::ios::badbit);
 }
 
-} // namespace mb
+}  // namespace mb

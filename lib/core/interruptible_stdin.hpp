@@ -34,4 +34,4 @@ class InterruptibleStdin : public std::istream {
   InterruptibleStdinBuf buf_;
 };
 
-} // namespace mb
+}  // namespace mb

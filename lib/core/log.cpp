@@ -18,7 +18,7 @@ void emit(std::string_view prefix, std::string_view line) {
   s.append(prefix).append(line).push_back('\n');
   std::fwrite(s.data(), 1, s.size(), stderr);
 }
-} // namespace
+}  // namespace
 
 void set_verbosity(Verbosity v) { g_verbosity = v; }
 Verbosity verbosity() { return g_verbosity; }
@@ -36,4 +36,4 @@ void set_command(std::string_view name) {
   g_warning_prefix = "megabyte " + std::string(name) + ": warning: ";
 }
 
-} // namespace mb
+}  // namespace mb

@@ -21,4 +21,4 @@ void log_warning(std::string_view line);
 // The command being run ("train"), for the warnings' prefix.
 void set_command(std::string_view name);
 
-} // namespace mb
+}  // namespace mb

@@ -95,4 +95,4 @@ void Progress::finish() {
   drawn_ = false;
 }
 
-} // namespace mb
+}  // namespace mb

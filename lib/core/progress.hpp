@@ -41,4 +41,4 @@ std::string human_duration(double seconds);
 // "1 byte", "3 bytes": a count with its noun, singular or plural as the count wants.
 std::string human_count(std::int64_t n, const char* one, const char* many);
 
-} // namespace mb
+}  // namespace mb

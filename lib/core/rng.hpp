@@ -25,4 +25,4 @@ constexpr std::uint64_t splitmix64_next(std::uint64_t& state) {
   return splitmix64_mix(state += 0x9E3779B97F4A7C15ull);
 }
 
-} // namespace mb
+}  // namespace mb

@@ -36,4 +36,4 @@ unsigned default_thread_count() {
   return n == 0 ? 1 : n;
 }
 
-} // namespace mb
+}  // namespace mb

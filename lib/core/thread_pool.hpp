@@ -47,4 +47,4 @@ class ThreadPool {
 // The number of threads to use by default: the machine's hardware threads.
 unsigned default_thread_count();
 
-} // namespace mb
+}  // namespace mb

@@ -43,7 +43,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   }
   return prev[b.size()];
 }
-} // namespace
+}  // namespace
 
 std::string nearest_key(std::string_view key, std::initializer_list<std::string_view> known) {
   std::string best;
@@ -213,4 +213,4 @@ bool YamlMap::boolean(const std::string& key) const {
   throw Error(where(key), "expected true or false, got '" + s + "'");
 }
 
-} // namespace mb
+}  // namespace mb

@@ -36,14 +36,14 @@ class KeyOrigins {
   const std::string* covering(std::string_view path) const;
 
  private:
-  std::vector<std::pair<std::string, std::string>> keys_; // (path, origin), in order
+  std::vector<std::pair<std::string, std::string>> keys_;  // (path, origin), in order
 };
 
 // What every mapping of one document shares.
 struct YamlDocument {
-  std::string file; // named in every message
-  std::string manual; // the page documenting the keys, for hints; may be ""
-  const KeyOrigins* origins = nullptr; // keys set from outside the file; outlives the maps
+  std::string file;                     // named in every message
+  std::string manual;                   // the page documenting the keys, for hints; may be ""
+  const KeyOrigins* origins = nullptr;  // keys set from outside the file; outlives the maps
 };
 
 // Reading the keys of one mapping; `context` is the dotted path of the mapping ("" for the
@@ -62,31 +62,31 @@ class YamlMap {
                   std::initializer_list<std::string_view> misplaced = {}) const;
 
   bool has(const std::string& key) const;
-  YAML::Node node(const std::string& key) const; // required
-  YamlMap map(const std::string& key) const; // required mapping
+  YAML::Node node(const std::string& key) const;  // required
+  YamlMap map(const std::string& key) const;      // required mapping
   // A mapping that may be left out: absent or empty (`local:` and nothing under it) reads as
   // a mapping of no keys, so every key in it takes its default.
   YamlMap optional_map(const std::string& key) const;
-  std::string string(const std::string& key) const; // required scalar
-  std::optional<std::string> optional_string(const std::string& key) const; // absent: nullopt
-  std::uint64_t u64(const std::string& key) const; // required unsigned integer
+  std::string string(const std::string& key) const;                          // required scalar
+  std::optional<std::string> optional_string(const std::string& key) const;  // absent: nullopt
+  std::uint64_t u64(const std::string& key) const;  // required unsigned integer
   std::int64_t i64(const std::string& key) const;
   double f64(const std::string& key) const;
   bool boolean(const std::string& key) const;
 
   const YAML::Node& yaml() const { return node_; }
   const std::string& file() const { return doc_.file; }
-  std::string path_of(const std::string& key) const; // "context.key"
+  std::string path_of(const std::string& key) const;  // "context.key"
   // "FILE: line N: key 'context.key'" with the line of the key itself (or of this mapping
   // when the key is absent), or the origin of a key set from outside the file.
   std::string where(const std::string& key) const;
 
  private:
   YAML::Node scalar(const std::string& key, bool optional) const;
-  std::string section_name() const; // for messages: "the top level" or the context
+  std::string section_name() const;  // for messages: "the top level" or the context
   YAML::Node node_;
   YamlDocument doc_;
   std::string context_;
 };
 
-} // namespace mb
+}  // namespace mb

@@ -40,7 +40,7 @@ ShardReader open_shard(const fs::path& dir, const ShardInfo& info, FrameCache* c
   check_shard_against_manifest(r, info);
   return r;
 }
-} // namespace
+}  // namespace
 
 SplitReader::SplitReader(const fs::path& dir, const SplitInfo& info, FrameCache* cache,
                          std::uint64_t& next_key)
@@ -129,4 +129,4 @@ void verify_shard(const fs::path& dir, const ShardInfo& info) {
                 kRecreate);
 }
 
-} // namespace mb::data
+}  // namespace mb::data

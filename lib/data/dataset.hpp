@@ -38,12 +38,12 @@ class SplitReader {
 
   std::string name_;
   std::vector<ShardReader> shards_;
-  std::vector<std::uint64_t> doc_offsets_; // first global document of each shard, then the total
+  std::vector<std::uint64_t> doc_offsets_;  // first global document of each shard, then the total
   std::uint64_t bytes_ = 0;
 };
 
 struct DatasetOptions {
-  std::uint64_t cache_bytes = 512ull << 20; // decompressed frames kept in memory
+  std::uint64_t cache_bytes = 512ull << 20;  // decompressed frames kept in memory
 };
 
 class Dataset {
@@ -67,4 +67,4 @@ class Dataset {
 // manifest, the index, every frame's checksum and decompression. Throws on the first fault.
 void verify_shard(const std::filesystem::path& dir, const ShardInfo& info);
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -16,7 +16,7 @@ Error with_public_name(const Error& e, const AtomicDirectory& dir) {
   if (where.rfind(staging, 0) == 0) where = dir.target().string() + where.substr(staging.size());
   return Error(where, e.message(), e.hint());
 }
-} // namespace
+}  // namespace
 
 std::string split_name(Split s) { return s == Split::train ? "train" : "validation"; }
 
@@ -77,11 +77,11 @@ Manifest DatasetWriter::commit_staged() {
   m.encoder = encoder_;
   for (auto& s : splits_) {
     if (s.current) close_shard(s);
-    m.splits.push_back(s.info); // an empty split is listed with no shards
+    m.splits.push_back(s.info);  // an empty split is listed with no shards
   }
   write_file_atomic(dir_.staging() / kManifestName, m.to_yaml());
   dir_.commit();
   return m;
 }
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -22,7 +22,7 @@ enum class Split { train = 0, validation = 1 };
 std::string split_name(Split s);
 
 struct DatasetWriterOptions {
-  std::uint64_t shard_bytes = 256ull << 20; // content bytes per shard (a document never spans two)
+  std::uint64_t shard_bytes = 256ull << 20;  // content bytes per shard (a document never spans two)
   ShardWriterOptions shard;
 };
 
@@ -53,4 +53,4 @@ class DatasetWriter {
   SplitState splits_[2];
 };
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -15,8 +15,8 @@ FrameBytes FrameCache::get(std::uint64_t key,
   auto bytes = std::make_shared<const std::vector<std::uint8_t>>(load());
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);
-  if (it != entries_.end()) return it->second.bytes; // another thread loaded it meanwhile
-  if (bytes->size() > capacity_) return bytes; // too big to keep; serve it uncached
+  if (it != entries_.end()) return it->second.bytes;  // another thread loaded it meanwhile
+  if (bytes->size() > capacity_) return bytes;        // too big to keep; serve it uncached
   lru_.push_front(key);
   entries_.emplace(key, Entry{bytes, lru_.begin()});
   held_ += bytes->size();
@@ -34,4 +34,4 @@ std::uint64_t FrameCache::held_bytes() const {
   return held_;
 }
 
-} // namespace mb::data
+}  // namespace mb::data

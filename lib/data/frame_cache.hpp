@@ -33,9 +33,9 @@ class FrameCache {
   };
   std::uint64_t capacity_;
   std::uint64_t held_ = 0;
-  std::list<std::uint64_t> lru_; // front = most recently used
+  std::list<std::uint64_t> lru_;  // front = most recently used
   std::unordered_map<std::uint64_t, Entry> entries_;
   mutable std::mutex mutex_;
 };
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -56,7 +56,7 @@ void walk_directory(const std::string& dir, Modality modality, std::vector<Input
   }
 }
 
-} // namespace
+}  // namespace
 
 std::vector<std::string> read_path_list(std::istream& in) {
   std::vector<std::string> paths;
@@ -132,4 +132,4 @@ std::vector<bool> assign_validation(const std::vector<std::string>& files, doubl
   return val;
 }
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -45,4 +45,4 @@ bool has_modality_extension(const std::string& path, Modality modality);
 std::vector<bool> assign_validation(const std::vector<std::string>& files, double val_fraction,
                                     const std::vector<std::string>& val_files);
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -118,7 +118,7 @@ SplitInfo parse_split(const YamlMap& m, const std::string& name) {
   return s;
 }
 
-} // namespace
+}  // namespace
 
 Manifest Manifest::parse(const std::string& text, const std::string& file) {
   YAML::Node doc = yaml_parse(text, file);
@@ -154,4 +154,4 @@ Manifest Manifest::load(const fs::path& dir) {
   return parse(std::string(bytes.begin(), bytes.end()), file.string());
 }
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -16,11 +16,11 @@ inline constexpr int kManifestVersion = 1;
 inline constexpr const char* kManifestName = "dataset.yaml";
 
 struct ShardInfo {
-  std::string file; // relative to the dataset directory
+  std::string file;  // relative to the dataset directory
   std::uint64_t documents = 0;
-  std::uint64_t bytes = 0; // content bytes
-  std::uint64_t compressed_bytes = 0; // file size
-  std::uint64_t checksum = 0; // xxh64 of the whole file
+  std::uint64_t bytes = 0;             // content bytes
+  std::uint64_t compressed_bytes = 0;  // file size
+  std::uint64_t checksum = 0;          // xxh64 of the whole file
 };
 
 struct SplitInfo {
@@ -34,7 +34,7 @@ struct SplitInfo {
 struct Manifest {
   int version = kManifestVersion;
   EncoderParams encoder;
-  std::vector<SplitInfo> splits; // "train", then "validation"
+  std::vector<SplitInfo> splits;  // "train", then "validation"
 
   const SplitInfo* find_split(const std::string& name) const;
   std::string to_yaml() const;
@@ -50,4 +50,4 @@ struct Manifest {
   static Manifest load(const std::filesystem::path& dir);
 };
 
-} // namespace mb::data
+}  // namespace mb::data

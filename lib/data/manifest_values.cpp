@@ -16,4 +16,4 @@ int bounded_int(const YamlMap& m, const std::string& key, std::uint64_t max) {
   return static_cast<int>(v);
 }
 
-} // namespace mb::data
+}  // namespace mb::data

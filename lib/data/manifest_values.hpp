@@ -14,4 +14,4 @@ void require_value(const YamlMap& m, const std::string& key, const std::string& 
 // m[key] as an int in 1..max; throws mb::Error naming the line otherwise.
 int bounded_int(const YamlMap& m, const std::string& key, std::uint64_t max);
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -51,7 +51,7 @@ void check_val_files_are_inputs(const std::vector<std::string>& val_files,
                 "a directory)");
 }
 
-} // namespace
+}  // namespace
 
 PrepareReport prepare_dataset(const std::filesystem::path& out_dir,
                               const std::vector<InputFile>& files, const PrepareOptions& options,
@@ -108,4 +108,4 @@ PrepareReport prepare_dataset(const std::filesystem::path& out_dir,
   return report;
 }
 
-} // namespace mb::data
+}  // namespace mb::data

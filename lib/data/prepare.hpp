@@ -20,9 +20,9 @@ namespace mb::data {
 struct PrepareOptions {
   EncoderParams encoder;
   double val_fraction = 0.05;
-  std::vector<std::string> val_files; // when given, exactly these files form the validation split
+  std::vector<std::string> val_files;  // when given, exactly these files form the validation split
   DatasetWriterOptions writer;
-  unsigned threads = 0; // 0: all hardware threads
+  unsigned threads = 0;  // 0: all hardware threads
   bool skip_bad = false;
 };
 
@@ -46,4 +46,4 @@ PrepareReport prepare_dataset(const std::filesystem::path& out_dir,
                               const std::vector<InputFile>& files, const PrepareOptions& options,
                               const PrepareProgress& progress, const std::atomic<bool>* cancel);
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -57,4 +57,4 @@ ReadBenchmarkResult benchmark_random_windows(const SplitReader& split, std::uint
   return r;
 }
 
-} // namespace mb::data
+}  // namespace mb::data

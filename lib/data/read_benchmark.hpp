@@ -23,4 +23,4 @@ struct ReadBenchmarkResult {
 ReadBenchmarkResult benchmark_random_windows(const SplitReader& split, std::uint64_t window,
                                              double seconds, unsigned threads, std::uint64_t seed);
 
-} // namespace mb::data
+}  // namespace mb::data

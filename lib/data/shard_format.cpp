@@ -46,7 +46,7 @@ std::vector<std::uint8_t> serialize_index(const ShardIndex& index) {
                   index.doc_starts.size() * 12 + kFooterBytes);
   put_bytes(payload, kIndexMagic.data(), kIndexMagic.size());
   put_u32(payload, kShardVersion);
-  put_u32(payload, 0); // flags, reserved
+  put_u32(payload, 0);  // flags, reserved
   put_u64(payload, index.frames.size());
   put_u64(payload, index.documents());
   put_u64(payload, index.content_bytes());
@@ -65,7 +65,7 @@ std::vector<std::uint8_t> serialize_index(const ShardIndex& index) {
   for (const auto& n : index.doc_names) put_bytes(payload, n.data(), n.size());
   const std::uint64_t digest = xxh64(payload);
   put_u64(payload, digest);
-  put_u64(payload, payload.size() + 16); // payload size including this footer
+  put_u64(payload, payload.size() + 16);  // payload size including this footer
   put_bytes(payload, kFooterMagic.data(), kFooterMagic.size());
   if (payload.size() > 0xFFFFFFFFu)
     throw Error("shard index",
@@ -85,7 +85,7 @@ namespace {
   throw Error(where, "corrupt shard index: " + what,
               "the shard is damaged; re-create the dataset with `megabyte prepare`");
 }
-} // namespace
+}  // namespace
 
 ShardIndex parse_index(std::span<const std::uint8_t> payload, const std::string& where) {
   if (payload.size() < kIndexHeaderBytes + kFooterBytes) bad_index(where, "too short");
@@ -151,4 +151,4 @@ ShardIndex parse_index(std::span<const std::uint8_t> payload, const std::string&
   return idx;
 }
 
-} // namespace mb::data
+}  // namespace mb::data

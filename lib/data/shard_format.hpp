@@ -39,17 +39,17 @@ inline constexpr std::size_t kFrameEntryBytes = 40;
 inline constexpr std::size_t kFooterBytes = 24;
 
 struct FrameEntry {
-  std::uint64_t compressed_offset = 0; // from the start of the shard file
+  std::uint64_t compressed_offset = 0;  // from the start of the shard file
   std::uint64_t compressed_size = 0;
-  std::uint64_t content_offset = 0; // in the concatenated documents
+  std::uint64_t content_offset = 0;  // in the concatenated documents
   std::uint64_t content_size = 0;
-  std::uint64_t checksum = 0; // xxh64 of the compressed frame bytes
+  std::uint64_t checksum = 0;  // xxh64 of the compressed frame bytes
 };
 
 struct ShardIndex {
   std::vector<FrameEntry> frames;
-  std::vector<std::uint64_t> doc_starts; // N+1 entries; the last is the content size
-  std::vector<std::string> doc_names; // N entries
+  std::vector<std::uint64_t> doc_starts;  // N+1 entries; the last is the content size
+  std::vector<std::string> doc_names;     // N entries
 
   std::uint64_t documents() const { return doc_names.size(); }
   std::uint64_t content_bytes() const { return doc_starts.empty() ? 0 : doc_starts.back(); }
@@ -71,4 +71,4 @@ void put_u64(std::vector<std::uint8_t>& out, std::uint64_t v);
 std::uint32_t get_u32(const std::uint8_t* p);
 std::uint64_t get_u64(const std::uint8_t* p);
 
-} // namespace mb::data
+}  // namespace mb::data

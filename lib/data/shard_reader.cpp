@@ -16,7 +16,7 @@ const char* kRecreate = "the shard is damaged; re-create the dataset with `megab
 struct DCtxDeleter {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
 };
-} // namespace
+}  // namespace
 
 ShardReader::ShardReader(const std::filesystem::path& path, FrameCache* cache,
                          std::uint64_t cache_key_base)
@@ -121,4 +121,4 @@ void ShardReader::verify_frames() const {
   for (std::size_t i = 0; i < index_.frames.size(); ++i) (void)decompress_frame(i);
 }
 
-} // namespace mb::data
+}  // namespace mb::data

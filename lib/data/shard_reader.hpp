@@ -46,4 +46,4 @@ class ShardReader {
   std::uint64_t key_base_;
 };
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -12,7 +12,7 @@ namespace {
 struct CCtxDeleter {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
-} // namespace
+}  // namespace
 
 std::vector<std::uint8_t> compress_frame(std::span<const std::uint8_t> content, int level) {
   // One context per worker thread, reused across frames: creating one costs more than
@@ -105,4 +105,4 @@ ShardSummary ShardWriter::finish() {
   return s;
 }
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -20,16 +20,16 @@
 namespace mb::data {
 
 struct ShardWriterOptions {
-  std::uint64_t frame_bytes = 2u << 20; // content bytes per zstd frame
-  int level = 3; // zstd level
+  std::uint64_t frame_bytes = 2u << 20;  // content bytes per zstd frame
+  int level = 3;                         // zstd level
 };
 
 struct ShardSummary {
-  std::string file; // file name, relative to the dataset directory
+  std::string file;  // file name, relative to the dataset directory
   std::uint64_t documents = 0;
-  std::uint64_t bytes = 0; // content bytes
-  std::uint64_t compressed_bytes = 0; // file size
-  std::uint64_t checksum = 0; // xxh64 of the whole file
+  std::uint64_t bytes = 0;             // content bytes
+  std::uint64_t compressed_bytes = 0;  // file size
+  std::uint64_t checksum = 0;          // xxh64 of the whole file
 };
 
 class ShardWriter {
@@ -57,7 +57,7 @@ class ShardWriter {
   AtomicFile file_;
   Xxh64Stream file_hash_;
   ShardIndex index_;
-  std::vector<std::uint8_t> pending_; // content of the frame being filled
+  std::vector<std::uint8_t> pending_;  // content of the frame being filled
   std::uint64_t content_ = 0;
   std::uint64_t frame_content_offset_ = 0;
   struct InFlight {
@@ -71,4 +71,4 @@ class ShardWriter {
 // `zstd -l` and `zstd -t` can check it on their own.
 std::vector<std::uint8_t> compress_frame(std::span<const std::uint8_t> content, int level);
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -176,7 +176,7 @@ std::unique_ptr<CachedDecoder> ByteTransformerModel::make_decoder(int batch) con
   return std::make_unique<ByteTransformerDecoder>(*this, batch);
 }
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, int max_batch,
                                                    std::shared_ptr<backend::Backend> backend,
@@ -187,4 +187,4 @@ std::unique_ptr<Model> make_byte_transformer_model(const ModelConfig& config, in
                                                 precision, policy);
 }
 
-} // namespace mb::model
+}  // namespace mb::model

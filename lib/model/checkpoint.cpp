@@ -84,7 +84,7 @@ void check_format(const SafetensorsFile& f) {
                 "use the megabyte release that wrote it");
 }
 
-} // namespace
+}  // namespace
 
 fs::path save_checkpoint(const fs::path& run_dir, const Config& config, const ParameterSet& params,
                          const std::vector<float>& m, const std::vector<float>& v,
@@ -98,7 +98,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Config& config, const Pa
   if (fs::exists(target)) {
     replaced = checkpoints / hidden_name(state.step, ".replaced");
     fs::remove_all(replaced);
-    fs::remove_all(checkpoints / hidden_name(state.step, ".new")); // a crash's leftover
+    fs::remove_all(checkpoints / hidden_name(state.step, ".new"));  // a crash's leftover
   }
   AtomicDirectory dir(replaced.empty() ? target : checkpoints / hidden_name(state.step, ".new"));
 
@@ -206,7 +206,7 @@ void verify_checkpoint(const fs::path& checkpoint_dir, const ParameterSet& param
     std::vector<std::string> prefixes;
   };
   for (const Expect& e : {Expect{kModelFile, {""}}, Expect{kOptimizerFile, {"m.", "v."}}}) {
-    const SafetensorsFile f = SafetensorsFile::open(checkpoint_dir / e.file); // checksum
+    const SafetensorsFile f = SafetensorsFile::open(checkpoint_dir / e.file);  // checksum
     check_format(f);
     std::size_t expected = 0;
     for (const ParamInfo& t : params.tensors())
@@ -260,4 +260,4 @@ TrainingState load_optimizer_state(const fs::path& checkpoint_dir, const Paramet
   return s;
 }
 
-} // namespace mb::model
+}  // namespace mb::model

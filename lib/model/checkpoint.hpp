@@ -22,8 +22,8 @@ inline constexpr const char* kCheckpointFormat = "megabyte-checkpoint";
 inline constexpr int kCheckpointFormatVersion = 1;
 
 struct TrainingState {
-  std::int64_t step = 0; // optimiser steps taken
-  std::uint64_t sampler_epoch = 0; // the sampler's position for the next window
+  std::int64_t step = 0;            // optimiser steps taken
+  std::uint64_t sampler_epoch = 0;  // the sampler's position for the next window
   std::uint64_t sampler_index = 0;
   bool operator==(const TrainingState&) const = default;
 };
@@ -53,8 +53,8 @@ std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);
 struct CheckpointInfo {
   Config config;
   std::int64_t step = 0;
-  bool has_encoder = false; // the dataset's layout was recorded (checkpoints since it was)
-  data::EncoderParams encoder; // its modality is config.data.modality
+  bool has_encoder = false;     // the dataset's layout was recorded (checkpoints since it was)
+  data::EncoderParams encoder;  // its modality is config.data.modality
 };
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& checkpoint_dir,
                                     bool verify = true);
@@ -72,4 +72,4 @@ TrainingState load_optimizer_state(const std::filesystem::path& checkpoint_dir,
                                    const ParameterSet& params, std::vector<float>& m,
                                    std::vector<float>& v);
 
-} // namespace mb::model
+}  // namespace mb::model

@@ -51,8 +51,8 @@ constexpr IntRange kHeadsRange{1, kMaxWidth};
 constexpr IntRange kFfnRange{1, 64};
 constexpr IntRange kBatchRange{1, std::int64_t{1} << 20};
 constexpr IntRange kStepsRange{1, kInt64Max};
-constexpr IntRange kWarmupRange{0, kInt64Max}; // and at most train.steps
-constexpr IntRange kEveryRange{0, kInt64Max}; // 0: only at the end
+constexpr IntRange kWarmupRange{0, kInt64Max};  // and at most train.steps
+constexpr IntRange kEveryRange{0, kInt64Max};   // 0: only at the end
 constexpr IntRange kLogRange{1, kInt64Max};
 constexpr IntRange kKeepRange{1, kIntMax};
 
@@ -64,7 +64,7 @@ struct RealRange {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr RealRange kPositive{0, kInf, true, true};
 constexpr RealRange kNonNegative{0, kInf, false, true};
-constexpr RealRange kProbability{0, 1, false, true}; // [0, 1): betas, dropout
+constexpr RealRange kProbability{0, 1, false, true};  // [0, 1): betas, dropout
 
 std::string describe(const IntRange& r) {
   if (r.hi == kInt64Max || r.hi == kIntMax)
@@ -98,7 +98,7 @@ template <class Real>
 std::string format_real(Real v) {
   char buf[64];
   std::string s(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
-  if (s.find_first_of(".ni") != std::string::npos) return s; // has a point, or inf/nan
+  if (s.find_first_of(".ni") != std::string::npos) return s;  // has a point, or inf/nan
   const auto e = s.find('e');
   if (e == std::string::npos) return s + ".0";
   return s.insert(e, ".0");
@@ -353,7 +353,7 @@ void read_train(const YamlMap& s, TrainConfig& t) {
 struct Locator {
   std::function<std::string(std::string_view path)> where;
   std::function<bool(std::string_view path)> overridden;
-  std::function<bool(std::string_view path)> given; // in the file or by --set
+  std::function<bool(std::string_view path)> given;  // in the file or by --set
 
   // Of keys that together break a rule, the one to name: the one the user just set with --set,
   // else one the file gives, else the first.
@@ -497,38 +497,30 @@ void check_config(const Config& c, const Locator& loc) {
                 "use global (or all) to recompute its one stack, or none");
 }
 
-} // namespace
+}  // namespace
 
 std::string_view model_kind_name(ModelKind k) {
   switch (k) {
-    case ModelKind::megabyte:
-      return "megabyte";
-    case ModelKind::transformer:
-      return "transformer";
+    case ModelKind::megabyte: return "megabyte";
+    case ModelKind::transformer: return "transformer";
   }
   return "?";
 }
 
 std::string_view recompute_name(Recompute r) {
   switch (r) {
-    case Recompute::none:
-      return "none";
-    case Recompute::global:
-      return "global";
-    case Recompute::local:
-      return "local";
-    case Recompute::all:
-      return "all";
+    case Recompute::none: return "none";
+    case Recompute::global: return "global";
+    case Recompute::local: return "local";
+    case Recompute::all: return "all";
   }
   return "?";
 }
 
 std::string_view activation_name(Activation a) {
   switch (a) {
-    case Activation::relu:
-      return "relu";
-    case Activation::gelu:
-      return "gelu";
+    case Activation::relu: return "relu";
+    case Activation::gelu: return "gelu";
   }
   return "?";
 }
@@ -629,4 +621,4 @@ std::string config_to_yaml(const Config& c) {
   return y;
 }
 
-} // namespace mb::model
+}  // namespace mb::model

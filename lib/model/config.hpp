@@ -14,8 +14,8 @@
 namespace mb::model {
 
 enum class ModelKind {
-  megabyte, // the paper's multiscale model: a global model over patches, a local one inside
-  transformer, // the paper's baseline: one decoder-only transformer over the bytes
+  megabyte,     // the paper's multiscale model: a global model over patches, a local one inside
+  transformer,  // the paper's baseline: one decoder-only transformer over the bytes
 };
 
 enum class Activation { relu, gelu };
@@ -26,7 +26,7 @@ enum class Recompute { none, global, local, all };
 
 // One transformer stack (pre-norm decoder blocks followed by a final layer norm).
 struct StackConfig {
-  int dim = 64; // megabyte global: D_G, per byte (the stack is P·D_G wide); otherwise the width
+  int dim = 64;  // megabyte global: D_G, per byte (the stack is P·D_G wide); otherwise the width
   int layers = 4;
   int heads = 8;
   bool operator==(const StackConfig&) const = default;
@@ -34,17 +34,17 @@ struct StackConfig {
 
 struct ModelConfig {
   ModelKind kind = ModelKind::megabyte;
-  int context = 2048; // T: bytes per window
-  int patch_size = 8; // P (megabyte only; 1 for the transformer): divides T
-  StackConfig global{64, 4, 8}; // megabyte: the global model; transformer: the one stack
-  StackConfig local{128, 2, 4}; // megabyte only: the local model, D_L wide
-  int ffn_multiplier = 4; // feed-forward hidden width = ffn_multiplier × stack width
+  int context = 2048;            // T: bytes per window
+  int patch_size = 8;            // P (megabyte only; 1 for the transformer): divides T
+  StackConfig global{64, 4, 8};  // megabyte: the global model; transformer: the one stack
+  StackConfig local{128, 2, 4};  // megabyte only: the local model, D_L wide
+  int ffn_multiplier = 4;        // feed-forward hidden width = ffn_multiplier × stack width
   Activation activation = Activation::relu;
-  float dropout = 0.1f; // on attention and feed-forward outputs, never on embeddings
-  float init_std = 0.006f; // truncated normal, cut at ±2σ
+  float dropout = 0.1f;     // on attention and feed-forward outputs, never on embeddings
+  float init_std = 0.006f;  // truncated normal, cut at ±2σ
   float layernorm_eps = 1e-5f;
 
-  int patches() const { return context / patch_size; } // K = T / P
+  int patches() const { return context / patch_size; }  // K = T / P
   // Width of the global stack: P·D_G for megabyte, D for the transformer.
   int global_width() const {
     return kind == ModelKind::megabyte ? patch_size * global.dim : global.dim;
@@ -53,35 +53,35 @@ struct ModelConfig {
 };
 
 struct DataConfig {
-  data::Modality modality = data::Modality::text; // must match the dataset's
+  data::Modality modality = data::Modality::text;  // must match the dataset's
   bool operator==(const DataConfig&) const = default;
 };
 
 struct OptimizerConfig {
-  double lr = 2e-4; // peak learning rate
+  double lr = 2e-4;  // peak learning rate
   double beta1 = 0.9;
   double beta2 = 0.98;
   double eps = 1e-8;
-  double weight_decay = 0.1; // decoupled (AdamW), on weight matrices and embeddings only
-  double grad_clip = 1.0; // global gradient-norm clip; 0 disables
-  std::int64_t warmup_steps = 100; // linear warm-up from 0 to lr
-  double decay_power = 1.0; // then (1 - progress)^power down to 0 at train.steps
+  double weight_decay = 0.1;        // decoupled (AdamW), on weight matrices and embeddings only
+  double grad_clip = 1.0;           // global gradient-norm clip; 0 disables
+  std::int64_t warmup_steps = 100;  // linear warm-up from 0 to lr
+  double decay_power = 1.0;         // then (1 - progress)^power down to 0 at train.steps
   bool operator==(const OptimizerConfig&) const = default;
 };
 
 struct TrainConfig {
   std::uint64_t seed = 1;
-  int batch_size = 4; // windows per micro-batch
-  int grad_accumulation = 1; // micro-batches per optimiser step
-  std::int64_t steps = 1000; // optimiser steps
+  int batch_size = 4;         // windows per micro-batch
+  int grad_accumulation = 1;  // micro-batches per optimiser step
+  std::int64_t steps = 1000;  // optimiser steps
   OptimizerConfig optimizer;
-  std::int64_t eval_every = 100; // validation bpb every N steps (0: only at the end)
+  std::int64_t eval_every = 100;  // validation bpb every N steps (0: only at the end)
   std::int64_t eval_bytes =
-      1 << 20; // at least this many validation bytes, in whole windows (0: all)
-  std::int64_t checkpoint_every = 500; // (0: only at the end and on interrupt)
-  int keep_checkpoints = 3; // newest N kept
-  std::int64_t log_every = 10; // JSONL metrics line every N steps
-  Recompute recompute = Recompute::none; // stacks whose activations the backward pass recomputes
+      1 << 20;  // at least this many validation bytes, in whole windows (0: all)
+  std::int64_t checkpoint_every = 500;    // (0: only at the end and on interrupt)
+  int keep_checkpoints = 3;               // newest N kept
+  std::int64_t log_every = 10;            // JSONL metrics line every N steps
+  Recompute recompute = Recompute::none;  // stacks whose activations the backward pass recomputes
   bool operator==(const TrainConfig&) const = default;
 };
 
@@ -112,4 +112,4 @@ std::string_view model_kind_name(ModelKind k);
 std::string_view activation_name(Activation a);
 std::string_view recompute_name(Recompute r);
 
-} // namespace mb::model
+}  // namespace mb::model

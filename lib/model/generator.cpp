@@ -23,9 +23,9 @@ struct Generator::Impl {
   backend::Backend& k;
   const int T, B;
   std::unique_ptr<CachedDecoder> decoder;
-  std::vector<std::vector<std::uint8_t>> bytes; // per sequence, all of one length
-  std::vector<float> logits; // [B, 256], host
-  int logits_position = -1; // the position `logits` holds, -1 if none
+  std::vector<std::vector<std::uint8_t>> bytes;  // per sequence, all of one length
+  std::vector<float> logits;                     // [B, 256], host
+  int logits_position = -1;                      // the position `logits` holds, -1 if none
 };
 
 Generator::Generator(const Model& model, int batch) {
@@ -52,7 +52,7 @@ void check_room(int position, int T) {
                 "the model sees at most model.context bytes: generate fewer");
 }
 
-} // namespace
+}  // namespace
 
 void Generator::feed(std::uint8_t byte) {
   check_room(position(), impl_->T);
@@ -86,4 +86,4 @@ const std::vector<std::uint8_t>& Generator::bytes(int sequence) const {
   return impl_->bytes.at(static_cast<std::size_t>(sequence));
 }
 
-} // namespace mb::model
+}  // namespace mb::model

@@ -43,19 +43,19 @@ class Generator {
   // position() == context().
   const float* next_logits();
 
-  int batch() const; // sequences generated side by side
-  int position() const; // bytes fed so far (to each sequence)
-  int context() const; // T: at most this many bytes fit in one generated window
-  const std::vector<std::uint8_t>& bytes(int sequence = 0) const; // the bytes fed so far
+  int batch() const;     // sequences generated side by side
+  int position() const;  // bytes fed so far (to each sequence)
+  int context() const;   // T: at most this many bytes fit in one generated window
+  const std::vector<std::uint8_t>& bytes(int sequence = 0) const;  // the bytes fed so far
   // Memory the generator holds on the model's device besides the model: mostly the KV
   // caches (every layer's keys and values for batch() sequences of context() positions; in a
   // bf16 model as bf16, half the bytes).
   std::size_t device_bytes() const;
 
-  struct Impl; // generator.cpp
+  struct Impl;  // generator.cpp
 
  private:
   std::unique_ptr<Impl> impl_;
 };
 
-} // namespace mb::model
+}  // namespace mb::model

@@ -25,4 +25,4 @@ std::unique_ptr<Model> init_model(const ModelConfig& config, std::uint64_t seed,
   return net;
 }
 
-} // namespace mb::model
+}  // namespace mb::model

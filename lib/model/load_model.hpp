@@ -29,4 +29,4 @@ std::unique_ptr<Model> init_model(const ModelConfig& config, std::uint64_t seed,
                                   std::shared_ptr<backend::Backend> backend,
                                   const ActivationPolicy& policy = {});
 
-} // namespace mb::model
+}  // namespace mb::model

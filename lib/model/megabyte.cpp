@@ -316,7 +316,7 @@ class MegabyteDecoder final : public CachedDecoder {
   Slice<float> logits_, global_in_, global_out_, slices_, local_in_, local_out_;
   Slice<std::int32_t> ids_;
   std::vector<std::int32_t> host_ids_;
-  int patch_ = -1; // the patch whose slices_ and local cache are current
+  int patch_ = -1;  // the patch whose slices_ and local cache are current
 };
 
 std::unique_ptr<CachedDecoder> MegabyteModel::make_decoder(int batch) const {
@@ -324,7 +324,7 @@ std::unique_ptr<CachedDecoder> MegabyteModel::make_decoder(int batch) const {
   return std::make_unique<MegabyteDecoder>(*this, batch);
 }
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<Model> make_megabyte_model(const ModelConfig& config, int max_batch,
                                            std::shared_ptr<backend::Backend> backend,
@@ -334,4 +334,4 @@ std::unique_ptr<Model> make_megabyte_model(const ModelConfig& config, int max_ba
                                          policy);
 }
 
-} // namespace mb::model
+}  // namespace mb::model

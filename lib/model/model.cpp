@@ -34,8 +34,8 @@ std::unique_ptr<Model> make_model_plan(const ModelConfig& config, int max_batch,
 
 void Model::commit_memory() {
   activation_bytes_ = arena_.bytes();
-  const bool trainable = max_batch_ > 0; // else weights only (a Generator's), or a description
-  if (!trainable && !backend_) return; // a description of the parameters only
+  const bool trainable = max_batch_ > 0;  // else weights only (a Generator's), or a description
+  if (!trainable && !backend_) return;    // a description of the parameters only
   const bool host_memory =
       backend_ ? backend_->shares_host_memory() : device_ == backend::Device::cpu;
   if (!host_memory) {
@@ -44,7 +44,7 @@ void Model::commit_memory() {
   }
   if (backend::keeps_bf16_weights(precision_))
     bf16_values_ = arena_.reserve<std::uint16_t>(params_.buffer_size());
-  if (!backend_) return; // a plan: sizes only
+  if (!backend_) return;  // a plan: sizes only
   params_.allocate(trainable);
   arena_.commit(*backend_);
   view_.set = &params_;
@@ -152,4 +152,4 @@ std::int64_t count_targets(const std::int32_t* ids, std::size_t n) {
   return count;
 }
 
-} // namespace mb::model
+}  // namespace mb::model

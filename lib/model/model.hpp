@@ -23,21 +23,21 @@
 
 namespace mb::model {
 
-inline constexpr int kByteValues = 256; // output classes
-inline constexpr int kPadId = 256; // the one pad id; embedding tables have 257 rows
+inline constexpr int kByteValues = 256;  // output classes
+inline constexpr int kPadId = 256;       // the one pad id; embedding tables have 257 rows
 inline constexpr int kEmbeddingRows = 257;
 
 struct LossSum {
-  double loss = 0.0; // sum over the scored bytes of -ln p(byte)
-  std::int64_t count = 0; // scored bytes
+  double loss = 0.0;       // sum over the scored bytes of -ln p(byte)
+  std::int64_t count = 0;  // scored bytes
 };
 
 // How a model keeps what its backward pass reads (train.recompute, megabyte-config(5)): per
 // stack, everything, or each layer's input only, the rest recomputed in the backward pass with
 // the same kernels (TransformerStack::reserve): the same gradients, bit for bit, in less memory.
 struct ActivationPolicy {
-  bool recompute_global = false; // the global stack (the byte transformer's one stack)
-  bool recompute_local = false; // MEGABYTE's local stack
+  bool recompute_global = false;  // the global stack (the byte transformer's one stack)
+  bool recompute_local = false;   // MEGABYTE's local stack
   bool operator==(const ActivationPolicy&) const = default;
 };
 
@@ -46,10 +46,10 @@ ActivationPolicy activation_policy(const ModelConfig& model, Recompute recompute
 
 // What a model holds on its device, in bytes (`megabyte bench --memory`).
 struct ModelMemory {
-  std::size_t parameters = 0; // fp32 values (a device copy; on the CPU the host buffer)
-  std::size_t gradients = 0; // fp32, same layout
-  std::size_t bf16_weights = 0; // the bf16 copy of the parameters (bf16 precision only)
-  std::size_t activations = 0; // what forward() keeps for backward(), scratch, ids, losses
+  std::size_t parameters = 0;    // fp32 values (a device copy; on the CPU the host buffer)
+  std::size_t gradients = 0;     // fp32, same layout
+  std::size_t bf16_weights = 0;  // the bf16 copy of the parameters (bf16 precision only)
+  std::size_t activations = 0;   // what forward() keeps for backward(), scratch, ids, losses
 };
 
 // A model's equations run one new position at a time for `batch` sequences side by side, with
@@ -170,11 +170,11 @@ class Model {
   backend::Precision precision_;
   backend::Arena arena_;
   ParameterView view_;
-  std::vector<float> losses_; // [max_batch, T] host, written by forward() when not training
+  std::vector<float> losses_;  // [max_batch, T] host, written by forward() when not training
 
  private:
-  backend::Slice<float> device_values_, device_grads_; // where the device is not the host
-  backend::Slice<std::uint16_t> bf16_values_; // in bf16 precision
+  backend::Slice<float> device_values_, device_grads_;  // where the device is not the host
+  backend::Slice<std::uint16_t> bf16_values_;           // in bf16 precision
   std::size_t activation_bytes_ = 0;
 };
 
@@ -212,4 +212,4 @@ void targets_from_ids(std::int32_t* targets, const std::int32_t* ids, std::size_
 // Positions with a target (real bytes) among n ids.
 std::int64_t count_targets(const std::int32_t* ids, std::size_t n);
 
-} // namespace mb::model
+}  // namespace mb::model

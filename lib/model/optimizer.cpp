@@ -44,4 +44,4 @@ void AdamW::step(Model& model, const OptimizerConfig& opt, double lr, std::int64
   }
 }
 
-} // namespace mb::model
+}  // namespace mb::model

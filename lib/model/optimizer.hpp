@@ -35,9 +35,9 @@ class AdamW {
  private:
   backend::Backend* backend_;
   std::vector<float> m_, v_;
-  backend::DeviceMemory device_m_, device_v_; // empty where the device uses host memory
+  backend::DeviceMemory device_m_, device_v_;  // empty where the device uses host memory
   float* m_ptr_ = nullptr;
   float* v_ptr_ = nullptr;
 };
 
-} // namespace mb::model
+}  // namespace mb::model

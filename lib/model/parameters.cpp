@@ -27,7 +27,7 @@ double truncated_normal(std::uint64_t& state) {
   }
 }
 
-} // namespace
+}  // namespace
 
 std::size_t ParameterSet::add(std::string name, std::vector<std::int64_t> shape, ParamRole role,
                               ParamGroup group) {
@@ -77,12 +77,8 @@ void ParameterSet::initialize(float std, std::uint64_t seed) {
   for (const ParamInfo& t : tensors_) {
     float* p = values_.data() + t.offset;
     switch (t.role) {
-      case ParamRole::bias:
-        std::fill(p, p + t.size, 0.0f);
-        break;
-      case ParamRole::norm_gain:
-        std::fill(p, p + t.size, 1.0f);
-        break;
+      case ParamRole::bias: std::fill(p, p + t.size, 0.0f); break;
+      case ParamRole::norm_gain: std::fill(p, p + t.size, 1.0f); break;
       case ParamRole::weight: {
         std::uint64_t state = seed ^ xxh64(std::string_view(t.name));
         for (std::size_t i = 0; i < t.size; ++i)
@@ -95,14 +91,11 @@ void ParameterSet::initialize(float std, std::uint64_t seed) {
 
 std::string_view param_group_name(ParamGroup g) {
   switch (g) {
-    case ParamGroup::embedding:
-      return "embedding";
-    case ParamGroup::global:
-      return "global";
-    case ParamGroup::local:
-      return "local";
+    case ParamGroup::embedding: return "embedding";
+    case ParamGroup::global: return "global";
+    case ParamGroup::local: return "local";
   }
   return "?";
 }
 
-} // namespace mb::model
+}  // namespace mb::model

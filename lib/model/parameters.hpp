@@ -15,9 +15,9 @@ namespace mb::model {
 
 // How a tensor is initialised and treated by the optimiser.
 enum class ParamRole {
-  weight, // a matrix or embedding: truncated normal init, weight decay applies
-  bias, // zero init, no weight decay
-  norm_gain, // layer-norm weight: ones, no weight decay
+  weight,     // a matrix or embedding: truncated normal init, weight decay applies
+  bias,       // zero init, no weight decay
+  norm_gain,  // layer-norm weight: ones, no weight decay
 };
 
 // Which part of the model a tensor belongs to, for parameter counts (`megabyte info`).
@@ -26,8 +26,8 @@ enum class ParamGroup { embedding, global, local };
 struct ParamInfo {
   std::string name;
   std::vector<std::int64_t> shape;
-  std::size_t offset = 0; // in floats, into ParameterSet::values / grads
-  std::size_t size = 0; // elements
+  std::size_t offset = 0;  // in floats, into ParameterSet::values / grads
+  std::size_t size = 0;    // elements
   ParamRole role = ParamRole::weight;
   ParamGroup group = ParamGroup::global;
 };
@@ -42,11 +42,11 @@ class ParameterSet {
   void allocate(bool with_grads = true);
 
   const std::vector<ParamInfo>& tensors() const { return tensors_; }
-  std::size_t count() const; // trainable values (the paper's figure)
-  std::size_t buffer_size() const { return total_; } // floats, with alignment padding
+  std::size_t count() const;                          // trainable values (the paper's figure)
+  std::size_t buffer_size() const { return total_; }  // floats, with alignment padding
   std::size_t count(ParamGroup group) const;
   const ParamInfo& info(std::size_t index) const { return tensors_.at(index); }
-  const ParamInfo* find(const std::string& name) const; // null if absent
+  const ParamInfo* find(const std::string& name) const;  // null if absent
 
   float* value(std::size_t index) { return values_.data() + tensors_[index].offset; }
   const float* value(std::size_t index) const { return values_.data() + tensors_[index].offset; }
@@ -91,4 +91,4 @@ struct ParameterView {
   backend::Operand weight(std::size_t index) const { return {value(index), value_bf16(index)}; }
 };
 
-} // namespace mb::model
+}  // namespace mb::model

@@ -211,7 +211,7 @@ SafetensorsFile::Entry parse_entry(const std::string& name, const Json& j,
   return e;
 }
 
-} // namespace
+}  // namespace
 
 void write_safetensors(const fs::path& path, const std::vector<TensorRef>& tensors,
                        const std::map<std::string, std::string>& metadata) {
@@ -419,4 +419,4 @@ void SafetensorsFile::read_f32(const std::string& name,
                    {reinterpret_cast<std::uint8_t*>(dst), static_cast<std::size_t>(bytes)});
 }
 
-} // namespace mb::model
+}  // namespace mb::model

@@ -58,9 +58,9 @@ class SafetensorsFile {
  public:
   struct Entry {
     std::string name;
-    std::string dtype; // as in the file: "F32", "BF16", "I64", ...
-    std::vector<std::int64_t> shape; // {} for a scalar
-    std::uint64_t begin = 0, end = 0; // byte range in the data buffer
+    std::string dtype;                 // as in the file: "F32", "BF16", "I64", ...
+    std::vector<std::int64_t> shape;   // {} for a scalar
+    std::uint64_t begin = 0, end = 0;  // byte range in the data buffer
   };
 
   enum class Checksum { verify, skip };
@@ -81,7 +81,7 @@ class SafetensorsFile {
   // write_safetensors).
   const std::vector<Entry>& tensors() const { return entries_; }
   bool has(const std::string& name) const { return index_.count(name) != 0; }
-  const Entry* find(const std::string& name) const; // nullptr if absent
+  const Entry* find(const std::string& name) const;  // nullptr if absent
 
   // Copies tensor `name` into dst (room for product(expected_shape) floats). Throws unless
   // the tensor exists, is F32 and has exactly `expected_shape`.
@@ -93,10 +93,10 @@ class SafetensorsFile {
 
   std::filesystem::path path_;
   std::unique_ptr<ReadOnlyFile> file_;
-  std::uint64_t data_start_ = 0; // absolute file offset of the data buffer: 8 + N
+  std::uint64_t data_start_ = 0;  // absolute file offset of the data buffer: 8 + N
   std::map<std::string, std::string> metadata_;
   std::vector<Entry> entries_;
-  std::unordered_map<std::string, std::size_t> index_; // name -> position in entries_
+  std::unordered_map<std::string, std::size_t> index_;  // name -> position in entries_
 };
 
-} // namespace mb::model
+}  // namespace mb::model

@@ -92,4 +92,4 @@ int sample_index(const float* logits, int n, const SamplingOptions& o, Rng& rng)
   return last;
 }
 
-} // namespace mb::model
+}  // namespace mb::model

@@ -7,10 +7,10 @@
 namespace mb::model {
 
 struct SamplingOptions {
-  float temperature = 1.0f; // logits are divided by it; 0 means greedy (the argmax)
-  int top_k = 0; // keep only the k most likely values; 0 keeps all
-  float top_p = 1.0f; // keep the fewest most likely values whose probability reaches
-      // top_p (Holtzman et al. 2019); 1 keeps all
+  float temperature = 1.0f;  // logits are divided by it; 0 means greedy (the argmax)
+  int top_k = 0;             // keep only the k most likely values; 0 keeps all
+  float top_p = 1.0f;        // keep the fewest most likely values whose probability reaches
+                             // top_p (Holtzman et al. 2019); 1 keeps all
 };
 
 // Throws mb::Error (where = `where`) for a negative or non-finite temperature, a negative
@@ -23,7 +23,7 @@ class Rng {
   // `stream` picks one of many independent sequences for the same seed (e.g. sample i of -n).
   explicit Rng(std::uint64_t seed, std::uint64_t stream = 0);
   std::uint64_t next();
-  double uniform(); // in [0, 1), 53 random bits
+  double uniform();  // in [0, 1), 53 random bits
 
  private:
   std::uint64_t state_;
@@ -41,4 +41,4 @@ void sampling_distribution(double* probs, const float* logits, int n,
 // Draws an index in [0, n) from sampling_distribution (greedy at temperature 0: no draw).
 int sample_index(const float* logits, int n, const SamplingOptions& options, Rng& rng);
 
-} // namespace mb::model
+}  // namespace mb::model

@@ -25,7 +25,7 @@ void act_backward(backend::Backend& k, Activation a, float* dinp, float* dbias, 
     k.bias_gelu_backward(dinp, dbias, dout, inp, bias, N, C);
 }
 
-} // namespace
+}  // namespace
 
 TransformerStack::TransformerStack(ParameterSet& params, const ParameterView& view,
                                    backend::Backend* backend, const std::string& prefix,
@@ -166,7 +166,8 @@ void TransformerStack::block_forward(int layer, const BlockBuffers& b, int rows,
   save_bf16(b.att, n);
   k.matmul_forward(b.branch, b.att.operand(), view_.weight(t.proj_w), view_.value(t.proj_b), N, C,
                    C);
-  if (dropout) k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 0), 0);
+  if (dropout)
+    k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 0), dropout_offset_);
   k.residual_forward(b.mid, b.input, b.branch, n);
 
   // x = a + Dropout(FC2(Act(FC1(LN2(a))))). The activation reads the fp32 pre-activation,
@@ -179,12 +180,13 @@ void TransformerStack::block_forward(int layer, const BlockBuffers& b, int rows,
   save_bf16(b.act, nh);
   k.matmul_forward(b.branch, b.act.operand(), view_.weight(t.fc2_w), view_.value(t.fc2_b), N, Hd,
                    C);
-  if (dropout) k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 1), 0);
+  if (dropout)
+    k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 1), dropout_offset_);
   k.residual_forward(b.output, b.mid, b.branch, n);
 }
 
 void TransformerStack::forward(float* out, const float* in, int sequences, int length,
-                               bool training, std::uint64_t seed) {
+                               bool training, std::uint64_t seed, std::uint64_t first_row) {
   backend::Backend& k = *backend_;
   const int N = sequences * length, C = shape_.width;
   if (static_cast<std::size_t>(N) * C > final_input_.size())
@@ -193,6 +195,7 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
   length_ = length;
   training_ = training && shape_.dropout > 0.0f;
   seed_ = seed;
+  dropout_offset_ = first_row * static_cast<std::uint64_t>(C);
   const std::size_t n = static_cast<std::size_t>(N) * C;
 
   const float* x = in;
@@ -353,7 +356,7 @@ void TransformerStack::backward(float* din, const float* dout) {
     const float* dbranch = din;
     if (training_) {
       k.zero(scratch_c_.get(), n * sizeof(float));
-      k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(seed_, l, 1), 0);
+      k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(seed_, l, 1), dropout_offset_);
       dbranch = scratch_c_.get();
     }
     k.zero(scratch_h_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
@@ -379,7 +382,7 @@ void TransformerStack::backward(float* din, const float* dout) {
     dbranch = din;
     if (training_) {
       k.zero(scratch_c_.get(), n * sizeof(float));
-      k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(seed_, l, 0), 0);
+      k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(seed_, l, 0), dropout_offset_);
       dbranch = scratch_c_.get();
     }
     k.zero(scratch_c2_.get(), n * sizeof(float));
@@ -402,4 +405,4 @@ void TransformerStack::backward(float* din, const float* dout) {
   }
 }
 
-} // namespace mb::model
+}  // namespace mb::model

@@ -27,9 +27,9 @@ namespace mb::model {
 
 struct StackShape {
   int layers = 0;
-  int width = 0; // C
+  int width = 0;  // C
   int heads = 0;
-  int hidden = 0; // feed-forward width, ffn_multiplier · C
+  int hidden = 0;  // feed-forward width, ffn_multiplier · C
   Activation activation = Activation::relu;
   float dropout = 0.0f;
   float layernorm_eps = 1e-5f;
@@ -75,9 +75,11 @@ class TransformerStack {
                bool recompute = false);
 
   // out[rows, C] = the stack applied to in[rows, C], rows = sequences · length. Saves what the
-  // backward pass needs. Dropout is applied when `training`, with masks keyed by `seed`.
+  // backward pass needs. Dropout is applied when `training`, with masks keyed by `seed`; the
+  // rows are rows first_row.. of a larger batch run a part at a time (the local model in
+  // chunks), whose masks are those the whole batch would draw at those rows.
   void forward(float* out, const float* in, int sequences, int length, bool training,
-               std::uint64_t seed);
+               std::uint64_t seed, std::uint64_t first_row = 0);
 
   // din[rows, C] = d loss / d in (overwritten), given dout = d loss / d out; parameter
   // gradients are accumulated into the ParameterSet's grads. Must follow forward().
@@ -90,7 +92,7 @@ class TransformerStack {
   // memory).
   class Cache {
    public:
-    int length() const { return length_; } // positions run so far
+    int length() const { return length_; }  // positions run so far
     void reset() { length_ = 0; }
 
    private:
@@ -139,12 +141,12 @@ class TransformerStack {
   // of a layer, step() at a cache's buffers. Null statistics are not kept.
   struct BlockBuffers {
     const float* input;
-    float* mid; // input + the attention branch (may be input: in place)
-    float* output; // mid + the feed-forward branch (may be mid)
+    float* mid;     // input + the attention branch (may be input: in place)
+    float* output;  // mid + the feed-forward branch (may be mid)
     float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd;
-    float* ln; // a layer norm's output, scratch [rows, C]
+    float* ln;  // a layer norm's output, scratch [rows, C]
     ActivationBuffer qkv, att, fc, act;
-    float* branch; // a branch's output, scratch [rows, C]
+    float* branch;  // a branch's output, scratch [rows, C]
   };
   // The block, once: the input's rows through a = x + Dropout(Proj(Attention(LN1(x)))),
   // x = a + Dropout(FC2(Act(FC1(LN2(a))))). `attend(att, qkv)` is the attention over the rows'
@@ -186,16 +188,17 @@ class TransformerStack {
   std::vector<LayerTensors> layer_tensors_;
   std::size_t lnf_w_ = 0, lnf_b_ = 0;
 
-  std::vector<LayerActivations> acts_; // with recomputation, inputs only
-  LayerActivations recomputed_; // with recomputation: the one set, of every layer
+  std::vector<LayerActivations> acts_;  // with recomputation, inputs only
+  LayerActivations recomputed_;         // with recomputation: the one set, of every layer
   backend::Slice<float> final_input_, lnf_mean_, lnf_rstd_;
   backend::Slice<float> scratch_c_, scratch_c2_, scratch_3c_, scratch_h_, scratch_h2_;
-  backend::Slice<float> scratch_qkv_; // with bf16 activations: the saved q, k, v widened
+  backend::Slice<float> scratch_qkv_;  // with bf16 activations: the saved q, k, v widened
   int sequences_ = 0, length_ = 0;
   bool bf16_activations_ = false;
   bool recompute_ = false;
   bool training_ = false;
   std::uint64_t seed_ = 0;
+  std::uint64_t dropout_offset_ = 0;  // first_row · C: where this forward's masks start
 };
 
-} // namespace mb::model
+}  // namespace mb::model

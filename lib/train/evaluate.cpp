@@ -15,7 +15,7 @@ namespace {
 struct Window {
   std::uint64_t document = 0;
   std::uint64_t start = 0;
-  std::uint64_t length = 0; // real bytes read (the rest is padding)
+  std::uint64_t length = 0;  // real bytes read (the rest is padding)
   std::uint64_t lo = 0, hi = 0;
   int keep = 0;
 };
@@ -90,14 +90,14 @@ class Scorer {
   const data::SplitReader& split_;
   EvalReport& report_;
   bool per_doc_;
-  const std::function<bool(std::uint64_t)>& progress_; // after every forward pass
+  const std::function<bool(std::uint64_t)>& progress_;  // after every forward pass
   int T_, P_;
   std::vector<std::int32_t> ids_;
   std::vector<std::uint8_t> bytes_;
   std::vector<Window> queue_;
 };
 
-} // namespace
+}  // namespace
 
 std::vector<ContextBucket> context_buckets(std::uint64_t T) {
   std::vector<ContextBucket> buckets;
@@ -135,17 +135,17 @@ EvalReport evaluate(model::Model& model, const data::SplitReader& split, const E
   if (opt.per_position) report.positions.resize(static_cast<std::size_t>(P));
   if (opt.context_curve) report.context_curve = context_buckets(T);
   Scorer scorer(model, split, report, opt.per_document, opt.progress);
-  std::uint64_t planned = 0; // bytes scored by the windows queued so far
+  std::uint64_t planned = 0;  // bytes scored by the windows queued so far
   for (std::uint64_t doc = 0; doc < split.documents(); ++doc) {
     if (opt.max_bytes && planned >= opt.max_bytes) break;
     const std::uint64_t size = split.document_size(doc);
     if (size == 0) continue;
     ++report.total.documents;
-    std::uint64_t scored_to = 0; // bytes [0, scored_to) of the document are scored
+    std::uint64_t scored_to = 0;  // bytes [0, scored_to) of the document are scored
     for (std::uint64_t s = 0; scored_to < size; s += stride) {
       if (opt.max_bytes && planned >= opt.max_bytes) break;
       const std::uint64_t e = std::min(s + T, size);
-      const std::uint64_t a = scored_to; // score [a, e): what earlier windows did not
+      const std::uint64_t a = scored_to;  // score [a, e): what earlier windows did not
       scorer.add({doc, s, e - s, a - s, e - s, h});
       if (opt.strided && s + h < size) {
         const std::uint64_t sb = s + h, eb = std::min(sb + T, size);
@@ -174,4 +174,4 @@ EvalResult evaluate_plain(model::Model& model, const data::SplitReader& split,
   return evaluate(model, split, opt).total;
 }
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -22,9 +22,9 @@
 namespace mb::train {
 
 struct EvalResult {
-  double loss = 0.0; // sum of -ln p over the scored bytes
-  std::uint64_t bytes = 0; // bytes scored
-  std::uint64_t documents = 0; // documents scored (wholly or, at the max_bytes limit, in part)
+  double loss = 0.0;            // sum of -ln p over the scored bytes
+  std::uint64_t bytes = 0;      // bytes scored
+  std::uint64_t documents = 0;  // documents scored (wholly or, at the max_bytes limit, in part)
   double bits_per_byte() const;
 };
 
@@ -36,12 +36,12 @@ struct DocumentScore {
 };
 
 struct EvalOptions {
-  std::uint64_t stride = 0; // 0: T (plain windows)
-  bool strided = false; // the paper's two-pass strided inference (MEGABYTE only)
-  std::uint64_t max_bytes = 0; // stop once at least this many bytes are scored (0: all)
-  bool per_document = false; // fill EvalReport::documents
-  bool per_position = false; // fill EvalReport::positions (by position within a patch)
-  bool context_curve = false; // fill EvalReport::context_curve (by position within the window)
+  std::uint64_t stride = 0;     // 0: T (plain windows)
+  bool strided = false;         // the paper's two-pass strided inference (MEGABYTE only)
+  std::uint64_t max_bytes = 0;  // stop once at least this many bytes are scored (0: all)
+  bool per_document = false;    // fill EvalReport::documents
+  bool per_position = false;    // fill EvalReport::positions (by position within a patch)
+  bool context_curve = false;   // fill EvalReport::context_curve (by position within the window)
   // Called after each batch with the bytes scored so far; returning false stops early.
   std::function<bool(std::uint64_t)> progress;
 };
@@ -58,7 +58,7 @@ std::vector<ContextBucket> context_buckets(std::uint64_t T);
 
 struct EvalReport {
   EvalResult total;
-  std::vector<DocumentScore> documents; // with per_document, in document order
+  std::vector<DocumentScore> documents;  // with per_document, in document order
   // With per_position: P entries, the scored bytes at each position within their patch (of
   // the window that scored them), the paper's view of where in a patch the loss lies.
   std::vector<EvalResult> positions;
@@ -66,7 +66,7 @@ struct EvalReport {
   // their window (whichever pass or stride scored them). Their bytes add up to total.bytes and
   // their losses to total.loss: how much a longer context buys.
   std::vector<ContextBucket> context_curve;
-  bool stopped = false; // progress() asked to stop
+  bool stopped = false;  // progress() asked to stop
 };
 
 // Throws mb::Error for a stride outside [1, T], or --strided on a model without patches.
@@ -78,4 +78,4 @@ EvalResult evaluate_plain(model::Model& model, const data::SplitReader& split,
                           std::uint64_t max_bytes,
                           const std::function<void(std::uint64_t)>& progress = {});
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -11,7 +11,7 @@ double stack_flops(double rows, double seq, double C, double layers, double ffn_
   return layers * (matmuls + attention);
 }
 
-} // namespace
+}  // namespace
 
 double forward_flops_per_window(const model::ModelConfig& c) {
   const double T = c.context, m = c.ffn_multiplier;
@@ -28,4 +28,4 @@ double training_flops_per_step(const model::Config& c) {
   return 3.0 * forward_flops_per_window(c.model) * c.train.batch_size * c.train.grad_accumulation;
 }
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -20,4 +20,4 @@ namespace mb::train {
 double forward_flops_per_window(const model::ModelConfig& c);
 double training_flops_per_step(const model::Config& c);
 
-} // namespace mb::train
+}  // namespace mb::train

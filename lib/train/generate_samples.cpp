@@ -31,7 +31,7 @@ void check_request(const model::Model& model, std::size_t prompt, int length,
                 "give a shorter prompt or ask for a longer sample");
 }
 
-} // namespace
+}  // namespace
 
 SampleRun generate_samples(const model::Model& model, std::span<const std::uint8_t> prompt,
                            int length, const SampleOptions& options) {
@@ -47,7 +47,7 @@ SampleRun generate_samples(const model::Model& model, std::span<const std::uint8
     const int n = std::min(group_size, count - first + 1);
     gen.reset();
     for (std::uint8_t b : prompt) gen.feed(b);
-    std::vector<model::Rng> rngs; // sample i draws from its own stream: alone reproducible
+    std::vector<model::Rng> rngs;  // sample i draws from its own stream: alone reproducible
     for (int j = 0; j < group_size; ++j)
       rngs.emplace_back(options.seed, static_cast<std::uint64_t>(first - 1 + j));
     for (int t = 0; t < new_bytes; ++t) {
@@ -74,4 +74,4 @@ SampleRun generate_samples(const model::Model& model, std::span<const std::uint8
   return run;
 }
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -23,8 +23,8 @@
 namespace mb::train {
 
 struct SampleOptions {
-  int count = 1; // samples to generate
-  int batch = 8; // of them side by side
+  int count = 1;  // samples to generate
+  int batch = 8;  // of them side by side
   model::SamplingOptions sampling;
   std::uint64_t seed = 1;
   // Asked before every step; true stops generation, and the unfinished samples are dropped.
@@ -43,9 +43,9 @@ inline int samples_side_by_side(const SampleOptions& options) {
 }
 
 struct SampleRun {
-  int completed = 0; // samples handed to on_sample
-  std::uint64_t new_bytes = 0; // bytes generated for the samples asked for (prompts excluded)
-  bool interrupted = false; // interrupted() stopped it
+  int completed = 0;            // samples handed to on_sample
+  std::uint64_t new_bytes = 0;  // bytes generated for the samples asked for (prompts excluded)
+  bool interrupted = false;     // interrupted() stopped it
 };
 
 // Generates options.count samples of `length` bytes each (at most the model's context), all
@@ -54,4 +54,4 @@ struct SampleRun {
 SampleRun generate_samples(const model::Model& model, std::span<const std::uint8_t> prompt,
                            int length, const SampleOptions& options);
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -20,7 +20,7 @@ int argmax(const float* logits) {
   return static_cast<int>(std::max_element(logits, logits + model::kByteValues) - logits);
 }
 
-} // namespace
+}  // namespace
 
 GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backend,
                                          const model::Config& config, double seconds,
@@ -61,4 +61,4 @@ GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backe
   return r;
 }
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -18,12 +18,12 @@
 namespace mb::train {
 
 struct GenerationBenchmark {
-  int batch = 1; // sequences generated side by side in the cached run
-  std::int64_t cached_bytes = 0; // over all of them
+  int batch = 1;                  // sequences generated side by side in the cached run
+  std::int64_t cached_bytes = 0;  // over all of them
   double cached_seconds = 0.0;
   std::int64_t reforward_bytes = 0;
   double reforward_seconds = 0.0;
-  std::size_t generator_bytes = 0; // the cached run's KV caches and step buffers (Generator)
+  std::size_t generator_bytes = 0;  // the cached run's KV caches and step buffers (Generator)
   double cached_bytes_per_second() const { return cached_bytes / cached_seconds; }
   double reforward_bytes_per_second() const { return reforward_bytes / reforward_seconds; }
 };
@@ -37,4 +37,4 @@ GenerationBenchmark benchmark_generation(std::shared_ptr<backend::Backend> backe
                                          const std::filesystem::path& checkpoint_dir = {},
                                          int batch = 1);
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -13,4 +13,4 @@ double learning_rate(const model::OptimizerConfig& opt, std::int64_t steps, std:
   return opt.lr * std::pow(1.0 - progress, opt.decay_power);
 }
 
-} // namespace mb::train
+}  // namespace mb::train

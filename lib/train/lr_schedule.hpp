@@ -13,4 +13,4 @@ namespace mb::train {
 // so the first step is not taken at 0 and the last one is taken just above 0.
 double learning_rate(const model::OptimizerConfig& opt, std::int64_t steps, std::int64_t step);
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -16,7 +16,7 @@ TrainingMemory plan_training_memory(const model::Config& config, backend::Device
   r.parameter_count = plan->parameters().count();
   r.parameters = m.parameters;
   r.gradients = m.gradients;
-  r.optimizer = 2 * m.parameters; // AdamW's moments are laid out like the parameters
+  r.optimizer = 2 * m.parameters;  // AdamW's moments are laid out like the parameters
   r.bf16_weights = m.bf16_weights;
   r.activations = m.activations;
   r.workspace = device == backend::Device::cuda ? backend::kCudaMatmulWorkspaceBytes : 0;
@@ -47,4 +47,4 @@ std::optional<FittingPlan> fit_training_memory(const model::Config& config, back
   return std::nullopt;
 }
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -12,13 +12,13 @@
 namespace mb::train {
 
 struct TrainingMemory {
-  std::size_t parameter_count = 0; // trainable values
-  std::size_t parameters = 0; // bytes: fp32 values
-  std::size_t gradients = 0; // fp32, same layout
-  std::size_t optimizer = 0; // AdamW's m and v, fp32
-  std::size_t bf16_weights = 0; // the bf16 copy of the parameters (bf16 precision only)
-  std::size_t activations = 0; // the model's arena for train.batch_size windows
-  std::size_t workspace = 0; // the CUDA matmul's cuBLASLt workspace; 0 on the CPU
+  std::size_t parameter_count = 0;  // trainable values
+  std::size_t parameters = 0;       // bytes: fp32 values
+  std::size_t gradients = 0;        // fp32, same layout
+  std::size_t optimizer = 0;        // AdamW's m and v, fp32
+  std::size_t bf16_weights = 0;     // the bf16 copy of the parameters (bf16 precision only)
+  std::size_t activations = 0;      // the model's arena for train.batch_size windows
+  std::size_t workspace = 0;        // the CUDA matmul's cuBLASLt workspace; 0 on the CPU
   std::size_t total() const {
     return parameters + gradients + optimizer + bf16_weights + activations + workspace;
   }
@@ -43,4 +43,4 @@ struct FittingPlan {
 std::optional<FittingPlan> fit_training_memory(const model::Config& config, backend::Device device,
                                                backend::Precision precision, std::size_t budget);
 
-} // namespace mb::train
+}  // namespace mb::train

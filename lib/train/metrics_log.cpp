@@ -41,4 +41,4 @@ void MetricsLog::write(const std::string& json_object) {
                 "check the free space of the run directory");
 }
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -26,4 +26,4 @@ class MetricsLog {
   std::FILE* file_ = nullptr;
 };
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -43,4 +43,4 @@ bool check_run_dataset(const fs::path& run_dir, const data::Dataset& dataset) {
   return true;
 }
 
-} // namespace mb::train
+}  // namespace mb::train

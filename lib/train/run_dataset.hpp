@@ -20,4 +20,4 @@ void record_run_dataset(const std::filesystem::path& run_dir, const data::Datase
 // checked nothing, where the run has no record (one started by an older megabyte).
 bool check_run_dataset(const std::filesystem::path& run_dir, const data::Dataset& dataset);
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -152,7 +152,7 @@ SamplePlan plan_audio(const SampleRequest& r, const model::ModelConfig& m, const
   return p;
 }
 
-} // namespace
+}  // namespace
 
 SamplePlan plan_sample(const SampleRequest& request, const model::CheckpointInfo& checkpoint,
                        std::istream& prompt_stdin, const Warn& warn) {
@@ -186,14 +186,11 @@ SamplePlan plan_sample(const SampleRequest& request, const model::CheckpointInfo
   // own (the rest of a modality is its encoder's), so a new modality is planned here too.
   const model::ModelConfig& m = checkpoint.config.model;
   switch (modality) {
-    case Modality::image:
-      return plan_image(r, m);
-    case Modality::audio:
-      return plan_audio(r, m, warn);
-    case Modality::text:
-      break;
+    case Modality::image: return plan_image(r, m);
+    case Modality::audio: return plan_audio(r, m, warn);
+    case Modality::text: break;
   }
   return plan_text(r, m.context, prompt_stdin, warn);
 }
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -19,37 +19,37 @@ namespace mb::train {
 
 // What the user asked for, in the units of the command's options (whose names the errors use).
 struct SampleRequest {
-  std::string prompt; // --prompt: text, as bytes
+  std::string prompt;  // --prompt: text, as bytes
   std::string
-      prompt_file; // --prompt-file: text as it is, an image, a sound; "-" reads text from stdin
-  bool to_file = false; // -o given: images and sounds can only be written to a file
-  int bytes = 512; // text: new bytes after the prompt (capped at the context)
+      prompt_file;  // --prompt-file: text as it is, an image, a sound; "-" reads text from stdin
+  bool to_file = false;  // -o given: images and sounds can only be written to a file
+  int bytes = 512;       // text: new bytes after the prompt (capped at the context)
   // Images: 0 / -1 take the geometry recorded at training (else, for the patch, the model's).
   int image_size = 0;
   int patch_size = 0;
-  int prompt_rows = -1; // the prompt image's top rows to keep; -1: half of the image
+  int prompt_rows = -1;  // the prompt image's top rows to keep; -1: half of the image
   // Audio.
-  double seconds = 2.0; // the sound's length, prompt included (capped at the context)
-  int sample_rate = 16000; // used where given, or where training recorded none
-  double prompt_seconds = -1.0; // the prompt sound's start to keep; -1: half of `seconds`
+  double seconds = 2.0;          // the sound's length, prompt included (capped at the context)
+  int sample_rate = 16000;       // used where given, or where training recorded none
+  double prompt_seconds = -1.0;  // the prompt sound's start to keep; -1: half of `seconds`
 
   // Which options were given: one that does not apply to the checkpoint's modality is refused
   // rather than silently ignored, and a given rate wins over the recorded one.
   struct Given {
     bool prompt = false;
     bool bytes = false;
-    bool image_options = false; // --image-size, --patch-size or --prompt-rows
-    bool audio_options = false; // --seconds, --sample-rate or --prompt-seconds
+    bool image_options = false;  // --image-size, --patch-size or --prompt-rows
+    bool audio_options = false;  // --seconds, --sample-rate or --prompt-seconds
     bool sample_rate = false;
   } given;
 };
 
 struct SamplePlan {
   data::Modality modality = data::Modality::text;
-  std::vector<std::uint8_t> prompt; // the first bytes of every sample
-  int length = 0; // bytes of each sample, prompt included: at most the context
-  data::ImageParams image; // images: how the bytes are laid out
-  data::AudioParams audio; // audio: the rate of the PCM bytes
+  std::vector<std::uint8_t> prompt;  // the first bytes of every sample
+  int length = 0;                    // bytes of each sample, prompt included: at most the context
+  data::ImageParams image;           // images: how the bytes are laid out
+  data::AudioParams audio;           // audio: the rate of the PCM bytes
   int new_bytes() const { return length - static_cast<int>(prompt.size()); }
   // The layout of the bytes, as the modality's encoder writes them to a file.
   data::EncoderParams layout() const { return {modality, image, audio}; }
@@ -63,4 +63,4 @@ SamplePlan plan_sample(const SampleRequest& request, const model::CheckpointInfo
                        std::istream& prompt_stdin,
                        const std::function<void(const std::string&)>& warn);
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -20,7 +20,7 @@ double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-} // namespace
+}  // namespace
 
 TrainBenchmark benchmark_training(const model::Config& config, double seconds, int min_steps,
                                   backend::Device device, backend::Precision precision) {
@@ -44,7 +44,7 @@ TrainBenchmark benchmark_training(const model::Config& config, double seconds, i
   r.device = k.description();
   r.peak_bf16_flops = k.peak_bf16_flops();
   r.peak_fp32_flops = k.peak_fp32_flops();
-  (void)train_step(*net, optimizer, tc, ids.data(), 0); // warm-up: first-touch, JIT kernels
+  (void)train_step(*net, optimizer, tc, ids.data(), 0);  // warm-up: first-touch, JIT kernels
   k.synchronize();
   const auto t0 = std::chrono::steady_clock::now();
   while (r.steps < min_steps || since(t0) < seconds) {
@@ -72,12 +72,12 @@ double measure_sgemm_gflops(backend::Device device, backend::Precision precision
   auto product = [&] {
     k->matmul_forward(out.as<float>(), a.as<float>(), b.as<float>(), nullptr, n, n, n);
   };
-  product(); // warm-up (JIT, algorithm choice)
+  product();  // warm-up (JIT, algorithm choice)
   k->synchronize();
   int reps = 0;
   const auto t0 = std::chrono::steady_clock::now();
   do {
-    for (int i = 0; i < 4; ++i) product(); // several per check: a GPU queues them
+    for (int i = 0; i < 4; ++i) product();  // several per check: a GPU queues them
     reps += 4;
     k->synchronize();
   } while (since(t0) < seconds);
@@ -87,7 +87,7 @@ double measure_sgemm_gflops(backend::Device device, backend::Precision precision
 std::size_t peak_rss_bytes() {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
-  return static_cast<std::size_t>(usage.ru_maxrss) * 1024; // Linux reports KiB
+  return static_cast<std::size_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
-} // namespace mb::train
+}  // namespace mb::train

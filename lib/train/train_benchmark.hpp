@@ -14,16 +14,16 @@
 namespace mb::train {
 
 struct TrainBenchmark {
-  int steps = 0; // measured steps (after one warm-up step)
-  double seconds = 0.0; // wall time of the measured steps
+  int steps = 0;         // measured steps (after one warm-up step)
+  double seconds = 0.0;  // wall time of the measured steps
   double bytes_per_step = 0.0;
-  double flops_per_step = 0.0; // training_flops_per_step
+  double flops_per_step = 0.0;  // training_flops_per_step
   std::size_t parameters = 0;
-  std::size_t activation_bytes = 0; // what the model holds for one step's backward
-  std::size_t peak_rss_bytes = 0; // the process's peak resident memory
-  std::size_t peak_device_bytes = 0; // on a GPU: peak device memory (Backend::peak_device_bytes)
-  std::string device; // Backend::description()
-  double peak_bf16_flops = 0.0; // the device's table peaks (0: not known, or the CPU)
+  std::size_t activation_bytes = 0;   // what the model holds for one step's backward
+  std::size_t peak_rss_bytes = 0;     // the process's peak resident memory
+  std::size_t peak_device_bytes = 0;  // on a GPU: peak device memory (Backend::peak_device_bytes)
+  std::string device;                 // Backend::description()
+  double peak_bf16_flops = 0.0;       // the device's table peaks (0: not known, or the CPU)
   double peak_fp32_flops = 0.0;
   double step_seconds() const { return seconds / steps; }
   double bytes_per_second() const { return bytes_per_step * steps / seconds; }
@@ -43,4 +43,4 @@ double measure_sgemm_gflops(backend::Device device, backend::Precision precision
 // Peak resident set size of this process so far (getrusage), in bytes.
 std::size_t peak_rss_bytes();
 
-} // namespace mb::train
+}  // namespace mb::train

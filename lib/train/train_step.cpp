@@ -40,4 +40,4 @@ StepResult train_step(model::Model& net, model::AdamW& optimizer, const model::T
   return r;
 }
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -13,9 +13,9 @@
 namespace mb::train {
 
 struct StepResult {
-  double loss_sum = 0.0; // summed over the step's real bytes (nats)
-  std::int64_t bytes = 0; // real bytes (the loss is their mean: loss_sum / bytes)
-  double grad_norm = 0.0; // before clipping
+  double loss_sum = 0.0;   // summed over the step's real bytes (nats)
+  std::int64_t bytes = 0;  // real bytes (the loss is their mean: loss_sum / bytes)
+  double grad_norm = 0.0;  // before clipping
   double lr = 0.0;
 };
 
@@ -27,4 +27,4 @@ std::uint64_t dropout_seed(std::uint64_t seed, std::int64_t step, int micro);
 StepResult train_step(model::Model& net, model::AdamW& optimizer, const model::TrainConfig& tc,
                       const std::int32_t* ids, std::int64_t step);
 
-} // namespace mb::train
+}  // namespace mb::train

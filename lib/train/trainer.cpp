@@ -122,7 +122,7 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
-} // namespace
+}  // namespace
 
 void check_dataset_matches(const Config& config, const data::Dataset& dataset) {
   const data::EncoderParams& enc = dataset.manifest().encoder;
@@ -295,4 +295,4 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   return result;
 }
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -36,10 +36,10 @@ struct TrainOptions {
 };
 
 struct TrainResult {
-  std::int64_t start_step = 0; // the step this invocation started from (0, or resumed)
-  std::int64_t step = 0; // steps completed
-  double last_loss = 0.0; // mean loss of the last step (nats per byte)
-  double last_val_bpb = -1.0; // last validation bits per byte (-1: none)
+  std::int64_t start_step = 0;  // the step this invocation started from (0, or resumed)
+  std::int64_t step = 0;        // steps completed
+  double last_loss = 0.0;       // mean loss of the last step (nats per byte)
+  double last_val_bpb = -1.0;   // last validation bits per byte (-1: none)
   bool interrupted = false;
   std::filesystem::path last_checkpoint;
 };
@@ -51,4 +51,4 @@ void check_dataset_matches(const model::Config& config, const data::Dataset& dat
 TrainResult train(const model::Config& config, const data::Dataset& dataset,
                   const TrainOptions& options);
 
-} // namespace mb::train
+}  // namespace mb::train

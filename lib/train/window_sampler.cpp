@@ -19,11 +19,11 @@ std::uint64_t mix(std::uint64_t z) {
 // A uniform integer in [0, n) from 64 random bits (Lemire's multiply-shift; the bias is at
 // most n / 2^64).
 std::uint64_t below(std::uint64_t bits, std::uint64_t n) {
-  __extension__ using u128 = unsigned __int128; // GCC and Clang; -Wpedantic wants the marker
+  __extension__ using u128 = unsigned __int128;  // GCC and Clang; -Wpedantic wants the marker
   return static_cast<std::uint64_t>((static_cast<u128>(bits) * n) >> 64);
 }
 
-} // namespace
+}  // namespace
 
 WindowSampler::WindowSampler(const data::SplitReader& split, int context, std::uint64_t seed)
     : split_(split), context_(context), seed_(seed) {
@@ -74,4 +74,4 @@ void WindowSampler::read(const Window& w, std::int32_t* ids) const {
   std::fill(ids + w.length, ids + context_, model::kPadId);
 }
 
-} // namespace mb::train
+}  // namespace mb::train

@@ -15,13 +15,13 @@ namespace mb::train {
 
 struct Window {
   std::uint64_t document = 0;
-  std::uint64_t offset = 0; // first byte
-  std::uint64_t length = 0; // real bytes (< T only for a document shorter than T)
+  std::uint64_t offset = 0;  // first byte
+  std::uint64_t length = 0;  // real bytes (< T only for a document shorter than T)
 };
 
 struct SamplerPosition {
   std::uint64_t epoch = 0;
-  std::uint64_t index = 0; // next window within the epoch
+  std::uint64_t index = 0;  // next window within the epoch
   bool operator==(const SamplerPosition&) const = default;
 };
 
@@ -48,9 +48,9 @@ class WindowSampler {
   const data::SplitReader& split_;
   int context_;
   std::uint64_t seed_;
-  std::vector<std::uint64_t> starts_; // first byte of each document in the split's concatenation
+  std::vector<std::uint64_t> starts_;  // first byte of each document in the split's concatenation
   std::uint64_t windows_per_epoch_ = 0;
   SamplerPosition position_;
 };
 
-} // namespace mb::train
+}  // namespace mb::train

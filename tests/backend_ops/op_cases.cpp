@@ -25,7 +25,7 @@ using backend::Precision;
 
 namespace {
 
-namespace bf16 = mb::kernels::cpu; // the host's rounding (bf16_bits), to make bf16 operands
+namespace bf16 = mb::kernels::cpu;  // the host's rounding (bf16_bits), to make bf16 operands
 
 using Outputs = std::vector<std::vector<double>>;
 
@@ -117,7 +117,7 @@ OutputSpec zero(std::string name, std::size_t size) {
 
 struct Table {
   std::vector<OpCase> cases;
-  std::uint32_t seed = 1; // each row its own inputs
+  std::uint32_t seed = 1;  // each row its own inputs
   void add(Op op, std::string shape, Precision p, std::vector<OutputSpec> outputs,
            std::function<RunResult(Backend&)> run) {
     cases.push_back({op, std::move(shape), p, std::move(outputs), std::move(run)});
@@ -163,7 +163,7 @@ void add_embedding(Table& t) {
     t.add(Op::embedding_backward, shape, Precision::fp32,
           {out("dtable", sz(V, C), Tolerance::exact())}, [=](Backend& b) {
             auto host_ids = random_ids(N, V, s + 2);
-            for (int n = 0; n < N; n += 3) host_ids[static_cast<std::size_t>(n)] = V / 2; // shared
+            for (int n = 0; n < N; n += 3) host_ids[static_cast<std::size_t>(n)] = V / 2;  // shared
             Buf<std::int32_t> ids(b, host_ids);
             Buf<float> g(b, uniform(sz(N, C), s + 3)), d(b, uniform(sz(V, C), s + 4));
             b.embedding_backward(d.p(), g.p(), ids.p(), N, C, V);
@@ -431,7 +431,7 @@ void add_residual(Table& t) {
             Buf<float> g(b, uniform(n, s + 2)), da(b, a0), db(b, b0), da1(b, a0);
             b.residual_backward(da.p(), db.p(), g.p(), n);
             b.residual_backward(da1.p(), nullptr, g.p(), n);
-            b.residual_backward(nullptr, nullptr, g.p(), n); // a no-op
+            b.residual_backward(nullptr, nullptr, g.p(), n);  // a no-op
             return RunResult{{da.get(), db.get(), da1.get()}, {}};
           });
   }
@@ -457,8 +457,8 @@ void add_dropout(Table& t) {
       {257, 0.1f, 2, 0},
       {4099, 0.5f, 3, 12345},
       {1000003, 0.9f, 4, 7},
-      {65536, 0.3f, 5, 1ull << 40}, // 64-bit element indices
-      {1000, 0.0f, 6, 0}, // p = 0 is a copy
+      {65536, 0.3f, 5, 1ull << 40},  // 64-bit element indices
+      {1000, 0.0f, 6, 0},            // p = 0 is a copy
   };
   for (const Case& c : cases) {
     const std::string shape = dims({{"n", static_cast<long>(c.n)}}) + " p=" + decimal(c.p) +
@@ -591,7 +591,7 @@ const char* kind_name(Kind k) {
 struct MatmulRow {
   int M, K, N;
   bool bias;
-  std::size_t off = 0, bias_off = 0; // of every operand (and output); of the bias
+  std::size_t off = 0, bias_off = 0;  // of every operand (and output); of the bias
   Kind inp = Kind::values, weight = Kind::values;
 };
 
@@ -671,30 +671,30 @@ void add_matmul_row(Table& t, Precision prec, const MatmulRow& r) {
 
 void add_matmul(Table& t) {
   const std::array<int, 3> fp32_shapes[] = {
-      {1, 1, 1},       {37, 129, 65}, // odd everywhere
-      {64, 256, 128}, // aligned
-      {300, 512, 259}, // several dbias tasks; N the byte vocabulary + 3
-      {3, 7, 1}, // a single output column
-      {1, 64, 33}, // a single row
+      {1, 1, 1},       {37, 129, 65},  // odd everywhere
+      {64, 256, 128},                  // aligned
+      {300, 512, 259},                 // several dbias tasks; N the byte vocabulary + 3
+      {3, 7, 1},                       // a single output column
+      {1, 64, 33},                     // a single row
   };
   for (auto [M, K, N] : fp32_shapes) {
     for (bool bias : {true, false}) add_matmul_row(t, Precision::fp32, {M, K, N, bias});
-    add_matmul_row(t, Precision::fp32, {M, K, N, true, 1, 1}); // aligned to 4 bytes only
+    add_matmul_row(t, Precision::fp32, {M, K, N, true, 1, 1});  // aligned to 4 bytes only
   }
-  for (bool bias : {true, false}) add_matmul_row(t, Precision::fp32, {5, 0, 3, bias}); // K = 0
+  for (bool bias : {true, false}) add_matmul_row(t, Precision::fp32, {5, 0, 3, bias});  // K = 0
 
   const std::array<int, 3> bf16_shapes[] = {
-      {1, 1, 1},       {37, 129, 65}, // odd everywhere
-      {64, 256, 128}, // aligned: tensor-core friendly without padding
-      {300, 515, 259}, // bigger, odd; several dbias tasks
-      {3, 7, 1}, // a single output column
-      {1, 64, 33}, // a single row
-      {130, 96, 200}, // K and N multiples of 8, M not
+      {1, 1, 1},       {37, 129, 65},  // odd everywhere
+      {64, 256, 128},                  // aligned: tensor-core friendly without padding
+      {300, 515, 259},                 // bigger, odd; several dbias tasks
+      {3, 7, 1},                       // a single output column
+      {1, 64, 33},                     // a single row
+      {130, 96, 200},                  // K and N multiples of 8, M not
   };
   for (auto [M, K, N] : bf16_shapes) {
     for (bool bias : {true, false}) add_matmul_row(t, Precision::bf16, {M, K, N, bias});
-    add_matmul_row(t, Precision::bf16, {M, K, N, true, 0, 1}); // a bias not 16-byte aligned
-    add_matmul_row(t, Precision::bf16, {M, K, N, true, 1, 1}); // every operand 4-byte aligned
+    add_matmul_row(t, Precision::bf16, {M, K, N, true, 0, 1});  // a bias not 16-byte aligned
+    add_matmul_row(t, Precision::bf16, {M, K, N, true, 1, 1});  // every operand 4-byte aligned
   }
   for (bool bias : {true, false}) add_matmul_row(t, Precision::bf16, {5, 0, 3, bias});
   // Operands as a model holds them: weights with their bf16 copy (both), activations saved as
@@ -848,11 +848,11 @@ void add_attention_step(Table& t) {
     bool qkv_layout;
   };
   const Case fp32_cases[] = {
-      {1, 1, 1, 1, false}, // one position: the output is that position's value
+      {1, 1, 1, 1, false},  // one position: the output is that position's value
       {1, 1, 4, 16, false},   {1, 7, 2, 8, true},
-      {1, 129, 8, 64, false}, // more positions than threads in the block
-      {1, 700, 4, 128, true}, // the widest head
-      {1, 33, 3, 100, false}, // d not a multiple of the warp
+      {1, 129, 8, 64, false},  // more positions than threads in the block
+      {1, 700, 4, 128, true},  // the widest head
+      {1, 33, 3, 100, false},  // d not a multiple of the warp
       {5, 1, 2, 16, false},   {3, 130, 4, 64, false},
       {4, 21, 3, 33, true},
   };
@@ -902,14 +902,14 @@ void add_attention_step(Table& t) {
 // - rows V.. of dE (padding ids) and masked rows of dh: exact (untouched).
 void add_crossentropy(Table& t) {
   struct Case {
-    int N, D, V, Vtable; // rows V..Vtable-1 of the table are padding ids, never classes
-    double masked; // fraction of rows with target -1
+    int N, D, V, Vtable;  // rows V..Vtable-1 of the table are padding ids, never classes
+    double masked;        // fraction of rows with target -1
   };
   const Case cases[] = {
       {9, 5, 7, 10, 0.3},
-      {1, 3, 4, 4, 0.0}, // N = 1
-      {33, 17, 259, 260, 0.2}, // V of the byte vocabulary, not a warp multiple
-      {5, 4, 6, 6, 1.0}, // every row masked: zero loss, no gradient
+      {1, 3, 4, 4, 0.0},        // N = 1
+      {33, 17, 259, 260, 0.2},  // V of the byte vocabulary, not a warp multiple
+      {5, 4, 6, 6, 1.0},        // every row masked: zero loss, no gradient
       // V = 300: the GPU holds 2^22 / 300 = 13981 rows of logits at once, so N = 14000 takes a
       // second, 19-row chunk (the CPU, at 2^18 / 300 = 873 rows, many more).
       {14000, 16, 300, 301, 0.1},
@@ -923,7 +923,7 @@ void add_crossentropy(Table& t) {
       std::uniform_int_distribution<int> cls(0, V - 1);
       std::uniform_real_distribution<double> u(0.0, 1.0);
       for (auto& x : targets) x = u(gen) < c.masked ? -1 : cls(gen);
-      if (N >= 3 && c.masked < 1.0) { // a masked row and both extreme classes
+      if (N >= 3 && c.masked < 1.0) {  // a masked row and both extreme classes
         targets[0] = -1;
         targets[1] = V - 1;
         targets[2] = 0;
@@ -998,7 +998,7 @@ std::vector<OpCase> build() {
   return std::move(t.cases);
 }
 
-} // namespace
+}  // namespace
 
 const std::vector<OpCase>& op_cases() {
   static const std::vector<OpCase> cases = build();
@@ -1010,4 +1010,4 @@ std::string label(const OpCase& c) {
          std::string(backend::precision_name(c.precision));
 }
 
-} // namespace mb::backend_ops
+}  // namespace mb::backend_ops

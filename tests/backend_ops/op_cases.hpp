@@ -46,7 +46,7 @@ struct OutputSpec {
   std::string name;
   std::size_t size;
   Tolerance tolerance;
-  bool zero = false; // a difference of two runs on one device: exactly 0 on every backend
+  bool zero = false;  // a difference of two runs on one device: exactly 0 on every backend
 };
 
 // What a row's run returns: one vector per OutputSpec, in order (fp32 values, bf16 patterns,
@@ -59,8 +59,8 @@ struct RunResult {
 
 struct OpCase {
   backend::Op op;
-  std::string shape; // "N=13 C=257", unique among the op's rows of one precision
-  backend::Precision precision; // the backend's: make_backend(device, precision)
+  std::string shape;             // "N=13 C=257", unique among the op's rows of one precision
+  backend::Precision precision;  // the backend's: make_backend(device, precision)
   std::vector<OutputSpec> outputs;
   std::function<RunResult(backend::Backend&)> run;
 };
@@ -71,4 +71,4 @@ const std::vector<OpCase>& op_cases();
 // "matmul_forward [M=37 K=129 N=65, bias] bf16": for messages.
 std::string label(const OpCase& c);
 
-} // namespace mb::backend_ops
+}  // namespace mb::backend_ops

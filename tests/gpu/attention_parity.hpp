@@ -31,9 +31,9 @@ struct AttentionOps {
 };
 
 struct AttentionTolerances {
-  double out_rel, out_abs; // kt::check_close of out
-  double lse_rel, lse_abs; // kt::check_close of lse
-  double grad_rel, grad_abs; // of each part's increment (q, k, v): check_gradient_parts
+  double out_rel, out_abs;    // kt::check_close of out
+  double lse_rel, lse_abs;    // kt::check_close of lse
+  double grad_rel, grad_abs;  // of each part's increment (q, k, v): check_gradient_parts
 };
 
 // Increment got - start of the elements of part `which` (0 q, 1 k, 2 v) of a qkv-shaped buffer.
@@ -110,4 +110,4 @@ inline void check_attention_parity(const AttentionOps& cpu, const AttentionOps& 
   check_bitwise(g2.download(), got, name + " dqkv, second run");
 }
 
-} // namespace gt
+}  // namespace gt

@@ -126,4 +126,4 @@ inline void check_rows_scaled(const std::vector<float>& got, const std::vector<f
 // Guards against a vacuous comparison: the reference must have changed from the input.
 inline bool differs(const std::vector<float>& a, const std::vector<float>& b) { return a != b; }
 
-} // namespace gt
+}  // namespace gt

@@ -17,7 +17,7 @@ struct MatmulPair {
                            int M, int K, int N);
   using Backward = void (*)(float* dinp, float* dweight, float* dbias, const float* dout,
                             const float* inp, const float* weight, int M, int K, int N);
-  std::string name; // "matmul" or "matmul bf16", the prefix of every message
+  std::string name;  // "matmul" or "matmul bf16", the prefix of every message
   Forward gpu_forward;
   Backward gpu_backward;
 };
@@ -37,4 +37,4 @@ inline void check_matmul_empty_and_negative(const MatmulPair& pair) {
       std::invalid_argument);
 }
 
-} // namespace gt
+}  // namespace gt

@@ -37,8 +37,8 @@ using mb::model::ModelKind;
 // the kernels it launches are the ones the op tests already run there.
 inline constexpr const char* kSuite = "whole-model";
 
-inline constexpr int kContext = 64; // T
-inline constexpr int kBatch = 2; // windows per forward (max_batch of every model here)
+inline constexpr int kContext = 64;  // T
+inline constexpr int kBatch = 2;     // windows per forward (max_batch of every model here)
 // Init std: larger than a real run's 0.006, so that activations, attention scores (std ~0.3)
 // and gradients are well above fp32 noise and differences would show, yet small enough that
 // the softmaxes stay soft and no layer norm sees a near-constant row.
@@ -120,7 +120,7 @@ inline ModelPair make_models(const ModelConfig& config,
   p.gpu->parameters().initialize(config.init_std, kInitSeed);
   // initialize() is a pure function of the seed and the names: the same host values.
   REQUIRE(p.cpu->parameters().values() == p.gpu->parameters().values());
-  p.cpu->upload_parameters(); // on the CPU: the bf16 weight copy, in bf16 precision
+  p.cpu->upload_parameters();  // on the CPU: the bf16 weight copy, in bf16 precision
   p.gpu->upload_parameters();
   return p;
 }
@@ -160,4 +160,4 @@ inline bool close_rel(double got, double want, double rel) {
   return std::fabs(got - want) <= rel * std::max(std::fabs(got), std::fabs(want));
 }
 
-} // namespace gm
+}  // namespace gm

@@ -17,7 +17,7 @@ namespace {
 // Around the 256-thread block and the 65536-element chunks of the norm.
 const std::size_t kSizes[] = {1, 257, 65535, 65536, 65537, 300007};
 
-} // namespace
+}  // namespace
 
 TEST_CASE("gpu adamw: step 0 is refused; an empty gradient has norm 0") {
   auto buf = gt::to_device(std::vector<float>(2, 0.0f));

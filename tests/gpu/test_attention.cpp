@@ -40,7 +40,7 @@ void check_shape(const gt::AttentionShape& s, std::uint32_t seed) {
                              seed, "attention");
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("gpu attention (tiled, called directly) matches the CPU on short sequences") {
   std::uint32_t seed = 1;

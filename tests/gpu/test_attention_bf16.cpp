@@ -50,7 +50,7 @@ void check_shape(const gt::AttentionShape& s, std::uint32_t seed) {
                              kTolerances, s, seed, "attention_bf16");
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("gpu bf16 attention (called directly) matches the CPU twin below one tile") {
   std::uint32_t seed = 1;
@@ -67,7 +67,7 @@ TEST_CASE("gpu bf16 attention: uniform attention (q = 0) matches to fp32 roundin
     auto qkv = kt::random_floats(s.qkv_size(), 900 + static_cast<std::uint32_t>(T), -1.5f, 1.5f);
     const std::size_t row = static_cast<std::size_t>(s.H) * s.d;
     for (std::size_t bt = 0; bt < static_cast<std::size_t>(s.B) * s.T; ++bt)
-      for (std::size_t e = 0; e < row; ++e) qkv[bt * 3 * row + e] = 0.0f; // q = 0
+      for (std::size_t e = 0; e < row; ++e) qkv[bt * 3 * row + e] = 0.0f;  // q = 0
     std::vector<float> want(s.out_size()), want_lse(s.lse_size());
     cpu::attention_forward_bf16(want.data(), want_lse.data(), qkv.data(), s.B, s.T, s.H, s.d);
     auto d_qkv = gt::to_device(qkv);

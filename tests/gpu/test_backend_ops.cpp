@@ -32,12 +32,8 @@ void compare(const std::vector<double>& got, const std::vector<double>& want,
              const bo::OutputSpec& spec) {
   const bo::Tolerance& t = spec.tolerance;
   switch (t.kind) {
-    case bo::Tolerance::Kind::exact:
-      gt::check_equal(got, want, spec.name);
-      break;
-    case bo::Tolerance::Kind::close:
-      kt::check_close(got, want, t.rel, t.abs, spec.name);
-      break;
+    case bo::Tolerance::Kind::exact: gt::check_equal(got, want, spec.name); break;
+    case bo::Tolerance::Kind::close: kt::check_close(got, want, t.rel, t.abs, spec.name); break;
     case bo::Tolerance::Kind::scaled: {
       double mx = 0.0;
       for (double w : want) mx = std::max(mx, std::fabs(w));
@@ -54,7 +50,7 @@ void compare(const std::vector<double>& got, const std::vector<double>& want,
   }
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("gpu backend ops: every row of the op table, the CUDA backend against the CPU") {
   const char* only = std::getenv("MB_OP");

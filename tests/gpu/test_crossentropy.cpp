@@ -22,7 +22,7 @@ std::vector<std::int32_t> random_targets(int N, int V, std::uint32_t seed, doubl
   return t;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("gpu crossentropy_count counts the CPU's rows") {
   for (double masked : {0.0, 0.3, 1.0})

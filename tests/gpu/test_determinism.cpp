@@ -41,11 +41,11 @@ std::vector<std::int32_t> skewed_ids(int N, int V, std::uint32_t seed) {
   std::mt19937 gen(seed);
   std::uniform_int_distribution<int> dist(0, V - 1);
   std::vector<std::int32_t> ids(N);
-  for (int n = 0; n < N; ++n) ids[n] = n % 2 == 0 ? 32 : dist(gen); // half the rows share id 32
+  for (int n = 0; n < N; ++n) ids[n] = n % 2 == 0 ? 32 : dist(gen);  // half the rows share id 32
   return ids;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("gpu determinism: residual and dropout backward") {
   const std::size_t n = 1000003;
@@ -61,7 +61,7 @@ TEST_CASE("gpu determinism: residual and dropout backward") {
 }
 
 TEST_CASE("gpu determinism: bias + activation backward") {
-  const int N = 8195, C = 771; // 256 row tasks of 33 rows; 25 column tiles
+  const int N = 8195, C = 771;  // 256 row tasks of 33 rows; 25 column tiles
   const std::size_t n = static_cast<std::size_t>(N) * C;
   auto x = gt::to_device(kt::random_floats(n, 1, -3.0f, 3.0f));
   auto b = gt::to_device(kt::random_floats(C, 2));
@@ -110,7 +110,7 @@ TEST_CASE("gpu determinism: embedding backward with a heavily shared id") {
 }
 
 TEST_CASE("gpu determinism: crossentropy backward and loss sums") {
-  const int N = 20011, D = 64, V = 259; // two chunks of rows
+  const int N = 20011, D = 64, V = 259;  // two chunks of rows
   auto h = gt::to_device(kt::random_floats(static_cast<std::size_t>(N) * D, 1));
   auto E = gt::to_device(kt::random_floats(static_cast<std::size_t>(V) * D, 2));
   auto t = skewed_ids(N, V, 3);

@@ -11,7 +11,7 @@ namespace {
 
 const gt::MatmulPair kFp32{"matmul", cuda::matmul_forward, cuda::matmul_backward};
 
-} // namespace
+}  // namespace
 
 TEST_CASE("gpu matmul: M = 0 or N = 0 writes nothing; negative sizes throw") {
   gt::check_matmul_empty_and_negative(kFp32);

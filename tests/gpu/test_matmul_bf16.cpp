@@ -67,7 +67,7 @@ std::size_t check_conversion(const std::vector<float>& src, std::size_t rows, st
       const std::uint16_t g = got[r * ld + c];
       bool ok;
       if (c >= cols) {
-        ok = g == 0; // padding
+        ok = g == 0;  // padding
       } else {
         const float x = src[r * cols + c];
         if (std::isnan(x)) {
@@ -86,22 +86,22 @@ std::size_t check_conversion(const std::vector<float>& src, std::size_t rows, st
 
 std::vector<float> special_values() {
   const std::uint32_t bits[] = {
-      0x00000000u, 0x80000000u, // ±0
-      0x3F800000u, 0xC0200000u, // exact bf16 values
-      0x3F808000u, 0x3F818000u, 0xBF808000u, 0xBF818000u, // ties both ways
+      0x00000000u, 0x80000000u,                            // ±0
+      0x3F800000u, 0xC0200000u,                            // exact bf16 values
+      0x3F808000u, 0x3F818000u, 0xBF808000u, 0xBF818000u,  // ties both ways
       0x3F808001u, 0x3F807FFFu, 0x3FFF8000u, 0x7F7F0000u, 0x7F7F7FFFu, 0x7F7F8000u,
-      0x7F7FFFFFu, 0xFF7FFFFFu, // near the top
-      0x7F800000u, 0xFF800000u, // ±inf
+      0x7F7FFFFFu, 0xFF7FFFFFu,  // near the top
+      0x7F800000u, 0xFF800000u,  // ±inf
       0x00010000u, 0x00018000u, 0x00008000u, 0x00008001u, 0x007FFFFFu, 0x80000001u,
-      0x807FFFFFu, 0x00800000u, // denormals, smallest normal
-      0x7FC00000u, 0x7F800001u, 0xFF800001u, 0x7FBFFFFFu, 0xFFFFFFFFu, 0x7F80FFFFu, // NaNs
+      0x807FFFFFu, 0x00800000u,  // denormals, smallest normal
+      0x7FC00000u, 0x7F800001u, 0xFF800001u, 0x7FBFFFFFu, 0xFFFFFFFFu, 0x7F80FFFFu,  // NaNs
   };
   std::vector<float> v;
   for (std::uint32_t b : bits) v.push_back(std::bit_cast<float>(b));
   return v;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("gpu to_bf16: bit-exact against cpu::bf16_bits on special values, NaNs included") {
   const auto special = special_values();
@@ -153,7 +153,7 @@ TEST_CASE("gpu matmul bf16: an operand given neither as values nor as a copy is 
 TEST_CASE("gpu matmul bf16: operands' bf16 copies are read in place where their rows are aligned") {
   struct CopyCase {
     int M, K, N;
-    std::size_t copy_off; // elements into their buffers: 1 = 2-byte aligned, not usable
+    std::size_t copy_off;  // elements into their buffers: 1 = 2-byte aligned, not usable
     bool read_in_place;
   };
   const CopyCase cases[] = {
@@ -176,7 +176,7 @@ TEST_CASE("gpu matmul bf16: operands' bf16 copies are read in place where their 
       for (std::size_t i = 0; i < v.size(); ++i) bits[c.copy_off + i] = cpu::bf16_bits(v[i]);
       return gt::to_device(bits);
     };
-    const auto& read = c.read_in_place ? w2 : w; // what the GPU must have multiplied by
+    const auto& read = c.read_in_place ? w2 : w;  // what the GPU must have multiplied by
 
     std::vector<float> want(static_cast<std::size_t>(M) * N), want_dinp(nMK, 0.0f);
     std::vector<float> want_dw(nNK, 0.0f);

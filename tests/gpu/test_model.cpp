@@ -71,7 +71,7 @@ const ModelKind kKinds[] = {ModelKind::megabyte, ModelKind::transformer};
 void check_forward(ModelKind kind, int batch) {
   const std::string what = gm::kind_name(kind) + " (batch " + std::to_string(batch) + ")";
   CAPTURE(what);
-  auto models = gm::make_models(gm::config_of(kind, 0.1f)); // dropout is off outside training
+  auto models = gm::make_models(gm::config_of(kind, 0.1f));  // dropout is off outside training
   const auto ids = gm::parity_ids(11);
   const std::size_t positions = static_cast<std::size_t>(batch) * gm::kContext;
 
@@ -169,7 +169,7 @@ void check_bf16(const mb::model::ModelConfig& config, const std::vector<std::int
                     what + ": gradient of", true);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("gpu model: bf16 products match the CPU's bf16 twin" * doctest::test_suite(gm::kSuite)) {
   for (ModelKind kind : kKinds)
@@ -185,7 +185,7 @@ TEST_CASE("gpu model: bf16 with the tensor-core attention (long sequences) match
           doctest::test_suite(gm::kSuite)) {
   for (ModelKind kind : kKinds) {
     mb::model::ModelConfig c = gm::config_of(kind, 0.0f);
-    c.context = kind == ModelKind::megabyte ? 8 * 264 : 264; // 264 global positions
+    c.context = kind == ModelKind::megabyte ? 8 * 264 : 264;  // 264 global positions
     std::mt19937 gen(77);
     std::uniform_int_distribution<int> byte(0, 255);
     std::vector<std::int32_t> ids(static_cast<std::size_t>(gm::kBatch) * c.context);

@@ -14,7 +14,7 @@ namespace cuda = mb::kernels::cuda;
 TEST_CASE("gpu short attention: the device's shared memory bounds the shapes it takes") {
   const std::size_t max = cuda::short_attention_max_smem_bytes();
   MESSAGE("short attention may use " << max << " bytes of shared memory per block here");
-  CHECK(max > 48 * 1024); // every GPU since Volta lets a block opt in past 48 KiB
+  CHECK(max > 48 * 1024);  // every GPU since Volta lets a block opt in past 48 KiB
   CHECK(max <= cpu::kShortAttentionMaxSmemBytes);
   for (int T : {8, 32, 64, 125, 126, 192, 256})
     for (int d : {32, 64, 96, 128})

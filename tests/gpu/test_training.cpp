@@ -77,7 +77,7 @@ mb::model::TrainConfig train_config() {
   tc.optimizer.lr = 1e-3;
   tc.optimizer.beta1 = 0.9;
   tc.optimizer.beta2 = 0.98;
-  tc.optimizer.eps = 1e-6; // see (2) above
+  tc.optimizer.eps = 1e-6;  // see (2) above
   tc.optimizer.weight_decay = 0.1;
   tc.optimizer.grad_clip = 1.0;
   tc.optimizer.warmup_steps = 2;
@@ -117,7 +117,7 @@ std::vector<std::int32_t> training_ids(int steps, std::uint32_t seed) {
 
 struct Run {
   std::vector<mb::train::StepResult> steps;
-  std::vector<float> values, m, v; // host copies after the last step
+  std::vector<float> values, m, v;  // host copies after the last step
 };
 
 // `steps` train_step calls on `model` (its parameters already uploaded) with a fresh AdamW;
@@ -154,7 +154,7 @@ std::vector<float> logits_of(Model& model, const std::vector<std::int32_t>& ids)
   return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("gpu training: ten steps track the CPU, losses and final parameters" *
           doctest::test_suite(gm::kSuite)) {
@@ -194,7 +194,7 @@ TEST_CASE("gpu training: ten steps track the CPU, losses and final parameters" *
     for (const mb::model::ParamInfo& info : cps.tensors()) {
       const mb::model::ParamInfo* gi = gps.find(info.name);
       REQUIRE(gi != nullptr);
-      REQUIRE(gi->offset == info.offset); // one config, one layout
+      REQUIRE(gi->offset == info.offset);  // one config, one layout
       double apart = 0.0, moved = 0.0;
       for (std::size_t i = info.offset; i < info.offset + info.size; ++i) {
         const double dc = static_cast<double>(c.values[i]) - initial[i];
@@ -229,7 +229,7 @@ TEST_CASE("gpu training: bf16 steps keep the weights' bf16 copy exact and track 
     REQUIRE(models.gpu->view().values_bf16 != nullptr);
     REQUIRE(models.cpu->view().values_bf16 != nullptr);
     const Run c = train(*models.cpu, 3, ids);
-    const Run g = train(*models.gpu, 3, ids); // ends with download_parameters()
+    const Run g = train(*models.gpu, 3, ids);  // ends with download_parameters()
     const std::size_t n = models.gpu->parameters().buffer_size();
     std::vector<std::uint16_t> copy(n), want(n);
     models.gpu->backend()->download(copy.data(), models.gpu->view().values_bf16,
@@ -284,14 +284,14 @@ TEST_CASE("gpu training: weights downloaded from a CUDA run give the CPU the sam
     const gm::ModelConfig config = gm::config_of(kind, kDropout);
     auto gpu = fresh_gpu_model(config);
     const std::vector<float> initial = gpu->parameters().values();
-    const Run run = train(*gpu, 3, ids); // ends with download_parameters()
+    const Run run = train(*gpu, 3, ids);  // ends with download_parameters()
     REQUIRE(gt::differs(run.values, initial));
 
     // What a checkpoint written from the CUDA run holds, loaded into a CPU model.
     auto cpu = mb::model::make_model(config, gm::kBatch);
     REQUIRE(cpu->parameters().values().size() == run.values.size());
     std::copy(run.values.begin(), run.values.end(), cpu->parameters().values().begin());
-    cpu->upload_parameters(); // a no-op on the CPU; what a loader does
+    cpu->upload_parameters();  // a no-op on the CPU; what a loader does
 
     const std::vector<float> want = logits_of(*cpu, eval_ids);
     const std::vector<float> got = logits_of(*gpu, eval_ids);

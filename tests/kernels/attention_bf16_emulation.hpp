@@ -16,7 +16,7 @@
 
 namespace kt {
 
-inline constexpr int kEmulatedKeyTile = 64; // the kernel's forward key tile (= its query tile)
+inline constexpr int kEmulatedKeyTile = 64;  // the kernel's forward key tile (= its query tile)
 
 // out, lse = the kernel's forward of qkv (fp32, rounded to bf16 inside), shape s.
 inline void emulate_attention_forward_bf16(std::vector<float>& out, std::vector<float>& lse,
@@ -73,11 +73,11 @@ inline void emulate_attention_backward_bf16(std::vector<float>& dqkv,
   auto q = [&](int b, int t, int h, int e) { return round_to_bf16(qkv[s.qkv(b, t, 0, h, e)]); };
   auto k = [&](int b, int t, int h, int e) { return round_to_bf16(qkv[s.qkv(b, t, 1, h, e)]); };
   auto v = [&](int b, int t, int h, int e) { return round_to_bf16(qkv[s.qkv(b, t, 2, h, e)]); };
-  std::vector<float> dq(s.qkv_size(), 0.0f); // unscaled sums, qkv-shaped
+  std::vector<float> dq(s.qkv_size(), 0.0f);  // unscaled sums, qkv-shaped
   for (int b = 0; b < s.B; ++b)
     for (int h = 0; h < s.H; ++h)
       for (int t = 0; t < s.T; ++t) {
-        float D = 0.0f; // fp32 dout · out, as RowDots
+        float D = 0.0f;  // fp32 dout · out, as RowDots
         for (int e = 0; e < s.d; ++e) D += dout[s.out(b, t, h, e)] * out[s.out(b, t, h, e)];
         const float row_lse = lse[(static_cast<std::size_t>(b) * s.H + h) * s.T + t];
         for (int j = 0; j <= t; ++j) {
@@ -106,4 +106,4 @@ inline void emulate_attention_backward_bf16(std::vector<float>& dqkv,
         }
 }
 
-} // namespace kt
+}  // namespace kt

@@ -138,4 +138,4 @@ void check_attention_finite_differences(Forward forward, Backward backward, Atte
   check_close(got, want, 1e-3, 1e-4, what + " dqkv vs finite differences");
 }
 
-} // namespace kt
+}  // namespace kt

@@ -37,7 +37,7 @@ void check_close(const std::vector<G>& got, const std::vector<W>& want, double r
   for (std::size_t i = 0; i < got.size(); ++i) {
     const double g = static_cast<double>(got[i]), w = static_cast<double>(want[i]);
     const double err = std::fabs(g - w), tol = abs_tol + rel_tol * std::fabs(w);
-    if (!(err <= tol)) { // also catches NaN
+    if (!(err <= tol)) {  // also catches NaN
       ++bad;
       if (!(err - tol <= worst_excess)) {
         worst_excess = err - tol;
@@ -82,4 +82,4 @@ double weighted_sum(const std::vector<T>& out, const std::vector<float>& w) {
   return s;
 }
 
-} // namespace kt
+}  // namespace kt

@@ -84,12 +84,12 @@ void check_case(Act act, int N, int C, std::uint32_t seed) {
   kt::check_close(db, nb, 1e-3, 1e-4, "activation dbias");
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("bias + gelu: forward and finite-difference backward") {
   check_case(Act::gelu, 1, 1, 1);
   check_case(Act::gelu, 3, 17, 2);
-  check_case(Act::gelu, 70, 9, 3); // three row tasks, the last one partial
+  check_case(Act::gelu, 70, 9, 3);  // three row tasks, the last one partial
 }
 
 TEST_CASE("bias + relu: forward and finite-difference backward") {
@@ -100,7 +100,7 @@ TEST_CASE("bias + relu: forward and finite-difference backward") {
 
 TEST_CASE("bias + activation: in place forward, null gradients, thread-count independence") {
   for (Act act : {Act::gelu, Act::relu}) {
-    const int N = 600, C = 96; // large enough to run threaded
+    const int N = 600, C = 96;  // large enough to run threaded
     auto x = kt::random_floats(static_cast<std::size_t>(N) * C, 20, -3.0f, 3.0f);
     auto b = kt::random_floats(C, 21);
     std::vector<float> out(x.size());
@@ -130,7 +130,7 @@ TEST_CASE("bias + activation: in place forward, null gradients, thread-count ind
 }
 
 TEST_CASE("bias + relu backward: dbias over many rows against a double sum") {
-  const int N = 9000, C = 5; // more rows than 256 tasks of the minimum size
+  const int N = 9000, C = 5;  // more rows than 256 tasks of the minimum size
   auto x = kt::random_floats(static_cast<std::size_t>(N) * C, 30);
   auto b = kt::random_floats(C, 31);
   auto g = kt::random_floats(x.size(), 32);
@@ -151,7 +151,7 @@ TEST_CASE("bias + relu backward: dbias over many rows against a double sum") {
 TEST_CASE("bias + activation backward: from a bf16 copy of the pre-activation") {
   for (Act act : {Act::gelu, Act::relu}) {
     CAPTURE(static_cast<int>(act));
-    const int N = 600, C = 99; // threaded, C not a multiple of the vector width
+    const int N = 600, C = 99;  // threaded, C not a multiple of the vector width
     const std::size_t n = static_cast<std::size_t>(N) * C;
     const auto x = kt::random_floats(n, 40, -3.0f, 3.0f);
     const auto b = kt::random_floats(C, 41);

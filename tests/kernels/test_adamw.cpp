@@ -57,9 +57,9 @@ TEST_CASE("adamw: many chunks agree with a single-element loop; t must be positi
 TEST_CASE("gradient norm and clipping") {
   std::vector<float> g{3.0f, 4.0f};
   CHECK(grad_norm_squared(g.data(), 2) == 25.0);
-  CHECK(clip_grad_norm(g.data(), 2, 10.0f) == 5.0f); // below the limit: unchanged
+  CHECK(clip_grad_norm(g.data(), 2, 10.0f) == 5.0f);  // below the limit: unchanged
   CHECK(g == std::vector<float>{3.0f, 4.0f});
-  CHECK(clip_grad_norm(g.data(), 2, 1.0f) == 5.0f); // returns the norm before clipping
+  CHECK(clip_grad_norm(g.data(), 2, 1.0f) == 5.0f);  // returns the norm before clipping
   CHECK(g[0] == doctest::Approx(0.6f));
   CHECK(g[1] == doctest::Approx(0.8f));
   CHECK(std::sqrt(grad_norm_squared(g.data(), 2)) == doctest::Approx(1.0));
@@ -73,7 +73,7 @@ TEST_CASE("gradient norm and clipping") {
   const int saved = omp_get_max_threads();
   for (int threads : {1, 3}) {
     omp_set_num_threads(threads);
-    CHECK(grad_norm_squared(big.data(), n) == got); // bit-identical for any thread count
+    CHECK(grad_norm_squared(big.data(), n) == got);  // bit-identical for any thread count
   }
   omp_set_num_threads(saved);
   auto scaled = big;
@@ -82,7 +82,7 @@ TEST_CASE("gradient norm and clipping") {
 }
 
 TEST_CASE("adamw: the bf16 copy holds the rounded new parameters; the fp32 step is unchanged") {
-  const std::size_t n = 100003; // several chunks
+  const std::size_t n = 100003;  // several chunks
   auto p = kt::random_floats(n, 11), g = kt::random_floats(n, 12);
   std::vector<float> m(n, 0.0f), v(n, 0.0f);
   auto p_plain = p, m_plain = m, v_plain = v;

@@ -31,18 +31,18 @@ void check_backward(Shape s, std::uint32_t seed, std::size_t stride = 1) {
                                          "attention");
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("attention forward: T = 1, partial blocks, several batches and heads") {
   for (int T : {1, 2, 7, kAttentionBlockQ, kAttentionBlockQ + 1, kAttentionBlockK - 1,
                 kAttentionBlockK, kAttentionBlockK + 1, 2 * kAttentionBlockK + 5})
     check_forward({2, T, 3, 8}, 100 + T);
-  check_forward({1, 200, 2, 64}, 7); // a realistic head size, four key blocks
-  check_forward({1, 9, 1, 1}, 8); // d = 1
+  check_forward({1, 200, 2, 64}, 7);  // a realistic head size, four key blocks
+  check_forward({1, 9, 1, 1}, 8);     // d = 1
 }
 
 TEST_CASE("attention backward: finite differences on every entry, small shapes") {
-  check_backward({1, 1, 1, 4}, 1); // T = 1: out = v, only dv is non-zero
+  check_backward({1, 1, 1, 4}, 1);  // T = 1: out = v, only dv is non-zero
   check_backward({2, 5, 2, 3}, 2);
   check_backward({1, 13, 3, 5}, 3);
 }

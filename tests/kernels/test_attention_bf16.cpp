@@ -24,7 +24,7 @@ std::vector<float> rounded(std::vector<float> x) {
   return x;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("bf16 attention takes heads that are a multiple of 16 wide, up to 128") {
   for (int d = 16; d <= 128; d += 16) CHECK(attention_bf16_supports(d));
@@ -59,7 +59,7 @@ TEST_CASE("bf16 attention backward: the fp32 backward at q, k, v rounded to bf16
   std::vector<float> out(s.out_size()), lse(static_cast<std::size_t>(s.B) * s.H * s.T);
   attention_forward(out.data(), lse.data(), qkv_r.data(), s.B, s.T, s.H, s.d);
   const auto dout = kt::random_floats(s.out_size(), 6);
-  auto got = kt::random_floats(s.qkv_size(), 7); // the backward adds into it
+  auto got = kt::random_floats(s.qkv_size(), 7);  // the backward adds into it
   auto want = got, unrounded = got;
   attention_backward_bf16(got.data(), dout.data(), out.data(), lse.data(), qkv.data(), s.B, s.T,
                           s.H, s.d);

@@ -41,13 +41,13 @@ void check_steps(int T, int H, int d, std::uint32_t seed, float range = 2.0f) {
   }
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("attention_step equals every row of attention_forward") {
-  check_steps(1, 1, 4, 1); // one position: out = v
+  check_steps(1, 1, 4, 1);  // one position: out = v
   check_steps(9, 3, 8, 2);
-  check_steps(kAttentionBlockK + 3, 2, 5, 3); // across the full kernel's key blocks
-  check_steps(20, 1, 64, 4); // a realistic head size
+  check_steps(kAttentionBlockK + 3, 2, 5, 3);  // across the full kernel's key blocks
+  check_steps(20, 1, 64, 4);                   // a realistic head size
 }
 
 TEST_CASE("attention_step: the last row of a long sequence, many heads (threaded path)") {

@@ -48,7 +48,7 @@ void check_round(std::uint32_t in, std::uint16_t want) {
 std::uint16_t ref_bf16(std::uint32_t u) {
   const std::uint32_t lo = u & 0xFFFF0000u;
   if ((u & 0xFFFFu) == 0) return static_cast<std::uint16_t>(lo >> 16);
-  const std::uint32_t hi = lo + 0x10000u; // one bf16 ulp further from zero (or inf)
+  const std::uint32_t hi = lo + 0x10000u;  // one bf16 ulp further from zero (or inf)
   const double x = from_bits(u), a = from_bits(lo);
   const double b = (hi & 0x7FFFFFFFu) == 0x7F800000u ? std::copysign(std::ldexp(1.0, 128), x)
                                                      : static_cast<double>(from_bits(hi));
@@ -63,39 +63,39 @@ std::uint16_t ref_bf16(std::uint32_t u) {
   return static_cast<std::uint16_t>(r >> 16);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("round_to_bf16: exact bf16 values are unchanged") {
-  check_round(0x3F800000u, 0x3F80); // 1
-  check_round(0xC0200000u, 0xC020); // -2.5
-  check_round(0x3F810000u, 0x3F81); // 1 + 2^-7
-  check_round(0x00800000u, 0x0080); // smallest normal
-  check_round(0x00010000u, 0x0001); // a denormal that is a bf16 denormal
-  check_round(0x00000000u, 0x0000); // +0
-  check_round(0x80000000u, 0x8000); // -0 keeps its sign
+  check_round(0x3F800000u, 0x3F80);  // 1
+  check_round(0xC0200000u, 0xC020);  // -2.5
+  check_round(0x3F810000u, 0x3F81);  // 1 + 2^-7
+  check_round(0x00800000u, 0x0080);  // smallest normal
+  check_round(0x00010000u, 0x0001);  // a denormal that is a bf16 denormal
+  check_round(0x00000000u, 0x0000);  // +0
+  check_round(0x80000000u, 0x8000);  // -0 keeps its sign
   CHECK(std::signbit(round_to_bf16(-0.0f)));
 }
 
 TEST_CASE("round_to_bf16: round to nearest, ties to even, both ways") {
-  check_round(0x3F808000u, 0x3F80); // 1 + 2^-8: tie, 0x3F80 is even -> down
-  check_round(0x3F818000u, 0x3F82); // tie, 0x3F81 is odd -> up
-  check_round(0xBF808000u, 0xBF80); // negative tie, even -> toward zero
-  check_round(0xBF818000u, 0xBF82); // negative tie, odd -> away from zero
-  check_round(0x3F808001u, 0x3F81); // just above the tie -> up
-  check_round(0x3F807FFFu, 0x3F80); // just below the tie -> down
+  check_round(0x3F808000u, 0x3F80);  // 1 + 2^-8: tie, 0x3F80 is even -> down
+  check_round(0x3F818000u, 0x3F82);  // tie, 0x3F81 is odd -> up
+  check_round(0xBF808000u, 0xBF80);  // negative tie, even -> toward zero
+  check_round(0xBF818000u, 0xBF82);  // negative tie, odd -> away from zero
+  check_round(0x3F808001u, 0x3F81);  // just above the tie -> up
+  check_round(0x3F807FFFu, 0x3F80);  // just below the tie -> down
   check_round(0x3F80FFFFu, 0x3F81);
-  check_round(0x3FFF8000u, 0x4000); // odd tie carries into the exponent: 1.9921875.. -> 2
+  check_round(0x3FFF8000u, 0x4000);  // odd tie carries into the exponent: 1.9921875.. -> 2
 }
 
 TEST_CASE("round_to_bf16: the largest finite values, overflow to inf, inf and NaN") {
-  check_round(0x7F7F0000u, 0x7F7F); // largest bf16 (3.3895e38)
+  check_round(0x7F7F0000u, 0x7F7F);  // largest bf16 (3.3895e38)
   check_round(0xFF7F0000u, 0xFF7F);
-  check_round(0x7F7F7FFFu, 0x7F7F); // below half an ulp above it -> stays finite
-  check_round(0x7F7F8000u, 0x7F80); // the tie (0x7F7F is odd) -> +inf
-  check_round(0x7F7FFFFFu, 0x7F80); // FLT_MAX -> +inf
-  check_round(0xFF7FFFFFu, 0xFF80); // -FLT_MAX -> -inf
-  check_round(0x7F800000u, 0x7F80); // +inf
-  check_round(0xFF800000u, 0xFF80); // -inf
+  check_round(0x7F7F7FFFu, 0x7F7F);  // below half an ulp above it -> stays finite
+  check_round(0x7F7F8000u, 0x7F80);  // the tie (0x7F7F is odd) -> +inf
+  check_round(0x7F7FFFFFu, 0x7F80);  // FLT_MAX -> +inf
+  check_round(0xFF7FFFFFu, 0xFF80);  // -FLT_MAX -> -inf
+  check_round(0x7F800000u, 0x7F80);  // +inf
+  check_round(0xFF800000u, 0xFF80);  // -inf
   // Every NaN becomes the canonical quiet NaN, as CUDA's __float2bfloat16_rn; in particular
   // a NaN whose payload lies only in the lower 16 bits must not round to inf.
   for (std::uint32_t nan : {0x7FC00000u, 0x7F800001u, 0xFF800001u, 0x7FBFFFFFu, 0xFFFFFFFFu,
@@ -108,11 +108,11 @@ TEST_CASE("round_to_bf16: the largest finite values, overflow to inf, inf and Na
 }
 
 TEST_CASE("round_to_bf16: denormals") {
-  check_round(0x00018000u, 0x0002); // tie, odd -> up
-  check_round(0x00008000u, 0x0000); // tie, even -> +0
-  check_round(0x00008001u, 0x0001); // just above the tie
-  check_round(0x007FFFFFu, 0x0080); // largest denormal -> smallest normal
-  check_round(0x80000001u, 0x8000); // smallest negative denormal -> -0
+  check_round(0x00018000u, 0x0002);  // tie, odd -> up
+  check_round(0x00008000u, 0x0000);  // tie, even -> +0
+  check_round(0x00008001u, 0x0001);  // just above the tie
+  check_round(0x007FFFFFu, 0x0080);  // largest denormal -> smallest normal
+  check_round(0x80000001u, 0x8000);  // smallest negative denormal -> -0
   check_round(0x807FFFFFu, 0x8080);
 }
 
@@ -121,7 +121,7 @@ TEST_CASE("round_to_bf16: random bit patterns against a reference in double") {
   std::size_t checked = 0;
   for (int i = 0; i < 400000; ++i) {
     std::uint32_t u = static_cast<std::uint32_t>(gen());
-    if (i % 4 == 0) u = (u & 0xFFFF0000u) | 0x8000u; // many exact ties
+    if (i % 4 == 0) u = (u & 0xFFFF0000u) | 0x8000u;  // many exact ties
     const float x = from_bits(u);
     if (std::isnan(x)) continue;
     const std::uint16_t want = ref_bf16(u);
@@ -279,7 +279,7 @@ void check_pair(int M, int K, int N, bool with_bias, std::uint32_t seed) {
   CHECK(o_db == db);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("matmul bf16: odd shapes against double loops over rounded operands") {
   std::uint32_t seed = 1000;
@@ -375,14 +375,14 @@ std::vector<std::uint16_t> bf16_copy(const std::vector<float>& v) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("to_bf16 (the CPU twin of cuda::to_bf16): every element's bits, zero padding") {
   const std::size_t rows = 3, cols = 5, ld = 8;
   auto src = kt::random_floats(rows * cols, 5000);
   src[1] = std::numeric_limits<float>::infinity();
   src[7] = std::numeric_limits<float>::quiet_NaN();
-  src[9] = from_bits(0x3F808000u); // a tie: rounds to even (0x3F80)
+  src[9] = from_bits(0x3F808000u);  // a tie: rounds to even (0x3F80)
   std::vector<std::uint16_t> dst(rows * ld, 0xABCD);
   to_bf16(dst.data(), src.data(), rows, cols, ld);
   for (std::size_t r = 0; r < rows; ++r)
@@ -413,7 +413,7 @@ TEST_CASE("from_bf16 (the CPU twin of cuda::from_bf16): every pattern widens exa
   for (std::size_t i = 0; i < n; ++i)
     bad += std::bit_cast<std::uint32_t>(dst[i]) != static_cast<std::uint32_t>(src[i]) << 16;
   CHECK(bad == 0);
-  CHECK(dst[n] == 7.0f); // nothing past n
+  CHECK(dst[n] == 7.0f);  // nothing past n
   // The round trip through to_bf16 is round_to_bf16.
   const auto x = kt::random_floats(5000, 5002);
   std::vector<std::uint16_t> bits(x.size());
@@ -421,7 +421,7 @@ TEST_CASE("from_bf16 (the CPU twin of cuda::from_bf16): every pattern widens exa
   std::vector<float> back(x.size());
   from_bf16(back.data(), bits.data(), x.size());
   for (std::size_t i = 0; i < x.size(); ++i) CHECK(back[i] == round_to_bf16(x[i]));
-  from_bf16(nullptr, nullptr, 0); // nothing to do
+  from_bf16(nullptr, nullptr, 0);  // nothing to do
 }
 
 TEST_CASE("matmul bf16: operands' bf16 copies are what the products read, with the same result") {

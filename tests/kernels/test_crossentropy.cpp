@@ -48,10 +48,10 @@ std::vector<std::int32_t> random_targets(int N, int V, std::uint32_t seed, doubl
   return t;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("crossentropy: forward and finite-difference backward, with masked rows and pads") {
-  const int N = 9, D = 5, V = 7, Vtable = 10; // rows V..Vtable-1 of E are padding ids
+  const int N = 9, D = 5, V = 7, Vtable = 10;  // rows V..Vtable-1 of E are padding ids
   auto h = kt::random_floats(static_cast<std::size_t>(N) * D, 1, -1.5f, 1.5f);
   auto E = kt::random_floats(static_cast<std::size_t>(Vtable) * D, 2, -1.5f, 1.5f);
   auto targets = random_targets(N, V, 3, 0.3);
@@ -106,7 +106,7 @@ TEST_CASE("crossentropy: masked rows contribute nothing, whatever their hidden s
   const int K = static_cast<int>(t_kept.size());
   auto h_garbage = h;
   for (int n = 0; n < N; n += 3)
-    for (int k = 0; k < D; ++k) h_garbage[n * D + k] = 1000.0f; // would dominate if counted
+    for (int k = 0; k < D; ++k) h_garbage[n * D + k] = 1000.0f;  // would dominate if counted
 
   std::vector<float> dE_all(E.size(), 0.0f), dE_kept(E.size(), 0.0f);
   const auto all = crossentropy_backward(nullptr, dE_all.data(), h_garbage.data(), E.data(),
@@ -121,7 +121,7 @@ TEST_CASE("crossentropy: masked rows contribute nothing, whatever their hidden s
 
 TEST_CASE("crossentropy: several chunks of rows against the analytic double reference") {
   const int V = 256, D = 16;
-  const int N = 2 * (kCrossEntropyChunkFloats / V) + 37; // two full chunks and a partial one
+  const int N = 2 * (kCrossEntropyChunkFloats / V) + 37;  // two full chunks and a partial one
   auto h = kt::random_floats(static_cast<std::size_t>(N) * D, 20, -2.0f, 2.0f);
   auto E = kt::random_floats(static_cast<std::size_t>(V) * D, 21, -2.0f, 2.0f);
   auto targets = random_targets(N, V, 22, 0.1);

@@ -14,7 +14,7 @@ namespace {
 
 std::vector<float> ones(std::size_t n) { return std::vector<float>(n, 1.0f); }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("dropout: p = 0 is the identity, forward and backward") {
   auto x = kt::random_floats(1000, 1);
@@ -31,7 +31,7 @@ TEST_CASE("dropout: p = 0 is the identity, forward and backward") {
 TEST_CASE("dropout: kept values are scaled by 1/(1-p), dropped ones are 0, rate is p") {
   const std::size_t n = 1 << 20;
   for (float p : {0.1f, 0.5f, 0.9f}) {
-    auto x = kt::random_floats(n, 4, 0.5f, 1.5f); // never 0, so a 0 output means dropped
+    auto x = kt::random_floats(n, 4, 0.5f, 1.5f);  // never 0, so a 0 output means dropped
     std::vector<float> out(n);
     dropout_forward(out.data(), x.data(), n, p, 7, 0);
     const float scale = 1.0f / (1.0f - p);
@@ -54,11 +54,11 @@ TEST_CASE("dropout: the mask is a pure function of (seed, offset + i)") {
   std::vector<float> a(n), b(n), c(n), shifted(n - 1000);
   dropout_forward(a.data(), x.data(), n, 0.3f, 123, 0);
   dropout_forward(b.data(), x.data(), n, 0.3f, 123, 0);
-  CHECK(a == b); // same seed, same mask
+  CHECK(a == b);  // same seed, same mask
   dropout_forward(c.data(), x.data(), n, 0.3f, 124, 0);
   std::size_t same = 0;
   for (std::size_t i = 0; i < n; ++i) same += (a[i] == c[i]);
-  CHECK(same < n * 0.65); // independent masks agree on 0.7² + 0.3² = 58% of elements
+  CHECK(same < n * 0.65);  // independent masks agree on 0.7² + 0.3² = 58% of elements
   // A call at offset 1000 continues the same stream, so work can be split at any point.
   dropout_forward(shifted.data(), x.data(), shifted.size(), 0.3f, 123, 1000);
   CHECK(std::equal(shifted.begin(), shifted.end(), a.begin() + 1000));
@@ -71,7 +71,7 @@ TEST_CASE("dropout: the mask is a pure function of (seed, offset + i)") {
 }
 
 TEST_CASE("dropout: the mask does not depend on the number of threads") {
-  const std::size_t n = 300001; // several chunks, the last one partial
+  const std::size_t n = 300001;  // several chunks, the last one partial
   auto x = kt::random_floats(n, 5);
   std::vector<float> want(n);
   const int saved = omp_get_max_threads();

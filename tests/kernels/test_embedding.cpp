@@ -26,10 +26,10 @@ std::vector<std::int32_t> random_ids(int N, int V, std::uint32_t seed) {
   return ids;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("embedding forward and backward against the reference and finite differences") {
-  const int N = 23, C = 5, V = 7; // N > V: ids repeat, so rows accumulate
+  const int N = 23, C = 5, V = 7;  // N > V: ids repeat, so rows accumulate
   auto ids = random_ids(N, V, 1);
   ids[0] = 0;
   ids[1] = V - 1;
@@ -55,7 +55,7 @@ TEST_CASE("embedding backward: rows sharing an id are added in row order on any 
   // sequential loop that adds rows in increasing n.
   const int N = 4096, C = 64, V = 259;
   auto ids = random_ids(N, V, 10);
-  for (int n = 0; n < N; n += 3) ids[n] = 32; // a heavily shared id
+  for (int n = 0; n < N; n += 3) ids[n] = 32;  // a heavily shared id
   auto g = kt::random_floats(static_cast<std::size_t>(N) * C, 11);
   std::vector<float> d(static_cast<std::size_t>(V) * C, 0.0f), want(d.size(), 0.0f);
   embedding_backward(d.data(), g.data(), ids.data(), N, C, V);

@@ -38,7 +38,7 @@ std::vector<T> ref_layernorm(const std::vector<T>& x, const std::vector<T>& w,
 
 struct Case {
   int N, C;
-  float offset; // added to every input, to exercise the two-pass variance
+  float offset;  // added to every input, to exercise the two-pass variance
 };
 
 void check_case(Case c, std::uint32_t seed) {
@@ -83,18 +83,18 @@ void check_case(Case c, std::uint32_t seed) {
   kt::check_close(db, nb, 1e-3, 1e-4, "layernorm dbias");
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("layernorm forward and backward: small shapes") {
-  check_case({1, 1, 0.0f}, 1); // a single value normalises to 0: out = bias
+  check_case({1, 1, 0.0f}, 1);  // a single value normalises to 0: out = bias
   check_case({1, 7, 0.0f}, 2);
   check_case({5, 13, 0.0f}, 3);
   check_case({4, 16, 20.0f}, 4);
 }
 
 TEST_CASE("layernorm backward: several row tasks and column blocks") {
-  check_case({70, 33, 0.5f}, 10); // 70 rows: three row tasks, the last one partial
-  check_case({3, 300, 0.0f}, 11); // 300 columns: two column blocks in the reduction
+  check_case({70, 33, 0.5f}, 10);  // 70 rows: three row tasks, the last one partial
+  check_case({3, 300, 0.0f}, 11);  // 300 columns: two column blocks in the reduction
 }
 
 TEST_CASE("layernorm: null mean/rstd in forward, null parameter gradients in backward") {

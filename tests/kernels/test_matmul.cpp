@@ -29,7 +29,7 @@ void check_forward(int M, int K, int N, bool with_bias, std::uint32_t seed) {
   auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, seed);
   auto w = kt::random_floats(static_cast<std::size_t>(N) * K, seed + 1);
   auto b = kt::random_floats(N, seed + 2);
-  std::vector<float> out(static_cast<std::size_t>(M) * N, 123.0f); // must be overwritten
+  std::vector<float> out(static_cast<std::size_t>(M) * N, 123.0f);  // must be overwritten
   matmul_forward(out.data(), inp.data(), w.data(), with_bias ? b.data() : nullptr, M, K, N);
   auto bd = kt::to_double(b);
   auto want = ref_matmul(kt::to_double(inp), kt::to_double(w), with_bias ? &bd : nullptr, M, K, N);
@@ -67,7 +67,7 @@ void check_backward_fd(int M, int K, int N, std::uint32_t seed) {
   kt::check_close(db, num_b, 1e-3, 1e-4, "matmul dbias");
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("matmul forward: odd and tiny sizes, with and without bias") {
   check_forward(1, 3, 5, true, 1);
@@ -104,7 +104,7 @@ TEST_CASE("matmul backward: finite differences, accumulating into existing gradi
   check_backward_fd(1, 3, 5, 100);
   check_backward_fd(4, 7, 6, 200);
   check_backward_fd(9, 2, 1, 300);
-  check_backward_fd(3, 5, 70, 400); // more than one bias-gradient column block
+  check_backward_fd(3, 5, 70, 400);  // more than one bias-gradient column block
 }
 
 TEST_CASE("matmul backward: 256x512x384 against plain loops") {

@@ -103,22 +103,22 @@ void check_finite_differences(const Shape& s, std::uint32_t seed, std::size_t st
                                          stride, "short attention");
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("short attention: patch lengths and the limits, against double and attention") {
   std::uint32_t seed = 1;
   for (int T : {1, 7, 8, 31, 32, 33, 192, 256})
     for (int d : {8, 32, 64, 128})
       if (short_attention_fits(T, d)) check_shape({2, T, 3, d}, seed += 10);
-  check_shape({2, 125, 2, 128}, 500); // the longest sequence at d = 128
-  check_shape({3, 9, 2, 1}, 510); // d = 1
-  check_shape({2, 65, 2, 33}, 520); // d not a multiple of the vector width
+  check_shape({2, 125, 2, 128}, 500);  // the longest sequence at d = 128
+  check_shape({3, 9, 2, 1}, 510);      // d = 1
+  check_shape({2, 65, 2, 33}, 520);    // d not a multiple of the vector width
 }
 
 TEST_CASE("short attention backward: finite differences") {
-  check_finite_differences({1, 1, 1, 4}, 1); // T = 1: out = v, only dv is non-zero
+  check_finite_differences({1, 1, 1, 4}, 1);  // T = 1: out = v, only dv is non-zero
   check_finite_differences({2, 5, 2, 3}, 2);
-  check_finite_differences({2, 8, 2, 8}, 3); // the text patch
+  check_finite_differences({2, 8, 2, 8}, 3);  // the text patch
   // A subset of entries (every 7th) keeps the double reference affordable at this size.
   check_finite_differences({1, 40, 2, 6}, 4, 7);
 }
@@ -160,7 +160,7 @@ TEST_CASE("short attention backward accumulates: twice from zero is the double o
   for (int run = 0; run < 2; ++run)
     short_attention_backward(twice.data(), g.data(), out.data(), lse.data(), qkv.data(), s.B, s.T,
                              s.H, s.d);
-  for (float& x : once) x *= 2.0f; // exact, as is x + x
+  for (float& x : once) x *= 2.0f;  // exact, as is x + x
   CHECK(twice == once);
 }
 
@@ -176,7 +176,7 @@ TEST_CASE("short_attention_fits: the CUDA kernels' limits") {
   static_assert(short_attention_fits(256, 64) && short_attention_fits(256, 1));
   static_assert(!short_attention_fits(257, 1) && !short_attention_fits(1, 129));
   static_assert(!short_attention_fits(1, 0) && !short_attention_fits(-1, 8));
-  static_assert(short_attention_fits(0, 8)); // an empty batch
+  static_assert(short_attention_fits(0, 8));  // an empty batch
   // At d = 128 the backward's shared memory (K, V, a query tile) is the limit: T <= 125.
   static_assert(short_attention_fits(125, 128) && !short_attention_fits(126, 128));
   CHECK(short_attention_backward_smem_bytes(125, 128) <= kShortAttentionMaxSmemBytes);

@@ -14,11 +14,11 @@ TEST_CASE("exp_approx: within 1 ulp of exp across the normal range") {
     const double want = std::exp(static_cast<double>(x));
     worst = std::max(worst, std::fabs(exp_approx(x) - want) / want);
   }
-  CHECK(worst < 1.2e-7); // 1 ulp of float
+  CHECK(worst < 1.2e-7);  // 1 ulp of float
   CHECK(exp_approx(0.0f) == 1.0f);
   CHECK(exp_approx(-std::numeric_limits<float>::infinity()) == 0.0f);
   CHECK(exp_approx(-100.0f) == 0.0f);
-  CHECK(exp_approx(100.0f) == exp_approx(88.3f)); // saturates instead of overflowing
+  CHECK(exp_approx(100.0f) == exp_approx(88.3f));  // saturates instead of overflowing
   CHECK(std::isnan(exp_approx(std::numeric_limits<float>::quiet_NaN())));
 }
 

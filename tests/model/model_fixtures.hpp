@@ -47,4 +47,4 @@ inline std::vector<std::int32_t> random_ids(int batch, int T, std::uint32_t seed
   return ids;
 }
 
-} // namespace mt
+}  // namespace mt

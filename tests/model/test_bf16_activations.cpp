@@ -45,7 +45,7 @@ struct StackUnderTest {
     stack = std::make_unique<TransformerStack>(params, view, &backend, "", shape,
                                                mb::model::ParamGroup::global);
     params.allocate();
-    params.initialize(0.05f, 17); // a function of the seed and the names: equal in both
+    params.initialize(0.05f, 17);  // a function of the seed and the names: equal in both
     stack->reserve(arena, rows, length, bf16_activations);
     arena.commit(backend);
     view.set = &params;
@@ -116,7 +116,7 @@ void check_rounded(const StackShape& shape, int sequences, int length, bool trai
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() <= saved + slack);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("bf16 activations: results that differ from fp32-saved ones by the rounding only") {
   // Widths that are multiples of 8 (the GPU reads such copies in place) and widths that are not.

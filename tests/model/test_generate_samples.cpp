@@ -59,12 +59,12 @@ SampleOptions options(int count, int batch, std::uint64_t seed = 5) {
   return o;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE(
     "generate_samples: every sample complete, starting with the prompt, handed back in order") {
   auto m = tiny_model();
-  SampleOptions o = options(5, 2); // groups of 2, 2 and 1
+  SampleOptions o = options(5, 2);  // groups of 2, 2 and 1
   std::vector<std::uint64_t> progress;
   std::vector<Bytes> streamed(6);
   o.progress = [&](std::uint64_t bytes) { progress.push_back(bytes); };
@@ -129,7 +129,7 @@ TEST_CASE("generate_samples: an interruption keeps the finished groups and drops
   auto m = tiny_model();
   SampleOptions o = options(5, 2);
   int asked = 0;
-  o.interrupted = [&] { return ++asked > 15; }; // in the middle of the second group
+  o.interrupted = [&] { return ++asked > 15; };  // in the middle of the second group
   const Collected c = collect(*m, o);
   CHECK(c.run.interrupted);
   CHECK(c.run.completed == 2);
@@ -140,7 +140,7 @@ TEST_CASE("generate_samples: an interruption keeps the finished groups and drops
 TEST_CASE("generate_samples: a sample as long as its prompt is the prompt") {
   auto m = tiny_model();
   SampleOptions o = options(2, 8);
-  o.interrupted = [] { return true; }; // never asked: there is no step
+  o.interrupted = [] { return true; };  // never asked: there is no step
   const Collected c = collect(*m, o, kPrompt, static_cast<int>(kPrompt.size()));
   CHECK_FALSE(c.run.interrupted);
   CHECK(c.samples == std::vector<Bytes>{kPrompt, kPrompt});

@@ -81,7 +81,7 @@ void check_cached_equals_full(const ModelConfig& c, std::uint64_t seed,
 ModelConfig deeper_megabyte() {
   ModelConfig c = mt::tiny_megabyte(Activation::relu);
   c.context = 48;
-  c.patch_size = 6; // K = 8
+  c.patch_size = 6;  // K = 8
   c.global = {4, 2, 4};
   c.local = {12, 2, 3};
   c.layernorm_eps = 1e-3f;
@@ -105,7 +105,7 @@ std::vector<std::uint8_t> generate(Model& m, int prompt, int count, const Sampli
   return g.bytes();
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("MEGABYTE: cached generation equals the full forward at every position") {
   // P = 4: prompts ending before (3), at (4), after (5) a patch boundary and inside a later
@@ -207,7 +207,7 @@ TEST_CASE("a generator only reads the model: two generators of one model agree")
 TEST_CASE("sampling: the same seed gives the same bytes, another seed other bytes") {
   auto m = make_model(mt::tiny_megabyte(), 1);
   m->parameters().initialize(0.3f, 2);
-  const SamplingOptions o; // temperature 1
+  const SamplingOptions o;  // temperature 1
   const auto a = generate(*m, 3, 13, o, 1);
   const auto b = generate(*m, 3, 13, o, 1);
   const auto c = generate(*m, 3, 13, o, 2);
@@ -253,10 +253,10 @@ TEST_CASE("sampling distribution: top-k and top-p cut and renormalise") {
   CHECK(p[3] == doctest::Approx(0.3 / 0.7));
   CHECK(p[0] == 0.0);
   CHECK(p[2] == 0.0);
-  sampling_distribution(p.data(), logits.data(), 4, {1.0f, 0, 0.85f}); // 0.4 + 0.3 + 0.2
+  sampling_distribution(p.data(), logits.data(), 4, {1.0f, 0, 0.85f});  // 0.4 + 0.3 + 0.2
   CHECK(p[2] == 0.0);
   CHECK(p[0] == doctest::Approx(0.2 / 0.9));
-  sampling_distribution(p.data(), logits.data(), 4, {2.0f, 0, 1.0f}); // ∝ sqrt(p)
+  sampling_distribution(p.data(), logits.data(), 4, {2.0f, 0, 1.0f});  // ∝ sqrt(p)
   const double z = std::sqrt(0.2) + std::sqrt(0.4) + std::sqrt(0.1) + std::sqrt(0.3);
   CHECK(p[1] == doctest::Approx(std::sqrt(0.4) / z));
 }
@@ -276,7 +276,7 @@ TEST_CASE("sampling at temperature 1 draws from the softmax (chi-square)") {
     double chi = 0.0;
     for (int i = 0; i < n; ++i) {
       if (p[i] == 0.0) {
-        CHECK(counts[i] == 0); // cut values are never drawn
+        CHECK(counts[i] == 0);  // cut values are never drawn
         continue;
       }
       const double e = p[i] * draws;
@@ -324,7 +324,7 @@ void check_batched_equals_full(const ModelConfig& c, std::uint64_t seed, int pro
   m->upload_parameters();
   const int T = c.context, B = 3;
   auto ids = mt::random_ids(B, T, static_cast<std::uint32_t>(seed) + 3);
-  for (int b = 1; b < B; ++b) // the shared prompt
+  for (int b = 1; b < B; ++b)  // the shared prompt
     std::copy_n(ids.begin(), prompt, ids.begin() + static_cast<std::ptrdiff_t>(b) * T);
   std::vector<std::vector<float>> full;
   for (int b = 0; b < B; ++b)
@@ -351,7 +351,7 @@ void check_batched_equals_full(const ModelConfig& c, std::uint64_t seed, int pro
   }
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("batched generation: each of several sequences matches its own full forward") {
   SUBCASE("megabyte, prompt ending inside a patch") {

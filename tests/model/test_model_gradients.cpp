@@ -19,13 +19,13 @@ double summed_loss(Model& m, const std::vector<std::int32_t>& ids, int batch, bo
                    std::uint64_t seed) {
   if (!training) return m.forward(ids.data(), batch, false, seed).loss;
   m.forward(ids.data(), batch, true, seed);
-  return m.backward(0.0f).loss; // backward computes the loss; adding zero gradients is harmless
+  return m.backward(0.0f).loss;  // backward computes the loss; adding zero gradients is harmless
 }
 
 void check_gradients(Model& m, const std::vector<std::int32_t>& ids, int batch, bool training) {
   const std::uint64_t seed = 12345;
   ParameterSet& ps = m.parameters();
-  ps.initialize(0.25f, 7); // large weights: gradients well above fp32 noise
+  ps.initialize(0.25f, 7);  // large weights: gradients well above fp32 noise
   ps.zero_grads();
   m.forward(ids.data(), batch, training, seed);
   const LossSum analytic_loss = m.backward(1.0f);
@@ -70,7 +70,7 @@ void check_gradients(Model& m, const std::vector<std::int32_t>& ids, int batch, 
   CHECK(checked >= 5 * static_cast<int>(ps.tensors().size()));
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("MEGABYTE gradients match finite differences") {
   auto m = make_model(mt::tiny_megabyte(), 2);
@@ -85,7 +85,7 @@ TEST_CASE("MEGABYTE gradients match finite differences with dropout") {
 TEST_CASE("MEGABYTE gradients with padded windows count only real bytes") {
   auto m = make_model(mt::tiny_megabyte(), 2);
   auto ids = mt::random_ids(2, 16, 3);
-  for (int t = 9; t < 16; ++t) ids[16 + t] = kPadId; // the second window's document ends at 9
+  for (int t = 9; t < 16; ++t) ids[16 + t] = kPadId;  // the second window's document ends at 9
   check_gradients(*m, ids, 2, false);
   CHECK(m->forward(ids.data(), 2, false, 0).count == 16 + 9);
 }

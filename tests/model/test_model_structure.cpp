@@ -78,7 +78,7 @@ void check_loss_of_logits(mb::backend::Precision precision) {
   CHECK(batch_loss.loss == doctest::Approx(loss_by_hand).epsilon(1e-5));
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("MEGABYTE is causal at patch starts, middles and ends") {
   auto m = make_model(mt::tiny_megabyte(Activation::relu), 1);
@@ -152,10 +152,10 @@ TEST_CASE("MEGABYTE's local model starts every patch from the pad, not the previ
   REQUIRE(wgl);
   std::fill_n(ps.values().begin() + wgl->offset, wgl->size, 0.0f);
   auto ids = mt::random_ids(1, 16, 4);
-  ids[3] = 10; // the last bytes of patches 0, 1, 2 all differ
+  ids[3] = 10;  // the last bytes of patches 0, 1, 2 all differ
   ids[7] = 20;
   ids[11] = 30;
-  ids[4] = ids[8] = 77; // patches 1 and 2 start with the same byte
+  ids[4] = ids[8] = 77;  // patches 1 and 2 start with the same byte
   ids[12] = 78;
   const auto logits = all_logits(*m, ids, 1);
   auto row = [&](int t) {
@@ -165,6 +165,6 @@ TEST_CASE("MEGABYTE's local model starts every patch from the pad, not the previ
   CHECK(row(4) == row(0));
   CHECK(row(8) == row(0));
   CHECK(row(12) == row(0));
-  CHECK(row(5) == row(9)); // both follow byte 77 at position 1
-  CHECK(row(13) != row(9)); // follows 78
+  CHECK(row(5) == row(9));   // both follow byte 77 at position 1
+  CHECK(row(13) != row(9));  // follows 78
 }

@@ -12,7 +12,7 @@ using namespace mb::model;
 
 namespace {
 
-ModelConfig bench_cpu_shape() { // configs/bench-cpu.yaml
+ModelConfig bench_cpu_shape() {  // configs/bench-cpu.yaml
   ModelConfig c;
   c.kind = ModelKind::megabyte;
   c.context = 2048;
@@ -23,7 +23,7 @@ ModelConfig bench_cpu_shape() { // configs/bench-cpu.yaml
   return c;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("MEGABYTE parameter counts of the bench shape (T 2048, P 8, D_G 64, D_L 128)") {
   auto m = make_model(bench_cpu_shape(), 0);
@@ -73,9 +73,9 @@ TEST_CASE("MEGABYTE parameter counts of the paper's PG-19 shape (configs/paper-p
   c.kind = ModelKind::megabyte;
   c.context = 8192;
   c.patch_size = 8;
-  c.global = {256, 14, 32}; // width 8 · 256 = 2048
+  c.global = {256, 14, 32};  // width 8 · 256 = 2048
   c.local = {1024, 18, 16};
-  auto m = make_model(c, 0); // the table only: 934M parameters are not allocated
+  auto m = make_model(c, 0);  // the table only: 934M parameters are not allocated
   const ParameterSet& ps = m->parameters();
   // Global: 14 · (12 · 2048² + 13 · 2048) + 2 · 2048 = 14 · 50,358,272 + 4,096.
   CHECK(ps.count(ParamGroup::global) == 705'019'904);

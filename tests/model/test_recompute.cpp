@@ -49,7 +49,7 @@ ModelConfig deeper(ModelConfig c) {
   return c;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("recomputation gives the same gradients, bit for bit, in both kinds and precisions") {
   const ModelConfig kinds[] = {deeper(mt::tiny_megabyte(Activation::gelu, 0.2f)),

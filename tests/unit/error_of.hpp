@@ -25,4 +25,4 @@ std::string error_of(F&& f) {
   return "";
 }
 
-} // namespace mb::test
+}  // namespace mb::test

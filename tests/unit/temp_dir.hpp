@@ -26,4 +26,4 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
 };
 
-} // namespace mb::test
+}  // namespace mb::test

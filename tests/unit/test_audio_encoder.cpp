@@ -25,7 +25,7 @@ using mb::test::TempDir;
 
 struct SoundFile {
   SF_INFO info{};
-  std::vector<std::int16_t> samples; // interleaved
+  std::vector<std::int16_t> samples;  // interleaved
 };
 
 void write_s16_wav(const fs::path& path, int rate, int channels,
@@ -102,7 +102,7 @@ fs::path first_file(const fs::path& dir, const std::string& extension) {
   return best;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("encode_audio_file: a stereo 16 kHz WAV becomes the channel average") {
   TempDir dir("audio-stereo");
@@ -229,7 +229,7 @@ TEST_CASE("write_wav: libsndfile reads back the rate, one channel and the sample
   std::vector<std::int16_t> samples;
   for (int i = 0; i < 12345; ++i) samples.push_back(tone(300, 20000, i, 8000));
   auto pcm = to_s16le(samples);
-  pcm.push_back(0x7F); // an odd trailing byte is not a sample and must be dropped
+  pcm.push_back(0x7F);  // an odd trailing byte is not a sample and must be dropped
   fs::path out = dir.path / "out.wav";
   mb::data::write_wav(out, pcm, AudioParams{8000});
 

@@ -29,7 +29,7 @@ TEST_CASE("an arena hands out aligned, disjoint slices of one zeroed allocation"
   auto a = arena.reserve<float>(3);
   auto b = arena.reserve<std::int32_t>(1000);
   auto c = arena.reserve<float>(64);
-  CHECK(a.get() == nullptr); // nothing is allocated before commit()
+  CHECK(a.get() == nullptr);  // nothing is allocated before commit()
   CHECK(arena.bytes() == 256 + 4096 + 256);
   arena.commit(*cpu);
   const auto base = reinterpret_cast<std::uintptr_t>(arena.base());
@@ -53,7 +53,7 @@ TEST_CASE("devices are named cpu and cuda; anything else is refused naming the o
 
 TEST_CASE("asking for CUDA where it cannot be used says why") {
   std::string why;
-  if (mb::backend::cuda_available(&why)) return; // a GPU machine: nothing to refuse
+  if (mb::backend::cuda_available(&why)) return;  // a GPU machine: nothing to refuse
   CHECK_FALSE(why.empty());
   const std::string msg = error_of([] { (void)mb::backend::make_backend(Device::cuda); });
   CHECK(contains(msg, "--device cuda"));
@@ -64,8 +64,8 @@ TEST_CASE("asking for CUDA where it cannot be used says why") {
 TEST_CASE("the CPU backend takes the short attention for the shapes an A100 or H100 takes") {
   using mb::backend::AttentionKernel;
   auto cpu = mb::backend::make_backend(Device::cpu);
-  CHECK(cpu->attention_kernel(8, 32) == AttentionKernel::short_sequence); // a text patch
-  CHECK(cpu->attention_kernel(192, 64) == AttentionKernel::short_sequence); // an image patch
+  CHECK(cpu->attention_kernel(8, 32) == AttentionKernel::short_sequence);    // a text patch
+  CHECK(cpu->attention_kernel(192, 64) == AttentionKernel::short_sequence);  // an image patch
   CHECK(cpu->attention_kernel(125, 128) == AttentionKernel::short_sequence);
   CHECK(cpu->attention_kernel(126, 128) == AttentionKernel::tiled);
   CHECK(cpu->attention_kernel(257, 32) == AttentionKernel::tiled);
@@ -76,15 +76,15 @@ TEST_CASE("in bf16 the backend takes the tiled (tensor-core) attention from 64 p
   using mb::backend::Precision;
   auto fp32 = mb::backend::make_backend(Device::cpu, Precision::fp32);
   auto bf16 = mb::backend::make_backend(Device::cpu, Precision::bf16);
-  CHECK(fp32->attention_kernel(192, 64) == AttentionKernel::short_sequence); // an image patch
-  CHECK(bf16->attention_kernel(192, 64) == AttentionKernel::tiled_bf16); // tensor cores
+  CHECK(fp32->attention_kernel(192, 64) == AttentionKernel::short_sequence);  // an image patch
+  CHECK(bf16->attention_kernel(192, 64) == AttentionKernel::tiled_bf16);      // tensor cores
   CHECK(bf16->attention_kernel(64, 16) == AttentionKernel::tiled_bf16);
-  CHECK(bf16->attention_kernel(63, 64) == AttentionKernel::short_sequence); // under one tile
-  CHECK(bf16->attention_kernel(8, 64) == AttentionKernel::short_sequence); // a text patch
+  CHECK(bf16->attention_kernel(63, 64) == AttentionKernel::short_sequence);  // under one tile
+  CHECK(bf16->attention_kernel(8, 64) == AttentionKernel::short_sequence);   // a text patch
   // Heads the bf16 attention does not take: the fp32 kernels, short or tiled by length.
   CHECK(bf16->attention_kernel(192, 40) == AttentionKernel::short_sequence);
   CHECK(bf16->attention_kernel(300, 40) == AttentionKernel::tiled);
-  CHECK(fp32->attention_kernel(300, 64) == AttentionKernel::tiled); // too long for the short
+  CHECK(fp32->attention_kernel(300, 64) == AttentionKernel::tiled);  // too long for the short
   CHECK(bf16->attention_kernel(300, 64) == AttentionKernel::tiled_bf16);
   CHECK(mb::backend::attention_kernel_name(AttentionKernel::tiled_bf16) == "tiled bf16");
 }
@@ -98,7 +98,7 @@ TEST_CASE("copy_rows copies rows between pitches and touches nothing else") {
                 2 * sizeof(float), 3);
   const std::vector<float> want{-1, 1, 2, -1, -1, -1, 5, 6, -1, -1, -1, 9, 10, -1, -1};
   CHECK(dst == want);
-  be->copy_rows(dst.data(), 5 * sizeof(float), src.data(), 4 * sizeof(float), 0, 3); // nothing
+  be->copy_rows(dst.data(), 5 * sizeof(float), src.data(), 4 * sizeof(float), 0, 3);  // nothing
   CHECK(dst == want);
   // Rows that would overlap: refused, naming the sizes, before anything is written.
   try {
@@ -109,7 +109,7 @@ TEST_CASE("copy_rows copies rows between pitches and touches nothing else") {
     CHECK(contains(e.what(), "dst 4"));
   }
   CHECK(dst == want);
-  be->copy_rows(dst.data(), 0, src.data(), 0, 2 * sizeof(float), 1); // one row: any pitch
+  be->copy_rows(dst.data(), 0, src.data(), 0, 2 * sizeof(float), 1);  // one row: any pitch
   CHECK(dst[0] == 0.0f);
   CHECK(dst[1] == 1.0f);
 }
@@ -118,7 +118,7 @@ TEST_CASE("copy_rows copies rows between pitches and touches nothing else") {
 TEST_CASE("in bf16 the backends take the bf16 attention for the heads it takes, fp32 otherwise") {
   auto run = [](mb::backend::Precision precision, int d, bool backward) {
     auto be = mb::backend::make_backend(Device::cpu, precision);
-    const int B = 1, T = 70, H = 2; // past the short attention's range in bf16
+    const int B = 1, T = 70, H = 2;  // past the short attention's range in bf16
     const std::size_t n = static_cast<std::size_t>(B) * T * H * d;
     std::vector<float> qkv(3 * n), out(n), lse(static_cast<std::size_t>(B) * H * T), dqkv(3 * n);
     for (std::size_t i = 0; i < qkv.size(); ++i)
@@ -165,7 +165,7 @@ mb::model::ModelConfig small_transformer() {
   return c;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("the memory plan is the model's own allocation, counted by hand") {
   const mb::model::ModelConfig c = small_transformer();
@@ -203,7 +203,7 @@ TEST_CASE("the memory plan is the model's own allocation, counted by hand") {
 
 TEST_CASE("a config whose attention heads are too wide for CUDA is refused when planned for it") {
   mb::model::ModelConfig c = small_transformer();
-  c.global = {512, 1, 2}; // heads of 256
+  c.global = {512, 1, 2};  // heads of 256
   const std::string msg =
       error_of([&] { (void)mb::model::make_model_plan(c, 1, Device::cuda, Precision::bf16); });
   CHECK(contains(msg, "model.global.heads"));
@@ -228,8 +228,8 @@ TEST_CASE("bf16 precision rounds the products' operands: close to fp32, not equa
     ids[i] = static_cast<std::int32_t>((i * 37 + 11) % 256);
   const double a = fp32->forward(ids.data(), B, false, 0).loss;
   const double b = bf16->forward(ids.data(), B, false, 0).loss;
-  CHECK(a != b); // the rounding took effect
-  CHECK(std::abs(a - b) < 1e-2 * std::abs(a)); // and only as much as bf16's 8 bits allow
+  CHECK(a != b);                                // the rounding took effect
+  CHECK(std::abs(a - b) < 1e-2 * std::abs(a));  // and only as much as bf16's 8 bits allow
   const std::string msg =
       error_of([] { (void)mb::backend::parse_precision("fp16", "--precision"); });
   CHECK(contains(msg, "--precision"));
@@ -298,8 +298,8 @@ TEST_CASE("the training memory plan adds the optimiser and the workspace to the 
   CHECK(cuda.optimizer == 2 * cuda.parameters);
   CHECK(cuda.workspace == mb::backend::kCudaMatmulWorkspaceBytes);
   CHECK(cpu.workspace == 0);
-  CHECK(cuda.bf16_weights * 2 == cuda.parameters); // the bf16 copy of every parameter
-  CHECK(cpu.bf16_weights == 0); // fp32 keeps none
+  CHECK(cuda.bf16_weights * 2 == cuda.parameters);  // the bf16 copy of every parameter
+  CHECK(cpu.bf16_weights == 0);                     // fp32 keeps none
   CHECK(cuda.total() == cuda.parameters + cuda.gradients + cuda.optimizer + cuda.bf16_weights +
                             cuda.activations + cuda.workspace);
   // bf16 saves four activations per layer as bf16 only (FC_qkv's, the attention's, FC1's and
@@ -309,7 +309,7 @@ TEST_CASE("the training memory plan adds the optimiser and the workspace to the 
   CHECK(cpu.activations - cuda.activations == saved);
   CHECK(cuda.total() + saved - cpu.total() ==
         mb::backend::kCudaMatmulWorkspaceBytes + cuda.bf16_weights);
-  config.train.batch_size = 4; // activations scale with the batch, nothing else does
+  config.train.batch_size = 4;  // activations scale with the batch, nothing else does
   const auto four = mb::train::plan_training_memory(config, Device::cuda, Precision::bf16);
   CHECK(four.activations == 2 * cuda.activations);
   CHECK(four.parameters == cuda.parameters);

@@ -75,7 +75,7 @@ struct SavedRun {
     v = moments_like(model->parameters(), 2);
     state.step = 1234;
     state.sampler_epoch = 5;
-    state.sampler_index = 0xFFFFFFFFFFFFFFF0ull; // needs all 64 bits
+    state.sampler_index = 0xFFFFFFFFFFFFFFF0ull;  // needs all 64 bits
     checkpoint = mb::model::save_checkpoint(run, config, model->parameters(), m, v, state);
   }
   fs::path save(std::int64_t step) {
@@ -108,7 +108,7 @@ void rewrite_metadata(const fs::path& file, Edit edit) {
   mb::model::write_safetensors(file, refs, meta);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE(
     "checkpoint: save then load round-trips the weights, the moments and the state bit for bit") {
@@ -117,12 +117,12 @@ TEST_CASE(
   CHECK(fs::is_regular_file(r.checkpoint / "model.safetensors"));
   CHECK(fs::is_regular_file(r.checkpoint / "optimizer.safetensors"));
 
-  auto loaded = mb::model::make_model(tiny_model_config(), 1); // zero weights
+  auto loaded = mb::model::make_model(tiny_model_config(), 1);  // zero weights
   REQUIRE_FALSE(same_bits(loaded->parameters().values(), r.model->parameters().values()));
   mb::model::load_weights(r.checkpoint, loaded->parameters());
   CHECK(same_bits(loaded->parameters().values(), r.model->parameters().values()));
 
-  std::vector<float> m{1.0f}, v; // replaced, whatever they held
+  std::vector<float> m{1.0f}, v;  // replaced, whatever they held
   const mb::model::TrainingState s =
       mb::model::load_optimizer_state(r.checkpoint, loaded->parameters(), m, v);
   CHECK(same_bits(m, r.m));
@@ -142,8 +142,8 @@ TEST_CASE(
 
 TEST_CASE("checkpoint: the dataset's layout is recorded for image and audio models") {
   SavedRun r("tp-ckpt-encoder");
-  CHECK_FALSE(mb::model::read_checkpoint_info(r.checkpoint).has_encoder); // none given
-  mb::data::EncoderParams text; // text has no layout to record
+  CHECK_FALSE(mb::model::read_checkpoint_info(r.checkpoint).has_encoder);  // none given
+  mb::data::EncoderParams text;  // text has no layout to record
   CHECK_FALSE(mb::model::read_checkpoint_info(mb::model::save_checkpoint(r.run, r.config,
                                                                          r.model->parameters(), r.m,
                                                                          r.v, r.state, &text))
@@ -192,10 +192,10 @@ TEST_CASE("checkpoint: read_checkpoint_info gives the saved config and step") {
 }
 
 TEST_CASE("checkpoint: list_checkpoints is ordered by step and ignores incomplete directories") {
-  SavedRun r("tp-ckpt-list"); // step 1234
+  SavedRun r("tp-ckpt-list");  // step 1234
   const fs::path ckpts = r.run / "checkpoints";
   r.save(99999999);
-  r.save(100000000); // 9 digits: after 99999999 by step, before it by name
+  r.save(100000000);  // 9 digits: after 99999999 by step, before it by name
   r.save(30);
   r.save(5);
   // A staging directory (as AtomicDirectory names them, and one with a suffix), both complete.
@@ -235,10 +235,10 @@ TEST_CASE("checkpoint: saving a step again replaces it") {
 }
 
 TEST_CASE("checkpoint: prune_checkpoints keeps the newest N") {
-  SavedRun r("tp-ckpt-prune"); // step 1234
+  SavedRun r("tp-ckpt-prune");  // step 1234
   const fs::path ckpts = r.run / "checkpoints";
   for (std::int64_t s : {10, 2000, 500, 20}) r.save(s);
-  fs::copy(ckpts / "step-00000010", ckpts / ".step-00000001.partial-1"); // not a checkpoint
+  fs::copy(ckpts / "step-00000010", ckpts / ".step-00000001.partial-1");  // not a checkpoint
   REQUIRE(mb::model::list_checkpoints(r.run).size() == 5);
   mb::model::prune_checkpoints(r.run, 10);
   CHECK(mb::model::list_checkpoints(r.run).size() == 5);
@@ -251,7 +251,7 @@ TEST_CASE("checkpoint: prune_checkpoints keeps the newest N") {
     INFO(gone);
     CHECK_FALSE(fs::exists(ckpts / gone));
   }
-  CHECK(fs::exists(ckpts / ".step-00000001.partial-1")); // only checkpoints are pruned
+  CHECK(fs::exists(ckpts / ".step-00000001.partial-1"));  // only checkpoints are pruned
   mb::model::prune_checkpoints(r.run, 1);
   CHECK(mb::model::list_checkpoints(r.run) == std::vector<fs::path>{ckpts / "step-00002000"});
   // The kept one still loads.
@@ -261,7 +261,7 @@ TEST_CASE("checkpoint: prune_checkpoints keeps the newest N") {
 }
 
 TEST_CASE("checkpoint: resolve_checkpoint takes a run, a checkpoint directory or its files") {
-  SavedRun r("tp-ckpt-resolve"); // step 1234
+  SavedRun r("tp-ckpt-resolve");  // step 1234
   const fs::path newest = r.save(5000);
   r.save(7);
   CHECK(mb::model::resolve_checkpoint(r.run) == newest);
@@ -277,7 +277,7 @@ TEST_CASE("checkpoint: resolve_checkpoint takes a run, a checkpoint directory or
   }
   SUBCASE("a run directory without a checkpoint") {
     const fs::path run = r.tmp.path / "fresh-run";
-    fs::create_directories(run / "checkpoints" / "step-00000001"); // incomplete
+    fs::create_directories(run / "checkpoints" / "step-00000001");  // incomplete
     const std::string msg = error_of([&] { mb::model::resolve_checkpoint(run); });
     CHECK(contains(msg, run.string()));
     CHECK(contains(msg, "no complete checkpoint"));

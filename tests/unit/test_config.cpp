@@ -48,7 +48,7 @@ Config megabyte_config() {
   c.model.local = {96, 3, 6};
   c.model.ffn_multiplier = 3;
   c.model.activation = Activation::gelu;
-  c.model.dropout = 0.123456789f; // not exact in binary: must still come back equal
+  c.model.dropout = 0.123456789f;  // not exact in binary: must still come back equal
   c.model.init_std = std::nextafter(0.006f, 1.0f);
   c.model.layernorm_eps = 1e-6f;
   c.data.modality = mb::data::Modality::image;
@@ -74,12 +74,12 @@ Config transformer_config() {
   c.model.global = {768, 13, 12};
   c.data.modality = mb::data::Modality::audio;
   c.train.optimizer.lr = 2e-4;
-  c.train.optimizer.warmup_steps = c.train.steps; // the largest warm-up allowed
+  c.train.optimizer.warmup_steps = c.train.steps;  // the largest warm-up allowed
   c.train.recompute = Recompute::all;
   return c;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("config: defaults are the header's defaults, from an empty file or empty sections") {
   const Config defaults;
@@ -206,7 +206,7 @@ TEST_CASE("config: config_to_yaml round-trips exactly") {
                             "keep_checkpoints:",
                             "log_every:"})
       CHECK_MESSAGE(contains(yaml, key), std::string(key));
-    CHECK(contains(yaml, "# ")); // commented
+    CHECK(contains(yaml, "# "));  // commented
     const YAML::Node doc = YAML::Load(yaml);
     CHECK(doc["model"]["layernorm_eps"].as<double>() == doctest::Approx(1e-5));
   }
@@ -272,7 +272,7 @@ TEST_CASE("config: every key can be set with --set") {
       CAPTURE(file);
       const Config got = parse_config(file, "base.yaml", {c.set});
       CHECK(c.took(got));
-      CHECK_FALSE(c.took(Config{})); // the case really changes something
+      CHECK_FALSE(c.took(Config{}));  // the case really changes something
     }
 
   SUBCASE("model.kind onto a file without megabyte-only keys") {
@@ -610,5 +610,5 @@ TEST_CASE("config: bench-cpu.yaml is the benchmark's exact shape") {
   CHECK(c.model.dropout == 0.1f);
   CHECK(c.train.batch_size == 4);
   CHECK(c.train.grad_accumulation == 1);
-  CHECK(c.train.optimizer.weight_decay > 0.0); // AdamW: decoupled weight decay
+  CHECK(c.train.optimizer.weight_decay > 0.0);  // AdamW: decoupled weight decay
 }

@@ -79,7 +79,7 @@ void flip_byte(const fs::path& p, std::uint64_t at) {
   REQUIRE(f);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("an intact dataset opens and verifies (the baseline for the cases below)") {
   SmallDataset ds("err-baseline");
@@ -117,7 +117,7 @@ TEST_CASE("a flipped byte in a frame is reported with the shard, the frame and i
   const SplitReader& train = before.split("train");
   REQUIRE(train.shards().size() >= 2);
   const std::uint64_t first_doc =
-      train.shards()[0].documents(); // global index of the shard's first document
+      train.shards()[0].documents();  // global index of the shard's first document
   const ShardIndex idx = train.shards()[1].index();
   REQUIRE(idx.frames.size() >= 4);
 
@@ -173,7 +173,7 @@ TEST_CASE("a flipped byte in a shard's index is refused at open") {
   {
     ShardReader r(p, nullptr, 0);
     const FrameEntry& last = r.index().frames.back();
-    index_start = last.compressed_offset + last.compressed_size; // the skippable frame
+    index_start = last.compressed_offset + last.compressed_size;  // the skippable frame
     payload = r.file_size() - index_start - 8;
   }
   SUBCASE("in the frame count") { flip_byte(p, index_start + 8 + 16); }
@@ -197,7 +197,7 @@ TEST_CASE("an index with a valid checksum whose frames do not tile the file is r
   const fs::path p = ds.shard("train-00001.zst");
   auto bytes = mb::read_whole_file(p);
   const std::uint64_t payload = get_u64(bytes.data() + bytes.size() - 16);
-  const std::size_t start = bytes.size() - payload; // the payload, after the skippable header
+  const std::size_t start = bytes.size() - payload;  // the payload, after the skippable header
   // Frame 1's compressed offset, one byte off; then a matching index checksum.
   const std::size_t field = start + kIndexHeaderBytes + kFrameEntryBytes;
   bytes[field] = static_cast<std::uint8_t>(bytes[field] + 1);
@@ -315,7 +315,7 @@ std::string parse_error(const std::string& text) {
   return error_of([&] { Manifest::parse(text, kFile); });
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("Manifest::parse: the reference manifest parses (baseline for the cases below)") {
   const Manifest m = Manifest::parse(kText, kFile);

@@ -55,7 +55,7 @@ mb::model::LossSum loss_by_hand(mb::model::Model& m,
   return sum;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE(
     "evaluate_plain: every byte of every document scored once, the loss of the windows by hand") {
@@ -80,7 +80,7 @@ TEST_CASE(
   CHECK(r.documents == 5);
 
   const auto windows = windows_by_hand(docs, T);
-  REQUIRE(windows.size() == 8); // 1 + 1 + 1 + 2 + 3
+  REQUIRE(windows.size() == 8);  // 1 + 1 + 1 + 2 + 3
   const mb::model::LossSum by_hand = loss_by_hand(*model, windows, 0, windows.size());
   CHECK(by_hand.count == 77);
   CHECK(r.loss > 0.0);
@@ -111,21 +111,21 @@ TEST_CASE("evaluate_plain: max_bytes stops after the window that reaches it") {
     std::uint64_t max_bytes, bytes, documents;
     std::size_t windows;
   };
-  for (const Case c : {Case{20, 20, 3, 3}, // doc 2 ends exactly at 20: doc 3 not started
-                       Case{21, 36, 4, 4}, // doc 3 crosses 21 in its first window: scored in part
-                       Case{4, 4, 2, 2}, // reached at the end of doc 1
-                       Case{5, 20, 3, 3}, // doc 2's one window crosses 5
-                       Case{1, 1, 1, 1}, // the first byte is enough
-                       Case{37, 37, 4, 5}, // doc 3 whole
-                       Case{54, 69, 5, 7}, // doc 4 in part
-                       Case{77, 77, 5, 8}, // everything, exactly
-                       Case{1000, 77, 5, 8}}) { // more than there is
+  for (const Case c : {Case{20, 20, 3, 3},  // doc 2 ends exactly at 20: doc 3 not started
+                       Case{21, 36, 4, 4},  // doc 3 crosses 21 in its first window: scored in part
+                       Case{4, 4, 2, 2},    // reached at the end of doc 1
+                       Case{5, 20, 3, 3},   // doc 2's one window crosses 5
+                       Case{1, 1, 1, 1},    // the first byte is enough
+                       Case{37, 37, 4, 5},  // doc 3 whole
+                       Case{54, 69, 5, 7},  // doc 4 in part
+                       Case{77, 77, 5, 8},  // everything, exactly
+                       Case{1000, 77, 5, 8}}) {  // more than there is
     INFO("max_bytes " << c.max_bytes);
     const mb::train::EvalResult r = mb::train::evaluate_plain(*model, split, c.max_bytes);
     CHECK(r.bytes == c.bytes);
     CHECK(r.documents == c.documents);
     CHECK(r.bytes >=
-          std::min<std::uint64_t>(c.max_bytes, 77)); // at least max_bytes, where there are
+          std::min<std::uint64_t>(c.max_bytes, 77));  // at least max_bytes, where there are
     const mb::model::LossSum by_hand = loss_by_hand(*model, windows, 0, c.windows);
     CHECK(static_cast<std::uint64_t>(by_hand.count) == c.bytes);
     CHECK(r.loss == doctest::Approx(by_hand.loss).epsilon(1e-9));
@@ -183,7 +183,7 @@ std::vector<float> window_losses(mb::model::Model& m, const Bytes& doc, std::siz
   return std::vector<float>(m.position_losses(), m.position_losses() + T);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("evaluate: stride T is plain; every stride scores every byte exactly once") {
   const std::vector<Bytes> docs = random_documents({1, 3, 16, 17, 40}, 31);
@@ -219,7 +219,7 @@ TEST_CASE("evaluate: stride T is plain; every stride scores every byte exactly o
     CHECK(position_bytes == 77);
     CHECK(by_position == doctest::Approx(r.total.loss).epsilon(1e-12));
     if (stride == 0 || stride == 16) {
-      CHECK(r.total.loss == plain.loss); // the same windows
+      CHECK(r.total.loss == plain.loss);  // the same windows
       // Plain windows: a window's position i is in patch position i mod 4; the documents of
       // 1, 3, 16, 17 (16 + 1) and 40 (16 + 16 + 8) bytes put 1+1+4+5+10 = 21 bytes at position
       // 0, 0+1+4+4+10 = 19 at 1, 19 at 2 and 0+0+4+4+10 = 18 at 3.
@@ -320,7 +320,7 @@ TEST_CASE("context curve: buckets double from 1K up to T") {
   CHECK(b[1].last == 2048);
   CHECK(b[2].last == 4096);
   CHECK(b[3].first == 4096);
-  CHECK(b[3].last == 5000); // cut at T
+  CHECK(b[3].last == 5000);  // cut at T
   REQUIRE(context_buckets(512).size() == 1);
   CHECK(context_buckets(512)[0].last == 512);
   CHECK(context_buckets(1024).size() == 1);

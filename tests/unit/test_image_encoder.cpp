@@ -88,7 +88,7 @@ struct StbiFree {
   void operator()(stbi_uc* p) const { stbi_image_free(p); }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("patch_scan: patch_unscan inverts it both ways for random images") {
   const std::vector<ImageParams> combos = {{1, 3},   {4, 12},  {8, 12},  {12, 27},

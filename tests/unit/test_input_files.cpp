@@ -48,7 +48,7 @@ std::size_t count_true(const std::vector<bool>& v) {
   return static_cast<std::size_t>(std::count(v.begin(), v.end(), true));
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("expand_inputs: a directory is walked recursively, sorted, hidden entries skipped") {
   TempDir tmp("inputs-walk");
@@ -220,8 +220,8 @@ TEST_CASE(
       if (frac == 1.0) forced_train += nval == n - 1;
     }
   }
-  CHECK(forced_val == 300); // the rule did the work: such a fraction alone selects nothing
-  CHECK(forced_train == 300); // and every hash is below 1.0
+  CHECK(forced_val == 300);    // the rule did the work: such a fraction alone selects nothing
+  CHECK(forced_train == 300);  // and every hash is below 1.0
   // One file always stays in train, whatever the fraction: an empty train split is useless.
   CHECK(count_true(assign_validation({"only.txt"}, 1e-9, {})) == 0);
   CHECK(count_true(assign_validation({"only.txt"}, 1.0, {})) == 0);

@@ -28,7 +28,7 @@ TEST_CASE(
   const double d2 = learning_rate(opt, steps, 50) - learning_rate(opt, steps, 49);
   CHECK(d1 == doctest::Approx(d2).epsilon(1e-9));
   CHECK(learning_rate(opt, steps, 99) == doctest::Approx(3e-4).epsilon(1e-12));
-  CHECK(learning_rate(opt, steps, 100) == 3e-4); // the peak, exactly
+  CHECK(learning_rate(opt, steps, 100) == 3e-4);  // the peak, exactly
   for (std::int64_t s = 0; s < steps; ++s) CHECK_LE(learning_rate(opt, steps, s), 3e-4);
 }
 
@@ -38,7 +38,7 @@ TEST_CASE(
   mb::model::OptimizerConfig opt;
   opt.lr = 1e-3;
   opt.warmup_steps = 100;
-  const std::int64_t steps = 1100; // 1000 decay steps
+  const std::int64_t steps = 1100;  // 1000 decay steps
   using mb::train::learning_rate;
   // lr · (1 - (step - warmup) / (steps - warmup))^power
   auto formula = [&](std::int64_t step, double power) {
@@ -55,7 +55,7 @@ TEST_CASE(
       const double lr = learning_rate(opt, steps, s);
       CHECK_GE(lr, 0.0);
       if (s > 100) {
-        CHECK_LE(lr, previous); // decays monotonically
+        CHECK_LE(lr, previous);  // decays monotonically
         previous = lr;
       }
     }

@@ -25,7 +25,7 @@ TEST_CASE("metrics log: resuming drops the lines after the checkpoint and a torn
         << "{\"step\":3,\"loss\":3.5}\n{\"step\":4,\"loss\":3.0}\nnot json\n{\"step\":5,\"lo";
   }
   {
-    mb::train::MetricsLog log(path, 2); // resumed from the checkpoint of step 2
+    mb::train::MetricsLog log(path, 2);  // resumed from the checkpoint of step 2
     log.write("{\"step\":3,\"loss\":3.4}");
   }
   std::ifstream in(path);

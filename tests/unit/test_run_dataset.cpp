@@ -31,7 +31,7 @@ void write_dataset(const fs::path& dir, int docs, char fill, bool val) {
   DatasetWriter w(dir, EncoderParams{}, DatasetWriterOptions{}, pool);
   for (int i = 0; i < docs; ++i) {
     const bool to_val = val && i == docs - 1;
-    std::string name = "d"; // (not "d" + ...: GCC 12's false -Wrestrict)
+    std::string name = "d";  // (not "d" + ...: GCC 12's false -Wrestrict)
     name += std::to_string(i);
     w.add_document(to_val ? Split::validation : Split::train, name,
                    std::vector<std::uint8_t>(100 + i, static_cast<std::uint8_t>(fill)));
@@ -39,14 +39,14 @@ void write_dataset(const fs::path& dir, int docs, char fill, bool val) {
   w.commit();
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a dataset's fingerprint follows its bytes and splits, not where it lies") {
   TempDir tmp("run-dataset-fp");
   write_dataset(tmp.path / "a", 5, 'a', true);
   write_dataset(tmp.path / "same", 5, 'a', true);
   write_dataset(tmp.path / "bytes", 5, 'b', true);
-  write_dataset(tmp.path / "split", 5, 'a', false); // the same bytes, all in train
+  write_dataset(tmp.path / "split", 5, 'a', false);  // the same bytes, all in train
   const auto fp = [&](const char* name) { return Manifest::load(tmp.path / name).fingerprint(); };
   CHECK(fp("a") == fp("same"));
   CHECK(fp("a") != fp("bytes"));
@@ -64,7 +64,7 @@ TEST_CASE("a run's dataset record: the same dataset passes, another is refused")
   fs::create_directories(run);
   const Dataset a = Dataset::open(tmp.path / "a");
 
-  CHECK_FALSE(mb::train::check_run_dataset(run, a)); // no record yet: nothing checked
+  CHECK_FALSE(mb::train::check_run_dataset(run, a));  // no record yet: nothing checked
   mb::train::record_run_dataset(run, a);
   const auto bytes = mb::read_whole_file(run / mb::train::kRunDatasetFile);
   const std::string record(bytes.begin(), bytes.end());

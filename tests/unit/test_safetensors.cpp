@@ -80,7 +80,7 @@ fs::path one_tensor(const fs::path& p, const std::string& entries, const std::st
 
 const std::string kW = R"("w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]})";
 
-} // namespace
+}  // namespace
 
 TEST_CASE("safetensors: round trip of several tensors, a scalar and a zero-size tensor") {
   TempDir tmp("st-roundtrip");
@@ -128,7 +128,7 @@ TEST_CASE("safetensors: metadata round trip, with the data checksum added") {
       {"megabyte.config", "model:\n  kind: megabyte\n  context: 2048  # \"quoted\"\n"},
       {"unicode", "bits per byte \xce\xbb \xe2\x86\x92 0"},
       {"empty", ""},
-      {mb::model::kDataChecksumKey, "not what the writer computes"}, // replaced by the writer
+      {mb::model::kDataChecksumKey, "not what the writer computes"},  // replaced by the writer
   };
   const float x[3] = {1, 2, 3};
   mb::model::write_safetensors(file, {{"x", {3}, x}}, meta);
@@ -157,7 +157,7 @@ TEST_CASE("safetensors: the byte layout, checked independently of the reader") {
   std::uint64_t n = 0;
   for (int i = 7; i >= 0; --i)
     n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
-  CHECK((8 + n) % 8 == 0); // the data buffer is aligned for readers that map the file
+  CHECK((8 + n) % 8 == 0);  // the data buffer is aligned for readers that map the file
   REQUIRE(8 + n <= bytes.size());
   const std::string header = bytes.substr(8, n);
   CHECK(header.front() == '{');
@@ -273,7 +273,7 @@ TEST_CASE("safetensors: truncated files") {
   }
   SUBCASE("header length over the limit") {
     write_bytes(p, le64(150'000'000));
-    fs::resize_file(p, 150'000'100); // sparse: no disk space used
+    fs::resize_file(p, 150'000'100);  // sparse: no disk space used
     check_open_error(p, "over the limit");
   }
   SUBCASE("data shorter than the header says") {

@@ -49,13 +49,13 @@ struct Planner {
 
 std::vector<std::uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("text plan: the prompt, then --bytes more; a prompt may end inside a patch") {
   const auto info = checkpoint(Modality::text, 16, 4);
   Planner plan;
   SampleRequest r;
-  r.prompt = "hello"; // 5 bytes: one patch and one byte into the next
+  r.prompt = "hello";  // 5 bytes: one patch and one byte into the next
   r.given.prompt = true;
   r.bytes = 7;
   const SamplePlan p = plan(r, info);
@@ -167,7 +167,7 @@ std::vector<std::uint8_t> test_picture(const mb::data::ImageParams& params) {
   return scanned;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("image plan: whole images; the prompt is the picture's top rows in patch-scan order") {
   TempDir dir("sample-plan-image");
@@ -186,7 +186,7 @@ TEST_CASE("image plan: whole images; the prompt is the picture's top rows in pat
   CHECK(p.length == 32 * 32 * 3);
   CHECK(p.prompt.empty());
   CHECK(p.image.image_size == 32);
-  CHECK(p.image.patch_size == 48); // the model's patch
+  CHECK(p.image.patch_size == 48);  // the model's patch
 
   // 8 rows are 2 rows of 8 blocks of 48 bytes: the first 768 bytes of the scan.
   r.prompt_file = png.string();
@@ -212,7 +212,7 @@ TEST_CASE("image plan: the geometry recorded at training is the default") {
   CHECK(p.image.image_size == 16);
   CHECK(p.image.patch_size == 12);
   CHECK(p.length == 16 * 16 * 3);
-  r.image_size = 32; // given: wins
+  r.image_size = 32;  // given: wins
   r.patch_size = 48;
   p = plan(r, info);
   CHECK(p.image.image_size == 32);
@@ -238,7 +238,7 @@ TEST_CASE("image plan: sizes, patches and prompt rows that do not fit are refuse
   r.patch_size = 50;
   CHECK(contains(error_of([&] { plan(r, info); }), "--patch-size: patch size 50 is not 3*p*p"));
   r.patch_size = 0;
-  r.image_size = 30; // the model's P = 48 is 4 x 4 pixels, which do not tile 30
+  r.image_size = 30;  // the model's P = 48 is 4 x 4 pixels, which do not tile 30
   CHECK(contains(error_of([&] { plan(r, info); }),
                  "--image-size: image size 30 is not a multiple of the patch block side 4"));
   r.image_size = 32;
@@ -270,7 +270,7 @@ TEST_CASE("image plan: sizes, patches and prompt rows that do not fit are refuse
 }
 
 TEST_CASE("audio plan: --seconds at the rate are 2 bytes a sample, capped at the context") {
-  auto info = checkpoint(Modality::audio, 2049, 1); // an odd context holds whole samples only
+  auto info = checkpoint(Modality::audio, 2049, 1);  // an odd context holds whole samples only
   Planner plan;
   SampleRequest r;
   r.to_file = true;
@@ -289,7 +289,7 @@ TEST_CASE("audio plan: --seconds at the rate are 2 bytes a sample, capped at the
   CHECK(plan.warnings[0] ==
         "--seconds 1 capped at 0.128 s: the model's context is 2049 bytes, 1024 samples");
 
-  r.seconds = 1e-5; // rounds to no sample at all
+  r.seconds = 1e-5;  // rounds to no sample at all
   CHECK(contains(error_of([&] { plan(r, info); }), "--seconds: is shorter than one sample"));
   r.seconds = 0.1;
   r.prompt_seconds = 0.05;
@@ -301,7 +301,7 @@ TEST_CASE("audio plan: --seconds at the rate are 2 bytes a sample, capped at the
 TEST_CASE("audio plan: the recorded rate is the default, and the prompt is a sound's start") {
   TempDir dir("sample-plan-audio");
   const auto wav = dir.path / "prompt.wav";
-  std::vector<std::uint8_t> pcm(8000 * 2); // one second at 8 kHz
+  std::vector<std::uint8_t> pcm(8000 * 2);  // one second at 8 kHz
   for (std::size_t i = 0; i < pcm.size(); ++i)
     pcm[i] = static_cast<std::uint8_t>(i % 2 ? (i / 64) % 32 : i * 5);
   mb::data::write_wav(wav, pcm, mb::data::AudioParams{8000});
@@ -317,10 +317,10 @@ TEST_CASE("audio plan: the recorded rate is the default, and the prompt is a sou
   r.prompt_file = wav.string();
   r.prompt_seconds = 0.025;
   SamplePlan p = plan(r, info);
-  CHECK(p.audio.sample_rate == 8000); // recorded, not the request's 16000
+  CHECK(p.audio.sample_rate == 8000);  // recorded, not the request's 16000
   CHECK(p.length == 1600);
-  CHECK(p.prompt.size() == 400); // 200 samples
-  r.prompt_seconds = -1; // by default, half of the sound
+  CHECK(p.prompt.size() == 400);  // 200 samples
+  r.prompt_seconds = -1;          // by default, half of the sound
   CHECK(plan(r, info).prompt.size() == 800);
   r.prompt_seconds = 0.1;
   CHECK(

@@ -65,14 +65,11 @@ std::vector<Doc> make_docs(std::uint64_t seed, std::size_t random_docs) {
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     Doc d;
     switch (i % 7) {
-      case 3:
-        d.name = "";
-        break;
+      case 3: d.name = ""; break;
       case 5:
         d.name = std::string("dir/sub dir/\xc3\xbc name\twith tab ") + std::to_string(i);
         break;
-      default:
-        d.name = std::string("doc-") + std::to_string(i);
+      default: d.name = std::string("doc-") + std::to_string(i);
     }
     d.bytes = make_bytes(rng, sizes[i]);
     docs.push_back(std::move(d));
@@ -118,15 +115,13 @@ void check_random_reads(const SplitReader& split, const std::vector<Doc>& docs, 
     const std::uint64_t size = docs[d].bytes.size();
     std::uint64_t off = 0, len = 0;
     switch (rng() % 4) {
-      case 0: // the whole document
+      case 0:  // the whole document
         len = size;
         break;
-      case 1: // nothing, anywhere including the very end
+      case 1:  // nothing, anywhere including the very end
         off = rng() % (size + 1);
         break;
-      default:
-        off = rng() % (size + 1);
-        len = rng() % (size - off + 1);
+      default: off = rng() % (size + 1); len = rng() % (size - off + 1);
     }
     std::vector<std::uint8_t> got(len, 0xAB);
     split.read(d, off, got);
@@ -150,7 +145,7 @@ std::string shell_quote(const std::string& s) {
 
 bool have_zstd() { return std::system("zstd --version >/dev/null 2>&1") == 0; }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("ShardWriter/ShardReader: documents of every size round-trip") {
   TempDir tmp("shard-rt");
@@ -162,7 +157,7 @@ TEST_CASE("ShardWriter/ShardReader: documents of every size round-trip") {
     ShardWriter w(path, ShardWriterOptions{kFrame, 3}, pool);
     for (const auto& d : docs) w.add_document(d.name, d.bytes);
     CHECK(w.documents() == docs.size());
-    CHECK_FALSE(fs::exists(path)); // only finish() gives the file its name
+    CHECK_FALSE(fs::exists(path));  // only finish() gives the file its name
     sum = w.finish();
   }
   std::uint64_t total = 0;
@@ -194,7 +189,7 @@ TEST_CASE("ShardWriter/ShardReader: documents of every size round-trip") {
     CHECK(ZSTD_findFrameCompressedSize(frame, f.compressed_size) == f.compressed_size);
     CHECK(ZSTD_getFrameContentSize(frame, f.compressed_size) == f.content_size);
     CHECK((frame[4] & 0x04) !=
-          0); // Content_Checksum_flag in the frame header descriptor (RFC 8878)
+          0);  // Content_Checksum_flag in the frame header descriptor (RFC 8878)
     // ... and the checksum is there: the low 32 bits of XXH64 of the content, at the end.
     CHECK(get_u32(frame + f.compressed_size - 4) ==
           static_cast<std::uint32_t>(mb::xxh64(r.decompress_frame(i))));
@@ -210,8 +205,8 @@ TEST_CASE("ShardWriter/ShardReader: documents of every size round-trip") {
   // Reads outside a document are errors, not garbage.
   std::vector<std::uint8_t> one(1);
   CHECK_THROWS_AS(r.read(docs.size(), 0, {}), mb::Error);
-  CHECK_THROWS_AS(r.read(0, 0, one), mb::Error); // document 0 is empty
-  CHECK_THROWS_AS(r.read(1, 1, one), mb::Error); // document 1 holds one byte
+  CHECK_THROWS_AS(r.read(0, 0, one), mb::Error);  // document 0 is empty
+  CHECK_THROWS_AS(r.read(1, 1, one), mb::Error);  // document 1 holds one byte
   CHECK_NOTHROW(r.read(1, 1, {}));
   std::vector<std::uint8_t> too_long(docs[4].bytes.size() + 1);
   CHECK_THROWS_AS(r.read(4, 0, too_long), mb::Error);
@@ -370,7 +365,7 @@ TEST_CASE("the zstd tool decompresses a shard to its documents and tests it clea
     const fs::path p = split.shards()[0].path();
     auto bytes = file_bytes(p);
     const FrameEntry& f = split.shards()[0].index().frames[0];
-    bytes[f.compressed_offset + f.compressed_size - 2] ^= 0x5A; // inside the frame's checksum
+    bytes[f.compressed_offset + f.compressed_size - 2] ^= 0x5A;  // inside the frame's checksum
     std::ofstream(tmp.path / "bad.zst", std::ios::binary)
         .write(reinterpret_cast<const char*>(bytes.data()),
                static_cast<std::streamsize>(bytes.size()));
@@ -416,7 +411,7 @@ TEST_CASE("a tiny frame cache still gives correct reads") {
       CHECK(cache.held_bytes() <= cap);
       max_held = std::max(max_held, cache.held_bytes());
     }
-    CHECK(max_held > 0); // the cache was used at all
+    CHECK(max_held > 0);  // the cache was used at all
   }
 
   SUBCASE("concurrent readers over a tiny cache") {
@@ -443,7 +438,7 @@ TEST_CASE("FrameCache: bounded in bytes, least recently used evicted, loads only
     for (int k = 0; k < 3000; ++k) {
       const std::uint64_t key = rng() % 40;
       const std::size_t size =
-          static_cast<std::size_t>((key * 97) % 1200); // some larger than the cache
+          static_cast<std::size_t>((key * 97) % 1200);  // some larger than the cache
       auto got = cache.get(key, [&] {
         ++loads;
         return std::vector<std::uint8_t>(size, static_cast<std::uint8_t>(key));
@@ -453,8 +448,8 @@ TEST_CASE("FrameCache: bounded in bytes, least recently used evicted, loads only
       if (size > 0) CHECK((*got)[size - 1] == static_cast<std::uint8_t>(key));
       CHECK(cache.held_bytes() <= cap);
     }
-    CHECK(loads < 3000); // some hits
-    CHECK(loads > 40); // and evictions
+    CHECK(loads < 3000);  // some hits
+    CHECK(loads > 40);    // and evictions
   }
   SUBCASE("LRU order") {
     FrameCache cache(300);
@@ -470,16 +465,16 @@ TEST_CASE("FrameCache: bounded in bytes, least recently used evicted, loads only
     get(3);
     CHECK(loads == 3);
     CHECK(cache.held_bytes() == 300);
-    get(1); // hit; 2 is now the least recently used
+    get(1);  // hit; 2 is now the least recently used
     CHECK(loads == 3);
-    get(4); // evicts 2
+    get(4);  // evicts 2
     CHECK(loads == 4);
     CHECK(cache.held_bytes() == 300);
     get(1);
     get(3);
     get(4);
     CHECK(loads == 4);
-    get(2); // a miss again
+    get(2);  // a miss again
     CHECK(loads == 5);
     CHECK((*get(2))[0] == 2);
     CHECK(loads == 5);
@@ -531,7 +526,7 @@ std::string parse_error(const std::vector<std::uint8_t>& payload) {
   return "";
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("serialize_index/parse_index: round trip, and every damaged payload is refused") {
   const ShardIndex idx = sample_index();
@@ -616,7 +611,7 @@ TEST_CASE("serialize_index/parse_index: round trip, and every damaged payload is
     }
     SUBCASE("name lengths not adding up") {
       const std::size_t lens = kIndexHeaderBytes + 3 * kFrameEntryBytes + 5 * 8;
-      bad[lens + 4] = 4; // "first" claims 4 bytes, and the total no longer matches
+      bad[lens + 4] = 4;  // "first" claims 4 bytes, and the total no longer matches
       reseal(bad);
       CHECK(parse_error(bad).find("name lengths") != std::string::npos);
     }

@@ -37,7 +37,7 @@ bool same_windows(const std::vector<mb::train::Window>& a,
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), same_window);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("WindowSampler: every window lies inside its document and is min(size, T) long") {
   // Empty documents at the start, in the middle and at the end; documents shorter than T, of
@@ -79,7 +79,7 @@ TEST_CASE("WindowSampler: read() gives the window's bytes, then the pad id up to
   int short_seen = 0, long_seen = 0;
   for (int i = 0; i < 200; ++i) {
     const mb::train::Window w = s.next();
-    std::vector<std::int32_t> ids(T + 1, -7); // one sentinel past the end
+    std::vector<std::int32_t> ids(T + 1, -7);  // one sentinel past the end
     s.read(w, ids.data());
     CHECK(ids[T] == -7);
     const Bytes& doc = ds.train[w.document];
@@ -109,7 +109,7 @@ TEST_CASE("WindowSampler: the same seed draws the same windows, another seed oth
   CHECK_FALSE(same_windows(wa, wc));
   int differ = 0;
   for (std::size_t i = 0; i < wa.size(); ++i) differ += same_window(wa[i], wc[i]) ? 0 : 1;
-  CHECK(differ > 200); // not one window off: another sequence
+  CHECK(differ > 200);  // not one window off: another sequence
   CHECK(a.position() == b.position());
 }
 
@@ -122,7 +122,7 @@ TEST_CASE(
   for (int i = 0; i < 300; ++i) {
     const mb::train::SamplerPosition p = s.position();
     const mb::train::Window at = s.window_at(p);
-    CHECK(s.position() == p); // window_at does not move the sampler
+    CHECK(s.position() == p);  // window_at does not move the sampler
     CHECK(same_window(at, s.next()));
   }
   CHECK(s.position().epoch == 300 / per_epoch);
@@ -150,11 +150,11 @@ TEST_CASE(
   std::vector<std::size_t> sizes;
   std::uint64_t expected_per_epoch = 0;
   SUBCASE("bytes not a multiple of T") {
-    sizes = {300, 17, 1000, 64, 9, 500}; // 1890 bytes: 118.125 windows of 16
+    sizes = {300, 17, 1000, 64, 9, 500};  // 1890 bytes: 118.125 windows of 16
     expected_per_epoch = 119;
   }
   SUBCASE("bytes a multiple of T") {
-    sizes = {100, 60, 0, 160}; // 320 bytes: 20 windows of 16
+    sizes = {100, 60, 0, 160};  // 320 bytes: 20 windows of 16
     expected_per_epoch = 20;
   }
   SUBCASE("fewer bytes than T") {
@@ -209,7 +209,7 @@ TEST_CASE("WindowSampler: empty documents are never drawn") {
     INFO("document " << doc << " drawn " << n << " times");
     CHECK(sizes.at(doc) > 0);
   }
-  CHECK(count.size() == 3); // and every non-empty one is
+  CHECK(count.size() == 3);  // and every non-empty one is
 }
 
 TEST_CASE("WindowSampler: a split that holds no bytes is refused") {

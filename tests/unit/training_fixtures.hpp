@@ -102,4 +102,4 @@ inline std::unique_ptr<mb::model::Model> tiny_model(
   return m;
 }
 
-} // namespace mb::test
+}  // namespace mb::test

@@ -186,7 +186,7 @@ std::vector<std::uint8_t> wav_in_memory(const std::vector<std::int16_t>& samples
   return std::move(mem.bytes);
 }
 
-} // namespace
+}  // namespace
 
 std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path,
                                             const AudioParams& params) {
@@ -281,11 +281,11 @@ class AudioEncoder final : public Encoder {
   bool scores_bits_per_dim() const override { return false; }
 };
 
-} // namespace
+}  // namespace
 
 const Encoder& audio_encoder() {
   static const AudioEncoder encoder;
   return encoder;
 }
 
-} // namespace mb::data
+}  // namespace mb::data

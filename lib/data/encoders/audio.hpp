@@ -26,4 +26,4 @@ void write_wav(const std::filesystem::path& path, std::span<const std::uint8_t> 
 // The audio modality's encoder (registry.hpp): the formats above as PCM; samples as WAV.
 const Encoder& audio_encoder();
 
-} // namespace mb::data
+}  // namespace mb::data

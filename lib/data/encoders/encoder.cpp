@@ -8,4 +8,4 @@ std::string Encoder::name_with_article() const {
   return (vowel ? "an " : "a ") + n;
 }
 
-} // namespace mb::data
+}  // namespace mb::data

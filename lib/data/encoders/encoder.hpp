@@ -83,4 +83,4 @@ class Encoder {
   std::string name_with_article() const;
 };
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -116,7 +116,7 @@ void for_each_block_row(const ImageParams& params, CopyRun copy_run) {
       }
 }
 
-} // namespace
+}  // namespace
 
 std::vector<std::uint8_t> patch_scan(std::span<const std::uint8_t> raster_rgb,
                                      const ImageParams& params) {
@@ -236,11 +236,11 @@ class ImageEncoder final : public Encoder {
   bool scores_bits_per_dim() const override { return true; }
 };
 
-} // namespace
+}  // namespace
 
 const Encoder& image_encoder() {
   static const ImageEncoder encoder;
   return encoder;
 }
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -36,4 +36,4 @@ void write_png(const std::filesystem::path& path, std::span<const std::uint8_t> 
 // The image modality's encoder (registry.hpp): the formats above, patch-scanned; samples as PNG.
 const Encoder& image_encoder();
 
-} // namespace mb::data
+}  // namespace mb::data

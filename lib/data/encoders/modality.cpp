@@ -31,4 +31,4 @@ void AudioParams::validate(const std::string& where) const {
                 "use a rate between 1000 and 384000 Hz");
 }
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -42,4 +42,4 @@ struct EncoderParams {
   AudioParams audio;
 };
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -20,7 +20,7 @@ std::string names_text() {
   return s;
 }
 
-} // namespace
+}  // namespace
 
 std::span<const Encoder* const> all_encoders() {
   static const Encoder* const encoders[] = {&text_encoder(), &image_encoder(), &audio_encoder()};
@@ -46,4 +46,4 @@ Modality parse_modality(std::string_view name, const std::string& where) {
   return encoder_named(name, where).modality();
 }
 
-} // namespace mb::data
+}  // namespace mb::data

@@ -15,4 +15,4 @@ const Encoder& encoder_for(Modality m);
 // Throws mb::Error naming `where` for a name no encoder has, listing the names.
 const Encoder& encoder_named(std::string_view name, const std::string& where);
 
-} // namespace mb::data
+}  // namespace mb::data

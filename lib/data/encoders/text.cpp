@@ -46,7 +46,7 @@ class TextEncoder final : public Encoder {
   bool scores_bits_per_dim() const override { return false; }
 };
 
-} // namespace
+}  // namespace
 
 std::vector<std::uint8_t> encode_text_file(const std::filesystem::path& path) {
   return read_whole_file(path);
@@ -57,4 +57,4 @@ const Encoder& text_encoder() {
   return encoder;
 }
 
-} // namespace mb::data
+}  // namespace mb::data

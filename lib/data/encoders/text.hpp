@@ -15,4 +15,4 @@ std::vector<std::uint8_t> encode_text_file(const std::filesystem::path& path);
 // The text modality's encoder (registry.hpp): every file, as it is.
 const Encoder& text_encoder();
 
-} // namespace mb::data
+}  // namespace mb::data
