@@ -66,7 +66,10 @@ int run_memory_plan(const BenchArgs& a) {
     if (!fitting) return std::string();
     return "--set train.batch_size=" + std::to_string(fitting->batch_size) +
            " --set train.grad_accumulation=" + std::to_string(fitting->grad_accumulation) +
-           " --set train.recompute=" + std::string(model::recompute_name(fitting->recompute));
+           " --set train.recompute=" + std::string(model::recompute_name(fitting->recompute)) +
+           (fitting->local_chunk
+                ? " --set train.local_chunk=" + std::to_string(fitting->local_chunk)
+                : std::string());
   };
   if (a.json) {
     nlohmann::json j{{"benchmark", "memory"},
@@ -93,6 +96,7 @@ int run_memory_plan(const BenchArgs& a) {
                                      {"grad_accumulation", fitting->grad_accumulation},
                                      {"recompute",
                                       std::string(model::recompute_name(fitting->recompute))},
+                                     {"local_chunk", fitting->local_chunk},
                                      {"total_bytes", fitting->memory.total()}}
                     : nlohmann::json(nullptr);
     }
@@ -128,7 +132,8 @@ int run_memory_plan(const BenchArgs& a) {
                   human_bytes(static_cast<double>(fitting->memory.total())).c_str());
     else
       std::printf(
-          "does not fit %s, not even one window at a time with train.recompute all: "
+          "does not fit %s, not even one window at a time with train.recompute all and local "
+          "chunks of 64 patches: "
           "lower model.context or the model's widths\n",
           budget.c_str());
   }

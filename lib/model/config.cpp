@@ -51,8 +51,9 @@ constexpr IntRange kHeadsRange{1, kMaxWidth};
 constexpr IntRange kFfnRange{1, 64};
 constexpr IntRange kBatchRange{1, std::int64_t{1} << 20};
 constexpr IntRange kStepsRange{1, kInt64Max};
-constexpr IntRange kWarmupRange{0, kInt64Max};  // and at most train.steps
-constexpr IntRange kEveryRange{0, kInt64Max};   // 0: only at the end
+constexpr IntRange kWarmupRange{0, kInt64Max};             // and at most train.steps
+constexpr IntRange kEveryRange{0, kInt64Max};              // 0: only at the end
+constexpr IntRange kChunkRange{0, std::int64_t{1} << 30};  // 0: all patches at once
 constexpr IntRange kLogRange{1, kInt64Max};
 constexpr IntRange kKeepRange{1, kIntMax};
 
@@ -330,7 +331,7 @@ void read_optimizer(const YamlMap& s, OptimizerConfig& o) {
 void read_train(const YamlMap& s, TrainConfig& t) {
   s.allow_only(
       {"seed", "batch_size", "grad_accumulation", "steps", "optimizer", "eval_every", "eval_bytes",
-       "checkpoint_every", "keep_checkpoints", "log_every", "recompute"},
+       "checkpoint_every", "keep_checkpoints", "log_every", "recompute", "local_chunk"},
       "optimizer",
       {"lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "warmup_steps", "decay_power"});
   read(s, "seed", t.seed);
@@ -345,6 +346,7 @@ void read_train(const YamlMap& s, TrainConfig& t) {
   read(s, "log_every", t.log_every, kLogRange);
   if (const auto recompute = s.optional_string("recompute"))
     t.recompute = parse_recompute(*recompute, s.where("recompute"));
+  read(s, "local_chunk", t.local_chunk, kChunkRange);
 }
 
 // Where the keys of a whole config came from, for the checks that look at several keys: an
@@ -495,6 +497,12 @@ void check_config(const Config& c, const Locator& loc) {
     throw Error(loc.blame({"train.recompute", "model.kind"}),
                 "train.recompute is local, but a transformer has no local model",
                 "use global (or all) to recompute its one stack, or none");
+  check_int(where("train.local_chunk"), "train.local_chunk", t.local_chunk, kChunkRange);
+  if (m.kind == ModelKind::transformer && t.local_chunk != 0)
+    throw Error(loc.blame({"train.local_chunk", "model.kind"}),
+                "train.local_chunk is " + std::to_string(t.local_chunk) +
+                    ", but a transformer has no local model",
+                "leave train.local_chunk at 0 with model.kind transformer");
 }
 
 }  // namespace
@@ -618,6 +626,7 @@ std::string config_to_yaml(const Config& c) {
   line("  keep_checkpoints: " + std::to_string(t.keep_checkpoints));
   line("  log_every: " + std::to_string(t.log_every));
   line("  recompute: " + std::string(recompute_name(t.recompute)));
+  if (m.kind == ModelKind::megabyte) line("  local_chunk: " + std::to_string(t.local_chunk));
   return y;
 }
 

@@ -82,6 +82,7 @@ struct TrainConfig {
   int keep_checkpoints = 3;               // newest N kept
   std::int64_t log_every = 10;            // JSONL metrics line every N steps
   Recompute recompute = Recompute::none;  // stacks whose activations the backward pass recomputes
+  int local_chunk = 0;  // megabyte: patches the local model runs at a time in training (0: all)
   bool operator==(const TrainConfig&) const = default;
 };
 

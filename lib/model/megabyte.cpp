@@ -66,10 +66,16 @@ class MegabyteModel final : public Model {
                ParamGroup::local) {
     check_head_dim(P_ * DG_, c.global.heads, "model.global.heads");
     check_head_dim(DL_, c.local.heads, "model.local.heads");
+    if (policy.local_chunk < 0) throw std::logic_error("MegabyteModel: negative local chunk");
     if (max_batch > 0) {
       const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
+      // The local model's buffers hold one chunk of patches: all of a batch's, or local_chunk.
+      const int all_patches = max_batch * K_;
+      max_chunk_ = policy.local_chunk > 0 ? std::min(policy.local_chunk, all_patches) : all_patches;
+      const std::size_t chunk_rows = static_cast<std::size_t>(max_chunk_) * P_;
       global_.reserve(arena_, max_batch * K_, K_, bf16_activations(), policy.recompute_global);
-      local_.reserve(arena_, max_batch * T_, P_, bf16_activations(), policy.recompute_local);
+      local_.reserve(arena_, static_cast<int>(chunk_rows), P_, bf16_activations(),
+                     policy.recompute_local);
       auto floats = [&](std::size_t n) { return arena_.reserve<float>(n); };
       auto ints = [&](std::size_t n) { return arena_.reserve<std::int32_t>(n); };
       global_in_ = floats(rows * DG_);
@@ -78,10 +84,10 @@ class MegabyteModel final : public Model {
       local_ids_ = ints(rows);
       targets_ = ints(rows);
       losses_device_ = floats(rows);
-      local_in_ = floats(rows * DL_);
-      local_out_ = floats(rows * DL_);
-      dlocal_out_ = floats(rows * DL_);
-      dlocal_in_ = floats(rows * DL_);
+      local_in_ = floats(chunk_rows * DL_);
+      local_out_ = floats(chunk_rows * DL_);
+      dlocal_out_ = floats(chunk_rows * DL_);
+      dlocal_in_ = floats(chunk_rows * DL_);
       dglobal_out_ = floats(rows * DG_);
       dglobal_in_ = floats(rows * DG_);
       host_local_ids_.resize(rows);
@@ -92,54 +98,59 @@ class MegabyteModel final : public Model {
 
   LossSum forward(const std::int32_t* ids, int batch, bool training,
                   std::uint64_t dropout_seed) override {
-    if (batch < 1 || batch > max_batch_) throw std::logic_error("MegabyteModel: bad batch size");
+    run_global(ids, batch, training, dropout_seed);
     backend::Backend& k = *backend_;
-    batch_ = batch;
-    const int N = batch * T_;
-    // The ids and what is derived from them are made on the host and sent over once.
-    for (int n = 0; n < N; ++n) host_local_ids_[n] = n % P_ == 0 ? kPadId : ids[n - 1];
-    targets_from_ids(host_targets_.data(), ids, static_cast<std::size_t>(N));
-    upload_ids(ids_, ids, static_cast<std::size_t>(N));
-    upload_ids(local_ids_, host_local_ids_.data(), static_cast<std::size_t>(N));
-    upload_ids(targets_, host_targets_.data(), static_cast<std::size_t>(N));
-
-    // (1), (2): the global input, shifted by one patch.
-    global_input(global_in_.get(), ids_.get(), batch, 0, K_, T_);
-    // (3)
-    global_.forward(global_out_.get(), global_in_.get(), batch, K_, training, dropout_seed);
-    // (4): every D_G slice projected, plus the previous byte's embedding (in dlocal_in_, free
-    // until backward()).
-    project_global_slices(local_in_.get(), global_out_.get(), N);
-    local_input(local_in_.get(), local_in_.get(), DL_, local_ids_.get(), N, dlocal_in_.get());
-    // (5)
-    local_.forward(local_out_.get(), local_in_.get(), batch * K_, P_, training,
-                   splitmix64_mix(dropout_seed ^ 0x4C4F43414Cull));
-    // (6)
-    if (training) return {0.0, count_targets(ids, static_cast<std::size_t>(N))};
-    const backend::CrossEntropyResult ce =
-        k.crossentropy_forward(losses_device_.get(), local_out_.get(),
-                               view_.value(local_embedding_), targets_.get(), N, DL_, kByteValues);
+    const int N = batch * T_, patches = batch * K_;
+    if (training) {
+      // One chunk: (4) and (5) now, kept for backward(); several: in backward(), a chunk at a
+      // time. (6) is computed there either way (the fused head and loss).
+      if (chunk_patches() >= patches) run_local(0, patches, true);
+      return {0.0, count_targets(ids, static_cast<std::size_t>(N))};
+    }
+    // (4)-(6) a chunk at a time, the loss of every position kept.
+    LossSum sum;
+    for (int first = 0; first < patches; first += chunk_patches()) {
+      const int n = std::min(chunk_patches(), patches - first);
+      const std::size_t r0 = static_cast<std::size_t>(first) * P_;
+      run_local(first, n, false);
+      const backend::CrossEntropyResult ce = k.crossentropy_forward(
+          losses_device_.get() + r0, local_out_.get(), view_.value(local_embedding_),
+          targets_.get() + r0, n * P_, DL_, kByteValues);
+      sum.loss += ce.loss;
+      sum.count += ce.count;
+    }
     fetch_losses(losses_device_, static_cast<std::size_t>(N));
-    return {ce.loss, ce.count};
+    return sum;
   }
 
   LossSum backward(float dloss) override {
     backend::Backend& k = *backend_;
-    const int batch = batch_, N = batch * T_;
+    const int batch = batch_, N = batch * T_, patches = batch * K_;
     const std::size_t patch_floats = static_cast<std::size_t>(P_) * DG_;
-    // (6)
-    k.zero(dlocal_out_.get(), static_cast<std::size_t>(N) * DL_ * sizeof(float));
-    const backend::CrossEntropyResult ce = k.crossentropy_backward(
-        dlocal_out_.get(), view_.grad(local_embedding_), local_out_.get(),
-        view_.value(local_embedding_), targets_.get(), dloss, N, DL_, kByteValues);
-    // (5)
-    local_.backward(dlocal_in_.get(), dlocal_out_.get());
-    // (4)
-    k.embedding_backward(view_.grad(local_embedding_), dlocal_in_.get(), local_ids_.get(), N, DL_,
-                         kEmbeddingRows);
+    // (6), (5), (4) a chunk of patches at a time (one chunk: its forward ran in forward());
+    // each chunk's rows of the global output's gradient are its own.
     k.zero(dglobal_out_.get(), static_cast<std::size_t>(N) * DG_ * sizeof(float));
-    k.matmul_backward(dglobal_out_.get(), view_.grad(global_to_local_), nullptr, dlocal_in_.get(),
-                      global_out_.get(), view_.weight(global_to_local_), N, DG_, DL_);
+    LossSum sum;
+    for (int first = 0; first < patches; first += chunk_patches()) {
+      const int n = std::min(chunk_patches(), patches - first), rows = n * P_;
+      const std::size_t r0 = static_cast<std::size_t>(first) * P_;
+      if (n < patches) run_local(first, n, true);
+      // (6)
+      k.zero(dlocal_out_.get(), static_cast<std::size_t>(rows) * DL_ * sizeof(float));
+      const backend::CrossEntropyResult ce = k.crossentropy_backward(
+          dlocal_out_.get(), view_.grad(local_embedding_), local_out_.get(),
+          view_.value(local_embedding_), targets_.get() + r0, dloss, rows, DL_, kByteValues);
+      sum.loss += ce.loss;
+      sum.count += ce.count;
+      // (5)
+      local_.backward(dlocal_in_.get(), dlocal_out_.get());
+      // (4)
+      k.embedding_backward(view_.grad(local_embedding_), dlocal_in_.get(), local_ids_.get() + r0,
+                           rows, DL_, kEmbeddingRows);
+      k.matmul_backward(dglobal_out_.get() + r0 * DG_, view_.grad(global_to_local_), nullptr,
+                        dlocal_in_.get(), global_out_.get() + r0 * DG_,
+                        view_.weight(global_to_local_), rows, DG_, DL_);
+    }
     // (3)
     global_.backward(dglobal_in_.get(), dglobal_out_.get());
     // (2), (1)
@@ -152,18 +163,60 @@ class MegabyteModel final : public Model {
       k.residual_backward(view_.grad(global_position_), nullptr, dg + patch_floats,
                           static_cast<std::size_t>(T_ - P_) * DG_);
     }
-    return {ce.loss, ce.count};
+    return sum;
   }
 
   void logits(float* out, const std::int32_t* ids, int batch) override {
-    forward(ids, batch, false, 0);
-    tied_logits(out, local_out_.get(), view_.value(local_embedding_), batch * T_, DL_);
+    run_global(ids, batch, false, 0);
+    const int patches = batch * K_;
+    for (int first = 0; first < patches; first += chunk_patches()) {
+      const int n = std::min(chunk_patches(), patches - first);
+      run_local(first, n, false);
+      tied_logits(out + static_cast<std::size_t>(first) * P_ * kByteValues, local_out_.get(),
+                  view_.value(local_embedding_), n * P_, DL_);
+    }
   }
 
   std::unique_ptr<CachedDecoder> make_decoder(int batch) const override;
 
  private:
   friend class MegabyteDecoder;
+
+  // The patches of a chunk of the local model (the whole batch's, or train.local_chunk).
+  int chunk_patches() const { return max_chunk_; }
+
+  // The ids of a batch to the device, then (1)-(3): the global model over every patch.
+  void run_global(const std::int32_t* ids, int batch, bool training, std::uint64_t dropout_seed) {
+    if (batch < 1 || batch > max_batch_) throw std::logic_error("MegabyteModel: bad batch size");
+    batch_ = batch;
+    local_seed_ = splitmix64_mix(dropout_seed ^ 0x4C4F43414Cull);
+    const int N = batch * T_;
+    // The ids and what is derived from them are made on the host and sent over once.
+    for (int n = 0; n < N; ++n) host_local_ids_[n] = n % P_ == 0 ? kPadId : ids[n - 1];
+    targets_from_ids(host_targets_.data(), ids, static_cast<std::size_t>(N));
+    upload_ids(ids_, ids, static_cast<std::size_t>(N));
+    upload_ids(local_ids_, host_local_ids_.data(), static_cast<std::size_t>(N));
+    upload_ids(targets_, host_targets_.data(), static_cast<std::size_t>(N));
+    // (1), (2): the global input, shifted by one patch.
+    global_input(global_in_.get(), ids_.get(), batch, 0, K_, T_);
+    // (3)
+    global_.forward(global_out_.get(), global_in_.get(), batch, K_, training, dropout_seed);
+  }
+
+  // (4), (5) for `patches` patches from patch `first` (of all the batch's, side by side) into
+  // local_out_, keeping what local_.backward() needs; dropout masks as the whole batch draws
+  // them at those rows.
+  void run_local(int first, int patches, bool training) {
+    const std::size_t r0 = static_cast<std::size_t>(first) * P_;
+    const int rows = patches * P_;
+    // (4): every D_G slice projected, plus the previous byte's embedding (in dlocal_in_, free
+    // until the local backward pass).
+    project_global_slices(local_in_.get(), global_out_.get() + r0 * DG_, rows);
+    local_input(local_in_.get(), local_in_.get(), DL_, local_ids_.get() + r0, rows,
+                dlocal_in_.get());
+    // (5)
+    local_.forward(local_out_.get(), local_in_.get(), patches, P_, training, local_seed_, r0);
+  }
 
   // (1), (2): out[sequences, patches, P·D_G] = global input patches first .. first+patches-1
   // of each sequence: the pad patch for patch 0; for patch j > 0 the embeddings of patch j-1's
@@ -221,6 +274,8 @@ class MegabyteModel final : public Model {
   TransformerStack local_;
 
   int batch_ = 0;
+  int max_chunk_ = 0;             // patches the local buffers hold
+  std::uint64_t local_seed_ = 0;  // the local stack's dropout seed of the last run_global
   Slice<float> global_in_, global_out_, local_in_, local_out_, losses_device_;
   Slice<float> dlocal_out_, dlocal_in_, dglobal_out_, dglobal_in_;
   Slice<std::int32_t> ids_, local_ids_, targets_;

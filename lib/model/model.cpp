@@ -142,6 +142,12 @@ ActivationPolicy activation_policy(const ModelConfig& model, Recompute recompute
   return p;
 }
 
+ActivationPolicy activation_policy(const ModelConfig& model, const TrainConfig& train) {
+  ActivationPolicy p = activation_policy(model, train.recompute);
+  if (model.kind == ModelKind::megabyte) p.local_chunk = train.local_chunk;
+  return p;
+}
+
 void targets_from_ids(std::int32_t* targets, const std::int32_t* ids, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) targets[i] = ids[i] < kByteValues ? ids[i] : -1;
 }

@@ -38,11 +38,16 @@ struct LossSum {
 struct ActivationPolicy {
   bool recompute_global = false;  // the global stack (the byte transformer's one stack)
   bool recompute_local = false;   // MEGABYTE's local stack
+  // MEGABYTE: the local model runs this many patches at a time (0: all), so its activations
+  // are O(chunk), not O(T) (train.local_chunk).
+  int local_chunk = 0;
   bool operator==(const ActivationPolicy&) const = default;
 };
 
 // The policy of a config's train.recompute for its kind of model.
 ActivationPolicy activation_policy(const ModelConfig& model, Recompute recompute);
+// The same with train.local_chunk.
+ActivationPolicy activation_policy(const ModelConfig& model, const TrainConfig& train);
 
 // What a model holds on its device, in bytes (`megabyte bench --memory`).
 struct ModelMemory {

@@ -8,9 +8,8 @@ namespace mb::train {
 
 TrainingMemory plan_training_memory(const model::Config& config, backend::Device device,
                                     backend::Precision precision) {
-  const auto plan =
-      model::make_model_plan(config.model, config.train.batch_size, device, precision,
-                             model::activation_policy(config.model, config.train.recompute));
+  const auto plan = model::make_model_plan(config.model, config.train.batch_size, device, precision,
+                                           model::activation_policy(config.model, config.train));
   const model::ModelMemory m = plan->memory();
   TrainingMemory r;
   r.parameter_count = plan->parameters().count();
@@ -26,22 +25,30 @@ TrainingMemory plan_training_memory(const model::Config& config, backend::Device
 std::optional<FittingPlan> fit_training_memory(const model::Config& config, backend::Device device,
                                                backend::Precision precision, std::size_t budget) {
   using model::Recompute;
+  const bool megabyte = config.model.kind == model::ModelKind::megabyte;
   const int step = config.train.batch_size * config.train.grad_accumulation;
-  std::vector<Recompute> settings{Recompute::none};
-  if (config.model.kind == model::ModelKind::megabyte) settings.push_back(Recompute::local);
-  settings.push_back(Recompute::global);
-  if (config.model.kind == model::ModelKind::megabyte) settings.push_back(Recompute::all);
-  // Fewer windows at once cost speed, recomputation costs a forward pass: the largest
-  // micro-batch up to the configured one first, and for each the least recomputation.
+  // What to try for each micro-batch, cheapest first: recomputation costs a forward pass of a
+  // stack, chunks cost the local products' efficiency when small.
+  struct Setting {
+    Recompute recompute;
+    int local_chunk;
+  };
+  std::vector<Setting> settings{{Recompute::none, 0}};
+  if (megabyte) settings.push_back({Recompute::local, 0});
+  settings.push_back({Recompute::global, 0});
+  if (megabyte)
+    for (int chunk : {0, 4096, 1024, 256, 64}) settings.push_back({Recompute::all, chunk});
+  // Fewer windows at once cost speed: the largest micro-batch up to the configured one first.
   for (int b = config.train.batch_size; b >= 1; --b) {
     if (step % b != 0) continue;
-    for (Recompute r : settings) {
+    for (const Setting& s : settings) {
       model::Config c = config;
       c.train.batch_size = b;
       c.train.grad_accumulation = step / b;
-      c.train.recompute = r;
+      c.train.recompute = s.recompute;
+      c.train.local_chunk = s.local_chunk;
       const TrainingMemory m = plan_training_memory(c, device, precision);
-      if (m.total() <= budget) return FittingPlan{b, step / b, r, m};
+      if (m.total() <= budget) return FittingPlan{b, step / b, s.recompute, s.local_chunk, m};
     }
   }
   return std::nullopt;

@@ -31,11 +31,13 @@ TrainingMemory plan_training_memory(const model::Config& config, backend::Device
 
 // A way to run the same optimiser step (batch_size × grad_accumulation windows) within a memory
 // budget: the largest micro-batch (up to train.batch_size) that divides the step and fits, with
-// the least recomputation that lets it fit (none, then local, global, all).
+// the least that lets it fit of: recomputation (none, then local, global, all), then (MEGABYTE)
+// all and the local model in chunks of 4096, 1024, 256 or 64 patches.
 struct FittingPlan {
   int batch_size = 0;
   int grad_accumulation = 0;
   model::Recompute recompute = model::Recompute::none;
+  int local_chunk = 0;
   TrainingMemory memory;
 };
 // The plan that fits `budget` bytes, or nothing when even one window with every stack

@@ -28,7 +28,7 @@ TrainBenchmark benchmark_training(const model::Config& config, double seconds, i
   const int T = config.model.context;
   auto net = model::init_model(config.model, tc.seed, tc.batch_size,
                                backend::make_backend(device, precision),
-                               model::activation_policy(config.model, tc.recompute));
+                               model::activation_policy(config.model, tc));
   model::AdamW optimizer(*net);
   backend::Backend& k = *net->backend();
 

@@ -163,7 +163,7 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   const auto checkpoints =
       options.resume ? model::list_checkpoints(options.run_dir) : std::vector<fs::path>{};
   // A resumed run continues from the weights of its latest checkpoint, a new one from fresh ones.
-  const model::ActivationPolicy policy = model::activation_policy(config.model, tc.recompute);
+  const model::ActivationPolicy policy = model::activation_policy(config.model, tc);
   auto net =
       checkpoints.empty()
           ? model::init_model(config.model, tc.seed, B, std::move(device), policy)

@@ -63,6 +63,7 @@ Config megabyte_config() {
   c.train.keep_checkpoints = 1;
   c.train.log_every = 1;
   c.train.recompute = Recompute::local;
+  c.train.local_chunk = 5;
   return c;
 }
 
@@ -126,9 +127,11 @@ train:
   keep_checkpoints: 5
   log_every: 20
   recompute: global
+  local_chunk: 64
 )",
                                 "full.yaml");
   CHECK(c.train.recompute == Recompute::global);
+  CHECK(c.train.local_chunk == 64);
   CHECK(c.model.context == 4096);
   CHECK(c.model.patch_size == 16);
   CHECK(c.model.global == StackConfig{32, 6, 4});
@@ -220,6 +223,7 @@ TEST_CASE("config: every key can be set with --set") {
   const std::vector<Case> cases = {
       {"model.context=4096", [](const Config& c) { return c.model.context == 4096; }},
       {"train.recompute=all", [](const Config& c) { return c.train.recompute == Recompute::all; }},
+      {"train.local_chunk=16", [](const Config& c) { return c.train.local_chunk == 16; }},
       {"model.patch_size=16", [](const Config& c) { return c.model.patch_size == 16; }},
       {"model.global.dim=32", [](const Config& c) { return c.model.global.dim == 32; }},
       {"model.global.layers=6", [](const Config& c) { return c.model.global.layers == 6; }},
@@ -463,6 +467,17 @@ TEST_CASE("config: recomputing the local model of a transformer is refused") {
                 {"--set train.recompute", "no local model"});
   CHECK(parse_config("model:\n  kind: transformer\ntrain:\n  recompute: all\n", "t.yaml")
             .train.recompute == Recompute::all);
+}
+
+TEST_CASE("config: train.local_chunk is a count of patches, megabyte only") {
+  check_message(parse_error("train:\n  local_chunk: -1\n"),
+                {"run.yaml: line 2: key 'train.local_chunk'", "train.local_chunk"});
+  check_message(parse_error("train:\n  local_chunk: many\n"),
+                {"run.yaml: line 2: key 'train.local_chunk'", "expected a whole number"});
+  check_message(parse_error("model:\n  kind: transformer\ntrain:\n  local_chunk: 8\n"),
+                {"run.yaml: line 4: key 'train.local_chunk'", "a transformer has no local model",
+                 "leave train.local_chunk at 0"});
+  CHECK(parse_config("train:\n  local_chunk: 0\n", "m.yaml").train.local_chunk == 0);
 }
 
 TEST_CASE("config: a malformed --set is named") {
