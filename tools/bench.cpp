@@ -86,7 +86,8 @@ int run_memory_plan(const BenchArgs& a) {
                      {"activation_bytes", m.activations},
                      {"workspace_bytes", m.workspace},
                      {"total_bytes", m.total()},
-                     {"recompute", recompute}};
+                     {"recompute", recompute},
+                     {"local_chunk", config.train.local_chunk}};
     if (a.fit) {
       j["fit_bytes"] = a.fit;
       j["fits"] = m.total() <= a.fit;
@@ -109,9 +110,12 @@ int run_memory_plan(const BenchArgs& a) {
   };
   std::printf(
       "memory on %s, %s matrix products, for %s (batch %d x T %d, %.2fM parameters, "
-      "recompute %s):\n",
+      "recompute %s%s):\n",
       dev.c_str(), std::string(backend::precision_name(precision)).c_str(), a.config.c_str(), batch,
-      config.model.context, static_cast<double>(m.parameter_count) / 1e6, recompute.c_str());
+      config.model.context, static_cast<double>(m.parameter_count) / 1e6, recompute.c_str(),
+      config.train.local_chunk > 0
+          ? (", local chunks of " + std::to_string(config.train.local_chunk) + " patches").c_str()
+          : "");
   row("parameters", m.parameters, "fp32");
   row("gradients", m.gradients, "fp32");
   row("AdamW moments", m.optimizer, "fp32 m and v");

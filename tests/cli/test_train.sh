@@ -124,4 +124,24 @@ expect_fail 2 "DATASET and -o RUNDIR" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml"
 # Resuming a finished run does nothing, and says so.
 "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o straight "${resume_args[@]}" --resume | grep -q "already complete" ||
   fail "resuming a complete run should say it is complete"
+# Long windows in bounded memory: T = 65,536 under a 1.7 GB limit of address space (the
+# process itself takes about 1 GB of it: libraries, thread arenas). Keeping every activation
+# (1.2 GB of them) does not fit; recomputing both stacks with the local model 64 patches at a
+# time (287 MB) trains, stops after a step, and resumes to the weights of a run never stopped.
+long_args=(--device cpu -j 2 --set model.context=65536 --set model.patch_size=16 --set train.batch_size=1
+           --set train.steps=2 --set train.eval_every=0 --set train.eval_bytes=65536
+           --set train.optimizer.warmup_steps=1 --set train.checkpoint_every=1 --set train.log_every=1)
+lean=(--set train.recompute=all --set train.local_chunk=64)
+(
+  ulimit -v 1700000
+  expect_fail 1 "cannot allocate" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o long-fat "${long_args[@]}"
+  "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o long-lean "${long_args[@]}" "${lean[@]}" >/dev/null
+  "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o long-resumed "${long_args[@]}" "${lean[@]}" \
+    --max-steps 1 >/dev/null
+  "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o long-resumed "${long_args[@]}" "${lean[@]}" \
+    --resume >/dev/null
+) || fail "training at T = 65536 within the memory limit"
+cmp long-lean/checkpoints/step-00000002/model.safetensors long-resumed/checkpoints/step-00000002/model.safetensors ||
+  fail "the resumed long run's weights differ from the run never stopped"
+
 echo "all train tests passed"
