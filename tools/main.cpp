@@ -11,6 +11,7 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <new>
 #include <string>
 #include <thread>
 
@@ -162,6 +163,15 @@ int run(int argc, char** argv) {
       std::fflush(stdout);
       std::fprintf(stderr, "megabyte %s: %s\n", name.c_str(), e.what());
       return g_interrupted.load() ? kExitInterrupted : kExitFailure;
+    } catch (const std::bad_alloc&) {
+      // Host memory ran out outside the arena (whose failures say what they asked for): a
+      // limit of the machine or of the process, not a bug.
+      std::fflush(stdout);
+      std::fprintf(stderr,
+                   "megabyte %s: out of memory (hint: `megabyte bench --config CONFIG --memory "
+                   "--fit SIZE` shows what a training config needs and what would fit)\n",
+                   name.c_str());
+      return kExitFailure;
     } catch (const std::exception& e) {
       std::fflush(stdout);
       std::fprintf(stderr, "megabyte %s: internal error: %s\n", name.c_str(), e.what());
