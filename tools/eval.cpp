@@ -71,7 +71,11 @@ int run_eval(const EvalArgs& a) {
   train::check_dataset_matches(info.config, dataset);
   const data::SplitReader& split = dataset.split(a.split);
 
-  auto net = model::load_model(dir, info.config.model, a.batch, a.devices.make_backend());
+  auto net = model::load_model(
+      dir, info.config.model, a.batch, a.devices.make_backend(),
+      // The run's own memory settings (recomputation, local chunks): the same logits and
+      // losses, in the memory the run trained in (a window of a million bytes needs them).
+      model::activation_policy(info.config.model, info.config.train));
 
   train::EvalOptions opt;
   opt.stride = a.stride;

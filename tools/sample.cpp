@@ -143,9 +143,10 @@ int run_sample(const SampleArgs& a) {
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   char line[160];
-  std::snprintf(line, sizeof line, "sampled %s in %.2f s (%.0f bytes/s)",
+  std::snprintf(line, sizeof line, "sampled %s in %.2f s (%.0f bytes/s), %s of KV caches",
                 human_count(static_cast<std::int64_t>(run.new_bytes), "byte", "bytes").c_str(),
-                secs, secs > 0 ? static_cast<double>(run.new_bytes) / secs : 0.0);
+                secs, secs > 0 ? static_cast<double>(run.new_bytes) / secs : 0.0,
+                human_bytes(static_cast<double>(run.cache_bytes)).c_str());
   log_info(line);
   return kExitOk;
 }

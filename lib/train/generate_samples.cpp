@@ -42,6 +42,7 @@ SampleRun generate_samples(const model::Model& model, std::span<const std::uint8
   model::Generator gen(model, group_size);
   std::vector<std::uint8_t> next(static_cast<std::size_t>(group_size));
   SampleRun run;
+  run.cache_bytes = gen.device_bytes();
   for (int first = 1; first <= count; first += group_size) {
     // Samples first .. first+n-1.
     const int n = std::min(group_size, count - first + 1);

@@ -46,6 +46,7 @@ struct SampleRun {
   int completed = 0;            // samples handed to on_sample
   std::uint64_t new_bytes = 0;  // bytes generated for the samples asked for (prompts excluded)
   bool interrupted = false;     // interrupted() stopped it
+  std::size_t cache_bytes = 0;  // device memory of the generator: its KV caches, mostly
 };
 
 // Generates options.count samples of `length` bytes each (at most the model's context), all
