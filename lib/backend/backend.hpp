@@ -154,6 +154,10 @@ class Backend {
   // temporaries (CUDA: allocate() plus the stream-ordered pool the kernels draw from); 0 on
   // the CPU, where `megabyte bench` reports the process's peak resident memory instead.
   virtual std::size_t peak_device_bytes() const = 0;
+  // Bytes of device memory free for a new run now (CUDA: the device's free memory; the CPU:
+  // the kernel's MemAvailable), or 0 where unknown. A training run that plans for more is
+  // refused before it allocates (train::check_training_fits).
+  virtual std::size_t available_bytes() const = 0;
   // The device's peak dense matrix rates in FLOP/s, for MFU: bf16 with fp32 accumulation on
   // tensor cores, and plain fp32 (no TF32). 0 where the device is not in the table
   // (device_peaks.cpp; megabyte-bench(1) prints it).

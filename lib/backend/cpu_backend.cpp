@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <new>
 #include <stdexcept>
@@ -66,6 +67,17 @@ class CpuBackend final : public KernelOps {
   void synchronize() override {}
   int max_head_dim() const override { return std::numeric_limits<int>::max(); }
   std::size_t peak_device_bytes() const override { return 0; }
+  std::size_t available_bytes() const override {
+    // "MemAvailable:   12345 kB": what the kernel can give without swapping.
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    std::size_t kib = 0;
+    while (meminfo >> key) {
+      if (key == "MemAvailable:" && meminfo >> kib) return kib * 1024;
+      meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+    }
+    return 0;
+  }
   double peak_bf16_flops() const override { return 0.0; }
   double peak_fp32_flops() const override { return 0.0; }
 };

@@ -109,6 +109,14 @@ class CudaBackend final : public KernelOps {
     const std::lock_guard<std::mutex> lock(mutex_);
     return peak_held_ + static_cast<std::size_t>(pool_high) + kernels::cuda::kMatmulWorkspaceBytes;
   }
+  std::size_t available_bytes() const override {
+    std::size_t free_bytes = 0, total = 0;
+    if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+      static_cast<void>(cudaGetLastError());
+      return 0;
+    }
+    return free_bytes;
+  }
   double peak_bf16_flops() const override { return peaks_.bf16; }
   double peak_fp32_flops() const override { return peaks_.fp32; }
 

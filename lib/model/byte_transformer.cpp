@@ -47,8 +47,10 @@ class ByteTransformerModel final : public Model {
       out_ = arena_.reserve<float>(rows * D_);
       dout_ = arena_.reserve<float>(rows * D_);
       din_ = arena_.reserve<float>(rows * D_);
-      host_inputs_.resize(rows);
-      host_targets_.resize(rows);
+      if (backend_) {  // a plan (no backend) only sizes the device buffers
+        host_inputs_.resize(rows);
+        host_targets_.resize(rows);
+      }
     }
     commit_memory();
   }

@@ -90,8 +90,10 @@ class MegabyteModel final : public Model {
       dlocal_in_ = floats(chunk_rows * DL_);
       dglobal_out_ = floats(rows * DG_);
       dglobal_in_ = floats(rows * DG_);
-      host_local_ids_.resize(rows);
-      host_targets_.resize(rows);
+      if (backend_) {  // a plan (no backend) only sizes the device buffers
+        host_local_ids_.resize(rows);
+        host_targets_.resize(rows);
+      }
     }
     commit_memory();
   }

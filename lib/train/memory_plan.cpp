@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "core/error.hpp"
+#include "core/progress.hpp"
 #include "model/model.hpp"
 
 namespace mb::train {
@@ -20,6 +22,32 @@ TrainingMemory plan_training_memory(const model::Config& config, backend::Device
   r.activations = m.activations;
   r.workspace = device == backend::Device::cuda ? backend::kCudaMatmulWorkspaceBytes : 0;
   return r;
+}
+
+void check_training_fits(const model::Config& config, backend::Backend& backend) {
+  const std::size_t available = backend.available_bytes();
+  if (available == 0) return;
+  const TrainingMemory need = plan_training_memory(config, backend.device(), backend.precision());
+  if (need.total() <= available) return;
+  const std::string device(backend::device_name(backend.device()));
+  const auto fitting =
+      fit_training_memory(config, backend.device(), backend.precision(), available);
+  std::string hint;
+  if (fitting) {
+    hint = "the same step fits as --set train.batch_size=" + std::to_string(fitting->batch_size) +
+           " --set train.grad_accumulation=" + std::to_string(fitting->grad_accumulation) +
+           " --set train.recompute=" + std::string(model::recompute_name(fitting->recompute));
+    if (fitting->local_chunk)
+      hint += " --set train.local_chunk=" + std::to_string(fitting->local_chunk);
+    hint += " (" + human_bytes(static_cast<double>(fitting->memory.total())) + ")";
+  } else {
+    hint = "not even one window at a time fits: lower model.context or the model's widths";
+  }
+  throw Error("memory",
+              "training this config needs " + human_bytes(static_cast<double>(need.total())) +
+                  " on the " + device + " (megabyte bench --memory), " +
+                  human_bytes(static_cast<double>(available)) + " is available",
+              hint);
 }
 
 std::optional<FittingPlan> fit_training_memory(const model::Config& config, backend::Device device,

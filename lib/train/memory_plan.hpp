@@ -29,6 +29,11 @@ struct TrainingMemory {
 TrainingMemory plan_training_memory(const model::Config& config, backend::Device device,
                                     backend::Precision precision);
 
+// Throws mb::Error when training `config` on `backend` plans for more memory than the device
+// has available (Backend::available_bytes; nothing is checked where that is unknown), naming
+// both and the --set options of fit_training_memory that would fit, if any.
+void check_training_fits(const model::Config& config, backend::Backend& backend);
+
 // A way to run the same optimiser step (batch_size × grad_accumulation windows) within a memory
 // budget: the largest micro-batch (up to train.batch_size) that divides the step and fits, with
 // the least that lets it fit of: recomputation (none, then local, global, all), then (MEGABYTE)

@@ -22,6 +22,7 @@
 #include "model/model.hpp"
 #include "model/optimizer.hpp"
 #include "train/evaluate.hpp"
+#include "train/memory_plan.hpp"
 #include "train/train_step.hpp"
 #include "train/metrics_log.hpp"
 #include "train/run_dataset.hpp"
@@ -149,9 +150,11 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   if (!dataset.has_split("train") || dataset.split("train").bytes() == 0)
     throw Error(dataset.directory().string(), "has no training bytes (its train split is empty)",
                 "prepare the dataset from more files");
-  // The device first: a run that cannot start leaves no RUNDIR behind.
+  // The device first: a run that cannot start leaves no RUNDIR behind, nor one whose plan
+  // the device cannot hold.
   std::shared_ptr<backend::Backend> device = backend::make_backend(
       options.device, options.precision.value_or(backend::default_precision(options.device)));
+  check_training_fits(config, *device);
   prepare_run_dir(config, options);
   // A new run records its dataset; a resumed one must be given the same (a run from before
   // the record existed gets one now).

@@ -146,4 +146,11 @@ lean=(--set train.recompute=all --set train.local_chunk=64)
 cmp long-lean/checkpoints/step-00000002/model.safetensors long-resumed/checkpoints/step-00000002/model.safetensors ||
   fail "the resumed long run's weights differ from the run never stopped"
 
+# A plan the machine's memory cannot hold is refused before anything is written or
+# allocated, with a way to take the same step that fits (windows of a million bytes, 32 at a
+# time: hundreds of GB; one at a time, recomputed and in chunks: a few GB).
+expect_fail 1 "the same step fits as --set train.batch_size=" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds \
+  -o too-big --device cpu --set model.context=1048576 --set model.patch_size=64 --set train.batch_size=32
+[[ ! -e too-big ]] || fail "a refused run left its RUNDIR behind"
+
 echo "all train tests passed"
