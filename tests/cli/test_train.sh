@@ -124,6 +124,22 @@ expect_fail 2 "DATASET and -o RUNDIR" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml"
 # Resuming a finished run does nothing, and says so.
 "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o straight "${resume_args[@]}" --resume | grep -q "already complete" ||
   fail "resuming a complete run should say it is complete"
+# Recomputation changes no bit of the run: the weights and the optimizer state equal a run's
+# without it (the files' config metadata, which records the setting, aside).
+"$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o rc-none "${resume_args[@]}" --max-steps 2 >/dev/null
+"$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o rc-all "${resume_args[@]}" --max-steps 2 \
+  --set train.recompute=all >/dev/null
+python3 - rc-none/checkpoints/step-00000002 rc-all/checkpoints/step-00000002 <<'PY'
+import struct, sys
+def tensors(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    return data[8 + n:]
+for name in ("model.safetensors", "optimizer.safetensors"):
+    a, b = (tensors(d + "/" + name) for d in sys.argv[1:3])
+    assert a == b, name + ": the tensors differ with train.recompute all"
+PY
+
 # Long windows in bounded memory: T = 65,536 under a 1.7 GB limit of address space (the
 # process itself takes about 1 GB of it: libraries, thread arenas). Keeping every activation
 # (1.2 GB of them) does not fit; recomputing both stacks with the local model 64 patches at a
