@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what megabyte needs to build and test, and the Debian packages its dev data comes
 # from. Debian 12; run as root (or with sudo). Installs only what is missing.
+# With --sanitizers, also what tests/run.sh's second build needs: clang with its sanitizer and
+# libFuzzer runtimes, and the OpenMP runtime that clang links (tests/fuzz/README.md).
 set -euo pipefail
 
 build_packages=(
@@ -13,8 +15,13 @@ data_packages=(
   bible-kjv mate-backgrounds alsa-utils sound-theme-freedesktop asterisk-core-sounds-en-wav
 )
 
+# The sanitizer and fuzz build (clang 14, as Debian 12 ships it; python3 makes seed files).
+sanitizer_packages=(clang libclang-rt-14-dev libomp-14-dev python3)
+wanted=("${build_packages[@]}" "${data_packages[@]}")
+if [[ ${1:-} == --sanitizers ]]; then wanted+=("${sanitizer_packages[@]}"); fi
+
 missing=()
-for p in "${build_packages[@]}" "${data_packages[@]}"; do
+for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]} == 0)); then

@@ -188,13 +188,11 @@ std::vector<std::uint8_t> wav_in_memory(const std::vector<std::int16_t>& samples
 
 }  // namespace
 
-std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path,
-                                            const AudioParams& params) {
-  const std::string where = path.string();
-  params.validate(where);
-  SF_INFO info{};
-  SndFile file = open_for_reading(path, info);
+namespace {
 
+// Decodes an open file: mixed to mono, resampled to the dataset rate, as s16le PCM.
+std::vector<std::uint8_t> encode_open_file(SNDFILE* file, const SF_INFO& info,
+                                           const AudioParams& params, const std::string& where) {
   std::unique_ptr<Resampler> resampler;
   if (info.samplerate != params.sample_rate)
     resampler = std::make_unique<Resampler>(info.samplerate, params.sample_rate, where);
@@ -204,7 +202,7 @@ std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path,
   std::vector<float> chunk(static_cast<std::size_t>(kChunkFrames) *
                            static_cast<std::size_t>(info.channels));
   for (;;) {
-    sf_count_t got = sf_readf_float(file.get(), chunk.data(), kChunkFrames);
+    sf_count_t got = sf_readf_float(file, chunk.data(), kChunkFrames);
     if (got <= 0) break;
     std::span<float> mono = mix_to_mono(chunk, got, info.channels);
     if (resampler)
@@ -212,10 +210,33 @@ std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path,
     else
       append_s16le(pcm, mono);
   }
-  if (sf_error(file.get()) != SF_ERR_NO_ERROR)
-    throw Error(where, std::string("cannot decode audio: ") + sf_strerror(file.get()), kReadHint);
+  if (sf_error(file) != SF_ERR_NO_ERROR)
+    throw Error(where, std::string("cannot decode audio: ") + sf_strerror(file), kReadHint);
   if (resampler) resampler->feed({}, true, pcm, where);
   return pcm;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path,
+                                            const AudioParams& params) {
+  const std::string where = path.string();
+  params.validate(where);
+  SF_INFO info{};
+  SndFile file = open_for_reading(path, info);
+  return encode_open_file(file.get(), info, params, where);
+}
+
+std::vector<std::uint8_t> encode_audio_memory(std::span<const std::uint8_t> encoded,
+                                              const AudioParams& params, const std::string& name) {
+  params.validate(name);
+  MemoryFile mem;
+  mem.bytes.assign(encoded.begin(), encoded.end());
+  SF_VIRTUAL_IO io = MemoryFile::io();
+  SF_INFO info{};
+  SndFile file(sf_open_virtual(&io, SFM_READ, &info, &mem));
+  if (!file) throw Error(name, sf_strerror(nullptr), kReadHint);
+  return encode_open_file(file.get(), info, params, name);
 }
 
 void write_wav(const std::filesystem::path& path, std::span<const std::uint8_t> pcm,

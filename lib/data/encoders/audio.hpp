@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "data/encoders/encoder.hpp"
@@ -17,6 +18,10 @@ namespace mb::data {
 // libsndfile's reason when the file cannot be opened or decoded.
 std::vector<std::uint8_t> encode_audio_file(const std::filesystem::path& path,
                                             const AudioParams& params);
+
+// Same, from an encoded file held in memory (`name` is used in error messages).
+std::vector<std::uint8_t> encode_audio_memory(std::span<const std::uint8_t> encoded,
+                                              const AudioParams& params, const std::string& name);
 
 // PCM s16le mono bytes -> a WAV file at params.sample_rate (written atomically). An odd
 // trailing byte is dropped.
