@@ -155,8 +155,40 @@ std::vector<fs::path> list_checkpoints(const fs::path& run_dir) {
 
 void prune_checkpoints(const fs::path& run_dir, int keep) {
   const auto all = list_checkpoints(run_dir);
-  for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < all.size(); ++i)
-    fs::remove_all(all[i]);
+  for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < all.size(); ++i) {
+    const fs::path pruned = all[i].parent_path() / hidden_name(step_of(all[i]), ".pruned");
+    fs::remove_all(pruned);
+    fs::rename(all[i], pruned);
+    fs::remove_all(pruned);
+  }
+}
+
+std::vector<std::string> recover_checkpoints(const fs::path& run_dir) {
+  const fs::path checkpoints = run_dir / "checkpoints";
+  std::vector<std::string> done;
+  std::error_code ec;
+  if (!fs::is_directory(checkpoints, ec)) return done;
+  std::vector<fs::path> hidden;
+  for (const auto& entry : fs::directory_iterator(checkpoints))
+    if (entry.path().filename().string().rfind(std::string(".") + kPrefix, 0) == 0)
+      hidden.push_back(entry.path());
+  std::sort(hidden.begin(), hidden.end());
+  for (const fs::path& p : hidden) {
+    // ".step-NNNNNNNN.new" was renamed into place whole (AtomicDirectory), so it is complete;
+    // it lacks its final name only when save_checkpoint was killed between moving the
+    // checkpoint it replaces aside and moving it in.
+    const std::string name = p.filename().string();
+    const std::string stem = name.substr(1, name.find('.', 1) - 1);  // "step-NNNNNNNN"
+    if (name == "." + stem + ".new" && step_of(stem) >= 0 && !fs::exists(checkpoints / stem)) {
+      fs::rename(p, checkpoints / stem);
+      done.push_back("completed the replacement of " + (checkpoints / stem).string());
+      continue;
+    }
+    fs::remove_all(p);
+    done.push_back("removed " + p.string());
+  }
+  if (!done.empty()) fsync_directory(checkpoints);
+  return done;
 }
 
 fs::path resolve_checkpoint(const fs::path& path) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "model/config.hpp"
@@ -40,8 +41,17 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, cons
 // Complete checkpoints of a run, oldest first (staging directories are ignored).
 std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& run_dir);
 
-// Removes all but the newest `keep` checkpoints.
+// Removes all but the newest `keep` checkpoints. Each is first renamed to a hidden name, so
+// that a process killed while removing one leaves no step-NNNNNNNN directory half-removed.
 void prune_checkpoints(const std::filesystem::path& run_dir, int keep);
+
+// Puts RUNDIR/checkpoints back in order after a process was killed while it wrote, replaced
+// or pruned a checkpoint: a replacement that was complete but not yet renamed into place
+// takes its name, and every other hidden ".step-*" directory (a checkpoint being written,
+// replaced or pruned) is removed. Returns what it did, one line each, for the log. Only the
+// process that holds the run (train/run_directory.hpp) may call it: it would remove another
+// live process's work in progress.
+std::vector<std::string> recover_checkpoints(const std::filesystem::path& run_dir);
 
 // What a user may name as a checkpoint: a run directory (its newest checkpoint), a checkpoint
 // directory, or its model.safetensors. Returns the checkpoint directory; throws mb::Error if

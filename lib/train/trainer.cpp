@@ -3,16 +3,13 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <map>
 #include <sstream>
 #include <vector>
 
-#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
@@ -26,6 +23,7 @@
 #include "train/train_step.hpp"
 #include "train/metrics_log.hpp"
 #include "train/run_dataset.hpp"
+#include "train/run_directory.hpp"
 #include "train/window_sampler.hpp"
 
 namespace mb::train {
@@ -36,62 +34,6 @@ using model::Config;
 namespace {
 
 constexpr double kLn2 = 0.69314718055994530942;
-
-// Every scalar of a YAML document by its dotted key ("train.optimizer.lr" -> "2.0e-04").
-void flatten(const YAML::Node& node, const std::string& prefix,
-             std::map<std::string, std::string>& out) {
-  if (node.IsMap()) {
-    for (const auto& kv : node)
-      flatten(
-          kv.second,
-          prefix.empty() ? kv.first.as<std::string>() : prefix + "." + kv.first.as<std::string>(),
-          out);
-  } else {
-    out[prefix] = YAML::Dump(node);
-  }
-}
-
-// The keys on which two resolved configs differ, as "KEY: a -> b" (run's value, then the new).
-std::string config_differences(const Config& saved, const Config& given) {
-  std::map<std::string, std::string> a, b;
-  flatten(YAML::Load(model::config_to_yaml(saved)), "", a);
-  flatten(YAML::Load(model::config_to_yaml(given)), "", b);
-  std::string out;
-  for (const auto& [key, value] : a) {
-    auto it = b.find(key);
-    const std::string now = it == b.end() ? "(absent)" : it->second;
-    if (now != value) out += (out.empty() ? "" : ", ") + key + ": " + value + " -> " + now;
-  }
-  for (const auto& [key, value] : b)
-    if (!a.count(key)) out += (out.empty() ? "" : ", ") + key + ": (absent) -> " + value;
-  return out;
-}
-
-void prepare_run_dir(const Config& config, const TrainOptions& options) {
-  const fs::path& dir = options.run_dir;
-  const fs::path config_file = dir / "config.yaml";
-  std::error_code ec;
-  if (!options.resume) {
-    if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
-      if (fs::exists(config_file, ec))
-        throw Error(dir.string(), "holds another run (config.yaml, checkpoints)",
-                    "continue it with --resume, or give a new directory with -o");
-      throw Error(dir.string(), "exists and is not empty", "give a new or empty directory with -o");
-    }
-    fs::create_directories(dir);
-    write_file_atomic(config_file, model::config_to_yaml(config));
-    return;
-  }
-  if (!fs::exists(config_file, ec))
-    throw Error(config_file.string(), "does not exist, so there is no run to resume",
-                "start the run without --resume");
-  const Config saved = model::load_config(config_file.string());
-  if (!(saved == config))
-    throw Error(dir.string(),
-                "was trained with another config (" + config_differences(saved, config) + ")",
-                "resume with the run's own config (" + config_file.string() +
-                    "), or start a new run in a new directory");
-}
 
 // A status line on stderr: redrawn in place on a terminal, one log line per call elsewhere.
 class StatusLine {
@@ -155,7 +97,8 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   std::shared_ptr<backend::Backend> device = backend::make_backend(
       options.device, options.precision.value_or(backend::default_precision(options.device)));
   check_training_fits(config, *device);
-  prepare_run_dir(config, options);
+  // Held until train() returns: no other process may write RUNDIR meanwhile.
+  const RunLock run_lock = open_run_directory(config, options.run_dir, options.resume);
   // A new run records its dataset; a resumed one must be given the same (a run from before
   // the record existed gets one now).
   if (!options.resume || !check_run_dataset(options.run_dir, dataset))

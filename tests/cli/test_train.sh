@@ -96,7 +96,13 @@ expect_fail 1 "model.patch_size" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text
 expect_fail 1 "data.modality" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o r --set data.modality=audio
 expect_fail 1 "holds another run" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o run1 "${small[@]}"
 expect_fail 1 "train.steps: 400 -> 600" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o run1 "${small[@]}" --resume
-expect_fail 1 "no run to resume" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o fresh --resume
+# A scheduler restarts a job with the same command, so --resume starts a run not yet started
+# (and says so), as if started without it.
+"$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o fresh "${resume_args[@]}" --resume >/dev/null 2>fresh.err ||
+  { cat fresh.err; fail "--resume refused a run directory that does not exist yet"; }
+grep -q "no run to resume there yet" fresh.err || { cat fresh.err; fail "--resume started a new run silently"; }
+cmp straight/checkpoints/step-00000008/model.safetensors fresh/checkpoints/step-00000008/model.safetensors ||
+  fail "a run started by --resume differs from one started without"
 if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_fail 1 "--device cuda" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds -o r --device cuda
 fi
