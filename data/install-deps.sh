@@ -9,6 +9,7 @@ build_packages=(
   build-essential meson ninja-build pkg-config cmake
   libcli11-dev libyaml-cpp-dev libzstd-dev zstd libxxhash-dev nlohmann-json3-dev
   libsndfile1-dev libsamplerate0-dev libstb-dev libdnnl-dev doctest-dev
+  libopenmpi-dev openmpi-bin   # data-parallel training (mpirun); the MPI tests
 )
 # Real data for the demo and the end-to-end tests (see data/README.md).
 data_packages=(

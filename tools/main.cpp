@@ -18,6 +18,7 @@
 #include "command.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "dist/job.hpp"
 
 namespace mb::tools {
 
@@ -156,26 +157,55 @@ int run(int argc, char** argv) {
     if (!cmd.first->parsed()) continue;
     set_command(name);
     install_signal_handlers();
+    // Under mpirun or srun with several processes, train and bench form a job (lib/dist); the
+    // other commands run as one process and say so rather than run N times side by side.
+    const int launched = dist::launched_processes();
+    if (launched > 1 && name != "train" && name != "bench") {
+      std::fprintf(stderr,
+                   "megabyte %s: was started as one of %d processes (mpirun, srun), but runs as "
+                   "one (hint: run it without mpirun or srun; train and bench run as a job of "
+                   "several)\n",
+                   name.c_str(), launched);
+      return kExitUsage;
+    }
+    // Rank 0 alone speaks for a job; an error on one rank ends them all (dist/job.hpp).
+    dist::Job* job = nullptr;
+    auto rank_prefix = [&] { return job && !job->single() ? job->who() + ": " : std::string(); };
+    auto fail = [&](int status) {
+      if (job && !job->single()) job->abort(status);
+      return status;
+    };
     try {
+      if (launched > 1) {
+        job = &dist::Job::get();
+        if (!job->is_root()) set_verbosity(Verbosity::quiet);
+      }
       int rc = cmd.second();
       return g_interrupted.load() ? kExitInterrupted : rc;
+    } catch (const dist::AgreedError& e) {
+      // Every rank raised it alike: rank 0 reports it, and every rank ends normally.
+      std::fflush(stdout);
+      if (!job || job->is_root()) std::fprintf(stderr, "megabyte %s: %s\n", name.c_str(), e.what());
+      if (job) job->finalize();
+      return g_interrupted.load() ? kExitInterrupted : kExitFailure;
     } catch (const Error& e) {
       std::fflush(stdout);
-      std::fprintf(stderr, "megabyte %s: %s\n", name.c_str(), e.what());
-      return g_interrupted.load() ? kExitInterrupted : kExitFailure;
+      std::fprintf(stderr, "megabyte %s: %s%s\n", name.c_str(), rank_prefix().c_str(), e.what());
+      return fail(g_interrupted.load() ? kExitInterrupted : kExitFailure);
     } catch (const std::bad_alloc&) {
       // Host memory ran out outside the arena (whose failures say what they asked for): a
       // limit of the machine or of the process, not a bug.
       std::fflush(stdout);
       std::fprintf(stderr,
-                   "megabyte %s: out of memory (hint: `megabyte bench --config CONFIG --memory "
+                   "megabyte %s: %sout of memory (hint: `megabyte bench --config CONFIG --memory "
                    "--fit SIZE` shows what a training config needs and what would fit)\n",
-                   name.c_str());
-      return kExitFailure;
+                   name.c_str(), rank_prefix().c_str());
+      return fail(kExitFailure);
     } catch (const std::exception& e) {
       std::fflush(stdout);
-      std::fprintf(stderr, "megabyte %s: internal error: %s\n", name.c_str(), e.what());
-      return kExitFailure;
+      std::fprintf(stderr, "megabyte %s: %sinternal error: %s\n", name.c_str(),
+                   rank_prefix().c_str(), e.what());
+      return fail(kExitFailure);
     }
   }
   std::cout << app.help();

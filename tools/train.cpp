@@ -1,6 +1,7 @@
 // megabyte train: parse, load the config and the dataset, call lib/train, report.
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "backend/backend.hpp"
 #include "command.hpp"
@@ -8,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "data/dataset.hpp"
+#include "dist/job.hpp"
 #include "model/config.hpp"
 #include "train/trainer.hpp"
 
@@ -26,13 +28,20 @@ struct TrainArgs {
 };
 
 int run_train(const TrainArgs& a) {
-  const model::Config config = model::load_config(a.config, a.overrides);
+  // In a job of several processes every rank reads the config and the dataset; a failure on
+  // any of them is reported once, by rank 0 (dist::Job::together).
+  dist::Job& job = dist::Job::get();
+  std::optional<model::Config> loaded;
+  job.together([&] { loaded = model::load_config(a.config, a.overrides); });
+  const model::Config& config = *loaded;
   if (a.print_config) {
-    std::cout << model::config_to_yaml(config);
+    if (job.is_root()) std::cout << model::config_to_yaml(config);
     return kExitOk;
   }
   backend::set_cpu_threads(a.threads);
-  const data::Dataset dataset = data::Dataset::open(a.dataset);
+  std::optional<data::Dataset> opened;
+  job.together([&] { opened.emplace(data::Dataset::open(a.dataset)); });
+  const data::Dataset& dataset = *opened;
 
   train::TrainOptions options;
   options.run_dir = a.run_dir;
@@ -42,6 +51,7 @@ int run_train(const TrainArgs& a) {
   options.precision = a.devices.resolved_precision();
   options.interrupted = [] { return g_interrupted.load(); };
   const train::TrainResult r = train::train(config, dataset, options);
+  if (!dist::Job::get().is_root()) return r.interrupted ? kExitInterrupted : kExitOk;  // rank 0 reports
 
   if (r.step == r.start_step && !r.interrupted) {
     std::printf("step %lld: the run is already complete (train.steps = %lld)\n",

@@ -61,6 +61,22 @@ bool cuda_available(std::string* why) {
 #endif
 }
 
+void select_cuda_device(int index, const std::string& who) {
+#ifdef MEGABYTE_HAVE_CUDA
+  std::string why;
+  const int count = cuda_device_count(&why);
+  if (index >= count)
+    throw Error(who, "would take GPU " + std::to_string(index) + " but this machine has " +
+                         std::to_string(count) + (count == 0 ? " (" + why + ")" : ""),
+                "start at most one process per GPU on each machine (mpirun -np, srun "
+                "--ntasks-per-node), or train on --device cpu");
+  set_cuda_device(index);
+#else
+  static_cast<void>(index);
+  static_cast<void>(who);
+#endif
+}
+
 Device default_device() { return cuda_available() ? Device::cuda : Device::cpu; }
 
 void require_device(Device device) {

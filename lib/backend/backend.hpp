@@ -71,6 +71,12 @@ bool cuda_available(std::string* why = nullptr);
 // Throws the mb::Error make_backend(device) would throw when `device` cannot be used.
 void require_device(Device device);
 
+// The GPU later CUDA backends of this process use: device `index` of those the CUDA runtime
+// sees (one per rank of a machine, under mpirun or srun); device 0 without a call. Throws
+// mb::Error, naming `who`, where the machine has no GPU of that index. Nothing where this
+// build has no CUDA backend.
+void select_cuda_device(int index, const std::string& who);
+
 // cuda when cuda_available(), else cpu: what a command runs on without --device.
 Device default_device();
 

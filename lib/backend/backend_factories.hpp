@@ -14,5 +14,7 @@ std::unique_ptr<Backend> make_cpu_backend();
 std::unique_ptr<Backend> make_cuda_backend();
 // The number of CUDA devices, or 0 with the runtime's reason in `why`.
 int cuda_device_count(std::string* why);
+// cudaSetDevice(index).
+void set_cuda_device(int index);
 
 }  // namespace mb::backend

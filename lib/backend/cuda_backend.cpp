@@ -144,6 +144,8 @@ int cuda_device_count(std::string* why) {
   return n;
 }
 
+void set_cuda_device(int index) { MB_CUDA_CHECK(cudaSetDevice(index)); }
+
 std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
 
 }  // namespace mb::backend

@@ -55,8 +55,8 @@ class ByteTransformerModel final : public Model {
     commit_memory();
   }
 
-  LossSum forward(const std::int32_t* ids, int batch, bool training,
-                  std::uint64_t dropout_seed) override {
+  LossSum forward(const std::int32_t* ids, int batch, bool training, std::uint64_t dropout_seed,
+                  int first_window = 0) override {
     if (batch < 1 || batch > max_batch_)
       throw std::logic_error("ByteTransformerModel: bad batch size");
     backend::Backend& k = *backend_;
@@ -69,7 +69,8 @@ class ByteTransformerModel final : public Model {
     upload_ids(targets_, host_targets_.data(), static_cast<std::size_t>(N));
 
     input_embeddings(in_.get(), inputs_.get(), batch, 0, T_);
-    stack_.forward(out_.get(), in_.get(), batch, T_, training, dropout_seed);
+    stack_.forward(out_.get(), in_.get(), batch, T_, training, dropout_seed,
+                   static_cast<std::uint64_t>(first_window) * T_);
     if (training) return {0.0, count_targets(ids, static_cast<std::size_t>(N))};
     const backend::CrossEntropyResult ce =
         k.crossentropy_forward(losses_device_.get(), out_.get(), view_.value(embedding_),

@@ -54,6 +54,7 @@ constexpr IntRange kStepsRange{1, kInt64Max};
 constexpr IntRange kWarmupRange{0, kInt64Max};             // and at most train.steps
 constexpr IntRange kEveryRange{0, kInt64Max};              // 0: only at the end
 constexpr IntRange kChunkRange{0, std::int64_t{1} << 30};  // 0: all patches at once
+constexpr IntRange kZeroRange{0, 1};  // ZeRO stages: 0 (none) or 1 (sharded optimizer state)
 constexpr IntRange kLogRange{1, kInt64Max};
 constexpr IntRange kKeepRange{1, kIntMax};
 
@@ -331,7 +332,7 @@ void read_optimizer(const YamlMap& s, OptimizerConfig& o) {
 void read_train(const YamlMap& s, TrainConfig& t) {
   s.allow_only(
       {"seed", "batch_size", "grad_accumulation", "steps", "optimizer", "eval_every", "eval_bytes",
-       "checkpoint_every", "keep_checkpoints", "log_every", "recompute", "local_chunk"},
+       "checkpoint_every", "keep_checkpoints", "log_every", "recompute", "local_chunk", "zero"},
       "optimizer",
       {"lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "warmup_steps", "decay_power"});
   read(s, "seed", t.seed);
@@ -347,6 +348,7 @@ void read_train(const YamlMap& s, TrainConfig& t) {
   if (const auto recompute = s.optional_string("recompute"))
     t.recompute = parse_recompute(*recompute, s.where("recompute"));
   read(s, "local_chunk", t.local_chunk, kChunkRange);
+  read(s, "zero", t.zero, kZeroRange);
 }
 
 // Where the keys of a whole config came from, for the checks that look at several keys: an
@@ -498,6 +500,7 @@ void check_config(const Config& c, const Locator& loc) {
                 "train.recompute is local, but a transformer has no local model",
                 "use global (or all) to recompute its one stack, or none");
   check_int(where("train.local_chunk"), "train.local_chunk", t.local_chunk, kChunkRange);
+  check_int(where("train.zero"), "train.zero", t.zero, kZeroRange);
   if (m.kind == ModelKind::transformer && t.local_chunk != 0)
     throw Error(loc.blame({"train.local_chunk", "model.kind"}),
                 "train.local_chunk is " + std::to_string(t.local_chunk) +
@@ -627,6 +630,7 @@ std::string config_to_yaml(const Config& c) {
   line("  log_every: " + std::to_string(t.log_every));
   line("  recompute: " + std::string(recompute_name(t.recompute)));
   if (m.kind == ModelKind::megabyte) line("  local_chunk: " + std::to_string(t.local_chunk));
+  line("  zero: " + std::to_string(t.zero));
   return y;
 }
 

@@ -83,6 +83,7 @@ struct TrainConfig {
   std::int64_t log_every = 10;            // JSONL metrics line every N steps
   Recompute recompute = Recompute::none;  // stacks whose activations the backward pass recomputes
   int local_chunk = 0;  // megabyte: patches the local model runs at a time in training (0: all)
+  int zero = 0;  // 1: each rank of a job keeps the optimizer state of its share of the parameters
   bool operator==(const TrainConfig&) const = default;
 };
 

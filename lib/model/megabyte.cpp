@@ -98,8 +98,9 @@ class MegabyteModel final : public Model {
     commit_memory();
   }
 
-  LossSum forward(const std::int32_t* ids, int batch, bool training,
-                  std::uint64_t dropout_seed) override {
+  LossSum forward(const std::int32_t* ids, int batch, bool training, std::uint64_t dropout_seed,
+                  int first_window = 0) override {
+    first_window_ = first_window;
     run_global(ids, batch, training, dropout_seed);
     backend::Backend& k = *backend_;
     const int N = batch * T_, patches = batch * K_;
@@ -202,7 +203,8 @@ class MegabyteModel final : public Model {
     // (1), (2): the global input, shifted by one patch.
     global_input(global_in_.get(), ids_.get(), batch, 0, K_, T_);
     // (3)
-    global_.forward(global_out_.get(), global_in_.get(), batch, K_, training, dropout_seed);
+    global_.forward(global_out_.get(), global_in_.get(), batch, K_, training, dropout_seed,
+                    static_cast<std::uint64_t>(first_window_) * K_);
   }
 
   // (4), (5) for `patches` patches from patch `first` (of all the batch's, side by side) into
@@ -217,7 +219,8 @@ class MegabyteModel final : public Model {
     local_input(local_in_.get(), local_in_.get(), DL_, local_ids_.get() + r0, rows,
                 dlocal_in_.get());
     // (5)
-    local_.forward(local_out_.get(), local_in_.get(), patches, P_, training, local_seed_, r0);
+    local_.forward(local_out_.get(), local_in_.get(), patches, P_, training, local_seed_,
+                   static_cast<std::uint64_t>(first_window_) * T_ + r0);
   }
 
   // (1), (2): out[sequences, patches, P·D_G] = global input patches first .. first+patches-1
@@ -278,6 +281,7 @@ class MegabyteModel final : public Model {
   int batch_ = 0;
   int max_chunk_ = 0;             // patches the local buffers hold
   std::uint64_t local_seed_ = 0;  // the local stack's dropout seed of the last run_global
+  int first_window_ = 0;          // of the last forward(): where its dropout masks start
   Slice<float> global_in_, global_out_, local_in_, local_out_, losses_device_;
   Slice<float> dlocal_out_, dlocal_in_, dglobal_out_, dglobal_in_;
   Slice<std::int32_t> ids_, local_ids_, targets_;

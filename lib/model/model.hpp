@@ -107,9 +107,11 @@ class Model {
   // keeping what backward() needs. Returns the summed loss, except when `training`: then only
   // the count is filled in, since backward() computes the loss anyway (the tied output head is
   // recomputed there chunk by chunk) and returns it. Dropout is applied when `training`, its
-  // masks a function of `dropout_seed`.
+  // masks a function of `dropout_seed`; the windows are windows first_window.. of a larger
+  // micro-batch run a part at a time (by the ranks of a job that share it), and draw the masks
+  // the whole micro-batch would draw at those windows.
   virtual LossSum forward(const std::int32_t* ids, int batch, bool training,
-                          std::uint64_t dropout_seed) = 0;
+                          std::uint64_t dropout_seed, int first_window = 0) = 0;
 
   // Accumulates into the gradients (view().grads) the gradient of dloss · (the summed loss of
   // the last forward()), and returns that forward's summed loss. For the mean loss of a step,

@@ -34,7 +34,14 @@ class Scorer {
         ids_(static_cast<std::size_t>(model.max_batch()) * T_),
         bytes_(T_) {}
 
+  // Of the windows add() is given, queue only every count-th from the index-th.
+  void set_share(int index, int count) { share_index_ = index, share_count_ = count; }
+
   void add(const Window& w) {
+    if (share_count_ > 1 &&
+        next_window_++ % static_cast<std::uint64_t>(share_count_) !=
+            static_cast<std::uint64_t>(share_index_))
+      return;
     split_.read(w.document, w.start, std::span(bytes_.data(), w.length));
     std::int32_t* row = ids_.data() + queue_.size() * T_;
     for (std::uint64_t i = 0; i < w.length; ++i) row[i] = bytes_[i];
@@ -95,6 +102,8 @@ class Scorer {
   std::vector<std::int32_t> ids_;
   std::vector<std::uint8_t> bytes_;
   std::vector<Window> queue_;
+  int share_index_ = 0, share_count_ = 1;  // EvalOptions' share of the windows
+  std::uint64_t next_window_ = 0;
 };
 
 }  // namespace
@@ -135,6 +144,7 @@ EvalReport evaluate(model::Model& model, const data::SplitReader& split, const E
   if (opt.per_position) report.positions.resize(static_cast<std::size_t>(P));
   if (opt.context_curve) report.context_curve = context_buckets(T);
   Scorer scorer(model, split, report, opt.per_document, opt.progress);
+  scorer.set_share(opt.share_index, opt.share_count);
   std::uint64_t planned = 0;  // bytes scored by the windows queued so far
   for (std::uint64_t doc = 0; doc < split.documents(); ++doc) {
     if (opt.max_bytes && planned >= opt.max_bytes) break;

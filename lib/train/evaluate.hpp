@@ -42,6 +42,12 @@ struct EvalOptions {
   bool per_document = false;    // fill EvalReport::documents
   bool per_position = false;    // fill EvalReport::positions (by position within a patch)
   bool context_curve = false;   // fill EvalReport::context_curve (by position within the window)
+  // Of the windows in their order (strided passes' windows counted one by one), score only
+  // those whose index i has i mod share_count == share_index: the ranks of a job split an
+  // evaluation and add up their EvalResults (document counts and per-document lists are then
+  // each rank's own).
+  int share_index = 0;
+  int share_count = 1;
   // Called after each batch with the bytes scored so far; returning false stops early.
   std::function<bool(std::uint64_t)> progress;
 };

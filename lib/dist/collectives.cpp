@@ -1,0 +1,82 @@
+#include "dist/collectives.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#ifdef MEGABYTE_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace mb::dist {
+
+namespace {
+
+class NoCollectives final : public Collectives {
+ public:
+  void all_reduce_sum(float*, std::size_t) override {}
+  void all_gather(float*, const Sharding&) override {}
+  std::string engine() const override { return "none"; }
+};
+
+#ifdef MEGABYTE_HAVE_MPI
+// MPI counts are ints: a long buffer goes over in pieces of at most 2^30 values.
+constexpr std::size_t kMaxCount = std::size_t{1} << 30;
+
+void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  throw Error("MPI", std::string(what) + " failed: " + std::string(text, static_cast<std::size_t>(len)));
+}
+
+// Host memory (the CPU backend's): MPI itself.
+class MpiCollectives final : public Collectives {
+ public:
+  explicit MpiCollectives(Job& job) : job_(job) {}
+
+  void all_reduce_sum(float* buffer, std::size_t n) override {
+    for (std::size_t i = 0; i < n; i += kMaxCount)
+      check(MPI_Allreduce(MPI_IN_PLACE, buffer + i, static_cast<int>(std::min(kMaxCount, n - i)),
+                          MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+            "MPI_Allreduce");
+  }
+
+  void all_gather(float* buffer, const Sharding& sharding) override {
+    // Each rank's part in turn from its owner: parts may be unequal, and longer than an int.
+    for (int r = 0; r < job_.size(); ++r) {
+      const Range part = sharding.part(r);
+      for (std::size_t i = part.begin; i < part.end; i += kMaxCount)
+        check(MPI_Bcast(buffer + i, static_cast<int>(std::min(kMaxCount, part.end - i)), MPI_FLOAT,
+                        r, MPI_COMM_WORLD),
+              "MPI_Bcast");
+    }
+  }
+
+  std::string engine() const override { return "MPI"; }
+
+ private:
+  Job& job_;
+};
+#endif
+
+}  // namespace
+
+std::unique_ptr<Collectives> make_collectives(Job& job, backend::Backend& backend) {
+  if (job.single()) return std::make_unique<NoCollectives>();
+  if (backend.shares_host_memory()) {
+#ifdef MEGABYTE_HAVE_MPI
+    return std::make_unique<MpiCollectives>(job);
+#endif
+  }
+#ifdef MEGABYTE_HAVE_NCCL
+  return make_nccl_collectives(job);
+#else
+  throw AgreedError(backend.description(),
+                    "this build has no NCCL to join the ranks' GPU memory",
+                    "build megabyte where the CUDA toolkit's NCCL (nccl.h, libnccl) is found, or "
+                    "train on --device cpu");
+#endif
+}
+
+}  // namespace mb::dist
