@@ -9,6 +9,8 @@
 #include <span>
 #include <string>
 
+#include "core/error.hpp"
+
 namespace mb {
 
 class AtomicFile {
@@ -33,7 +35,9 @@ class AtomicFile {
 };
 
 // A directory built under a temporary name and renamed into place in one step, so that a
-// dataset is either complete or absent. The target must not exist.
+// dataset is either complete or absent. The target must not exist. The staging directories
+// of the same target that processes killed outright left behind are removed (and named on
+// stderr) when the next one is made.
 class AtomicDirectory {
  public:
   explicit AtomicDirectory(std::filesystem::path target);
@@ -45,6 +49,9 @@ class AtomicDirectory {
   const std::filesystem::path& staging() const { return temp_; }
   const std::filesystem::path& target() const { return target_; }
   void commit();
+  // `e` naming the target where it names the staging directory: messages name what the user
+  // asked for, not a hidden temporary that will never appear.
+  Error public_error(const Error& e) const;
 
  private:
   std::filesystem::path target_, temp_;

@@ -7,17 +7,6 @@
 
 namespace mb::data {
 
-namespace {
-// Errors from inside the staging directory name the dataset the user asked for, not the
-// hidden temporary that will never appear.
-Error with_public_name(const Error& e, const AtomicDirectory& dir) {
-  std::string where = e.where();
-  const std::string staging = dir.staging().string();
-  if (where.rfind(staging, 0) == 0) where = dir.target().string() + where.substr(staging.size());
-  return Error(where, e.message(), e.hint());
-}
-}  // namespace
-
 std::string split_name(Split s) { return s == Split::train ? "train" : "validation"; }
 
 DatasetWriter::DatasetWriter(const std::filesystem::path& out_dir, const EncoderParams& encoder,
@@ -34,7 +23,7 @@ void DatasetWriter::add_document(Split split, const std::string& name,
   try {
     add_document_staged(split, name, bytes);
   } catch (const Error& e) {
-    throw with_public_name(e, dir_);
+    throw dir_.public_error(e);
   }
 }
 
@@ -68,7 +57,7 @@ Manifest DatasetWriter::commit() {
   try {
     return commit_staged();
   } catch (const Error& e) {
-    throw with_public_name(e, dir_);
+    throw dir_.public_error(e);
   }
 }
 

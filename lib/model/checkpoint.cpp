@@ -120,13 +120,16 @@ fs::path save_checkpoint(const fs::path& run_dir, const Config& config, const Pa
     for (const data::RecordedParam& p : e.recorded_params(recorded))
       meta.insert_or_assign(p.key, std::to_string(*p.value));
   }
-  write_safetensors(dir.staging() / kModelFile, weights, meta);
-
   auto optimizer_meta = common_metadata(config, state);
   optimizer_meta["sampler_epoch"] = std::to_string(state.sampler_epoch);
   optimizer_meta["sampler_index"] = std::to_string(state.sampler_index);
-  write_safetensors(dir.staging() / kOptimizerFile, moments, optimizer_meta);
-  dir.commit();
+  try {
+    write_safetensors(dir.staging() / kModelFile, weights, meta);
+    write_safetensors(dir.staging() / kOptimizerFile, moments, optimizer_meta);
+    dir.commit();
+  } catch (const Error& e) {
+    throw dir.public_error(e);  // (a full disk: the file of the checkpoint that did not fit)
+  }
   if (!replaced.empty()) {
     fs::rename(target, replaced);
     fs::rename(dir.target(), target);

@@ -1,9 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
@@ -55,6 +57,25 @@ TEST_CASE("AtomicDirectory: refuses an existing target and cleans up when abando
     ad.commit();
   }
   CHECK(fs::exists(d / "new" / "a.txt"));
+}
+
+TEST_CASE("AtomicDirectory: removes the staging directories of dead processes, not of live ones") {
+  mb::test::TempDir tmp("atomic-stale");
+  const pid_t child = ::fork();  // a pid that no longer runs once waited for
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  const fs::path dead = tmp.path / (".d.partial-" + std::to_string(child));
+  const fs::path live = tmp.path / (".d.partial-" + std::to_string(::getppid()));
+  const fs::path other = tmp.path / (".e.partial-" + std::to_string(child));  // another target's
+  for (const fs::path& p : {dead, live, other}) fs::create_directories(p / "sub");
+  {
+    mb::AtomicDirectory dir(tmp.path / "d");
+    CHECK(!fs::exists(dead));
+    CHECK(fs::exists(live));
+    CHECK(fs::exists(other));
+  }
+  CHECK(!fs::exists(tmp.path / "d"));
 }
 
 TEST_CASE("read_whole_file names the file it cannot read") {

@@ -7,9 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "error_of.hpp"
 #include "model/config.hpp"
@@ -121,5 +123,22 @@ TEST_CASE("run directory: a started run") {
     CHECK(!fs::exists(tmp.path / ".metrics.jsonl.tmp-77"));
     CHECK(!fs::exists(tmp.path / ".trained-on.yaml.tmp-78"));
     CHECK(fs::exists(tmp.path / ".metrics.jsonl.tmp-notapid"));
+  }
+  SUBCASE("puts its checkpoints in order after a kill while one was written, replaced, pruned") {
+    const fs::path c = tmp.path / "checkpoints";
+    for (const char* d : {"step-00000004", ".step-00000008.partial-4242", ".step-00000004.pruned",
+                          ".step-00000012.new", ".step-00000012.replaced", ".step-00000016.new",
+                          "step-00000016", ".step-00000020.new.partial-99"})
+      fs::create_directories(c / d);
+    touch(c / ".step-00000012.new" / "model.safetensors");
+    touch(c / "step-00000016" / "model.safetensors");
+    RunLock lock = open_run_directory(config, tmp.path, true);
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(c)) left.push_back(e.path().filename().string());
+    std::sort(left.begin(), left.end());
+    // The complete replacement of step 12 takes its name; step 16's own stays; the rest goes.
+    CHECK(left == std::vector<std::string>{"step-00000004", "step-00000012", "step-00000016"});
+    CHECK(fs::exists(c / "step-00000012" / "model.safetensors"));
+    CHECK(fs::exists(c / "step-00000016" / "model.safetensors"));
   }
 }
