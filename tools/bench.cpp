@@ -20,7 +20,9 @@
 #include "model/checkpoint.hpp"
 #include "model/config.hpp"
 #include "train/generation_benchmark.hpp"
+#include "dist/job.hpp"
 #include "train/memory_plan.hpp"
+#include "train/step_share.hpp"
 #include "train/train_benchmark.hpp"
 
 namespace mb::tools {
@@ -42,6 +44,7 @@ struct BenchArgs {
   bool json = false;
   bool memory = false;
   std::uint64_t fit = 0;  // --memory --fit: a device's bytes
+  int ranks = 1;          // --memory: the plan of one of this many processes sharing the step
   int batch = 1;          // --generate: sequences side by side
   DeviceOptions devices;
 };
@@ -53,7 +56,9 @@ int run_memory_plan(const BenchArgs& a) {
   const model::Config config = model::load_config(a.config, a.overrides);
   const backend::Device device = chosen_device(a);
   const backend::Precision precision = a.devices.resolved_precision();
-  const train::TrainingMemory m = train::plan_training_memory(config, device, precision);
+  const train::StepShare share = train::share_step(
+      config.train.batch_size, config.train.grad_accumulation, a.ranks, 0);  // N must divide it
+  const train::TrainingMemory m = train::plan_training_memory(config, device, precision, a.ranks);
   const int batch = config.train.batch_size;
   const std::string dev(backend::device_name(device));
   const std::string recompute(model::recompute_name(config.train.recompute));
@@ -61,7 +66,7 @@ int run_memory_plan(const BenchArgs& a) {
   // step that does.
   std::optional<train::FittingPlan> fitting;
   if (a.fit && m.total() > a.fit)
-    fitting = train::fit_training_memory(config, device, precision, a.fit);
+    fitting = train::fit_training_memory(config, device, precision, a.fit, a.ranks);
   auto fit_advice = [&] {
     if (!fitting) return std::string();
     return "--set train.batch_size=" + std::to_string(fitting->batch_size) +
@@ -77,6 +82,8 @@ int run_memory_plan(const BenchArgs& a) {
                      {"device", dev},
                      {"precision", std::string(backend::precision_name(precision))},
                      {"batch_size", batch},
+                     {"ranks", a.ranks},
+                     {"rank_windows", std::min(batch, share.windows)},
                      {"context", config.model.context},
                      {"parameters", m.parameter_count},
                      {"parameter_bytes", m.parameters},
@@ -116,9 +123,16 @@ int run_memory_plan(const BenchArgs& a) {
       config.train.local_chunk > 0
           ? (", local chunks of " + std::to_string(config.train.local_chunk) + " patches").c_str()
           : "");
+  if (a.ranks > 1)
+    std::printf(
+        "  one of %d ranks: %d windows at a time, %s\n", a.ranks, std::min(batch, share.windows),
+        (config.train.zero ? "1/" + std::to_string(a.ranks) + " of the AdamW moments (train.zero 1)"
+                           : std::string("all of the AdamW moments (train.zero 0)"))
+            .c_str());
   row("parameters", m.parameters, "fp32");
   row("gradients", m.gradients, "fp32");
-  row("AdamW moments", m.optimizer, "fp32 m and v");
+  row("AdamW moments", m.optimizer,
+      config.train.zero && a.ranks > 1 ? "fp32 m and v, this rank's part" : "fp32 m and v");
   if (m.bf16_weights)
     row("bf16 weight copy", m.bf16_weights, "what the products read; AdamW writes it");
   row("activations", m.activations, "what forward keeps for backward, scratch, ids");
@@ -151,7 +165,10 @@ std::string fixed1(double v) {
 }
 
 int run_training_bench(const BenchArgs& a) {
-  const model::Config config = model::load_config(a.config, a.overrides);
+  dist::Job& job = dist::Job::get();  // under mpirun: the ranks share each step
+  std::optional<model::Config> loaded;
+  job.together([&] { loaded = model::load_config(a.config, a.overrides); });
+  const model::Config& config = *loaded;
   backend::set_cpu_threads(static_cast<int>(a.threads));
   const int threads = backend::cpu_threads();
   const model::ModelConfig& m = config.model;
@@ -169,6 +186,7 @@ int run_training_bench(const BenchArgs& a) {
       train::benchmark_training(config, a.seconds, a.min_steps, device, precision);
   const int sgemm_n = gpu ? 4096 : 1024;
   const double sgemm = train::measure_sgemm_gflops(device, precision, sgemm_n, 1.0);
+  if (!job.is_root()) return kExitOk;  // rank 0 reports the job's figures
   const std::string gemm = precision == backend::Precision::bf16 ? "bf16 gemm" : "sgemm";
   const double state_bytes =
       4.0 * sizeof(float) * static_cast<double>(t.parameters);  // weights, grads, m, v
@@ -199,14 +217,28 @@ int run_training_bench(const BenchArgs& a) {
                      {"parameters", t.parameters},
                      {"activation_bytes", t.activation_bytes},
                      {"parameter_state_bytes", state_bytes},
-                     {"peak_rss_bytes", t.peak_rss_bytes}};
+                     {"peak_rss_bytes", t.peak_rss_bytes},
+                     {"ranks", t.ranks},
+                     {"collectives", t.collectives},
+                     {"collective_seconds_per_step", t.collective_seconds_per_step},
+                     {"collective_bytes_per_step", t.collective_bytes_per_step},
+                     {"parallel_efficiency", t.parallel_efficiency()}};
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
   std::printf("train:  %.0f bytes/s, %.3f s/step, %.1f GFLOP/s (%.2f GFLOP/step, %d steps)\n",
               t.bytes_per_second(), t.step_seconds(), t.gflops(), t.flops_per_step / 1e9, t.steps);
-  std::printf("sgemm:  %.1f GFLOP/s (%dx%dx%d %s, the model's matmul kernel): training at %.0f%%\n",
-              sgemm, sgemm_n, sgemm_n, sgemm_n, gemm.c_str(), 100.0 * t.gflops() / sgemm);
+  if (t.ranks > 1)
+    std::printf(
+        "job:    %d ranks (%s): each step's gradient sum and parameter gather %.1f ms, %s sent "
+        "per rank (%.1f%% of the step); efficiency %.1f%% (the step's time outside them)\n",
+        t.ranks, t.collectives.c_str(), 1e3 * t.collective_seconds_per_step,
+        human_bytes(t.collective_bytes_per_step).c_str(),
+        100.0 * t.collective_seconds_per_step / t.step_seconds(), 100.0 * t.parallel_efficiency());
+  std::printf(
+      "sgemm:  %.1f GFLOP/s (%dx%dx%d %s, the model's matmul kernel%s): training at %.0f%%\n",
+      sgemm, sgemm_n, sgemm_n, sgemm_n, gemm.c_str(), t.ranks > 1 ? ", one rank" : "",
+      100.0 * t.gflops() / sgemm);
   if (gpu) {
     if (t.peak_bf16_flops > 0)
       std::printf(
@@ -331,6 +363,11 @@ int run_dataset_bench(const BenchArgs& a) {
 }
 
 int run_bench(const BenchArgs& a) {
+  // Under mpirun only the training benchmark runs as a job (of ranks sharing each step).
+  if (dist::launched_processes() > 1 && (a.config.empty() || a.memory || a.generate))
+    throw dist::AgreedError(
+        "bench", "only the training benchmark (--config) runs as a job of several processes",
+        "run it without mpirun or srun; --memory --ranks N gives a rank's plan");
   if (!a.checkpoint.empty()) return run_generation_bench(a);
   if (a.config.empty()) return run_dataset_bench(a);
   if (a.memory) return run_memory_plan(a);
@@ -383,6 +420,11 @@ RunFunction add_bench_command(CLI::App& app) {
                   "with room for the CUDA context), and if not, which micro-batch, accumulation "
                   "and recomputation would (K, M, G suffixes)")
       ->transform(CLI::AsSizeValue(false));
+  sub->add_option("--ranks", a->ranks,
+                  "With --memory: the plan of one of this many processes sharing each step "
+                  "(mpirun -np; with train.zero 1 each keeps its part of the optimizer state)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
   add_device_options(sub, a->devices);
   CLI::Option* batch_opt =
       sub->add_option(

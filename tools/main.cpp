@@ -161,6 +161,7 @@ int run(int argc, char** argv) {
     // other commands run as one process and say so rather than run N times side by side.
     const int launched = dist::launched_processes();
     if (launched > 1 && name != "train" && name != "bench") {
+      if (dist::launched_rank() != 0) return kExitUsage;  // rank 0 says why
       std::fprintf(stderr,
                    "megabyte %s: was started as one of %d processes (mpirun, srun), but runs as "
                    "one (hint: run it without mpirun or srun; train and bench run as a job of "

@@ -51,7 +51,8 @@ int run_train(const TrainArgs& a) {
   options.precision = a.devices.resolved_precision();
   options.interrupted = [] { return g_interrupted.load(); };
   const train::TrainResult r = train::train(config, dataset, options);
-  if (!dist::Job::get().is_root()) return r.interrupted ? kExitInterrupted : kExitOk;  // rank 0 reports
+  if (!dist::Job::get().is_root())
+    return r.interrupted ? kExitInterrupted : kExitOk;  // rank 0 reports
 
   if (r.step == r.start_step && !r.interrupted) {
     std::printf("step %lld: the run is already complete (train.steps = %lld)\n",

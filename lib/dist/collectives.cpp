@@ -27,7 +27,8 @@ void check(int rc, const char* what) {
   char text[MPI_MAX_ERROR_STRING];
   int len = 0;
   MPI_Error_string(rc, text, &len);
-  throw Error("MPI", std::string(what) + " failed: " + std::string(text, static_cast<std::size_t>(len)));
+  throw Error("MPI",
+              std::string(what) + " failed: " + std::string(text, static_cast<std::size_t>(len)));
 }
 
 // Host memory (the CPU backend's): MPI itself.
@@ -72,8 +73,7 @@ std::unique_ptr<Collectives> make_collectives(Job& job, backend::Backend& backen
 #ifdef MEGABYTE_HAVE_NCCL
   return make_nccl_collectives(job);
 #else
-  throw AgreedError(backend.description(),
-                    "this build has no NCCL to join the ranks' GPU memory",
+  throw AgreedError(backend.description(), "this build has no NCCL to join the ranks' GPU memory",
                     "build megabyte where the CUDA toolkit's NCCL (nccl.h, libnccl) is found, or "
                     "train on --device cpu");
 #endif

@@ -30,7 +30,8 @@ void check(int rc, const char* what) {
   char text[MPI_MAX_ERROR_STRING];
   int len = 0;
   MPI_Error_string(rc, text, &len);
-  throw Error("MPI", std::string(what) + " failed: " + std::string(text, static_cast<std::size_t>(len)),
+  throw Error("MPI",
+              std::string(what) + " failed: " + std::string(text, static_cast<std::size_t>(len)),
               "see the launcher's messages above; every rank must run the same command");
 }
 
@@ -52,6 +53,12 @@ int launched_processes() {
   if (std::getenv("PMIX_RANK") || std::getenv("PMI_RANK"))
     if (const int n = env_int("SLURM_STEP_NUM_TASKS")) return n;
   return 1;
+}
+
+int launched_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"})
+    if (const char* v = std::getenv(name)) return std::atoi(v);
+  return 0;
 }
 
 bool built_with_mpi() {
@@ -85,9 +92,11 @@ Job::Job() {
   MPI_Comm_rank(node, &local_rank_);
   MPI_Comm_free(&node);
 #else
-  throw Error("this megabyte", "was started as one of " + std::to_string(launched_processes()) +
-                                   " processes (mpirun, srun) but was built without MPI",
-              "install libopenmpi-dev and build with meson setup -Dmpi=enabled, or run one process");
+  throw Error(
+      "this megabyte",
+      "was started as one of " + std::to_string(launched_processes()) +
+          " processes (mpirun, srun) but was built without MPI",
+      "install libopenmpi-dev and build with meson setup -Dmpi=enabled, or run one process");
 #endif
 }
 
@@ -111,7 +120,8 @@ void Job::abort(int status) {
 }
 
 std::string Job::who() const {
-  return single() ? std::string() : "rank " + std::to_string(rank_) + " of " + std::to_string(size_);
+  return single() ? std::string()
+                  : "rank " + std::to_string(rank_) + " of " + std::to_string(size_);
 }
 
 void Job::sum(double* values, std::size_t n) {
@@ -160,8 +170,8 @@ void Job::gather_to_root(const float* shard, float* whole, const Sharding& shard
     for (int r = 1; r < size_; ++r) {
       const Range part = sharding.part(r);
       for (std::size_t i = part.begin; i < part.end; i += kMaxCount)
-        check(MPI_Recv(whole + i, static_cast<int>(std::min(kMaxCount, part.end - i)), MPI_FLOAT,
-                       r, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+        check(MPI_Recv(whole + i, static_cast<int>(std::min(kMaxCount, part.end - i)), MPI_FLOAT, r,
+                       0, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
               "MPI_Recv");
     }
   } else {
@@ -186,7 +196,8 @@ void Job::agree(const Error* failure) {
   if (first == size_) return;
   const int speaker = static_cast<int>(first);
   std::string parts[3];
-  if (failure) parts[0] = failure->where(), parts[1] = failure->message(), parts[2] = failure->hint();
+  if (failure)
+    parts[0] = failure->where(), parts[1] = failure->message(), parts[2] = failure->hint();
   if (speaker != 0) {
     for (std::string& text : parts) {
       if (rank_ == speaker) {
@@ -203,9 +214,10 @@ void Job::agree(const Error* failure) {
       }
     }
   }
-  throw AgreedError(parts[0], "rank " + std::to_string(speaker) + " of " + std::to_string(size_) +
-                                  ": " + parts[1],
-                    parts[2]);
+  throw AgreedError(
+      parts[0],
+      "rank " + std::to_string(speaker) + " of " + std::to_string(size_) + ": " + parts[1],
+      parts[2]);
 #endif
 }
 

@@ -22,6 +22,9 @@ namespace mb::dist {
 // The processes a launcher says it started (OMPI_COMM_WORLD_SIZE, PMIX/PMI, Slurm's srun),
 // read from the environment before MPI is touched; 1 without a launcher.
 int launched_processes();
+// This process's rank as the launcher says (0 without a launcher): which one speaks before
+// the job is joined.
+int launched_rank();
 
 // Whether this program was built with MPI (meson -Dmpi).
 bool built_with_mpi();

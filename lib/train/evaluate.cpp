@@ -38,9 +38,8 @@ class Scorer {
   void set_share(int index, int count) { share_index_ = index, share_count_ = count; }
 
   void add(const Window& w) {
-    if (share_count_ > 1 &&
-        next_window_++ % static_cast<std::uint64_t>(share_count_) !=
-            static_cast<std::uint64_t>(share_index_))
+    if (share_count_ > 1 && next_window_++ % static_cast<std::uint64_t>(share_count_) !=
+                                static_cast<std::uint64_t>(share_index_))
       return;
     split_.read(w.document, w.start, std::span(bytes_.data(), w.length));
     std::int32_t* row = ids_.data() + queue_.size() * T_;

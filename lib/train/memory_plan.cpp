@@ -1,5 +1,6 @@
 #include "train/memory_plan.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/error.hpp"
@@ -9,29 +10,36 @@
 namespace mb::train {
 
 TrainingMemory plan_training_memory(const model::Config& config, backend::Device device,
-                                    backend::Precision precision) {
-  const auto plan = model::make_model_plan(config.model, config.train.batch_size, device, precision,
-                                           model::activation_policy(config.model, config.train));
+                                    backend::Precision precision, int ranks) {
+  const model::TrainConfig& tc = config.train;
+  ranks = std::max(ranks, 1);
+  const int windows =
+      std::max(1, std::min(tc.batch_size, tc.batch_size * tc.grad_accumulation / ranks));
+  const auto plan = model::make_model_plan(config.model, windows, device, precision,
+                                           model::activation_policy(config.model, tc));
   const model::ModelMemory m = plan->memory();
   TrainingMemory r;
   r.parameter_count = plan->parameters().count();
   r.parameters = m.parameters;
   r.gradients = m.gradients;
-  r.optimizer = 2 * m.parameters;  // AdamW's moments are laid out like the parameters
+  // AdamW's moments are laid out like the parameters; sharded, a rank keeps 1/ranks of them.
+  const int shards = tc.zero ? ranks : 1;
+  r.optimizer = 2 * ((m.parameters / sizeof(float) + shards - 1) / shards) * sizeof(float);
   r.bf16_weights = m.bf16_weights;
   r.activations = m.activations;
   r.workspace = device == backend::Device::cuda ? backend::kCudaMatmulWorkspaceBytes : 0;
   return r;
 }
 
-void check_training_fits(const model::Config& config, backend::Backend& backend) {
+void check_training_fits(const model::Config& config, backend::Backend& backend, int ranks) {
   const std::size_t available = backend.available_bytes();
   if (available == 0) return;
-  const TrainingMemory need = plan_training_memory(config, backend.device(), backend.precision());
+  const TrainingMemory need =
+      plan_training_memory(config, backend.device(), backend.precision(), ranks);
   if (need.total() <= available) return;
   const std::string device(backend::device_name(backend.device()));
   const auto fitting =
-      fit_training_memory(config, backend.device(), backend.precision(), available);
+      fit_training_memory(config, backend.device(), backend.precision(), available, ranks);
   std::string hint;
   if (fitting) {
     hint = "the same step fits as --set train.batch_size=" + std::to_string(fitting->batch_size) +
@@ -51,7 +59,8 @@ void check_training_fits(const model::Config& config, backend::Backend& backend)
 }
 
 std::optional<FittingPlan> fit_training_memory(const model::Config& config, backend::Device device,
-                                               backend::Precision precision, std::size_t budget) {
+                                               backend::Precision precision, std::size_t budget,
+                                               int ranks) {
   using model::Recompute;
   const bool megabyte = config.model.kind == model::ModelKind::megabyte;
   const int step = config.train.batch_size * config.train.grad_accumulation;
@@ -75,7 +84,8 @@ std::optional<FittingPlan> fit_training_memory(const model::Config& config, back
       c.train.grad_accumulation = step / b;
       c.train.recompute = s.recompute;
       c.train.local_chunk = s.local_chunk;
-      const TrainingMemory m = plan_training_memory(c, device, precision);
+      if (step % ranks != 0) continue;
+      const TrainingMemory m = plan_training_memory(c, device, precision, ranks);
       if (m.total() <= budget) return FittingPlan{b, step / b, s.recompute, s.local_chunk, m};
     }
   }

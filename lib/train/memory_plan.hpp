@@ -25,14 +25,16 @@ struct TrainingMemory {
 };
 
 // An mb::Error (naming the config key) for a config the device cannot run, such as attention
-// heads wider than the CUDA kernels take.
+// heads wider than the CUDA kernels take. With `ranks` processes sharing each step (one
+// device each), the plan of one rank: the windows it holds at once (at most batch_size, at
+// most its share of the step) and, with train.zero 1, its part of the optimizer state.
 TrainingMemory plan_training_memory(const model::Config& config, backend::Device device,
-                                    backend::Precision precision);
+                                    backend::Precision precision, int ranks = 1);
 
 // Throws mb::Error when training `config` on `backend` plans for more memory than the device
 // has available (Backend::available_bytes; nothing is checked where that is unknown), naming
 // both and the --set options of fit_training_memory that would fit, if any.
-void check_training_fits(const model::Config& config, backend::Backend& backend);
+void check_training_fits(const model::Config& config, backend::Backend& backend, int ranks = 1);
 
 // A way to run the same optimiser step (batch_size × grad_accumulation windows) within a memory
 // budget: the largest micro-batch (up to train.batch_size) that divides the step and fits, with
@@ -48,6 +50,7 @@ struct FittingPlan {
 // The plan that fits `budget` bytes, or nothing when even one window with every stack
 // recomputed does not. Micro-batches larger than the configured one are not tried.
 std::optional<FittingPlan> fit_training_memory(const model::Config& config, backend::Device device,
-                                               backend::Precision precision, std::size_t budget);
+                                               backend::Precision precision, std::size_t budget,
+                                               int ranks = 1);
 
 }  // namespace mb::train

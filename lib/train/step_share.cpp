@@ -18,8 +18,9 @@ StepShare share_step(int batch_size, int grad_accumulation, int ranks, int rank)
         "cannot share a step of " + std::to_string(step_windows) + " windows (train.batch_size " +
             std::to_string(batch_size) + " x train.grad_accumulation " +
             std::to_string(grad_accumulation) + ") equally",
-        "start " + counts + " processes, or change the config's batch_size or grad_accumulation "
-        "(a new run)");
+        "start " + counts +
+            " processes, or change the config's batch_size or grad_accumulation "
+            "(a new run)");
   }
   StepShare s;
   s.windows = step_windows / ranks;

@@ -25,13 +25,25 @@ struct TrainBenchmark {
   std::string device;                 // Backend::description()
   double peak_bf16_flops = 0.0;       // the device's table peaks (0: not known, or the CPU)
   double peak_fp32_flops = 0.0;
+  // In a job of several processes (mpirun): their number, what joined them, and per step the
+  // seconds and bytes (sent by each rank) of the collectives; bytes_per_step is the whole job's.
+  int ranks = 1;
+  std::string collectives;
+  double collective_seconds_per_step = 0.0;
+  double collective_bytes_per_step = 0.0;
   double step_seconds() const { return seconds / steps; }
+  // The share of a step spent outside the collectives: the job's rate over that of the same
+  // ranks with communication for free.
+  double parallel_efficiency() const {
+    return steps > 0 ? 1.0 - collective_seconds_per_step / step_seconds() : 1.0;
+  }
   double bytes_per_second() const { return bytes_per_step * steps / seconds; }
   double gflops() const { return flops_per_step * steps / seconds / 1e9; }
 };
 
 // Runs one warm-up step, then steps until `seconds` have passed and at least `min_steps` ran,
-// on `device`.
+// on `device`. Under mpirun the ranks share each step as `megabyte train` does (and stop
+// together); every rank returns the job's figures.
 TrainBenchmark benchmark_training(const model::Config& config, double seconds, int min_steps,
                                   backend::Device device, backend::Precision precision);
 

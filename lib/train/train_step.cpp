@@ -17,7 +17,8 @@ std::uint64_t dropout_seed(std::uint64_t seed, std::int64_t step, int micro) {
 StepResult train_step(model::Model& net, model::AdamW& optimizer, const model::TrainConfig& tc,
                       const std::int32_t* ids, std::int64_t step, StepParallel* parallel) {
   const int T = net.config().context;
-  const StepShare whole = parallel ? StepShare{} : share_step(tc.batch_size, tc.grad_accumulation, 1, 0);
+  const StepShare whole =
+      parallel ? StepShare{} : share_step(tc.batch_size, tc.grad_accumulation, 1, 0);
   const StepShare& share = parallel ? parallel->share : whole;
   const std::size_t own_ids = static_cast<std::size_t>(share.windows) * T;
   StepResult r;
@@ -63,10 +64,9 @@ StepResult train_step(model::Model& net, model::AdamW& optimizer, const model::T
     collective([&] { parallel->collectives->all_gather(view.values, *parallel->sharding); },
                static_cast<double>(mine.size()) * sizeof(float));
     // The bf16 copies of the values the other ranks updated.
-    if (view.values_bf16) {
-      k.to_bf16(view.values_bf16, view.values, mine.begin);
+    if (view.values_bf16 && mine.begin > 0) k.to_bf16(view.values_bf16, view.values, mine.begin);
+    if (view.values_bf16 && mine.end < n)
       k.to_bf16(view.values_bf16 + mine.end, view.values + mine.end, n - mine.end);
-    }
   }
   return r;
 }

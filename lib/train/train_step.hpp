@@ -45,7 +45,6 @@ struct StepParallel {
 // `ids` holds grad_accumulation · batch_size windows of T ids, or with `parallel` this rank's
 // share.windows windows; `step` is 0-based.
 StepResult train_step(model::Model& net, model::AdamW& optimizer, const model::TrainConfig& tc,
-                      const std::int32_t* ids, std::int64_t step,
-                      StepParallel* parallel = nullptr);
+                      const std::int32_t* ids, std::int64_t step, StepParallel* parallel = nullptr);
 
 }  // namespace mb::train

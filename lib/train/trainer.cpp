@@ -1,5 +1,6 @@
 #include "train/trainer.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -127,18 +128,19 @@ void check_run_dir_reachable(const fs::path& dir, const dist::Job& job) {
     throw Error(dir.string(), "does not show rank 0's config.yaml here",
                 "give every rank the same RUNDIR on a file system they all see");
   const std::string text = job.who() + "\n";
-  {
-    std::FILE* f = std::fopen(probe.c_str(), "wb");
-    const bool ok = f && std::fwrite(text.data(), 1, text.size(), f) == text.size();
-    const int err = errno;
-    const bool closed = f && std::fclose(f) == 0;
-    if (!ok || !closed) {
-      std::error_code ec;
-      fs::remove(probe, ec);
-      throw Error(dir.string(), "cannot be written by this process: " + errno_text(err ? err : EIO),
-                  "give every rank a RUNDIR it may write (rank 0 writes the checkpoints; every "
-                  "rank must reach them to resume)");
-    }
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+      err = errno ? errno : EIO;
+    if (::close(fd) != 0 && err == 0) err = errno;
+  }
+  if (err != 0) {
+    std::error_code ec;
+    fs::remove(probe, ec);
+    throw Error(dir.string(), "cannot be written by this process: " + errno_text(err),
+                "give every rank a RUNDIR it may write (rank 0 writes the checkpoints; every "
+                "rank must reach them to resume)");
   }
   std::error_code ec;
   fs::remove(probe, ec);
@@ -179,7 +181,7 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
       backend::select_cuda_device(job.local_rank(), job.who());
     device = backend::make_backend(
         options.device, options.precision.value_or(backend::default_precision(options.device)));
-    check_training_fits(config, *device);
+    check_training_fits(config, *device, job.size());
   });
   // Rank 0 alone writes RUNDIR, and holds its lock until train() returns: no other process
   // may write it meanwhile. Every rank then checks that it reaches the same RUNDIR.
@@ -210,9 +212,11 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
 
   // A resumed run continues from the weights of its latest checkpoint, a new one from fresh ones.
   const model::ActivationPolicy policy = model::activation_policy(config.model, tc);
+  // Buffers for the most windows this rank runs at once.
+  const int micro_batch = std::min(B, parallel.share.windows);
   auto net = latest.empty()
-                 ? model::init_model(config.model, tc.seed, B, std::move(device), policy)
-                 : model::load_model(latest, config.model, B, std::move(device), policy);
+                 ? model::init_model(config.model, tc.seed, micro_batch, std::move(device), policy)
+                 : model::load_model(latest, config.model, micro_batch, std::move(device), policy);
   model::ParameterSet& params = net->parameters();
   const std::size_t n_params = params.buffer_size();
   // With train.zero 1 each rank keeps the optimizer state of its part of the parameters.
@@ -253,11 +257,10 @@ TrainResult train(const Config& config, const data::Dataset& dataset, const Trai
   }
   if (!job.single()) {
     const StepShare& share = parallel.share;
-    log_info(std::to_string(job.size()) + " processes share each step of " +
-             std::to_string(A * B) + " windows: " + std::to_string(share.windows) +
-             " each, in micro-batches of at most " + std::to_string(std::min(B, share.windows)) +
-             "; gradients summed over " + collectives->engine() +
-             (tc.zero ? "; optimizer state sharded (train.zero 1)" : ""));
+    log_info(std::to_string(job.size()) + " processes share each step of " + std::to_string(A * B) +
+             " windows: " + std::to_string(share.windows) + " each, in micro-batches of at most " +
+             std::to_string(std::min(B, share.windows)) + "; gradients summed over " +
+             collectives->engine() + (tc.zero ? "; optimizer state sharded (train.zero 1)" : ""));
   }
 
   const data::SplitReader* validation =
