@@ -150,7 +150,8 @@ void add_embedding(Table& t) {
   // the last partial); V of the byte vocabulary with padding ids.
   const std::array<int, 3> shapes[] = {
       {1, 1, 1}, {1, 7, 5}, {23, 5, 7}, {1000, 64, 259}, {5000, 300, 259}};
-  for (auto [N, C, V] : shapes) {
+  for (const std::array<int, 3>& nvc : shapes) {
+    const int N = nvc[0], C = nvc[1], V = nvc[2];  // not a binding: lambdas capture them
     const std::string shape = dims({{"N", N}, {"C", C}, {"V", V}});
     const std::uint32_t s = t.next_seed();
     t.add(Op::embedding_forward, shape, Precision::fp32, {out("out", sz(N, C), Tolerance::exact())},
@@ -210,7 +211,8 @@ void add_layernorm(Table& t) {
   // of the 8 rows per block nor of the 16-row tasks; N > 256 · 16 for full tasks.
   const std::array<int, 2> shapes[] = {{1, 1}, {1, 33}, {5, 32}, {13, 257}, {67, 1024}, {4133, 48}};
   const auto stats = Tolerance::close(1e-4, 1e-5);
-  for (auto [N, C] : shapes) {
+  for (const std::array<int, 2>& nc : shapes) {
+    const int N = nc[0], C = nc[1];  // not a structured binding: lambdas capture them (clang 14)
     const std::string shape = dims({{"N", N}, {"C", C}});
     const std::size_t n = sz(N, C);
     const std::uint32_t s = t.next_seed();
@@ -350,8 +352,9 @@ void add_activations(Table& t) {
                       {false, Op::bias_relu_forward, Op::bias_relu_backward,
                        &Backend::bias_relu_forward, &Backend::bias_relu_backward}};
   for (const Act& a : acts)
-    for (auto [N, C] : shapes)
+    for (const std::array<int, 2>& nc : shapes)
       for (bool with_bias : {true, false}) {
+        const int N = nc[0], C = nc[1];  // not a structured binding: lambdas capture them
         const std::string shape = dims({{"N", N}, {"C", C}}) + (with_bias ? " bias" : " no bias");
         const std::size_t n = sz(N, C);
         const auto out_tol = a.gelu ? Tolerance::close(1e-5, 2e-6) : Tolerance::exact();
@@ -711,7 +714,8 @@ void add_matmul(Table& t) {
 
   const std::array<int, 3> head_shapes[] = {{1, 1, 1}, {37, 64, 259}, {300, 128, 260}};
   for (Precision prec : {Precision::fp32, Precision::bf16})
-    for (auto [Nr, D, V] : head_shapes) {
+    for (const std::array<int, 3>& ndv : head_shapes) {
+      const int Nr = ndv[0], D = ndv[1], V = ndv[2];  // not a binding: lambdas capture them
       const std::uint32_t s = t.next_seed();
       t.add(Op::head_logits, dims({{"N", Nr}, {"D", D}, {"V", V}}), prec,
             {out("logits", sz(Nr, V), Tolerance::rows(1e-4, sz(V)))}, [=](Backend& b) {

@@ -212,8 +212,10 @@ TEST_CASE("short attention: shapes that do not fit throw, naming T and d") {
     }
     return "(nothing thrown)";
   };
-  for (auto [T, d] : {std::pair{257, 8}, std::pair{126, 128}, std::pair{4, 129}, std::pair{4, 0},
-                      std::pair{-1, 8}}) {
+  for (const std::pair<int, int>& shape : {std::pair{257, 8}, std::pair{126, 128},
+                                           std::pair{4, 129}, std::pair{4, 0}, std::pair{-1, 8}}) {
+    // Plain variables, not a structured binding: the lambdas below capture them (clang 14).
+    const int T = shape.first, d = shape.second;
     CAPTURE(T);
     CAPTURE(d);
     const std::string f = message([&] { short_attention_forward(p, p, p, 1, T, 1, d); });

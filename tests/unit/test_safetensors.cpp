@@ -174,11 +174,11 @@ TEST_CASE("safetensors: the byte layout, checked independently of the reader") {
   CHECK(j["__metadata__"]["k"] == "v");
   CHECK(j["__metadata__"]["megabyte.data_xxh64"].is_string());
   CHECK(j["w"]["dtype"] == "F32");
-  CHECK(j["w"]["shape"] == nlohmann::json::array({2, 2}));
-  CHECK(j["w"]["data_offsets"] == nlohmann::json::array({0, 16}));
-  CHECK(j["s"]["shape"] == nlohmann::json::array());
-  CHECK(j["s"]["data_offsets"] == nlohmann::json::array({16, 20}));
-  CHECK(j["b"]["data_offsets"] == nlohmann::json::array({20, 28}));
+  CHECK(j["w"]["shape"] == nlohmann::ordered_json::array({2, 2}));
+  CHECK(j["w"]["data_offsets"] == nlohmann::ordered_json::array({0, 16}));
+  CHECK(j["s"]["shape"] == nlohmann::ordered_json::array());
+  CHECK(j["s"]["data_offsets"] == nlohmann::ordered_json::array({16, 20}));
+  CHECK(j["b"]["data_offsets"] == nlohmann::ordered_json::array({20, 28}));
   REQUIRE(bytes.size() == 8 + n + 28);
   const char* data = bytes.data() + 8 + n;
   float got[7];

@@ -205,7 +205,10 @@ TEST_CASE("WindowSampler: empty documents are never drawn") {
   mb::train::WindowSampler s(ds.split("train"), 8, 13);
   std::map<std::uint64_t, int> count;
   for (int i = 0; i < 5000; ++i) ++count[s.next().document];
-  for (const auto& [doc, n] : count) {
+  for (const auto& entry : count) {
+    // Plain variables, not a structured binding: INFO captures them in a lambda (clang 14).
+    const std::uint64_t doc = entry.first;
+    const int n = entry.second;
     INFO("document " << doc << " drawn " << n << " times");
     CHECK(sizes.at(doc) > 0);
   }
