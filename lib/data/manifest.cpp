@@ -109,8 +109,11 @@ SplitInfo parse_split(const YamlMap& m, const std::string& name) {
   for (std::size_t i = 0; i < shards.size(); ++i) {
     s.shards.push_back(parse_shard(
         YamlMap(shards[i], m.file(), m.path_of("shards") + "[" + std::to_string(i) + "]")));
-    docs += s.shards.back().documents;
-    bytes += s.shards.back().bytes;
+    // Summed with overflow checks: wrapped totals could match a split's and hide the damage.
+    if (__builtin_add_overflow(docs, s.shards.back().documents, &docs) ||
+        __builtin_add_overflow(bytes, s.shards.back().bytes, &bytes))
+      throw Error(m.where("shards"), "the shards' sizes add up to more than 2^64",
+                  "the manifest was edited or damaged; re-create the dataset");
   }
   if (docs != s.documents || bytes != s.bytes)
     throw Error(m.where("documents"), "split totals do not match the sum of its shards",

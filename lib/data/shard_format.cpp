@@ -124,6 +124,8 @@ ShardIndex parse_index(std::span<const std::uint8_t> payload, const std::string&
     f.checksum = get_u64(p + off + 32);
     off += kFrameEntryBytes;
     if (f.content_offset != expect_content) bad_index(where, "frames are not contiguous");
+    if (f.content_size > content - expect_content)
+      bad_index(where, "frame sizes add up to more than the content size");
     expect_content += f.content_size;
   }
   if (expect_content != content) bad_index(where, "frame sizes do not add up to the content size");

@@ -13,6 +13,12 @@ namespace mb::data {
 namespace {
 const char* kRecreate = "the shard is damaged; re-create the dataset with `megabyte prepare`";
 
+// A zstd block holds at most 128 KiB of content and takes at least 4 bytes (a 3-byte header
+// and one byte of an RLE block), so no zstd data decompresses to more than 32768 times its
+// size. An index that says more of a frame is corrupt, and is refused before any buffer is
+// sized by it.
+constexpr std::uint64_t kMaxZstdExpansion = (std::uint64_t{128} << 10) / 4;
+
 struct DCtxDeleter {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
 };
@@ -33,7 +39,7 @@ ShardReader::ShardReader(const std::filesystem::path& path, FrameCache* cache,
                 "no shard index at the end of the file",
                 "the file is truncated or is not a megabyte shard; re-create the dataset");
   const std::uint64_t payload_size = get_u64(footer + 8);
-  if (payload_size + 8 > size || payload_size < kIndexHeaderBytes + kFooterBytes)
+  if (payload_size > size - 8 || payload_size < kIndexHeaderBytes + kFooterBytes)
     throw Error(where,
                 "shard index size " + std::to_string(payload_size) + " does not fit the file",
                 kRecreate);
@@ -47,9 +53,17 @@ ShardReader::ShardReader(const std::filesystem::path& path, FrameCache* cache,
   file_.read_at(frame_start + 8, payload);
   index_ = parse_index(payload, where + ": index at offset " + std::to_string(frame_start));
   std::uint64_t expect = 0;
-  for (const auto& f : index_.frames) {
-    if (f.compressed_offset != expect)
+  for (std::size_t i = 0; i < index_.frames.size(); ++i) {
+    const FrameEntry& f = index_.frames[i];
+    // Sizes are compared with what is left of the file, never summed past it.
+    if (f.compressed_offset != expect || f.compressed_size > frame_start - expect)
       throw Error(where, "corrupt shard index: frames do not tile the file", kRecreate);
+    if (f.content_size / kMaxZstdExpansion > f.compressed_size)
+      throw Error(frame_where(i),
+                  "corrupt shard index: " + std::to_string(f.compressed_size) +
+                      " compressed bytes cannot hold the " + std::to_string(f.content_size) +
+                      " bytes it claims",
+                  kRecreate);
     expect += f.compressed_size;
   }
   if (expect != frame_start)

@@ -263,14 +263,28 @@ void verify_checkpoint(const fs::path& checkpoint_dir, const ParameterSet& param
   }
 }
 
-void load_weights(const fs::path& checkpoint_dir, ParameterSet& params) {
-  const SafetensorsFile f = SafetensorsFile::open(checkpoint_dir / kModelFile);
+namespace {
+
+void check_weight_tensors(const SafetensorsFile& f, const ParameterSet& params) {
   check_format(f);
   if (f.tensors().size() != params.tensors().size())
     throw Error(f.path().string(),
                 "holds " + std::to_string(f.tensors().size()) + " tensors, the model has " +
                     std::to_string(params.tensors().size()),
                 "the checkpoint does not belong to this config");
+  for (const ParamInfo& t : params.tensors()) f.check_f32(t.name, t.shape);
+}
+
+}  // namespace
+
+void check_weights(const fs::path& checkpoint_dir, const ParameterSet& params) {
+  check_weight_tensors(
+      SafetensorsFile::open(checkpoint_dir / kModelFile, SafetensorsFile::Checksum::skip), params);
+}
+
+void load_weights(const fs::path& checkpoint_dir, ParameterSet& params) {
+  const SafetensorsFile f = SafetensorsFile::open(checkpoint_dir / kModelFile);
+  check_weight_tensors(f, params);
   for (std::size_t i = 0; i < params.tensors().size(); ++i) {
     const ParamInfo& t = params.info(i);
     f.read_f32(t.name, t.shape, params.value(i));

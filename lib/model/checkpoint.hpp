@@ -77,6 +77,13 @@ void verify_checkpoint(const std::filesystem::path& checkpoint_dir, const Parame
 // Loads the weights into `params` (whose tensors must match the file's names and shapes).
 void load_weights(const std::filesystem::path& checkpoint_dir, ParameterSet& params);
 
+// The checks of load_weights from model.safetensors' header alone, its data unread: that it
+// holds exactly the tensors of `params`, F32 and of their shapes. `params` may be a parameter
+// table that is not allocated, so that a model is allocated only once the file is known to
+// hold it: a checkpoint from elsewhere whose config describes a model larger than the file
+// is refused before its config sizes any buffer.
+void check_weights(const std::filesystem::path& checkpoint_dir, const ParameterSet& params);
+
 // Loads the optimiser moments and the training state.
 TrainingState load_optimizer_state(const std::filesystem::path& checkpoint_dir,
                                    const ParameterSet& params, std::vector<float>& m,

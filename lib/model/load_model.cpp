@@ -10,6 +10,9 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& checkpoint_dir,
                                   const ModelConfig& config, int max_batch,
                                   std::shared_ptr<backend::Backend> backend,
                                   const ActivationPolicy& policy) {
+  // The config may come from the checkpoint itself: its tensors are checked against the
+  // model's parameter table (nothing allocated) before the model is made.
+  check_weights(checkpoint_dir, make_model(config, 0)->parameters());
   auto net = make_model(config, max_batch, std::move(backend), policy);
   load_weights(checkpoint_dir, net->parameters());
   net->upload_parameters();

@@ -401,8 +401,8 @@ const SafetensorsFile::Entry* SafetensorsFile::find(const std::string& name) con
   return it == index_.end() ? nullptr : &entries_[it->second];
 }
 
-void SafetensorsFile::read_f32(const std::string& name,
-                               std::span<const std::int64_t> expected_shape, float* dst) const {
+void SafetensorsFile::check_f32(const std::string& name,
+                                std::span<const std::int64_t> expected_shape) const {
   const Entry* e = find(name);
   if (e == nullptr) throw Error(path_.string(), "no tensor named '" + name + "'", kOtherModel);
   const std::string where = path_.string() + ": tensor '" + name + "'";
@@ -413,6 +413,12 @@ void SafetensorsFile::read_f32(const std::string& name,
     throw Error(where,
                 "has shape " + shape_text(e->shape) + ", expected " + shape_text(expected_shape),
                 kOtherModel);
+}
+
+void SafetensorsFile::read_f32(const std::string& name,
+                               std::span<const std::int64_t> expected_shape, float* dst) const {
+  check_f32(name, expected_shape);
+  const Entry* e = find(name);
   const std::uint64_t bytes = e->end - e->begin;
   if (bytes > 0)
     file_->read_at(data_start_ + e->begin,

@@ -83,8 +83,12 @@ class SafetensorsFile {
   bool has(const std::string& name) const { return index_.count(name) != 0; }
   const Entry* find(const std::string& name) const;  // nullptr if absent
 
-  // Copies tensor `name` into dst (room for product(expected_shape) floats). Throws unless
-  // the tensor exists, is F32 and has exactly `expected_shape`.
+  // Throws unless tensor `name` exists, is F32 and has exactly `expected_shape`; reads no
+  // data.
+  void check_f32(const std::string& name, std::span<const std::int64_t> expected_shape) const;
+
+  // Copies tensor `name` into dst (room for product(expected_shape) floats), after the
+  // checks of check_f32.
   void read_f32(const std::string& name, std::span<const std::int64_t> expected_shape,
                 float* dst) const;
 

@@ -25,6 +25,12 @@ expect_no_partial .
 grep -q "skipping imgs/broken.png" im.err || fail "--skip-bad did not report the skipped file"
 grep -q "skipped 1 of 2 files" im.txt || fail "--skip-bad summary"
 
+# An image of no pixels (found by fuzz_image): stb_image decodes a PGM 3 pixels wide and 0
+# high; its empty square once made the resize abort the process.
+mkdir empty-img && printf 'P5\n3 0\n255\n' >empty-img/empty.pgm
+expect_fail 1 "empty-img/empty.pgm: cannot decode image: it has no pixels (3 x 0)" "$MEGABYTE" prepare -m image --image-size 8 --patch-size 12 -o im0 empty-img
+[[ ! -e im0 ]] || fail "im0 exists after a failed prepare"
+
 # An audio file libsndfile cannot open.
 mkdir snd && head -c 3000 /dev/urandom >snd/noise.wav
 expect_fail 1 "snd/noise.wav" "$MEGABYTE" prepare -m audio -o au snd

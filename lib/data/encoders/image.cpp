@@ -69,6 +69,13 @@ DecodedImage decode_rgb(std::span<const std::uint8_t> encoded, const std::string
   img.pixels.reset(stbi_load_from_memory(encoded.data(), static_cast<int>(encoded.size()),
                                          &img.width, &img.height, &channels_in_file, kChannels));
   if (!img.pixels) throw Error(name, "cannot decode image: " + stb_reason(), kDecodeHint);
+  // stb_image decodes some headers of a width or height of 0 (PNM) to an empty image, which
+  // has no square to crop and which stb_image_resize would abort on.
+  if (img.width < 1 || img.height < 1)
+    throw Error(name,
+                "cannot decode image: it has no pixels (" + std::to_string(img.width) + " x " +
+                    std::to_string(img.height) + ")",
+                kDecodeHint);
   return img;
 }
 
