@@ -21,6 +21,7 @@ artifacts="$(dirname "$FUZZ_CORPUS_DIR")/fuzz-artifacts"
 mkdir -p "$artifacts"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$FUZZ_DIR/../lsan.supp}"
 rc=0
 "$exe" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
   -artifact_prefix="$artifacts/$name-" "$work" "$FUZZ_CORPUS_DIR/$name" >"$work/log" 2>&1 || rc=$?
