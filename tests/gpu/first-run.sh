@@ -45,6 +45,11 @@ run_build() {
 
 run_suite() {
   step gpu-suite 540 build-gpu/tests/gpu/gpu_tests --no-version --force-colors=false
+  # Two GPUs over NCCL (says SKIP with fewer); MEGABYTE_MPI as the build found MPI.
+  local mpi=no
+  grep -q "MPI *: True\|MPI *: YES" build-gpu/meson-logs/meson-log.txt 2>/dev/null && mpi=yes
+  step gpu-nccl 300 env MEGABYTE="$megabyte" TESTS_DIR="$PWD/tests/gpu" MEGABYTE_MPI=$mpi \
+    bash tests/gpu/test_nccl.sh
 }
 
 run_bench() {
