@@ -109,11 +109,11 @@ void backward(GradRow grad_row, float* dinp, float* dbias, const float* dout, co
     for (int t = 0; t < tasks; ++t) {
       for (int r = split.begin(t); r < split.end(t, N); ++r) {
         const std::size_t off = static_cast<std::size_t>(r) * C;
-        const float* x = inp + off;
-        if (inp_bf16) {  // the copy, read instead of inp (exact: bf16 ⊂ fp32)
+        const float* x = widened.data();
+        if (inp_bf16)  // the copy, read instead of inp (exact: bf16 ⊂ fp32), which is then null
           widen_row(widened.data(), inp_bf16 + off, C);
-          x = widened.data();
-        }
+        else
+          x = inp + off;
         grad_row(g.data(), dout + off, x, b, C);
         if (dinp) add_into(dinp + off, g.data(), C);
         if (dbias) add_into(partial.data() + static_cast<std::size_t>(t) * C, g.data(), C);

@@ -46,7 +46,10 @@ inline float exp_approx(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const float y = p * std::bit_cast<float>((static_cast<std::int32_t>(n) + 127) << 23);
+  // 2^n from n's bits as the trick left them (converting n would be undefined for a NaN x).
+  const std::uint32_t ni =
+      std::bit_cast<std::uint32_t>(n + kRound) - std::bit_cast<std::uint32_t>(kRound);
+  const float y = p * std::bit_cast<float>((ni + 127u) << 23);
   return std::bit_cast<float>(std::bit_cast<std::int32_t>(y) & ~below);
 }
 
