@@ -56,7 +56,7 @@ struct OneShard {
     opt.shard.frame_bytes = 64;
     DatasetWriter w(dir, EncoderParams{}, opt, pool);
     for (int i = 0; i < 3; ++i)
-      w.add_document(Split::train, "d" + std::to_string(i),
+      w.add_document(Split::train, std::string(1, 'd') + static_cast<char>('0' + i),
                      std::vector<std::uint8_t>(100, static_cast<std::uint8_t>('a' + i)));
     w.commit();
     path = dir / "train-00000.zst";
