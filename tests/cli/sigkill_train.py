@@ -4,7 +4,8 @@ scheduler or a power cut would, and restarts the same command each time until th
 
     sigkill_train.py SEED KILLS AT_LEAST SECONDS RUNDIR -- COMMAND...
 
-COMMAND is run as is, every time (it must hold --resume and -o RUNDIR). The moments of the
+COMMAND is run as is, every time (it must hold --resume, -o RUNDIR, and --set for
+train.steps and train.eval_every). The moments of the
 kills are drawn from SEED, one of four kinds per kill:
   early       within the first 0.3 s: before the run has written config.yaml or its first
               checkpoint, or while it opens the dataset and loads the last checkpoint;
@@ -19,7 +20,8 @@ line is still missing; the figures printed at the end are of what was observed, 
 The first life is an early kill within 8 ms (mostly before config.yaml); the second life
 also starts a second process on RUNDIR, which must refuse at once (the lock).
 After KILLS kills, of which at least AT_LEAST inside checkpoint writing and as many inside
-validation (lives go on until then, up to 4 * KILLS), the command runs to its end. Exit status 0 when every restart resumed and
+validation (lives go on until then, up to 4 * KILLS), one more life is killed while it writes
+the run's last checkpoint, and the command then runs to its end. Exit status 0 when every restart resumed and
 the last one ended with status 0; 1 otherwise, with the reason on stderr.
 """
 import json
@@ -82,6 +84,7 @@ def main():
     seconds, run_dir = float(args[3]), args[4]
     command = args[sep + 1:]
     eval_every = int(re.search(r"train\.eval_every=(\d+)", " ".join(command)).group(1))
+    total_steps = int(re.search(r"train\.steps=(\d+)", " ".join(command)).group(1))
     rng = random.Random(seed)
     inside = {"early": 0, "anytime": 0, "checkpoint": 0, "validation": 0}
     missed = 0  # checkpoint and validation kills that came too late: at another moment
@@ -153,6 +156,18 @@ def main():
         steps = [j["step"] for j in metrics_lines(run_dir) if "loss" in j]
         print(f"life {life}: SIGKILL {kind if hit else kind + ' (missed: at another moment)'} after "
               f"{time.monotonic() - start:.2f} s, last logged step {steps[-1] if steps else '-'}")
+    # Once more, in the run's last checkpoint: the one written as it ends.
+    last = f".step-{total_steps:08d}.partial-"
+    proc = subprocess.Popen(command, stdout=log, stderr=log)
+    while proc.poll() is None and not any(n.startswith(last) for n in staging_dirs(run_dir)):
+        time.sleep(POLL)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        life += 1
+        hit = any(n.startswith(last) for n in staging_dirs(run_dir))
+        inside["checkpoint" if hit else "anytime"] += 1
+        print(f"life {life}: SIGKILL {'inside' if hit else 'after'} the last checkpoint")
     # The same command, to the end.
     rc = subprocess.run(command, stdout=log, stderr=log).returncode
     log.close()
