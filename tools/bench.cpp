@@ -230,10 +230,11 @@ int run_training_bench(const BenchArgs& a) {
               t.bytes_per_second(), t.step_seconds(), t.gflops(), t.flops_per_step / 1e9, t.steps);
   if (t.ranks > 1)
     std::printf(
-        "job:    %d ranks (%s): each step's gradient sum and parameter gather %.1f ms, %s sent "
-        "per rank (%.1f%% of the step); efficiency %.1f%% (the step's time outside them)\n",
-        t.ranks, t.collectives.c_str(), 1e3 * t.collective_seconds_per_step,
-        human_bytes(t.collective_bytes_per_step).c_str(),
+        "job:    %d ranks (%s): each step's %s %.1f ms, %s sent per rank (%.1f%% of the step); "
+        "efficiency %.1f%% (the step's time outside them)\n",
+        t.ranks, t.collectives.c_str(),
+        config.train.zero ? "gradient sum and parameter gather" : "gradient sum",
+        1e3 * t.collective_seconds_per_step, human_bytes(t.collective_bytes_per_step).c_str(),
         100.0 * t.collective_seconds_per_step / t.step_seconds(), 100.0 * t.parallel_efficiency());
   std::printf(
       "sgemm:  %.1f GFLOP/s (%dx%dx%d %s, the model's matmul kernel%s): training at %.0f%%\n",
