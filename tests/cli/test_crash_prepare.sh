@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# megabyte prepare survives SIGKILL: killed at random moments (and just before its final
-# rename), there is never a directory with the dataset's name that is not the complete
-# dataset; what a killed run leaves (.NAME.partial-PID) is named and removed by the next run,
+# megabyte prepare survives SIGKILL: killed at random moments (early, after a random number
+# of its shards, just before its final rename), there is never a directory with the
+# dataset's name that is not the complete dataset; what a killed run leaves (.NAME.partial-PID) is named and removed by the next run,
 # which then writes the same bytes as a run never killed. Repeatable by seed: MB_CRASH_SEED=N.
 source "$(dirname "$0")/lib.sh"
 SEED=${MB_CRASH_SEED:-$(((RANDOM << 15) | RANDOM))}
@@ -27,16 +27,24 @@ check_named() {
   complete=$((complete + 1))
 }
 
-complete=0 at_commit=0 left=()
+# The kills are aimed at what the staging directory shows, not at times, so that a seed
+# kills at the same moments however fast the machine is.
+files=$(ls ref.ds | wc -l)
+complete=0 at_commit=0 at_shard=0 left=()
 for i in $(seq 1 "$KILLS"); do
+  kind=$((RANDOM % 3)) shard=$((1 + RANDOM % files)) early=$((RANDOM % 20))
   "$MEGABYTE" "${prep[@]}" -o out.ds <list.txt >/dev/null 2>>runs.err &
   pid=$!
-  if ((RANDOM % 3 == 0)); then
+  if ((kind == 0)); then
+    sleep "0.0$(printf %02d $early)"  # early: within 20 ms, as it starts
+  elif ((kind == 1)); then
+    # Once the staging directory holds `shard` files (shards, and one being written).
+    until (($(compgen -G '.out.ds.partial-*/*' | wc -l) >= shard)) || ! kill -0 $pid 2>/dev/null; do :; done
+    kill -0 $pid 2>/dev/null && at_shard=$((at_shard + 1))
+  else
     # Just before the rename into place: once the manifest is in the staging directory.
     until compgen -G '.out.ds.partial-*/*dataset.yaml*' >/dev/null || ! kill -0 $pid 2>/dev/null; do :; done
     kill -0 $pid 2>/dev/null && at_commit=$((at_commit + 1))
-  else
-    sleep "$(awk -v r=$RANDOM -v ms="$ms" 'BEGIN { printf "%.3f", r / 32768 * ms * 1.1 / 1000 }')"
   fi
   kill -9 $pid 2>/dev/null || true
   wait $pid 2>/dev/null || true
@@ -50,7 +58,7 @@ for d in $(printf '%s\n' "${left[@]}" | sort -u); do
   grep -qF "removing ./$d, left unfinished by process" runs.err last.err || fail "seed $SEED: $d was removed without a word"
   named=$((named + 1))
 done
-echo "$KILLS SIGKILLs ($at_commit just before the final rename, $complete after it); $named staging directories left, named and removed"
+echo "$KILLS SIGKILLs ($at_shard after a number of shards, $at_commit just before the final rename, $complete after it); $named staging directories left, named and removed"
 [[ -z $(compgen -G '.out.ds.partial-*' || true) ]] || fail "seed $SEED: staging directories remain: $(compgen -G '.out.ds.partial-*')"
 "$MEGABYTE" info --verify out.ds >/dev/null || fail "seed $SEED: the dataset after the kills does not verify"
 diff -r ref.ds out.ds || fail "seed $SEED: the dataset after the kills differs from the one never killed"
