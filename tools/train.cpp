@@ -103,7 +103,9 @@ RunFunction add_train_command(CLI::App& app) {
                   "Override a config key, e.g. --set train.steps=200 (repeatable)")
       ->take_all()
       ->allow_extra_args(false);
-  sub->add_flag("--resume", a->resume, "Continue the run in RUNDIR from its last checkpoint");
+  sub->add_flag("--resume", a->resume,
+                "Continue the run in RUNDIR from its last checkpoint (or start it, if it has not "
+                "started: a restarted job script runs the same command)");
   sub->add_flag("--print-config", a->print_config, "Print the resolved config as YAML and exit");
   sub->add_option("-j,--threads", a->threads, "CPU threads (default: all)")
       ->check(CLI::Range(1, 4096));
