@@ -124,14 +124,14 @@ std::string Job::who() const {
                   : "rank " + std::to_string(rank_) + " of " + std::to_string(size_);
 }
 
-void Job::sum(double* values, std::size_t n) {
+void Job::sum([[maybe_unused]] double* values, std::size_t n) {
   if (single() || n == 0) return;
 #ifdef MEGABYTE_HAVE_MPI
   sum_in_place(values, n, MPI_DOUBLE);
 #endif
 }
 
-void Job::sum(std::int64_t* values, std::size_t n) {
+void Job::sum([[maybe_unused]] std::int64_t* values, std::size_t n) {
   if (single() || n == 0) return;
 #ifdef MEGABYTE_HAVE_MPI
   sum_in_place(values, n, MPI_INT64_T);
@@ -144,7 +144,7 @@ bool Job::any(bool flag) {
   return n > 0;
 }
 
-void Job::broadcast(std::string& text) {
+void Job::broadcast([[maybe_unused]] std::string& text) {
   if (single()) return;
 #ifdef MEGABYTE_HAVE_MPI
   std::int64_t length = static_cast<std::int64_t>(text.size());
@@ -188,9 +188,9 @@ void Job::agree(const Error* failure) {
     if (failure) throw AgreedError(failure->where(), failure->message(), failure->hint());
     return;
   }
+#ifdef MEGABYTE_HAVE_MPI
   // The lowest failing rank speaks for all: its where, what and hint go to rank 0.
   std::int64_t first = failure ? rank_ : size_;
-#ifdef MEGABYTE_HAVE_MPI
   check(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD),
         "MPI_Allreduce");
   if (first == size_) return;
