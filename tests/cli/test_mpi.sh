@@ -3,7 +3,8 @@
 # config on 2 ranks and on 1 process is the same run up to float rounding (the same windows,
 # the same dropout masks), with and without a sharded optimizer (train.zero 1); a run resumes
 # across process counts; a rank killed with SIGKILL ends the job and the run resumes from its
-# last checkpoint; bad inputs (ranks that disagree, a RUNDIR one rank cannot write, a step
+# last checkpoint; SIGINT to mpirun stops every rank with one checkpoint; bad inputs (ranks
+# that disagree, a RUNDIR one rank cannot write, a step
 # that cannot be shared) end the job with one clear line.
 source "$(dirname "$0")/lib.sh"
 CONFIGS="$TESTS_DIR/../../configs"
@@ -111,7 +112,26 @@ echo "ok: a killed rank ended the job in $((SECONDS - t0)) s (mpirun $rc)"
 grep -q 'resuming from' k2.err || fail "the resume did not start from a checkpoint"
 echo "ok: resumed after the kill"
 
-# 5. Bad input: one clear line (from rank 0), a non-zero status, nothing started.
+# 5. SIGINT to mpirun reaches every rank: they stop after the same step, rank 0 writes one
+# checkpoint there and says so once, and --resume continues from it.
+"${MPIRUN[@]}" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds "${small[@]}" "${long[@]}" \
+  -o s -j 1 >/dev/null 2>s.err &
+job=$!
+for _ in $(seq 1 300); do [[ -d s/checkpoints/step-00000005 ]] && break; sleep 0.1; done
+kill -INT $job
+rc=0
+for _ in $(seq 1 300); do kill -0 $job 2>/dev/null || break; sleep 0.1; done
+if kill -0 $job 2>/dev/null; then pkill -9 -P $job; kill -9 $job; fail "the job still runs 30 s after SIGINT"; fi
+wait $job || rc=$?
+[[ $(grep -c 'interrupted at step' s.err) -eq 1 ]] || { cat s.err >&2; fail "no single word of the interruption"; }
+stopped=$(grep -o 'interrupted at step [0-9]*' s.err | awk '{print $4}')
+[[ -d s/checkpoints/$(printf 'step-%08d' "$stopped") ]] || fail "no checkpoint at the step it stopped ($stopped)"
+"${MPIRUN[@]}" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds "${small[@]}" "${long[@]}" \
+  -o s -j 1 --resume --max-steps 2 >/dev/null 2>s2.err || { cat s2.err >&2; fail "the resume after SIGINT failed"; }
+grep -q "resuming from .*$(printf 'step-%08d' "$stopped")" s2.err || fail "the resume did not start at step $stopped"
+echo "ok: SIGINT to mpirun stopped every rank at step $stopped with one checkpoint (mpirun $rc)"
+
+# 6. Bad input: one clear line (from rank 0), a non-zero status, nothing started.
 mpmd() {  # rank 0's arguments, then `--`, then rank 1's command
   local a=() ; while [[ $1 != -- ]]; do a+=("$1"); shift; done; shift
   mpirun -np 1 "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml" text.ds "${small[@]}" "${a[@]}" : -np 1 "$@"
