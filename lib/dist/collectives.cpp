@@ -4,7 +4,7 @@
 #include <vector>
 
 #ifdef MEGABYTE_HAVE_MPI
-#include <mpi.h>
+#include "dist/mpi_calls.hpp"
 #endif
 
 namespace mb::dist {
@@ -19,17 +19,8 @@ class NoCollectives final : public Collectives {
 };
 
 #ifdef MEGABYTE_HAVE_MPI
-// MPI counts are ints: a long buffer goes over in pieces of at most 2^30 values.
-constexpr std::size_t kMaxCount = std::size_t{1} << 30;
-
-void check(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, text, &len);
-  throw Error("MPI",
-              std::string(what) + " failed: " + std::string(text, static_cast<std::size_t>(len)));
-}
+using mpi::check;
+using mpi::kMaxCount;
 
 // Host memory (the CPU backend's): MPI itself.
 class MpiCollectives final : public Collectives {
@@ -37,10 +28,7 @@ class MpiCollectives final : public Collectives {
   explicit MpiCollectives(Job& job) : job_(job) {}
 
   void all_reduce_sum(float* buffer, std::size_t n) override {
-    for (std::size_t i = 0; i < n; i += kMaxCount)
-      check(MPI_Allreduce(MPI_IN_PLACE, buffer + i, static_cast<int>(std::min(kMaxCount, n - i)),
-                          MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
-            "MPI_Allreduce");
+    mpi::sum_in_place(buffer, n, MPI_FLOAT);
   }
 
   void all_gather(float* buffer, const Sharding& sharding) override {

@@ -6,10 +6,16 @@
 #include <stdexcept>
 
 #ifdef MEGABYTE_HAVE_MPI
-#include <mpi.h>
+#include "dist/mpi_calls.hpp"
 #endif
 
 namespace mb::dist {
+
+#ifdef MEGABYTE_HAVE_MPI
+using mpi::check;
+using mpi::kMaxCount;
+using mpi::sum_in_place;
+#endif
 
 namespace {
 
@@ -20,29 +26,6 @@ int env_int(const char* name) {
   const long n = std::strtol(v, &end, 10);
   return *end == '\0' && n > 0 && n < std::numeric_limits<int>::max() ? static_cast<int>(n) : 0;
 }
-
-#ifdef MEGABYTE_HAVE_MPI
-// MPI counts are ints: a long buffer goes over in pieces of at most 2^30 values.
-constexpr std::size_t kMaxCount = std::size_t{1} << 30;
-
-void check(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, text, &len);
-  throw Error("MPI",
-              std::string(what) + " failed: " + std::string(text, static_cast<std::size_t>(len)),
-              "see the launcher's messages above; every rank must run the same command");
-}
-
-template <typename T>
-void sum_in_place(T* values, std::size_t n, MPI_Datatype type) {
-  for (std::size_t i = 0; i < n; i += kMaxCount)
-    check(MPI_Allreduce(MPI_IN_PLACE, values + i, static_cast<int>(std::min(kMaxCount, n - i)),
-                        type, MPI_SUM, MPI_COMM_WORLD),
-          "MPI_Allreduce");
-}
-#endif
 
 }  // namespace
 
