@@ -1,6 +1,6 @@
 // megabyte bench: measure this machine: training throughput of a config (--config), beside
-// the machine's sgemm rate, and the dataset reader under the training sampler's access
-// pattern (--dataset).
+// the machine's sgemm rate, its forward-only (--eval) and generation (--generate) throughput,
+// and the dataset reader under the training sampler's access pattern (--dataset).
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -19,6 +19,7 @@
 #include "data/read_benchmark.hpp"
 #include "model/checkpoint.hpp"
 #include "model/config.hpp"
+#include "train/eval_benchmark.hpp"
 #include "train/generation_benchmark.hpp"
 #include "dist/job.hpp"
 #include "train/memory_plan.hpp"
@@ -35,6 +36,7 @@ struct BenchArgs {
   std::vector<std::string> overrides;
   int min_steps = 3;
   bool generate = false;
+  bool eval = false;
   std::string dataset;
   std::string split = "train";
   std::uint64_t window = 8192;
@@ -43,9 +45,10 @@ struct BenchArgs {
   std::uint64_t cache = 512ull << 20;
   bool json = false;
   bool memory = false;
-  std::uint64_t fit = 0;  // --memory --fit: a device's bytes
-  int ranks = 1;          // --memory: the plan of one of this many processes sharing the step
-  int batch = 1;          // --generate: sequences side by side
+  std::uint64_t fit = 0;     // --memory --fit: a device's bytes
+  int ranks = 1;             // --memory: the plan of one of this many processes sharing the step
+  int batch = 1;             // --generate: sequences side by side; --eval: windows per pass
+  bool batch_given = false;  // --eval without --batch takes the config's train.batch_size
   DeviceOptions devices;
 };
 
@@ -327,6 +330,62 @@ int run_generation_bench(const BenchArgs& a) {
   return kExitOk;
 }
 
+int run_eval_bench(const BenchArgs& a) {
+  const model::Config config = model::load_config(a.config, a.overrides);
+  const int batch = a.batch_given ? a.batch : config.train.batch_size;
+  const std::shared_ptr<backend::Backend> device =
+      a.devices.make_backend();  // fails before any output
+  backend::set_cpu_threads(static_cast<int>(a.threads));
+  const int threads = backend::cpu_threads();
+  const bool gpu = device->device() == backend::Device::cuda;
+  const std::string precision(backend::precision_name(device->precision()));
+  log_info("bench: evaluating " + a.config + " (" +
+           std::string(model::model_kind_name(config.model.kind)) + ", T " +
+           std::to_string(config.model.context) + ", batch " + std::to_string(batch) +
+           ", forward only) on " +
+           (gpu ? device->description() : human_count(threads, "thread", "threads")) +
+           " for at least " + std::to_string(a.min_steps) + " batches and " + fixed1(a.seconds) +
+           " s");
+  const train::EvalBenchmark e =
+      train::benchmark_eval(device, config, batch, a.seconds, a.min_steps);
+  if (a.json) {
+    nlohmann::json j{{"benchmark", "eval"},
+                     {"config", a.config},
+                     {"threads", threads},
+                     {"device", std::string(backend::device_name(device->device()))},
+                     {"device_name", e.device},
+                     {"precision", precision},
+                     {"context", config.model.context},
+                     {"batch", e.batch},
+                     {"batches", e.batches},
+                     {"seconds", e.seconds},
+                     {"batch_seconds", e.batch_seconds()},
+                     {"bytes_per_second", e.bytes_per_second()},
+                     {"gflops", e.gflops()},
+                     {"flops_per_batch", e.flops_per_batch},
+                     {"loss", e.loss},
+                     {"parameters", e.parameters},
+                     {"activation_bytes", e.activation_bytes},
+                     {"peak_rss_bytes", e.peak_rss_bytes},
+                     {"peak_device_bytes", e.peak_device_bytes}};
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::printf(
+      "eval:   %.0f bytes/s, %.3f s/batch, %.1f GFLOP/s (%.2f GFLOP/batch of %d x %d bytes, %d "
+      "batches)\n",
+      e.bytes_per_second(), e.batch_seconds(), e.gflops(), e.flops_per_batch / 1e9, e.batch,
+      config.model.context, e.batches);
+  std::printf(
+      "memory: peak %s %s; activations %s, parameters %s (%.2fM parameters)\n",
+      human_bytes(static_cast<double>(gpu ? e.peak_device_bytes : e.peak_rss_bytes)).c_str(),
+      gpu ? "on the device" : "resident",
+      human_bytes(static_cast<double>(e.activation_bytes)).c_str(),
+      human_bytes(4.0 * static_cast<double>(e.parameters)).c_str(),
+      static_cast<double>(e.parameters) / 1e6);
+  return kExitOk;
+}
+
 int run_dataset_bench(const BenchArgs& a) {
   data::DatasetOptions opt;
   opt.cache_bytes = a.cache;
@@ -365,13 +424,14 @@ int run_dataset_bench(const BenchArgs& a) {
 
 int run_bench(const BenchArgs& a) {
   // Under mpirun only the training benchmark runs as a job (of ranks sharing each step).
-  if (dist::launched_processes() > 1 && (a.config.empty() || a.memory || a.generate))
+  if (dist::launched_processes() > 1 && (a.config.empty() || a.memory || a.generate || a.eval))
     throw dist::AgreedError(
         "bench", "only the training benchmark (--config) runs as a job of several processes",
         "run it without mpirun or srun; --memory --ranks N gives a rank's plan");
   if (!a.checkpoint.empty()) return run_generation_bench(a);
   if (a.config.empty()) return run_dataset_bench(a);
   if (a.memory) return run_memory_plan(a);
+  if (a.eval) return run_eval_bench(a);
   return a.generate ? run_generation_bench(a) : run_training_bench(a);
 }
 
@@ -380,11 +440,14 @@ int run_bench(const BenchArgs& a) {
 RunFunction add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* sub =
-      app.add_subcommand("bench", "Measure training throughput or dataset reads on this machine");
+      app.add_subcommand("bench",
+                         "Measure training, eval or generation throughput, or dataset reads, on "
+                         "this machine");
   sub->footer(
       "\nExamples:\n  megabyte bench --config configs/bench-cpu.yaml\n"
       "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --set "
       "train.batch_size=1\n"
+      "  megabyte bench --config configs/bench-cpu.yaml --eval --batch 8\n"
       "  megabyte bench --config configs/bench-cpu.yaml --set model.context=8192 --generate\n"
       "  megabyte bench --config configs/paper-pg19.yaml --device cuda --memory\n"
       "  megabyte bench --checkpoint runs/kjv-tiny\n"
@@ -405,17 +468,26 @@ RunFunction add_bench_command(CLI::App& app) {
       ->allow_extra_args(false);
   sub->add_option(
          "--steps", a->min_steps,
-         "With --config: measure at least this many steps (with --generate: re-forward bytes)")
+         "With --config: measure at least this many steps (with --eval: forward passes; with "
+         "--generate: re-forward bytes)")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  sub->add_flag("--generate", a->generate,
-                "With --config: generation bytes/s with the KV cache and by re-forwarding the "
-                "window per byte")
-      ->needs(config_opt);
-  sub->add_flag("--memory", a->memory,
-                "With --config: print the memory the config needs on the device (from the model's "
-                "allocation plan; runs nothing, needs no GPU)")
-      ->needs(config_opt);
+  CLI::Option* generate_opt =
+      sub->add_flag("--generate", a->generate,
+                    "With --config: generation bytes/s with the KV cache and by re-forwarding the "
+                    "window per byte")
+          ->needs(config_opt);
+  CLI::Option* memory_opt =
+      sub->add_flag("--memory", a->memory,
+                    "With --config: print the memory the config needs on the device (from the "
+                    "model's allocation plan; runs nothing, needs no GPU)")
+          ->needs(config_opt);
+  sub->add_flag("--eval", a->eval,
+                "With --config: forward-only bytes/s: the pass `megabyte eval` runs on each batch "
+                "of windows (no dropout, no backward pass)")
+      ->needs(config_opt)
+      ->excludes(generate_opt)
+      ->excludes(memory_opt);
   sub->add_option("--fit", a->fit,
                   "With --memory: whether the plan fits this many bytes (e.g. 72G for an 80 GB GPU "
                   "with room for the CUDA context), and if not, which micro-batch, accumulation "
@@ -428,11 +500,11 @@ RunFunction add_bench_command(CLI::App& app) {
       ->capture_default_str();
   add_device_options(sub, a->devices);
   CLI::Option* batch_opt =
-      sub->add_option(
-             "--batch", a->batch,
-             "With --generate or --checkpoint: sequences generated side by side in the cached run")
-          ->check(CLI::Range(1, 4096))
-          ->capture_default_str();
+      sub->add_option("--batch", a->batch,
+                      "With --eval: windows per forward pass (default: the config's "
+                      "train.batch_size); with --generate or --checkpoint: sequences generated "
+                      "side by side in the cached run (default 1)")
+          ->check(CLI::Range(1, 4096));
   sub->add_option("--split", a->split, "The split to read")->capture_default_str();
   sub->add_option("--window", a->window, "Window length T in bytes")
       ->check(CLI::Range(1, 1 << 30))
@@ -447,8 +519,9 @@ RunFunction add_bench_command(CLI::App& app) {
   sub->add_flag("--json", a->json, "Print as JSON");
   return [a, batch_opt] {
     // Said, not ignored: a training benchmark takes its batch from the config.
-    if (batch_opt->count() > 0 && !a->generate && a->checkpoint.empty())
-      throw Error("--batch", "is for generation (--generate or --checkpoint)",
+    a->batch_given = batch_opt->count() > 0;
+    if (a->batch_given && !a->generate && !a->eval && a->checkpoint.empty())
+      throw Error("--batch", "is for eval and generation (--eval, --generate or --checkpoint)",
                   "the training benchmark's batch is the config's: --set train.batch_size=N");
     return run_bench(*a);
   };

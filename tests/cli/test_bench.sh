@@ -72,6 +72,29 @@ grep -Eq '^generate \(cache\): +[0-9.]+ bytes/s' ckgen.txt && grep -Eq '^generat
   grep -Eq '^generate memory: +[0-9.]+ [kMG]?B of KV caches' ckgen.txt ||
   { cat ckgen.txt; fail "bench --checkpoint lines"; }
 expect_fail 2 "" "$MEGABYTE" bench --generate --dataset ds
+# Eval: forward-only throughput of the config's model, the pass `megabyte eval` runs per batch;
+# its batch is the config's (tiny-cpu: 8) or --batch.
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --eval --steps 2 --seconds 0.1 -j 2 >eval.txt
+grep -Eq '^eval: +[0-9]+ bytes/s, [0-9.]+ s/batch, [0-9.]+ GFLOP/s \([0-9.]+ GFLOP/batch of 8 x 128 bytes, [0-9]+ batches\)$' eval.txt ||
+  { cat eval.txt; fail "bench --eval line"; }
+grep -Eq '^memory: +peak [0-9.]+ [kMG]?B resident; activations' eval.txt || { cat eval.txt; fail "bench --eval memory line"; }
+"$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --eval --batch 3 --steps 2 --seconds 0.1 --json >eval.json
+python3 - eval.json <<'PY' || fail "bench --eval --json"
+import json, math, sys
+j = json.load(open(sys.argv[1]))
+assert j["benchmark"] == "eval" and j["batch"] == 3 and j["context"] == 128 and j["batches"] >= 2, j
+assert j["bytes_per_second"] > 0 and j["gflops"] > 0 and j["peak_rss_bytes"] > 0, j
+# A forward pass only: the training step's FLOPs (above) over 3, for 3 windows.
+T, P, K, CG, DL, DG = 128, 8, 16, 256, 64, 32
+def stack(N, S, C, L): return L * (2 * N * (4 * C * C + 8 * C * C) + 4 * (N / S) * S * (S + 1) / 2 * C)
+fwd = stack(K, K, CG, 2) + stack(T, P, DL, 2) + 2 * T * DG * DL + 2 * T * DL * 256
+assert abs(j["flops_per_batch"] - 3 * fwd) < 1e-6 * j["flops_per_batch"], (j["flops_per_batch"], 3 * fwd)
+# Fresh weights of init_std 0.006 predict every byte about evenly: a loss near ln 256.
+assert abs(j["loss"] - math.log(256)) < 0.2, j
+PY
+expect_fail 2 "--eval" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --eval --generate
+expect_fail 2 "--eval" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --eval --memory
+expect_fail 2 "--eval" "$MEGABYTE" bench --dataset ds --eval
 # --memory: a config's device memory from the model's allocation plan; no GPU is needed to ask.
 "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda >mem.txt
 for row in parameters gradients 'AdamW moments' 'bf16 weight copy' activations 'cuBLASLt workspace' total; do
@@ -126,7 +149,7 @@ assert none["fits"] is False and none["fitting"] is None, none
 PY
 grep -q "does not fit .*; the same step (8 windows) fits as --set train.batch_size=" fit.txt || { cat fit.txt; fail "--fit advice"; }
 grep -q "recompute none" mem.txt || { cat mem.txt; fail "the plan names its recompute setting"; }
-expect_fail 1 "is for generation" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --batch 4 --seconds 0.1
+expect_fail 1 "is for eval and generation" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --batch 4 --seconds 0.1
 expect_fail 1 "model.global.heads" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --memory --device cuda \
   --set model.global.heads=1
 expect_fail 2 "--device" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --device gpu
