@@ -159,6 +159,7 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
 fi
 if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_fail 1 "--device cuda" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --generate --device cuda --seconds 0.1
+  expect_fail 1 "--device cuda" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --eval --device cuda --seconds 0.1
 fi
 # --precision bf16 on the CPU runs the bf16 twin of the GPU's products (rounded operands).
 "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --steps 1 --seconds 0.1 \
