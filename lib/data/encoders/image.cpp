@@ -23,6 +23,10 @@ namespace {
 constexpr int kChannels = 3;
 constexpr const char* kDecodeHint =
     "is it an image stb_image can read (PNG, JPEG, BMP, GIF, TGA, PSD, HDR, PIC, PNM)?";
+// The most pixels an image may have. A header can claim any size in a few bytes (a 57-byte BMP
+// of 154881 x 1792 pixels: 830 MB decoded), so the size is checked before decoding: 2^27
+// pixels (134 megapixels, 400 MB as RGB) is several times any photo of a camera.
+constexpr std::uint64_t kMaxPixels = std::uint64_t{1} << 27;
 // patch_scan and patch_unscan are given no file, so their errors name the encoder instead.
 constexpr const char* kScanWhere = "image encoder";
 
@@ -66,6 +70,15 @@ DecodedImage decode_rgb(std::span<const std::uint8_t> encoded, const std::string
         "stb_image reads at most 2 GiB; shrink or re-encode the image");
   DecodedImage img;
   int channels_in_file = 0;
+  if (stbi_info_from_memory(encoded.data(), static_cast<int>(encoded.size()), &img.width,
+                            &img.height, &channels_in_file) &&
+      static_cast<std::uint64_t>(std::max(img.width, 0)) *
+              static_cast<std::uint64_t>(std::max(img.height, 0)) >
+          kMaxPixels)
+    throw Error(name,
+                "image of " + std::to_string(img.width) + " x " + std::to_string(img.height) +
+                    " pixels is over the limit of " + std::to_string(kMaxPixels) + " pixels",
+                "shrink the image first (its header may also be damaged)");
   img.pixels.reset(stbi_load_from_memory(encoded.data(), static_cast<int>(encoded.size()),
                                          &img.width, &img.height, &channels_in_file, kChannels));
   if (!img.pixels) throw Error(name, "cannot decode image: " + stb_reason(), kDecodeHint);
