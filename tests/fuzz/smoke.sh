@@ -23,7 +23,8 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$FUZZ_DIR/../lsan.supp}"
 rc=0
-"$exe" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
+# -error_exitcode: libFuzzer's default, 77, is what meson reads as a skipped test.
+"$exe" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 -error_exitcode=1 \
   -artifact_prefix="$artifacts/$name-" "$work" "$FUZZ_CORPUS_DIR/$name" >"$work/log" 2>&1 || rc=$?
 # The progress lines are many; keep the start, the end and any report.
 grep -vE '^#[0-9]+.*(NEW|REDUCE|pulse) ' "$work/log" | tail -n 60
