@@ -229,3 +229,45 @@ TEST_CASE("untrusted image: a header claiming more than 2^27 pixels is refused b
   const std::string msg = error_of([&] { encode_image_memory(bmp, params, "bomb.bmp"); });
   CHECK(contains(msg, "bomb.bmp: image of 154881 x 1792 pixels is over the limit of 134217728"));
 }
+
+TEST_CASE("untrusted image: a 16-bit PNM is decoded without stb_image's overread") {
+  // fuzz_image (CI): "P5 255756 5 52525" and 3 bytes. stb_image converted the 16-bit gray
+  // samples to RGB as if they were 8-bit, then read 16-bit samples past the end of that
+  // buffer (a heap overflow); the file is also truncated, which stb_image did not notice.
+  mb::data::ImageParams params;
+  params.image_size = 8;
+  const std::string crash = "P5  255756 5 52525\x02" "5\x01\x02";
+  const std::vector<std::uint8_t> crash_bytes(crash.begin(), crash.end());
+  const std::string msg = error_of([&] { encode_image_memory(crash_bytes, params, "crash.pgm"); });
+  CHECK(contains(msg, "crash.pgm: PNM image of 255756 x 5 pixels is truncated"));
+  CHECK(contains(msg, "calls for 2557560 bytes of pixels, the file holds 3"));
+
+  // A whole 16-bit image decodes to the high byte of each big-endian sample, gray widened to RGB.
+  for (const bool gray : {true, false}) {
+    INFO(gray);
+    std::string header = std::string(gray ? "P5" : "P6") + "\n# comment\n8 8\n65535\n";
+    std::vector<std::uint8_t> file(header.begin(), header.end());
+    const int channels = gray ? 1 : 3;
+    for (int i = 0; i < 64 * channels; ++i) {
+      file.push_back(static_cast<std::uint8_t>(i));         // high byte: the value kept
+      file.push_back(static_cast<std::uint8_t>(255 - i));   // low byte: dropped
+    }
+    const std::vector<std::uint8_t> raster =
+        mb::data::patch_unscan(encode_image_memory(file, params, "wide.pnm"), params);
+    REQUIRE(raster.size() == 64 * 3);
+    for (int i = 0; i < 64 * 3; ++i) CHECK(raster[i] == (gray ? i / 3 : i));
+  }
+}
+
+TEST_CASE("untrusted image: a truncated 8-bit PNM is refused, not decoded from uninitialised memory") {
+  mb::data::ImageParams params;
+  params.image_size = 8;
+  std::string file = "P6 8 8 255\n" + std::string(8 * 8 * 3 - 1, '\x40');
+  const std::vector<std::uint8_t> short_by_one(file.begin(), file.end());
+  CHECK(contains(error_of([&] { encode_image_memory(short_by_one, params, "short.ppm"); }),
+                 "short.ppm: PNM image of 8 x 8 pixels is truncated: its header calls for 192 "
+                 "bytes of pixels, the file holds 191"));
+  file.push_back('\x40');
+  const std::vector<std::uint8_t> whole(file.begin(), file.end());
+  CHECK(encode_image_memory(whole, params, "whole.ppm") == std::vector<std::uint8_t>(192, 0x40));
+}

@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/atomic_file.hpp"
@@ -36,9 +37,11 @@ struct StbiFree {
 using StbiPixels = std::unique_ptr<stbi_uc, StbiFree>;
 
 struct DecodedImage {
-  StbiPixels pixels;
+  StbiPixels pixels;                // RGB, as stb_image returned them, or
+  std::vector<stbi_uc> decoded_here;  // RGB, for the files decoded here instead
   int width = 0;
   int height = 0;
+  const stbi_uc* rgb() const { return pixels ? pixels.get() : decoded_here.data(); }
 };
 
 std::string stb_reason() {
@@ -62,6 +65,70 @@ void check_raster_size(std::size_t got, const ImageParams& params, const char* w
               "pass exactly image_size * image_size * 3 bytes for these image parameters");
 }
 
+// What a binary PNM (P5 gray, P6 RGB) header says, read by the rules of stb_image's own
+// reader: whitespace and '#' comments between the fields, one character after the maximum
+// value, then the pixels.
+struct PnmHeader {
+  int channels = 0;
+  int bytes_per_sample = 1;
+  std::size_t pixels_at = 0;
+};
+
+std::optional<PnmHeader> read_pnm_header(std::span<const std::uint8_t> file) {
+  if (file.size() < 2 || file[0] != 'P' || (file[1] != '5' && file[1] != '6')) return {};
+  PnmHeader header;
+  header.channels = file[1] == '6' ? 3 : 1;
+  std::size_t at = 2;
+  auto is_space = [](std::uint8_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  auto skip_space_and_comments = [&] {
+    for (;;) {
+      while (at < file.size() && is_space(file[at])) ++at;
+      if (at >= file.size() || file[at] != '#') return;
+      while (at < file.size() && file[at] != '\n' && file[at] != '\r') ++at;
+    }
+  };
+  std::uint64_t max_value = 0;
+  for (int field = 0; field < 3; ++field) {  // width, height, maximum value
+    skip_space_and_comments();
+    max_value = 0;
+    while (at < file.size() && file[at] >= '0' && file[at] <= '9')
+      max_value = std::min<std::uint64_t>(max_value * 10 + (file[at++] - '0'), UINT32_MAX);
+  }
+  header.bytes_per_sample = max_value > 255 ? 2 : 1;
+  header.pixels_at = std::min(at + 1, file.size());
+  return header;
+}
+
+// stb_image (Debian's 2022 copy) mishandles binary PNM files: it leaves the pixels a
+// truncated file lacks uninitialised (the same file then gives different bytes on each run),
+// and it reads a 16-bit file's samples in the machine's byte order, not the format's big-endian
+// one, then converts its channels as if they were 8-bit and reads past the end of its own
+// buffer. So a truncated PNM is refused here, and a 16-bit one is decoded here: the high byte
+// of each sample, as stb_image reduces 16-bit PNG files.
+void check_pnm_complete(std::span<const std::uint8_t> encoded, const PnmHeader& header,
+                        int width, int height, const std::string& name) {
+  const std::uint64_t want = static_cast<std::uint64_t>(width) * static_cast<std::uint64_t>(height) *
+                             static_cast<std::uint64_t>(header.channels * header.bytes_per_sample);
+  const std::uint64_t have = encoded.size() - header.pixels_at;
+  if (have < want)
+    throw Error(name,
+                "PNM image of " + std::to_string(width) + " x " + std::to_string(height) +
+                    " pixels is truncated: its header calls for " + std::to_string(want) +
+                    " bytes of pixels, the file holds " + std::to_string(have),
+                "the file was cut short; copy it again from its source");
+}
+
+std::vector<stbi_uc> decode_16_bit_pnm(std::span<const std::uint8_t> encoded,
+                                       const PnmHeader& header, int width, int height) {
+  const std::size_t count = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+  const std::uint8_t* samples = encoded.data() + header.pixels_at;
+  std::vector<stbi_uc> rgb(count * kChannels);
+  for (std::size_t i = 0; i < count; ++i)
+    for (int c = 0; c < kChannels; ++c)
+      rgb[i * kChannels + c] = samples[(i * header.channels + (header.channels == 3 ? c : 0)) * 2];
+  return rgb;
+}
+
 DecodedImage decode_rgb(std::span<const std::uint8_t> encoded, const std::string& name) {
   if (encoded.size() > static_cast<std::size_t>(INT_MAX))
     throw Error(
@@ -70,8 +137,9 @@ DecodedImage decode_rgb(std::span<const std::uint8_t> encoded, const std::string
         "stb_image reads at most 2 GiB; shrink or re-encode the image");
   DecodedImage img;
   int channels_in_file = 0;
-  if (stbi_info_from_memory(encoded.data(), static_cast<int>(encoded.size()), &img.width,
-                            &img.height, &channels_in_file) &&
+  const bool header_read = stbi_info_from_memory(encoded.data(), static_cast<int>(encoded.size()),
+                                                 &img.width, &img.height, &channels_in_file);
+  if (header_read &&
       static_cast<std::uint64_t>(std::max(img.width, 0)) *
               static_cast<std::uint64_t>(std::max(img.height, 0)) >
           kMaxPixels)
@@ -79,6 +147,13 @@ DecodedImage decode_rgb(std::span<const std::uint8_t> encoded, const std::string
                 "image of " + std::to_string(img.width) + " x " + std::to_string(img.height) +
                     " pixels is over the limit of " + std::to_string(kMaxPixels) + " pixels",
                 "shrink the image first (its header may also be damaged)");
+  const std::optional<PnmHeader> pnm =
+      header_read && img.width > 0 && img.height > 0 ? read_pnm_header(encoded) : std::nullopt;
+  if (pnm) check_pnm_complete(encoded, *pnm, img.width, img.height, name);
+  if (pnm && pnm->bytes_per_sample == 2) {
+    img.decoded_here = decode_16_bit_pnm(encoded, *pnm, img.width, img.height);
+    return img;
+  }
   img.pixels.reset(stbi_load_from_memory(encoded.data(), static_cast<int>(encoded.size()),
                                          &img.width, &img.height, &channels_in_file, kChannels));
   if (!img.pixels) throw Error(name, "cannot decode image: " + stb_reason(), kDecodeHint);
@@ -98,7 +173,7 @@ std::vector<std::uint8_t> square_raster(const DecodedImage& img, const ImagePara
                                         const std::string& name) {
   const int side = std::min(img.width, img.height);
   const std::size_t row_stride = static_cast<std::size_t>(img.width) * kChannels;
-  const stbi_uc* crop = img.pixels.get() +
+  const stbi_uc* crop = img.rgb() +
                         static_cast<std::size_t>((img.height - side) / 2) * row_stride +
                         static_cast<std::size_t>((img.width - side) / 2) * kChannels;
   std::vector<std::uint8_t> raster(raster_bytes(params));
