@@ -441,6 +441,11 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
   run(Gemm{CUDA_R_32F, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, K, K, N, weight, inp, out, bias, 0.0f});
 }
 
+void matmul_few_rows_forward(float* out, const float* inp, const float* weight, const float* bias,
+                             int M, int K, int N) {
+  matmul_forward(out, inp, weight, bias, M, K, N);
+}
+
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int M, int K, int N) {
   check_sizes(M, K, N);

@@ -22,6 +22,11 @@ constexpr std::size_t kMatmulWorkspaceBytes = std::size_t{32} << 20;
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M,
                     int K, int N);
 
+// The twin of cpu/matmul_few_rows.hpp, for a generation step's few rows. cuBLAS already picks
+// a kernel of its own for few rows, so this is matmul_forward's GEMM.
+void matmul_few_rows_forward(float* out, const float* inp, const float* weight, const float* bias,
+                             int M, int K, int N);
+
 // Gradients of matmul_forward, accumulated (+=) into the destinations:
 //   dinp[M,K]    += dout[M,N] · weight[N,K]
 //   dweight[N,K] += dout[M,N]ᵀ · inp[M,K]

@@ -23,6 +23,7 @@
 #include "cpu/embedding.hpp"
 #include "cpu/layernorm.hpp"
 #include "cpu/matmul.hpp"
+#include "cpu/matmul_few_rows.hpp"
 #include "cpu/residual.hpp"
 #include "cpu/short_attention.hpp"
 

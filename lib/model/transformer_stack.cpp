@@ -153,18 +153,20 @@ void TransformerStack::block_forward(int layer, const BlockBuffers& b, int rows,
   const int N = rows, C = shape_.width, Hd = shape_.hidden;
   const std::size_t n = static_cast<std::size_t>(N) * C, nh = static_cast<std::size_t>(N) * Hd;
   const float eps = shape_.layernorm_eps, p = shape_.dropout;
+  const auto product = b.step ? &backend::Backend::matmul_step_forward
+                              : &backend::Backend::matmul_forward;
 
   // a = x + Dropout(Proj(Attention(LN1(x)))). LN1's output is scratch: a backward pass
   // recomputes it (reserve()).
   k.layernorm_forward(b.ln, b.ln1_mean, b.ln1_rstd, b.input, view_.value(t.ln1_w),
                       view_.value(t.ln1_b), N, C, eps);
-  k.matmul_forward(b.qkv.values, b.ln, view_.weight(t.qkv_w), view_.value(t.qkv_b), N, C, 3 * C);
+  (k.*product)(b.qkv.values, b.ln, view_.weight(t.qkv_w), view_.value(t.qkv_b), N, C, 3 * C);
   // With bf16 activations q, k and v are rounded to bf16, so that the attention reads what a
   // backward pass reads (and a KV cache keeps) of them.
   save_bf16_rounded(b.qkv, 3 * n);
   attend(b.att.values, b.qkv);
   save_bf16(b.att, n);
-  k.matmul_forward(b.branch, b.att.operand(), view_.weight(t.proj_w), view_.value(t.proj_b), N, C,
+  (k.*product)(b.branch, b.att.operand(), view_.weight(t.proj_w), view_.value(t.proj_b), N, C,
                    C);
   if (dropout)
     k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 0), dropout_offset_);
@@ -174,11 +176,11 @@ void TransformerStack::block_forward(int layer, const BlockBuffers& b, int rows,
   // whatever is saved of it.
   k.layernorm_forward(b.ln, b.ln2_mean, b.ln2_rstd, b.mid, view_.value(t.ln2_w),
                       view_.value(t.ln2_b), N, C, eps);
-  k.matmul_forward(b.fc.values, b.ln, view_.weight(t.fc_w), nullptr, N, C, Hd);
+  (k.*product)(b.fc.values, b.ln, view_.weight(t.fc_w), nullptr, N, C, Hd);
   save_bf16(b.fc, nh);
   act_forward(k, shape_.activation, b.act.values, b.fc.values, view_.value(t.fc_b), N, Hd);
   save_bf16(b.act, nh);
-  k.matmul_forward(b.branch, b.act.operand(), view_.weight(t.fc2_w), view_.value(t.fc2_b), N, Hd,
+  (k.*product)(b.branch, b.act.operand(), view_.weight(t.fc2_w), view_.value(t.fc2_b), N, Hd,
                    C);
   if (dropout)
     k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 1), dropout_offset_);
@@ -300,7 +302,8 @@ void TransformerStack::step(float* out, const float* in, Cache& c) const {
                        {c.att_.get(), nullptr},
                        {c.fc_.get(), nullptr},
                        {c.fc_.get(), nullptr},
-                       c.branch_.get()};
+                       c.branch_.get(),
+                       /*step=*/true};
   for (int l = 0; l < shape_.layers; ++l) {
     Cache::Layer& L = c.layers_[l];
     block_forward(l, b, B, nullptr, [&](float* att, const ActivationBuffer& qkv) {

@@ -147,6 +147,9 @@ class TransformerStack {
     float* ln;  // a layer norm's output, scratch [rows, C]
     ActivationBuffer qkv, att, fc, act;
     float* branch;  // a branch's output, scratch [rows, C]
+    // The rows are a cached step's (one per sequence), not whole windows': the products are
+    // the backend's matmul_step_forward, which streams the weights once for a few rows.
+    bool step = false;
   };
   // The block, once: the input's rows through a = x + Dropout(Proj(Attention(LN1(x)))),
   // x = a + Dropout(FC2(Act(FC1(LN2(a))))). `attend(att, qkv)` is the attention over the rows'

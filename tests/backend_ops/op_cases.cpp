@@ -596,6 +596,7 @@ struct MatmulRow {
   bool bias;
   std::size_t off = 0, bias_off = 0;  // of every operand (and output); of the bias
   Kind inp = Kind::values, weight = Kind::values;
+  bool step = false;  // matmul_step_forward (a generation step's product), forward only
 };
 
 // An operand as Kind k: its values, its patterns (at the same offset), or both.
@@ -622,7 +623,8 @@ void add_matmul_row(Table& t, Precision prec, const MatmulRow& r) {
   const double rel = prec == Precision::bf16 ? 1e-5 : 1e-4;
   const std::size_t nMK = sz(M, K), nNK = sz(N, K), nMN = sz(M, N);
   const std::uint32_t s = t.next_seed();
-  t.add(Op::matmul_forward, shape, prec,
+  const auto forward = r.step ? &Backend::matmul_step_forward : &Backend::matmul_forward;
+  t.add(r.step ? Op::matmul_step_forward : Op::matmul_forward, shape, prec,
         {out("out", nMN, K == 0 ? Tolerance::exact() : Tolerance::rows(rel, sz(N))),
          zero("out, second run - out", nMN)},
         [=](Backend& b) {
@@ -631,12 +633,13 @@ void add_matmul_row(Table& t, Precision prec, const MatmulRow& r) {
           Buf<float> bias(b, uniform(sz(N), s + 2), r.bias_off);
           Buf<float> o(b, nans(nMN), r.off), o2(b, nans(nMN), r.off);
           const float* pb = r.bias ? bias.p() : nullptr;
-          b.matmul_forward(o.p(), inp.op(), w.op(), pb, M, K, N);
-          b.matmul_forward(o2.p(), inp.op(), w.op(), pb, M, K, N);
+          (b.*forward)(o.p(), inp.op(), w.op(), pb, M, K, N);
+          (b.*forward)(o2.p(), inp.op(), w.op(), pb, M, K, N);
           auto got = o.get();
           auto again = minus(o2.get(), got);
           return RunResult{{std::move(got), std::move(again)}, {}};
         });
+  if (r.step) return;
   t.add(Op::matmul_backward, shape, prec,
         {out("dinp", nMK, Tolerance::rows(rel, sz(K))),
          out("dweight", nNK, Tolerance::rows(rel, sz(K))),
@@ -711,6 +714,17 @@ void add_matmul(Table& t) {
     add_matmul_row(t, Precision::bf16, {M, K, N, false, 0, 0, Kind::patterns, Kind::both});
     add_matmul_row(t, Precision::bf16, {M, K, N, true, 1, 0, Kind::patterns, Kind::both});
   }
+
+  // A generation step's products: one row per sequence, K and N of the models' layers with
+  // tails (K % 16, N % 4), one large enough to be shared by threads.
+  const std::array<int, 3> step_shapes[] = {{1, 1, 1}, {1, 512, 1536}, {3, 129, 67}, {4, 2048, 40}};
+  for (Precision prec : {Precision::fp32, Precision::bf16})
+    for (auto [M, K, N] : step_shapes)
+      for (bool bias : {true, false}) {
+        MatmulRow row{M, K, N, bias};
+        row.step = true;
+        add_matmul_row(t, prec, row);
+      }
 
   const std::array<int, 3> head_shapes[] = {{1, 1, 1}, {37, 64, 259}, {300, 128, 260}};
   for (Precision prec : {Precision::fp32, Precision::bf16})

@@ -2,6 +2,9 @@
 #include "check.hpp"
 
 #include "cpu/matmul.hpp"
+#include "cpu/matmul_few_rows.hpp"
+
+#include <omp.h>
 
 #include <optional>
 
@@ -76,6 +79,58 @@ TEST_CASE("matmul forward: odd and tiny sizes, with and without bias") {
   check_forward(7, 13, 5, true, 4);
   check_forward(33, 17, 65, false, 5);
   check_forward(3, 300, 2, true, 6);
+}
+
+namespace {
+
+// The few-rows product (a generation step's) against the same double reference.
+void check_few_rows(int M, int K, int N, bool with_bias, std::uint32_t seed) {
+  auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, seed);
+  auto w = kt::random_floats(static_cast<std::size_t>(N) * K, seed + 1);
+  auto b = kt::random_floats(N, seed + 2);
+  std::vector<float> out(static_cast<std::size_t>(M) * N, 123.0f);  // must be overwritten
+  matmul_few_rows_forward(out.data(), inp.data(), w.data(), with_bias ? b.data() : nullptr, M, K,
+                          N);
+  auto bd = kt::to_double(b);
+  auto want = ref_matmul(kt::to_double(inp), kt::to_double(w), with_bias ? &bd : nullptr, M, K, N);
+  kt::check_close(out, want, 1e-4, 1e-4, "matmul few rows");
+}
+
+}  // namespace
+
+TEST_CASE("matmul few rows (generation steps): every remainder of K and N, any M and thread count") {
+  // 16 lanes of partial sums along K (so K % 16 leaves a tail), blocks of 4 weight rows (N % 4
+  // leaves a tail), chunks of 64 weight rows shared by threads from 65,536 weights on.
+  std::uint32_t seed = 100;
+  for (int M : {1, 2, 3, 4, 9})
+    for (int K : {1, 15, 16, 17, 33, 512})
+      for (int N : {1, 3, 4, 5, 67})
+        for (bool bias : {true, false}) {
+          INFO("M " << M << " K " << K << " N " << N << " bias " << bias);
+          check_few_rows(M, K, N, bias, seed += 3);
+        }
+  const int M = 3, K = 520, N = 1000;  // threaded: 520,000 weights in 16 chunks
+  auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, 7);
+  auto w = kt::random_floats(static_cast<std::size_t>(N) * K, 8);
+  auto b = kt::random_floats(N, 9);
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> outs;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    outs.emplace_back(static_cast<std::size_t>(M) * N);
+    matmul_few_rows_forward(outs.back().data(), inp.data(), w.data(), b.data(), M, K, N);
+  }
+  omp_set_num_threads(saved);
+  CHECK(outs[0] == outs[1]);
+  CHECK(outs[0] == outs[2]);
+  // A row's bits do not depend on the other rows of the call (sequences generated side by side
+  // get what each would alone).
+  for (int row = 0; row < M; ++row) {
+    std::vector<float> one(N);
+    matmul_few_rows_forward(one.data(), inp.data() + static_cast<std::size_t>(row) * K, w.data(),
+                            b.data(), 1, K, N);
+    CHECK(std::equal(one.begin(), one.end(), outs[0].begin() + static_cast<std::ptrdiff_t>(row) * N));
+  }
 }
 
 TEST_CASE("matmul forward: 256x512x384 against the reference") {
