@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backend/backend_factories.hpp"
+#include "backend/cuda_module.hpp"
 #include "core/error.hpp"
 
 namespace mb::backend {
@@ -51,33 +52,28 @@ Precision default_precision(Device d) {
 int max_head_dim(Device d) { return d == Device::cuda ? kCudaMaxHeadDim : 1 << 30; }
 
 bool cuda_available(std::string* why) {
-#ifdef MEGABYTE_HAVE_CUDA
-  return cuda_device_count(why) > 0;
-#else
-  if (why)
-    *why =
-        "this megabyte was built without the CUDA backend (nvcc was not found when it was built)";
-  return false;
-#endif
+  const CudaModule* cuda = cuda_module(why);
+  return cuda && cuda->device_count(why) > 0;
 }
 
 void select_cuda_device(int index, const std::string& who) {
-#ifdef MEGABYTE_HAVE_CUDA
   std::string why;
-  const int count = cuda_device_count(&why);
+  const CudaModule* cuda = cuda_module(&why);
+  if (!cuda) return;  // no GPU to select: the backend's own checks say why
+  const int count = cuda->device_count(&why);
   if (index >= count)
     throw Error(who, "would take GPU " + std::to_string(index) + " but this machine has " +
                          std::to_string(count) + (count == 0 ? " (" + why + ")" : ""),
                 "start at most one process per GPU on each machine (mpirun -np, srun "
                 "--ntasks-per-node), or train on --device cpu");
-  set_cuda_device(index);
-#else
-  static_cast<void>(index);
-  static_cast<void>(who);
-#endif
+  cuda->set_device(index);
 }
 
-Device default_device() { return cuda_available() ? Device::cuda : Device::cpu; }
+// Where no NVIDIA driver is installed, the CPU, without opening the CUDA module; an explicit
+// --device cuda opens it, for the runtime's own reason.
+Device default_device() {
+  return cuda_driver_present() && cuda_available() ? Device::cuda : Device::cpu;
+}
 
 void require_device(Device device) {
   std::string why;
@@ -91,11 +87,7 @@ std::unique_ptr<Backend> make_backend(Device device, Precision precision) {
     b = make_cpu_backend();
   } else {
     require_device(device);
-#ifdef MEGABYTE_HAVE_CUDA
-    b = make_cuda_backend();
-#else
-    throw std::logic_error("make_backend: cuda_available() without the CUDA backend");
-#endif
+    b = cuda_module(nullptr)->make_backend();
   }
   b->set_precision(precision);
   return b;

@@ -1,5 +1,6 @@
 // The CUDA backend: kernels/cuda/ on device memory, everything on the default stream in call
-// order (the kernels' convention, kernels/cuda/ops.hpp). Built only where nvcc was found.
+// order (the kernels' convention, kernels/cuda/ops.hpp). Built only where nvcc was found, into
+// the CUDA module (cuda_module.hpp), with the NCCL collectives where NCCL was found.
 #include <cuda_runtime.h>
 
 #include <mutex>
@@ -8,9 +9,10 @@
 #include <unordered_map>
 
 #include "backend/backend.hpp"
-#include "backend/backend_factories.hpp"
+#include "backend/cuda_module.hpp"
 #include "backend/device_peaks.hpp"
 #include "core/error.hpp"
+#include "dist/collectives.hpp"
 #include "cuda/common.cuh"
 #include "cuda/ops.hpp"
 
@@ -130,8 +132,6 @@ class CudaBackend final : public KernelOps {
   std::size_t held_ = 0, peak_held_ = 0;
 };
 
-}  // namespace
-
 int cuda_device_count(std::string* why) {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
@@ -148,4 +148,20 @@ void set_cuda_device(int index) { MB_CUDA_CHECK(cudaSetDevice(index)); }
 
 std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
 
+}  // namespace
+
 }  // namespace mb::backend
+
+extern "C" const mb::backend::CudaModule* megabyte_cuda_module() {
+  static const mb::backend::CudaModule module{
+      mb::backend::make_cuda_backend,
+      mb::backend::cuda_device_count,
+      mb::backend::set_cuda_device,
+#ifdef MEGABYTE_HAVE_NCCL
+      mb::dist::make_nccl_collectives,
+#else
+      nullptr,
+#endif
+  };
+  return &module;
+}

@@ -1,5 +1,7 @@
 #include "dist/collectives.hpp"
 
+#include "backend/cuda_module.hpp"
+
 #include <algorithm>
 #include <vector>
 
@@ -58,13 +60,13 @@ std::unique_ptr<Collectives> make_collectives(Job& job, backend::Backend& backen
     return std::make_unique<MpiCollectives>(job);
 #endif
   }
-#ifdef MEGABYTE_HAVE_NCCL
-  return make_nccl_collectives(job);
-#else
-  throw AgreedError(backend.description(), "this build has no NCCL to join the ranks' GPU memory",
-                    "build megabyte where the CUDA toolkit's NCCL (nccl.h, libnccl) is found, or "
-                    "train on --device cpu");
-#endif
+  // The backend's memory is a GPU's, so the CUDA module is loaded.
+  const backend::CudaModule* cuda = backend::cuda_module(nullptr);
+  if (!cuda || !cuda->make_nccl_collectives)
+    throw AgreedError(backend.description(), "this build has no NCCL to join the ranks' GPU memory",
+                      "build megabyte where the CUDA toolkit's NCCL (nccl.h, libnccl) is found, or "
+                      "train on --device cpu");
+  return cuda->make_nccl_collectives(job);
 }
 
 }  // namespace mb::dist

@@ -30,7 +30,8 @@ class Collectives {
 // without NCCL).
 std::unique_ptr<Collectives> make_collectives(Job& job, backend::Backend& backend);
 
-// Defined in nccl_collectives.cpp where it is built (MEGABYTE_HAVE_NCCL).
+// Defined in nccl_collectives.cpp, which is built into the CUDA module where NCCL was found
+// (MEGABYTE_HAVE_NCCL); called through the module (backend/cuda_module.hpp).
 std::unique_ptr<Collectives> make_nccl_collectives(Job& job);
 
 }  // namespace mb::dist

@@ -161,6 +161,24 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_fail 1 "--device cuda" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --generate --device cuda --seconds 0.1
   expect_fail 1 "--device cuda" "$MEGABYTE" bench --config "$CONFIGS/tiny-cpu.yaml" --eval --device cuda --seconds 0.1
 fi
+# The CUDA backend is a module the program opens only when asked about GPUs: a run on the CPU
+# loads no CUDA library (cuBLASLt alone is about 210 MB resident), and --device cuda opens the
+# module (then says there is no GPU, or runs): it must never fail to load.
+LD_DEBUG=libs "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --steps 1 \
+  --seconds 0.1 --device cpu >/dev/null 2>libs_cpu.txt
+grep -q "libdnnl" libs_cpu.txt || { tail -5 libs_cpu.txt; fail "LD_DEBUG=libs shows the libraries loaded"; }
+if grep -Eq "libcublas|libcudart|libnccl" libs_cpu.txt; then
+  grep -E "calling init: .*(cublas|cudart|nccl)" libs_cpu.txt; fail "a CPU run loaded CUDA libraries"
+fi
+LD_DEBUG=libs "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --steps 1 \
+  --seconds 0.1 --device cuda >/dev/null 2>libs_cuda.txt || true
+grep -v "^ *[0-9]*:" libs_cuda.txt >cuda_err.txt || true
+if [[ $MEGABYTE_CUDA == yes ]]; then
+  grep -q "libcublasLt" libs_cuda.txt || fail "--device cuda did not open the CUDA module"
+  if grep -q "module" cuda_err.txt; then cat cuda_err.txt; fail "the CUDA module does not load"; fi
+else
+  grep -q "built without the CUDA backend" cuda_err.txt || { cat cuda_err.txt; fail "--device cuda in a build without CUDA"; }
+fi
 # --precision bf16 on the CPU runs the bf16 twin of the GPU's products (rounded operands).
 "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --steps 1 --seconds 0.1 \
   --device cpu --precision bf16 >bf16.txt
