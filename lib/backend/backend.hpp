@@ -179,11 +179,13 @@ class Backend {
   //   the backend's precision, operands read by the Operand rule (above). The backward pass
   //   accumulates dinp, dweight and dbias (each may be null).
   // matmul_step_forward: matmul_forward's product for the few rows of a generation step (one
-  //   per sequence), where reading the weights is the cost: on the CPU in fp32 a kernel that
-  //   streams them once (kernels/cpu/matmul_few_rows.hpp). A row's bits may differ from
-  //   matmul_forward's, and do not depend on how many rows the call has, so a model uses one
-  //   of the two for each computation: matmul_forward for whole windows (whose rows must not
-  //   depend on how the windows are batched or chunked), this one for cached steps.
+  //   per sequence), where reading the weights is the cost: on the CPU in fp32, for one or two
+  //   rows, a kernel that streams them once (kernels/cpu/matmul_few_rows.hpp), and
+  //   matmul_forward's GEMM for more. A row's bits may differ from matmul_forward's, so a model
+  //   uses one of the two for each computation: matmul_forward for whole windows (whose rows
+  //   must not depend on how the windows are batched or chunked), this one for cached steps (a
+  //   sequence generated alone or beside one other gets the same bits; beside more, the same
+  //   to rounding).
   // head_logits: logits[N, V] = h[N, D] · E[0:V, D]ᵀ in fp32 whatever the precision: the logits
   //   the cross-entropy ops compute inside (kernels' crossentropy_*), so that sampling draws
   //   from the very distribution the loss scores, and evaluation reports.

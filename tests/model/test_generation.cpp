@@ -370,3 +370,22 @@ TEST_CASE("batched generation: each of several sequences matches its own full fo
     check_batched_equals_full(mt::tiny_transformer(), 23, 5, mb::backend::Precision::bf16);
   }
 }
+
+TEST_CASE("on the CPU a sequence generated beside one other gets the logits it gets alone") {
+  // A step of one or two rows takes the products that stream the weights once
+  // (matmul_step_forward), whose rows do not depend on the other rows: sample --batch 2 gives
+  // each sample the bytes it gets alone (megabyte-sample(1)).
+  auto m = make_model(mt::tiny_megabyte(), 1);
+  m->parameters().initialize(0.3f, 21);
+  m->upload_parameters();
+  Generator alone(*m, 1), pair(*m, 2);
+  for (int t = 0; t < m->config().context; ++t) {
+    const float* la = alone.next_logits();
+    const float* lp = pair.next_logits();
+    for (int v = 0; v < kByteValues; ++v) REQUIRE(la[v] == lp[v]);  // row 0 of the pair
+    const std::uint8_t byte = static_cast<std::uint8_t>((t * 37 + 11) & 0xff);
+    const std::uint8_t other[2] = {byte, static_cast<std::uint8_t>(255 - byte)};
+    alone.feed(byte);
+    pair.feed_each(other);
+  }
+}
