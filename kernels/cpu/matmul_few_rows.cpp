@@ -32,6 +32,7 @@ constexpr int kLanes = 8 * kVecs;
 // not depend on M.
 constexpr int kRowsAlone = 4;
 constexpr int kRowsPaired = 3;
+
 // Unaligned 8-float load (one vmovups). A macro, not a function: a function returning a vector
 // would change the default clone's ABI (-Wpsabi).
 #define MB_LOAD8(v, p) __builtin_memcpy(&(v), (p), sizeof(Vec8))

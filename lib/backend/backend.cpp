@@ -77,8 +77,14 @@ Device default_device() {
 
 void require_device(Device device) {
   std::string why;
-  if (device == Device::cuda && !cuda_available(&why))
-    throw Error("--device cuda", why, "use --device cpu");
+  if (device != Device::cuda || cuda_available(&why)) return;
+#ifdef MEGABYTE_HAVE_CUDA
+  if (!cuda_module(nullptr))  // built with CUDA, but its module is missing or broken
+    throw Error("--device cuda", why,
+                "install megabyte again (meson install puts megabyte-cuda.so in " MEGABYTE_MODULE_DIR
+                "), or use --device cpu");
+#endif
+  throw Error("--device cuda", why, "use --device cpu");
 }
 
 std::unique_ptr<Backend> make_backend(Device device, Precision precision) {

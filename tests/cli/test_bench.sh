@@ -164,18 +164,37 @@ fi
 # The CUDA backend is a module the program opens only when asked about GPUs: a run on the CPU
 # loads no CUDA library (cuBLASLt alone is about 210 MB resident), and --device cuda opens the
 # module (then says there is no GPU, or runs): it must never fail to load.
-LD_DEBUG=libs "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --steps 1 \
-  --seconds 0.1 --device cpu >/dev/null 2>libs_cpu.txt
-grep -q "libdnnl" libs_cpu.txt || { tail -5 libs_cpu.txt; fail "LD_DEBUG=libs shows the libraries loaded"; }
-if grep -Eq "libcublas|libcudart|libnccl" libs_cpu.txt; then
-  grep -E "calling init: .*(cublas|cudart|nccl)" libs_cpu.txt; fail "a CPU run loaded CUDA libraries"
-fi
+# Without the NVIDIA driver (no GPU here) the default device is the CPU, chosen without opening
+# the module either.
+device_runs=("--device cpu")
+nvidia-smi -L >/dev/null 2>&1 || device_runs+=("")
+for device in "${device_runs[@]}"; do
+  # shellcheck disable=SC2086  # $device is one option and its value, or nothing
+  LD_DEBUG=libs "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --steps 1 \
+    --seconds 0.1 $device >/dev/null 2>libs_cpu.txt
+  grep -q "libdnnl" libs_cpu.txt || { tail -5 libs_cpu.txt; fail "LD_DEBUG=libs shows the libraries loaded"; }
+  if grep -Eq "libcublas|libcudart|libnccl" libs_cpu.txt; then
+    grep -E "calling init: .*(cublas|cudart|nccl)" libs_cpu.txt
+    fail "a CPU run (${device:-the default device}) loaded CUDA libraries"
+  fi
+done
 LD_DEBUG=libs "$MEGABYTE" -q bench --config "$CONFIGS/tiny-cpu.yaml" --set model.context=128 --steps 1 \
   --seconds 0.1 --device cuda >/dev/null 2>libs_cuda.txt || true
 grep -v "^ *[0-9]*:" libs_cuda.txt >cuda_err.txt || true
 if [[ $MEGABYTE_CUDA == yes ]]; then
   grep -q "libcublasLt" libs_cuda.txt || fail "--device cuda did not open the CUDA module"
   if grep -q "module" cuda_err.txt; then cat cuda_err.txt; fail "the CUDA module does not load"; fi
+  # The program alone, without its module beside it (nor installed): one line that says where
+  # it looked; a file of that name that is not a module: the loader's reason.
+  mkdir -p alone
+  cp "$MEGABYTE" alone/megabyte
+  expect_fail 1 "the CUDA backend module is not installed (looked for $PWD/alone/megabyte-cuda.so" \
+    alone/megabyte bench --config "$CONFIGS/tiny-cpu.yaml" --device cuda --seconds 0.1
+  grep -q "hint: install megabyte again (meson install puts megabyte-cuda.so in " "$WORK/err.txt" ||
+    fail "the missing module's hint says how to get it"
+  echo "not a module" >alone/megabyte-cuda.so
+  expect_fail 1 "the CUDA backend module does not load: $PWD/alone/megabyte-cuda.so" \
+    alone/megabyte bench --config "$CONFIGS/tiny-cpu.yaml" --device cuda --seconds 0.1
 else
   grep -q "built without the CUDA backend" cuda_err.txt || { cat cuda_err.txt; fail "--device cuda in a build without CUDA"; }
 fi

@@ -12,6 +12,8 @@
 #include "backend/device_peaks.hpp"
 #include "error_of.hpp"
 #include "cpu/bf16.hpp"
+#include "cpu/matmul.hpp"
+#include "cpu/matmul_few_rows.hpp"
 #include "model/model.hpp"
 #include "model/optimizer.hpp"
 #include "model/transformer_stack.hpp"
@@ -87,6 +89,32 @@ TEST_CASE("in bf16 the backend takes the tiled (tensor-core) attention from 64 p
   CHECK(fp32->attention_kernel(300, 64) == AttentionKernel::tiled);  // too long for the short
   CHECK(bf16->attention_kernel(300, 64) == AttentionKernel::tiled_bf16);
   CHECK(mb::backend::attention_kernel_name(AttentionKernel::tiled_bf16) == "tiled bf16");
+}
+
+TEST_CASE("a generation step's product: the few-rows kernel for one or two rows, the GEMM from three") {
+  // The rule in kernel_ops.inc (matmul_step_forward, fp32): read off the bits, which the two
+  // kernels round differently at this K.
+  auto cpu = mb::backend::make_backend(Device::cpu);
+  const int K = 301, N = 37;
+  std::vector<float> inp(3 * K), w(static_cast<std::size_t>(N) * K), bias(N);
+  for (std::size_t i = 0; i < inp.size(); ++i) inp[i] = std::sin(0.7f * static_cast<float>(i));
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.3f * static_cast<float>(i));
+  for (int j = 0; j < N; ++j) bias[j] = 0.01f * static_cast<float>(j);
+  for (int M : {1, 2, 3}) {
+    INFO("M " << M);
+    std::vector<float> step(static_cast<std::size_t>(M) * N), few(step.size()), gemm(step.size());
+    cpu->matmul_step_forward(step.data(), inp.data(), w.data(), bias.data(), M, K, N);
+    mb::kernels::cpu::matmul_few_rows_forward(few.data(), inp.data(), w.data(), bias.data(), M, K,
+                                              N);
+    mb::kernels::cpu::matmul_forward(gemm.data(), inp.data(), w.data(), bias.data(), M, K, N);
+    REQUIRE(few != gemm);  // the check below tells the two apart
+    CHECK(step == (M <= 2 ? few : gemm));
+  }
+  // Whole windows always take the GEMM, whatever their number of rows.
+  std::vector<float> window(N), gemm(N);
+  cpu->matmul_forward(window.data(), inp.data(), w.data(), bias.data(), 1, K, N);
+  mb::kernels::cpu::matmul_forward(gemm.data(), inp.data(), w.data(), bias.data(), 1, K, N);
+  CHECK(window == gemm);
 }
 
 TEST_CASE("copy_rows copies rows between pitches and touches nothing else") {

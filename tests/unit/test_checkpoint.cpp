@@ -20,6 +20,7 @@
 #include "model/config.hpp"
 #include "model/model.hpp"
 #include "model/safetensors.hpp"
+#include "safetensors_edit.hpp"
 #include "temp_dir.hpp"
 #include "training_fixtures.hpp"
 
@@ -84,29 +85,6 @@ struct SavedRun {
     return mb::model::save_checkpoint(run, config, model->parameters(), m, v, s);
   }
 };
-
-// Rewrites `file` (a checkpoint's model.safetensors or optimizer.safetensors) with the same
-// tensors and its metadata changed by `edit`.
-template <class Edit>
-void rewrite_metadata(const fs::path& file, Edit edit) {
-  std::vector<std::vector<float>> data;
-  std::vector<mb::model::TensorRef> refs;
-  std::map<std::string, std::string> meta;
-  {
-    const auto f = mb::model::SafetensorsFile::open(file);
-    meta = f.metadata();
-    for (const auto& e : f.tensors()) {
-      std::size_t n = 1;
-      for (auto d : e.shape) n *= static_cast<std::size_t>(d);
-      data.emplace_back(n);
-      f.read_f32(e.name, e.shape, data.back().data());
-    }
-    for (std::size_t i = 0; i < f.tensors().size(); ++i)
-      refs.push_back({f.tensors()[i].name, f.tensors()[i].shape, data[i].data()});
-  }
-  edit(meta);
-  mb::model::write_safetensors(file, refs, meta);
-}
 
 }  // namespace
 
@@ -357,10 +335,10 @@ TEST_CASE("checkpoint: a file of another format, or of format version 2, is refu
   CHECK_NOTHROW(optimizer());
 
   SUBCASE("another format") {
-    rewrite_metadata(model_file, [](auto& meta) {
+    mb::test::rewrite_safetensors_metadata(model_file, [](auto& meta) {
       meta.insert_or_assign("format", std::string("some-other-format"));
     });
-    rewrite_metadata(opt_file, [](auto& meta) {
+    mb::test::rewrite_safetensors_metadata(opt_file, [](auto& meta) {
       meta.insert_or_assign("format", std::string("some-other-format"));
     });
     const std::string w = error_of(weights), i = error_of(info), o = error_of(optimizer);
@@ -373,7 +351,7 @@ TEST_CASE("checkpoint: a file of another format, or of format version 2, is refu
     CHECK(contains(o, "not a megabyte checkpoint"));
   }
   SUBCASE("a plain safetensors file without the format key") {
-    rewrite_metadata(model_file, [](auto& meta) { meta.clear(); });
+    mb::test::rewrite_safetensors_metadata(model_file, [](auto& meta) { meta.clear(); });
     const std::string w = error_of(weights), i = error_of(info);
     INFO(w << "\n" << i);
     CHECK(contains(w, model_file.string()));
@@ -381,9 +359,9 @@ TEST_CASE("checkpoint: a file of another format, or of format version 2, is refu
     CHECK(contains(i, "'format'"));
   }
   SUBCASE("format version 2") {
-    rewrite_metadata(model_file,
+    mb::test::rewrite_safetensors_metadata(model_file,
                      [](auto& meta) { meta.insert_or_assign("format_version", std::string("2")); });
-    rewrite_metadata(opt_file,
+    mb::test::rewrite_safetensors_metadata(opt_file,
                      [](auto& meta) { meta.insert_or_assign("format_version", std::string("2")); });
     const std::string w = error_of(weights), i = error_of(info), o = error_of(optimizer);
     INFO(w << "\n" << i << "\n" << o);
@@ -394,7 +372,7 @@ TEST_CASE("checkpoint: a file of another format, or of format version 2, is refu
     CHECK(contains(o, "format version 2"));
   }
   SUBCASE("a format version that is not a number") {
-    rewrite_metadata(model_file, [](auto& meta) {
+    mb::test::rewrite_safetensors_metadata(model_file, [](auto& meta) {
       meta.insert_or_assign("format_version", std::string("1.0"));
     });
     CHECK(contains(error_of(weights), "not a number"));

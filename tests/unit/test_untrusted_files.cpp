@@ -30,6 +30,7 @@
 #include "model/load_model.hpp"
 #include "model/model.hpp"
 #include "model/safetensors.hpp"
+#include "safetensors_edit.hpp"
 #include "temp_dir.hpp"
 #include "training_fixtures.hpp"
 
@@ -175,23 +176,9 @@ TEST_CASE("untrusted checkpoint: a config larger than its file is refused before
   vast.model.global = {4096, 96, 64};
   vast.model.patch_size = 8;
   vast.model.context = 1 << 16;
-  {
-    const fs::path file = ck / "model.safetensors";
-    std::vector<std::vector<float>> data;
-    std::vector<mb::model::TensorRef> refs;
-    std::map<std::string, std::string> meta;
-    {
-      const auto f = mb::model::SafetensorsFile::open(file);
-      meta = f.metadata();
-      for (const auto& e : f.tensors()) {
-        data.emplace_back((e.end - e.begin) / 4);
-        f.read_f32(e.name, e.shape, data.back().data());
-        refs.push_back({e.name, e.shape, data.back().data()});
-      }
-    }
+  mb::test::rewrite_safetensors_metadata(ck / "model.safetensors", [&](auto& meta) {
     meta["config"] = mb::model::config_to_yaml(vast);
-    mb::model::write_safetensors(file, refs, meta);
-  }
+  });
   const mb::model::CheckpointInfo info = mb::model::read_checkpoint_info(ck);
   REQUIRE(info.config.model.global.dim == 4096);
   CHECK(mb::model::make_model(info.config.model, 0)->parameters().count() > 1'000'000'000'000ull);
