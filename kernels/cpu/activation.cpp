@@ -1,10 +1,11 @@
-// Bias + activation. Rows go to threads in tasks fixed by N alone (detail::row_tasks); each
-// task also sums its local gradient into its own dbias slot, reduced in task order afterwards.
-// GELU's tanh goes through tanh_approx so the row loops vectorise.
+// Bias + activation. The forward gives rows to threads in tasks of kForwardRows. The backward gives them column blocks: a thread goes down the rows of
+// its block in order, adding each row's local gradient to dinp and to dbias itself, so dbias
+// sums the rows in order (calls on consecutive row ranges give the bits of one call, as the
+// weight gradients do: cpu/weight_gradient.hpp) whatever the number of threads. GELU's tanh
+// goes through tanh_approx so the loops vectorise.
 #include "cpu/activation.hpp"
 
 #include "cpu/bf16.hpp"
-#include "cpu/colsum.hpp"
 #include "cpu/simd.hpp"
 
 #include <algorithm>
@@ -59,81 +60,93 @@ void relu_rows(float* out, const float* inp, const float* __restrict b, std::siz
   }
 }
 
-// Local gradient of one row: g = dout · act'(inp + b) into g (scratch, C floats).
-MB_CPU_CLONES
-void gelu_grad_row(float* __restrict g, const float* __restrict dy, const float* __restrict x,
-                   const float* __restrict b, int C) {
-  for (int i = 0; i < C; ++i) {
-    const float v = x[i] + b[i];
-    const float t = tanh_approx(kGeluA * (v + kGeluB * v * v * v));
-    const float dt = kGeluA * (1.0f + 3.0f * kGeluB * v * v) * (1.0f - t * t);
-    g[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * dt);
+// The local gradient dout · act'(v) at v = inp + b.
+inline float gelu_grad(float dy, float v) {
+  const float t = tanh_approx(kGeluA * (v + kGeluB * v * v * v));
+  const float dt = kGeluA * (1.0f + 3.0f * kGeluB * v * v) * (1.0f - t * t);
+  return dy * (0.5f * (1.0f + t) + 0.5f * v * dt);
+}
+// A product with a 0/1 factor rather than a select, which GCC vectorises without
+// -fno-trapping-math.
+inline float relu_grad(float dy, float v) { return dy * static_cast<float>(v > 0.0f); }
+
+// Columns per block of the backward pass: a block's rows are 256-byte segments, and even the
+// narrowest hidden layer (4 · 32) has a few blocks per thread.
+constexpr int kColumnBlock = 64;
+
+// Columns [c0, c0 + w) of every row, rows in order. The input is inp, or (when inp_bf16 is
+// not null) its bf16 copy, widened (exact: bf16 ⊂ fp32).
+template <float (*Grad)(float, float)>
+inline __attribute__((always_inline)) void backward_columns(
+    float* __restrict dinp, float* __restrict dbias, const float* __restrict dout,
+    const float* __restrict inp, const std::uint16_t* __restrict inp_bf16,
+    const float* __restrict b, int N, int C, int c0, int w) {
+  float acc[kColumnBlock];
+  if (dbias)
+    for (int i = 0; i < w; ++i) acc[i] = dbias[c0 + i];
+  for (int r = 0; r < N; ++r) {
+    const std::size_t off = static_cast<std::size_t>(r) * C + c0;
+    float g[kColumnBlock];
+    for (int i = 0; i < w; ++i) {
+      const float x = inp_bf16 ? bf16_value(inp_bf16[off + i]) : inp[off + i];
+      g[i] = Grad(dout[off + i], x + b[c0 + i]);
+    }
+    if (dinp)
+      for (int i = 0; i < w; ++i) dinp[off + i] += g[i];
+    if (dbias)
+      for (int i = 0; i < w; ++i) acc[i] += g[i];
   }
+  if (dbias)
+    for (int i = 0; i < w; ++i) dbias[c0 + i] = acc[i];
 }
 
 MB_CPU_CLONES
-void relu_grad_row(float* __restrict g, const float* __restrict dy, const float* __restrict x,
-                   const float* __restrict b, int C) {
-  // A product with a 0/1 factor rather than a select, which GCC vectorises without
-  // -fno-trapping-math.
-  for (int i = 0; i < C; ++i) g[i] = dy[i] * static_cast<float>(x[i] + b[i] > 0.0f);
+void gelu_backward_columns(float* dinp, float* dbias, const float* dout, const float* inp,
+                           const std::uint16_t* inp_bf16, const float* b, int N, int C, int c0,
+                           int w) {
+  backward_columns<gelu_grad>(dinp, dbias, dout, inp, inp_bf16, b, N, C, c0, w);
 }
 
 MB_CPU_CLONES
-void add_into(float* __restrict dst, const float* __restrict src, int C) {
-  for (int i = 0; i < C; ++i) dst[i] += src[i];
+void relu_backward_columns(float* dinp, float* dbias, const float* dout, const float* inp,
+                           const std::uint16_t* inp_bf16, const float* b, int N, int C, int c0,
+                           int w) {
+  backward_columns<relu_grad>(dinp, dbias, dout, inp, inp_bf16, b, N, C, c0, w);
 }
 
-MB_CPU_CLONES
-void widen_row(float* __restrict dst, const std::uint16_t* __restrict src, int C) {
-  for (int i = 0; i < C; ++i) dst[i] = bf16_value(src[i]);
-}
+using BackwardColumns = void (*)(float*, float*, const float*, const float*,
+                                 const std::uint16_t*, const float*, int, int, int, int);
 
-using GradRow = void (*)(float*, const float*, const float*, const float*, int);
-
-void backward(GradRow grad_row, float* dinp, float* dbias, const float* dout, const float* inp,
-              const std::uint16_t* inp_bf16, const float* bias, int N, int C, const char* what) {
+void backward(BackwardColumns columns, float* dinp, float* dbias, const float* dout,
+              const float* inp, const std::uint16_t* inp_bf16, const float* bias, int N, int C,
+              const char* what) {
   if (N == 0 || C == 0 || (!dinp && !dbias)) return;
   if (!inp && !inp_bf16)
     throw std::invalid_argument(std::string(what) + ": no input (inp and inp_bf16 both null)");
   std::vector<float> zeros;
   const float* b = bias_or_zeros(bias, C, zeros);
-  const detail::RowTasks split = detail::row_tasks(N);
-  const int tasks = split.count;
-  std::vector<float> partial(dbias ? static_cast<std::size_t>(tasks) * C : 0, 0.0f);
-  const bool big = worth_threads(N, C);
-#pragma omp parallel if (big)
-  {
-    std::vector<float> g(C), widened(inp_bf16 ? C : 0);
-#pragma omp for schedule(static)
-    for (int t = 0; t < tasks; ++t) {
-      for (int r = split.begin(t); r < split.end(t, N); ++r) {
-        const std::size_t off = static_cast<std::size_t>(r) * C;
-        const float* x = widened.data();
-        if (inp_bf16)  // the copy, read instead of inp (exact: bf16 ⊂ fp32), which is then null
-          widen_row(widened.data(), inp_bf16 + off, C);
-        else
-          x = inp + off;
-        grad_row(g.data(), dout + off, x, b, C);
-        if (dinp) add_into(dinp + off, g.data(), C);
-        if (dbias) add_into(partial.data() + static_cast<std::size_t>(t) * C, g.data(), C);
-      }
-    }
+  const int blocks = (C + kColumnBlock - 1) / kColumnBlock;
+#pragma omp parallel for schedule(static) if (worth_threads(N, C))
+  for (int blk = 0; blk < blocks; ++blk) {
+    const int c0 = blk * kColumnBlock;
+    columns(dinp, dbias, dout, inp, inp_bf16, b, N, C, c0, std::min(C - c0, kColumnBlock));
   }
-  if (dbias) detail::add_partials(dbias, partial.data(), tasks, C, C, big);
 }
 
 using FwdRows = void (*)(float*, const float*, const float*, std::size_t, std::size_t, int);
+
+// Rows per task of the forward pass (each row's values are its own: any split gives the same).
+constexpr int kForwardRows = 32;
 
 void forward(FwdRows rows, float* out, const float* inp, const float* bias, int N, int C) {
   if (N == 0 || C == 0) return;
   std::vector<float> zeros;
   const float* b = bias_or_zeros(bias, C, zeros);
-  const detail::RowTasks split = detail::row_tasks(N);
+  const int tasks = (N + kForwardRows - 1) / kForwardRows;
 #pragma omp parallel for schedule(static) if (worth_threads(N, C))
-  for (int t = 0; t < split.count; ++t)
-    rows(out, inp, b, static_cast<std::size_t>(split.begin(t)),
-         static_cast<std::size_t>(split.end(t, N)), C);
+  for (int t = 0; t < tasks; ++t)
+    rows(out, inp, b, static_cast<std::size_t>(t) * kForwardRows,
+         static_cast<std::size_t>(std::min(N, (t + 1) * kForwardRows)), C);
 }
 
 }  // namespace
@@ -146,7 +159,7 @@ void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, i
 void bias_gelu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
                         const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
   check_sizes(N, C, "bias_gelu_backward");
-  backward(gelu_grad_row, dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_gelu_backward");
+  backward(gelu_backward_columns, dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_gelu_backward");
 }
 
 void bias_relu_forward(float* out, const float* inp, const float* bias, int N, int C) {
@@ -157,7 +170,7 @@ void bias_relu_forward(float* out, const float* inp, const float* bias, int N, i
 void bias_relu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
                         const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
   check_sizes(N, C, "bias_relu_backward");
-  backward(relu_grad_row, dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_relu_backward");
+  backward(relu_backward_columns, dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_relu_backward");
 }
 
 }  // namespace mb::kernels::cpu

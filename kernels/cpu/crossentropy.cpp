@@ -1,5 +1,6 @@
 // Cross-entropy through the tied head: per chunk of rows, one oneDNN product for the logits,
-// a row-parallel softmax pass, and (backward) two oneDNN products that accumulate dh and dE.
+// a row-parallel softmax pass, and (backward) matmul_backward's two products, which accumulate
+// dh and dE (dE adding the rows in order, so the chunks here, or a caller's, do not change it).
 #include "cpu/crossentropy.hpp"
 
 #include "cpu/matmul.hpp"

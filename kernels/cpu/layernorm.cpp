@@ -1,8 +1,11 @@
 // Layer normalisation: one row per task, two passes (mean, then variance of the centred
-// values) so that rows with a large offset keep their precision in fp32.
+// values) so that rows with a large offset keep their precision in fp32. The backward pass
+// computes dinp row by row, then the parameter gradients by column blocks, each going down the
+// rows in order into dweight and dbias themselves: calls on consecutive row ranges give the
+// bits of one call (as the weight gradients do: cpu/weight_gradient.hpp), whatever the number
+// of threads.
 #include "cpu/layernorm.hpp"
 
-#include "cpu/colsum.hpp"
 #include "cpu/simd.hpp"
 
 #include <algorithm>
@@ -32,12 +35,12 @@ void forward_row(float* __restrict out, float* __restrict mean_out, float* __res
   if (rstd_out) *rstd_out = s;
 }
 
-// Backward for rows [r0, r1): dinp rows, and this task's partial dweight/dbias (pw, pb).
+// dinp for rows [r0, r1).
 MB_CPU_CLONES
-void backward_rows(float* __restrict dinp, float* __restrict pw, float* __restrict pb,
-                   const float* __restrict dout, const float* __restrict inp,
-                   const float* __restrict w, const float* __restrict mean,
-                   const float* __restrict rstd, int r0, int r1, int C) {
+void backward_rows(float* __restrict dinp, const float* __restrict dout,
+                   const float* __restrict inp, const float* __restrict w,
+                   const float* __restrict mean, const float* __restrict rstd, int r0, int r1,
+                   int C) {
   for (int r = r0; r < r1; ++r) {
     const std::size_t off = static_cast<std::size_t>(r) * C;
     const float* __restrict x = inp + off;
@@ -52,21 +55,45 @@ void backward_rows(float* __restrict dinp, float* __restrict pw, float* __restri
       sum_dn += dn;
       sum_dn_n += dn * n;
     }
-    if (pw) {
-      for (int i = 0; i < C; ++i) pw[i] += (x[i] - m) * s * dy[i];
+    float* __restrict dx = dinp + off;
+    const float a = sum_dn / static_cast<float>(C);
+    const float c = sum_dn_n / static_cast<float>(C);
+    for (int i = 0; i < C; ++i) {
+      const float n = (x[i] - m) * s;
+      dx[i] += s * (dy[i] * w[i] - a - n * c);
     }
-    if (pb) {
-      for (int i = 0; i < C; ++i) pb[i] += dy[i];
+  }
+}
+
+// Columns per block of the parameter gradients: 256-byte row segments, and a few blocks per
+// thread at the narrowest width.
+constexpr int kColumnBlock = 64;
+
+// dweight[c0 .. c0+w) += Σ_r norm · dy and dbias[c0 .. c0+w) += Σ_r dy, rows in order, either
+// destination may be null.
+MB_CPU_CLONES
+void parameter_columns(float* __restrict dweight, float* __restrict dbias,
+                       const float* __restrict dout, const float* __restrict inp,
+                       const float* __restrict mean, const float* __restrict rstd, int N, int C,
+                       int c0, int w) {
+  float aw[kColumnBlock], ab[kColumnBlock];
+  for (int i = 0; i < w; ++i) {
+    aw[i] = dweight ? dweight[c0 + i] : 0.0f;
+    ab[i] = dbias ? dbias[c0 + i] : 0.0f;
+  }
+  for (int r = 0; r < N; ++r) {
+    const std::size_t off = static_cast<std::size_t>(r) * C + c0;
+    const float* __restrict x = inp + off;
+    const float* __restrict dy = dout + off;
+    const float m = mean[r], s = rstd[r];
+    for (int i = 0; i < w; ++i) {
+      aw[i] += (x[i] - m) * s * dy[i];
+      ab[i] += dy[i];
     }
-    if (dinp) {
-      float* __restrict dx = dinp + off;
-      const float a = sum_dn / static_cast<float>(C);
-      const float c = sum_dn_n / static_cast<float>(C);
-      for (int i = 0; i < C; ++i) {
-        const float n = (x[i] - m) * s;
-        dx[i] += s * (dy[i] * w[i] - a - n * c);
-      }
-    }
+  }
+  for (int i = 0; i < w; ++i) {
+    if (dweight) dweight[c0 + i] = aw[i];
+    if (dbias) dbias[c0 + i] = ab[i];
   }
 }
 
@@ -92,22 +119,24 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
                         int N, int C) {
   check_sizes(N, C);
   if (N == 0) return;
-  const detail::RowTasks split = detail::row_tasks(N);
-  const int tasks = split.count;
-  // Partials: per task, C values for dweight then C for dbias.
-  const std::size_t stride = 2 * static_cast<std::size_t>(C);
-  const bool params = dweight || dbias;
-  std::vector<float> partial(params ? tasks * stride : 0, 0.0f);
-  float* const part = partial.data();
   const bool big = static_cast<std::int64_t>(N) * C > 16384;
+  if (dinp) {
+    constexpr int kRows = 16;  // rows per task: each row's dinp is its own
+    const int tasks = (N + kRows - 1) / kRows;
 #pragma omp parallel for schedule(static) if (big)
-  for (int t = 0; t < tasks; ++t) {
-    float* pw = dweight ? part + t * stride : nullptr;
-    float* pb = dbias ? part + t * stride + C : nullptr;
-    backward_rows(dinp, pw, pb, dout, inp, weight, mean, rstd, split.begin(t), split.end(t, N), C);
+    for (int t = 0; t < tasks; ++t)
+      backward_rows(dinp, dout, inp, weight, mean, rstd, t * kRows, std::min(N, (t + 1) * kRows),
+                    C);
   }
-  if (dweight) detail::add_partials(dweight, part, tasks, stride, C, big);
-  if (dbias) detail::add_partials(dbias, part + C, tasks, stride, C, big);
+  if (dweight || dbias) {
+    const int blocks = (C + kColumnBlock - 1) / kColumnBlock;
+#pragma omp parallel for schedule(static) if (big)
+    for (int b = 0; b < blocks; ++b) {
+      const int c0 = b * kColumnBlock;
+      parameter_columns(dweight, dbias, dout, inp, mean, rstd, N, C, c0,
+                        std::min(C - c0, kColumnBlock));
+    }
+  }
 }
 
 }  // namespace mb::kernels::cpu

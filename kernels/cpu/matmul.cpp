@@ -1,8 +1,9 @@
-// oneDNN matmul for the three products of a linear layer. Transposed operands are described to
-// oneDNN by a format tag ('ba' = column-major view of a row-major buffer) instead of being
-// copied, and "+=" into gradients is oneDNN's sum post-op, so the fp32 ops never copy or
-// stage an operand. Primitives are cached by shape: creating one costs far more than a small
-// product.
+// oneDNN matmul for the forward product and the input gradient of a linear layer; the weight
+// gradient is weight_gradient_in_row_order (cpu/weight_gradient.hpp), whose sum over rows can
+// be split into chunks of rows with the same bits. A transposed operand is described to oneDNN
+// by a format tag ('ba' = column-major view of a row-major buffer) instead of being copied, and
+// "+=" into the input gradient is oneDNN's sum post-op, so the fp32 ops never copy or stage an
+// operand. Primitives are cached by shape: creating one costs far more than a small product.
 //
 // The bf16 pair rounds its operands into per-thread staging buffers first (they keep the
 // largest sizes seen by the thread, so memory is not allocated again call after call) and
@@ -11,6 +12,7 @@
 
 #include "cpu/bf16.hpp"
 #include "cpu/simd.hpp"
+#include "cpu/weight_gradient.hpp"
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -30,11 +32,10 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 
-// Which of the three products a cached primitive computes; each fixes the operand layouts.
+// Which of the two products a cached primitive computes; each fixes the operand layouts.
 enum class Product : int {
-  forward,      // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
-  grad_input,   // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
-  grad_weight,  // dst[N,K] += src[N,M]  · wei[M,K] with src = dout[M,N] read as 'ba'
+  forward,     // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
+  grad_input,  // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
 };
 
 struct Key {
@@ -97,10 +98,6 @@ std::shared_ptr<const Cached> get_primitive(const Key& key) {
       c.src = memory::desc({R, I}, f32, tag::ab);
       c.wei = memory::desc({I, C}, f32, tag::ab);
       break;
-    case Product::grad_weight:
-      c.src = memory::desc({R, I}, f32, tag::ba);  // dout stored [I, R]
-      c.wei = memory::desc({I, C}, f32, tag::ab);
-      break;
   }
   c.dst = memory::desc({R, C}, f32, tag::ab);
   if (key.bias) c.bias = memory::desc({1, C}, f32, tag::ab);
@@ -144,22 +141,24 @@ void check_sizes(int M, int K, int N) {
   if (M < 0 || K < 0 || N < 0) throw std::invalid_argument("matmul: negative dimension");
 }
 
-// dbias[j] += sum_i dout[i, j]. Threads own disjoint column blocks and add rows in order, so
-// the result does not depend on the number of threads; the inner loop runs along a contiguous
-// row segment so it vectorises. 64 columns (four cache lines) per block keeps a few blocks per
+// dbias[j] += sum_i dout[i, j], adding the rows in order to dbias[j] itself (so, as for the
+// weight gradient, consecutive row ranges in consecutive calls give the bits of one call).
+// Threads own disjoint column blocks, so the result does not depend on the number of threads;
+// the inner loop runs along a contiguous row segment so it vectorises. 64 columns (four cache lines) per block keeps a few blocks per
 // thread even for the narrow N = 256 of the byte vocabulary.
 constexpr int kBiasCols = 64;
 
 MB_CPU_CLONES
 void bias_grad_block(float* __restrict dbias, const float* __restrict dout, int M, int N, int j0,
                      int j1) {
-  float acc[kBiasCols] = {};
+  float acc[kBiasCols];
   const int w = j1 - j0;
+  for (int j = 0; j < w; ++j) acc[j] = dbias[j0 + j];
   for (int i = 0; i < M; ++i) {
     const float* __restrict row = dout + static_cast<std::size_t>(i) * N + j0;
     for (int j = 0; j < w; ++j) acc[j] += row[j];
   }
-  for (int j = 0; j < w; ++j) dbias[j0 + j] += acc[j];
+  for (int j = 0; j < w; ++j) dbias[j0 + j] = acc[j];
 }
 
 void bias_grad(float* dbias, const float* dout, int M, int N) {
@@ -244,7 +243,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
   if (M == 0 || N == 0) return;  // every gradient term is an empty sum
   if (K > 0) {
     if (dinp) run(Key{Product::grad_input, M, N, K, false}, dout, weight, nullptr, dinp);
-    if (dweight) run(Key{Product::grad_weight, N, M, K, false}, dout, inp, nullptr, dweight);
+    if (dweight) weight_gradient_in_row_order(dweight, dout, inp, M, K, N);
   }
   if (dbias) bias_grad(dbias, dout, M, N);
 }
@@ -278,7 +277,7 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
     }
     if (dweight) {
       const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
-      run(Key{Product::grad_weight, N, M, K, false}, rdout, rinp, nullptr, dweight);
+      weight_gradient_in_row_order(dweight, rdout, rinp, M, K, N);
     }
   }
   if (dbias) bias_grad(dbias, dout, M, N);  // from the unrounded fp32 dout

@@ -1,4 +1,5 @@
-// Matrix product of a linear layer, forward and backward (oneDNN).
+// Matrix product of a linear layer, forward and backward (oneDNN, and the weight gradient in
+// row order).
 //
 // Layout follows llm.c and PyTorch's nn.Linear: the weight is stored [N, K] (one row per
 // output feature), so out = inp · weightᵀ. All matrices are dense row-major fp32.
@@ -17,6 +18,9 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 //   dinp[M,K]    += dout[M,N] · weight[N,K]
 //   dweight[N,K] += dout[M,N]ᵀ · inp[M,K]
 //   dbias[N]     += column sums of dout
+// dweight and dbias add the rows in order to the destination itself
+// (weight_gradient_in_row_order, cpu/weight_gradient.hpp): calls on consecutive row ranges
+// give the bits of one call over all of them.
 // Any of dinp, dweight, dbias may be null to skip that gradient (inp may then be null when
 // dweight is, weight may be null when dinp is).
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,

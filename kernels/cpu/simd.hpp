@@ -13,11 +13,29 @@
 // call costs nothing measurable.
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__CUDACC__)
 #define MB_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+// A kernel whose register blocking differs by ISA (AVX-512 has 32 registers of 16 floats, AVX2
+// 16 of 8) has an AVX-512 variant of its own, compiled with this and called where
+// cpu_has_avx512() says so.
+#define MB_CPU_HAS_AVX512_VARIANT 1
+#define MB_CPU_AVX512 __attribute__((target("arch=x86-64-v4")))
 #else
 #define MB_CPU_CLONES
+#define MB_CPU_HAS_AVX512_VARIANT 0
+#define MB_CPU_AVX512
 #endif
 
 namespace mb::kernels::cpu {
+
+// Whether this machine runs the AVX-512 variants (x86-64-v4: AVX-512 F, BW, CD, DQ, VL), the
+// level target_clones picks its "arch=x86-64-v4" clones by.
+inline bool cpu_has_avx512() {
+#if MB_CPU_HAS_AVX512_VARIANT
+  static const bool has = __builtin_cpu_supports("x86-64-v4");
+  return has;
+#else
+  return false;
+#endif
+}
 
 // e^x for fp32, within 1 ulp of std::exp for x in [-87.3, 88.3]; +0 below (where std::exp
 // gives denormals, and for -inf); e^88.3 above (callers pass x <= 0 after subtracting a row

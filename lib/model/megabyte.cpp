@@ -90,6 +90,7 @@ class MegabyteModel final : public Model {
       dlocal_in_ = floats(chunk_rows * DL_);
       dglobal_out_ = floats(rows * DG_);
       dglobal_in_ = floats(rows * DG_);
+      dhead_ = floats(static_cast<std::size_t>(kByteValues) * DL_);
       if (backend_) {  // a plan (no backend) only sizes the device buffers
         host_local_ids_.resize(rows);
         host_targets_.resize(rows);
@@ -133,6 +134,11 @@ class MegabyteModel final : public Model {
     // (6), (5), (4) a chunk of patches at a time (one chunk: its forward ran in forward());
     // each chunk's rows of the global output's gradient are its own.
     k.zero(dglobal_out_.get(), static_cast<std::size_t>(N) * DG_ * sizeof(float));
+    // The tied head's part of E_L's gradient is summed apart and added last: within it and
+    // within the embeddings' part the rows are added in order, so chunks give the unchunked
+    // bits only if the two parts do not interleave chunk by chunk.
+    const std::size_t head_floats = static_cast<std::size_t>(kByteValues) * DL_;
+    k.zero(dhead_.get(), head_floats * sizeof(float));
     LossSum sum;
     for (int first = 0; first < patches; first += chunk_patches()) {
       const int n = std::min(chunk_patches(), patches - first), rows = n * P_;
@@ -141,7 +147,7 @@ class MegabyteModel final : public Model {
       // (6)
       k.zero(dlocal_out_.get(), static_cast<std::size_t>(rows) * DL_ * sizeof(float));
       const backend::CrossEntropyResult ce = k.crossentropy_backward(
-          dlocal_out_.get(), view_.grad(local_embedding_), local_out_.get(),
+          dlocal_out_.get(), dhead_.get(), local_out_.get(),
           view_.value(local_embedding_), targets_.get() + r0, dloss, rows, DL_, kByteValues);
       sum.loss += ce.loss;
       sum.count += ce.count;
@@ -154,6 +160,7 @@ class MegabyteModel final : public Model {
                         dlocal_in_.get(), global_out_.get() + r0 * DG_,
                         view_.weight(global_to_local_), rows, DG_, DL_);
     }
+    k.residual_backward(view_.grad(local_embedding_), nullptr, dhead_.get(), head_floats);
     // (3)
     global_.backward(dglobal_in_.get(), dglobal_out_.get());
     // (2), (1)
@@ -284,6 +291,7 @@ class MegabyteModel final : public Model {
   int first_window_ = 0;          // of the last forward(): where its dropout masks start
   Slice<float> global_in_, global_out_, local_in_, local_out_, losses_device_;
   Slice<float> dlocal_out_, dlocal_in_, dglobal_out_, dglobal_in_;
+  Slice<float> dhead_;  // the tied head's part of E_L's gradient, for one backward pass
   Slice<std::int32_t> ids_, local_ids_, targets_;
   std::vector<std::int32_t> host_local_ids_, host_targets_;
 };

@@ -130,20 +130,25 @@ expect_fail 2 "DATASET and -o RUNDIR" "$MEGABYTE" train "$CONFIGS/tiny-cpu.yaml"
 # Resuming a finished run does nothing, and says so.
 "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o straight "${resume_args[@]}" --resume | grep -q "already complete" ||
   fail "resuming a complete run should say it is complete"
-# Recomputation changes no bit of the run: the weights and the optimizer state equal a run's
-# without it (the files' config metadata, which records the setting, aside).
+# Recomputation and local chunks change no bit of the run: the weights and the optimizer state
+# equal a run's without them (the files' config metadata, which records the settings, aside).
+# Chunks of 5 patches: not a divisor of the micro-batch's patches.
 "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o rc-none "${resume_args[@]}" --max-steps 2 >/dev/null
 "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o rc-all "${resume_args[@]}" --max-steps 2 \
   --set train.recompute=all >/dev/null
-python3 - rc-none/checkpoints/step-00000002 rc-all/checkpoints/step-00000002 <<'PY'
+"$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o rc-chunks "${resume_args[@]}" --max-steps 2 \
+  --set train.local_chunk=5 >/dev/null
+python3 - rc-none/checkpoints/step-00000002 rc-all/checkpoints/step-00000002 \
+  rc-chunks/checkpoints/step-00000002 <<'PY'
 import struct, sys
 def tensors(path):
     data = open(path, "rb").read()
     n = struct.unpack("<Q", data[:8])[0]
     return data[8 + n:]
 for name in ("model.safetensors", "optimizer.safetensors"):
-    a, b = (tensors(d + "/" + name) for d in sys.argv[1:3])
+    a, b, c = (tensors(d + "/" + name) for d in sys.argv[1:4])
     assert a == b, name + ": the tensors differ with train.recompute all"
+    assert a == c, name + ": the tensors differ with train.local_chunk 5"
 PY
 
 # Long windows in bounded memory: T = 65,536 under a 1.7 GB limit of address space (the
