@@ -30,11 +30,13 @@ typedef float Vec16 __attribute__((vector_size(64)));
 
 // The loops of a GEMM (Goto's): for each block of kRowBlock input rows, in order, the inp
 // columns are packed into panels (by all threads, once), then the threads take tasks of
-// kTaskRows rows of dweight, each packing its dout columns (kRowBlock × kTaskRows floats,
-// 24 KiB: L1) and running its register blocks down every panel (a panel of kRowBlock × 32
-// floats, 32 KiB, comes from L2). Every output element is updated by the row blocks in order.
-constexpr int kRowBlock = 256;
-constexpr int kTaskRows = 24;
+// 24 or 32 rows of dweight by a group of kGroupColumns columns, each packing its dout columns
+// (kRowBlock × 32 floats, 64 KiB) and running its register blocks down the group's
+// panels (the group's packed columns, 512 KiB, stay in L2 while the tasks of the group run).
+// Every output element is updated by the row blocks in order.
+constexpr int kRowBlock = 512;
+constexpr int kMaxTaskRows = 32;
+constexpr int kGroupColumns = 256;
 constexpr std::int64_t kParallelMinFlops = std::int64_t{1} << 20;
 
 struct Shape {
@@ -104,65 +106,90 @@ inline void scalar_columns(float* __restrict dweight, const float* __restrict a,
     }
 }
 
-// dst[0 .. n) = src[0 .. n) in 8-float moves. The rows are short, so a call of memmove per row
-// costs more than the copy: GCC would turn this loop into one (perf showed 7% of a training
-// step in memmove) unless told not to.
-__attribute__((optimize("no-tree-loop-distribute-patterns"))) inline void copy_row(
-    float* __restrict dst, const float* __restrict src, int n) {
-  int j = 0;
-  for (; j + 8 <= n; j += 8) {
-    Vec8 v;
-    __builtin_memcpy(&v, src + j, sizeof(Vec8));
-    __builtin_memcpy(dst + j, &v, sizeof(Vec8));
+// rows × n floats from src (rows `stride` apart) to dst (dense). The rows are short, and a
+// call of memmove per row (what GCC makes of a copy loop) cost more than the copy: perf showed
+// a fifth of the kernel's time in it. A row of the usual width (Width) is one fixed-size copy,
+// a few vector moves; any other width goes 8 floats at a time, then one by one.
+template <int Width>
+inline __attribute__((always_inline)) void pack_rows(float* __restrict dst,
+                                                     const float* __restrict src,
+                                                     std::size_t stride, int rows, int n) {
+  if (n == Width) {
+    for (int i = 0; i < rows; ++i)
+      __builtin_memcpy(dst + static_cast<std::size_t>(i) * Width, src + i * stride,
+                       Width * sizeof(float));
+    return;
   }
-  for (; j < n; ++j) dst[j] = src[j];
+  for (int i = 0; i < rows; ++i) {
+    float* __restrict d = dst + static_cast<std::size_t>(i) * n;
+    const float* __restrict r = src + i * stride;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) __builtin_memcpy(d + j, r + j, 8 * sizeof(float));
+    for (; j < n; ++j) d[j] = r[j];
+  }
 }
 
 // Rows [m0, m0 + rows) for dweight rows [n0, n0 + nr): the block's dout columns are packed
-// into b, then each panel of packed inp columns (`panel` wide, the last one narrower; panel
-// from k0 at packed_inp + k0 · rows) is multiplied, the widest vector blocks first, then
-// narrower ones, then single columns.
-template <class Wide, int W1, int W2, int W3, class Narrow, int N1, int N2, int N3>
+// into b, then each panel of inp columns (`panel` wide, the last one narrower) is multiplied,
+// the widest vector blocks first, then narrower ones, then single columns. The panels are
+// packed (panel from k0 at packed_inp + k0 · rows, rows `width` apart) or, with packed_inp
+// null, read in place.
+template <int TaskRows, class Wide, int W1, int W2, int W3, class Narrow, int N1, int N2, int N3>
 inline __attribute__((always_inline)) void row_block(float* __restrict dweight,
                                                      const float* __restrict packed_inp,
+                                                     const float* __restrict inp,
                                                      const float* __restrict dout, Shape s,
-                                                     int m0, int rows, int n0, int nr, int panel,
+                                                     int m0, int rows, int n0, int nr,
+                                                     int k_begin, int k_end, int panel,
                                                      float* __restrict b) {
   constexpr int kWide = 2 * static_cast<int>(sizeof(Wide) / sizeof(float));
   constexpr int kNarrow = 2 * static_cast<int>(sizeof(Narrow) / sizeof(float));
-  for (int i = 0; i < rows; ++i)
-    copy_row(b + i * nr, dout + static_cast<std::size_t>(m0 + i) * s.N + n0, nr);
-  for (int k0 = 0; k0 < s.K; k0 += panel) {
+  pack_rows<TaskRows>(b, dout + static_cast<std::size_t>(m0) * s.N + n0, s.N, rows, nr);
+  for (int k0 = k_begin; k0 < k_end; k0 += panel) {
     const int width = std::min(s.K - k0, panel);
-    const float* __restrict a = packed_inp + static_cast<std::size_t>(k0) * rows;
+    const float* __restrict a = packed_inp ? packed_inp + static_cast<std::size_t>(k0) * rows
+                                           : inp + static_cast<std::size_t>(m0) * s.K + k0;
+    const int stride = packed_inp ? width : s.K;
     int c = 0;
     for (; c + kWide <= width; c += kWide)
-      column_blocks<Wide, W1, W2, W3, 2>(dweight, a + c, width, b, nr, rows, s.K, n0, k0 + c);
+      column_blocks<Wide, W1, W2, W3, 2>(dweight, a + c, stride, b, nr, rows, s.K, n0, k0 + c);
     for (; c + kNarrow <= width; c += kNarrow)
-      column_blocks<Narrow, N1, N2, N3, 2>(dweight, a + c, width, b, nr, rows, s.K, n0, k0 + c);
-    scalar_columns(dweight, a, width, b, nr, rows, s.K, n0, k0, c, width);
+      column_blocks<Narrow, N1, N2, N3, 2>(dweight, a + c, stride, b, nr, rows, s.K, n0, k0 + c);
+    scalar_columns(dweight, a, stride, b, nr, rows, s.K, n0, k0, c, width);
   }
 }
 
 // Panels of 16 columns: 6 × 2 vectors of 8, 12 accumulators (AVX2 has 16 registers); 4 and 2
-// rows for the remainder.
+// rows for the remainder. Tasks of 24 rows: four register blocks.
 constexpr int kPanelAvx2 = 16;
+constexpr int kTaskRowsAvx2 = 24;
 MB_CPU_CLONES
-void row_block_avx2(float* dweight, const float* packed_inp, const float* dout, Shape s, int m0,
-                    int rows, int n0, int nr, float* b) {
-  row_block<Vec8, 6, 4, 2, Vec8, 6, 4, 2>(dweight, packed_inp, dout, s, m0, rows, n0, nr,
-                                          kPanelAvx2, b);
+void pack_panel_avx2(float* dst, const float* src, std::size_t stride, int rows, int width) {
+  pack_rows<kPanelAvx2>(dst, src, stride, rows, width);
+}
+MB_CPU_CLONES
+void row_block_avx2(float* dweight, const float* packed_inp, const float* inp, const float* dout,
+                    Shape s, int m0, int rows, int n0, int nr, int k_begin, int k_end, float* b) {
+  row_block<kTaskRowsAvx2, Vec8, 6, 4, 2, Vec8, 6, 4, 2>(dweight, packed_inp, inp, dout, s, m0, rows, n0, nr,
+                                          k_begin, k_end, kPanelAvx2, b);
 }
 
 // Panels of 32 columns: 12 × 2 vectors of 16, 24 accumulators (AVX-512 has 32 registers); 8
-// and 4 rows for the remainder; a last panel of 16 columns in AVX2-sized blocks.
+// and 4 rows for the remainder; a last panel of 16 columns in AVX2-sized blocks. Tasks of 32
+// rows (12 + 12 + 8): the usual widths, multiples of 128, then split evenly between threads.
 constexpr int kPanelAvx512 = 32;
+constexpr int kTaskRowsAvx512 = 32;
 #if MB_CPU_HAS_AVX512_VARIANT
 MB_CPU_AVX512
-void row_block_avx512(float* dweight, const float* packed_inp, const float* dout, Shape s, int m0,
-                      int rows, int n0, int nr, float* b) {
-  row_block<Vec16, 12, 8, 4, Vec8, 6, 4, 2>(dweight, packed_inp, dout, s, m0, rows, n0, nr,
-                                            kPanelAvx512, b);
+void pack_panel_avx512(float* dst, const float* src, std::size_t stride, int rows, int width) {
+  pack_rows<kPanelAvx512>(dst, src, stride, rows, width);
+}
+MB_CPU_AVX512
+void row_block_avx512(float* dweight, const float* packed_inp, const float* inp,
+                      const float* dout, Shape s, int m0, int rows, int n0, int nr, int k_begin,
+                      int k_end, float* b) {
+  row_block<kTaskRowsAvx512, Vec16, 12, 8, 4, Vec8, 6, 4, 2>(dweight, packed_inp, inp, dout, s, m0, rows, n0, nr,
+                                            k_begin, k_end, kPanelAvx512, b);
 }
 #endif
 
@@ -176,37 +203,61 @@ void weight_gradient_in_row_order(float* dweight, const float* dout, const float
   const bool avx512 = cpu_has_avx512();
   const int panel = avx512 ? kPanelAvx512 : kPanelAvx2;
   const int panels = (K + panel - 1) / panel;
-  const int tasks = (N + kTaskRows - 1) / kTaskRows;
-  // A row block's inp columns, packed once by all threads and read by every task. The calling
-  // thread's buffer only grows, so a shape's later calls allocate nothing.
+  const int task_rows = avx512 ? kTaskRowsAvx512 : kTaskRowsAvx2;
+  const int row_tasks = (N + task_rows - 1) / task_rows;
+  const int column_groups = (K + kGroupColumns - 1) / kGroupColumns;
+  const int tasks = row_tasks * column_groups;
+  // A row block's inp columns, packed once by all threads and read by every task, where the
+  // rows are long: a panel's rows, read in place, would be a page or more apart. Rows of at
+  // most one column group are read in place (a row block's rows then span little more than
+  // L2, and the packing pass, between two barriers, cost more than it saved).
+  // The calling thread's buffer only grows, so a shape's later calls allocate nothing. It
+  // starts on a cache line (a vector's storage is only 16-byte aligned): a panel row is two or
+  // four whole lines, and a vector load that straddles two lines costs two.
+  const bool pack = K > kGroupColumns;
   thread_local std::vector<float> packed;
-  if (packed.size() < static_cast<std::size_t>(kRowBlock) * K)
-    packed.resize(static_cast<std::size_t>(kRowBlock) * K);
-  float* const packed_inp = packed.data();
+  constexpr std::size_t kLineFloats = 64 / sizeof(float);
+  if (pack && packed.size() < static_cast<std::size_t>(kRowBlock) * K + kLineFloats)
+    packed.resize(static_cast<std::size_t>(kRowBlock) * K + kLineFloats);
+  float* const packed_inp =
+      pack ? packed.data() + (kLineFloats - reinterpret_cast<std::uintptr_t>(packed.data()) % 64 /
+                                                sizeof(float)) %
+                                 kLineFloats
+           : nullptr;
   const bool parallel = std::int64_t{M} * K * N >= kParallelMinFlops;
 #pragma omp parallel if (parallel)
   {
-    alignas(64) float b[kRowBlock * kTaskRows];
+    alignas(64) float b[kRowBlock * kMaxTaskRows];
     for (int m0 = 0; m0 < M; m0 += kRowBlock) {
       const int rows = std::min(M - m0, kRowBlock);
 #pragma omp for schedule(static)
-      for (int p = 0; p < panels; ++p) {
+      for (int p = 0; p < (pack ? panels : 0); ++p) {
         const int k0 = p * panel, width = std::min(K - k0, panel);
         float* dst = packed_inp + static_cast<std::size_t>(k0) * rows;
-        for (int i = 0; i < rows; ++i)
-          copy_row(dst + i * width, inp + static_cast<std::size_t>(m0 + i) * K + k0, width);
+        const float* src = inp + static_cast<std::size_t>(m0) * K + k0;
+#if MB_CPU_HAS_AVX512_VARIANT
+        if (avx512) {
+          pack_panel_avx512(dst, src, K, rows, width);
+          continue;
+        }
+#endif
+        pack_panel_avx2(dst, src, K, rows, width);
       }
       // Tasks of unequal sizes (the last one) and few of them for a small N: dynamic.
 #pragma omp for schedule(dynamic)
       for (int t = 0; t < tasks; ++t) {
-        const int n0 = t * kTaskRows, nr = std::min(N - n0, kTaskRows);
+        // Consecutive tasks share a column group, so the threads read the same packed panels.
+        const int g = t / row_tasks, n0 = (t % row_tasks) * task_rows;
+        const int nr = std::min(N - n0, task_rows);
+        const int k_begin = g * kGroupColumns, k_end = std::min(K, k_begin + kGroupColumns);
 #if MB_CPU_HAS_AVX512_VARIANT
         if (avx512) {
-          row_block_avx512(dweight, packed_inp, dout, s, m0, rows, n0, nr, b);
+          row_block_avx512(dweight, packed_inp, inp, dout, s, m0, rows, n0, nr, k_begin, k_end,
+                           b);
           continue;
         }
 #endif
-        row_block_avx2(dweight, packed_inp, dout, s, m0, rows, n0, nr, b);
+        row_block_avx2(dweight, packed_inp, inp, dout, s, m0, rows, n0, nr, k_begin, k_end, b);
       }
     }
   }
