@@ -43,51 +43,70 @@ constexpr int round_up(int x, int m) { return (x + m - 1) / m * m; }
 // Eight floats as a GCC vector: one AVX register. Explicit vectors are what it takes to keep
 // the MR x NR accumulator in registers; with a plain float array GCC vectorises the inner
 // loop but loads and stores the accumulator on every step of the contraction. Eight, not
-// sixteen: GCC lowers vectors wider than the target's registers through memory, and AVX2 is
-// the common case (the AVX-512 clone runs the same code on ymm registers).
+// sixteen, in code compiled for every clone: GCC lowers vectors wider than the target's
+// registers through memory, and AVX2 is the common case (the AVX-512 clone runs the same code
+// on ymm registers). Code compiled for AVX-512 only (MB_CPU_AVX512) takes Vec16.
 typedef float Vec8 __attribute__((vector_size(8 * sizeof(float))));
-constexpr int kVecs = NR / 8;  // vectors per tile row
+typedef float Vec16 __attribute__((vector_size(16 * sizeof(float))));
+
+// The MR rows from m0 by V vectors of columns from n0 (see gemm_tile).
+template <bool kTransA, bool kAccumulate, class Vec, int V>
+__attribute__((always_inline)) inline void gemm_block(float* __restrict C, int ldc,
+                                                      const float* __restrict A, int lda,
+                                                      const float* __restrict B, int ldb, int K,
+                                                      int m0, int n0) {
+  constexpr int kLanes = sizeof(Vec) / sizeof(float);
+  Vec acc[MR][V];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < V; ++v) {
+      if (kAccumulate)
+        std::memcpy(&acc[i][v], C + static_cast<std::size_t>(m0 + i) * ldc + n0 + kLanes * v,
+                    sizeof(Vec));
+      else
+        acc[i][v] = Vec{};
+    }
+  for (int k = 0; k < K; ++k) {
+    // One memcpy per vector: GCC turns each into a single unaligned load (a copy of the whole
+    // array went through the stack, stalling on store forwarding).
+    Vec b[V];
+    for (int v = 0; v < V; ++v)
+      std::memcpy(&b[v], B + static_cast<std::size_t>(k) * ldb + n0 + kLanes * v, sizeof(Vec));
+    for (int i = 0; i < MR; ++i) {
+      const float a = kTransA ? A[static_cast<std::size_t>(k) * lda + m0 + i]
+                              : A[static_cast<std::size_t>(m0 + i) * lda + k];
+      for (int v = 0; v < V; ++v) acc[i][v] += a * b[v];
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < V; ++v)
+      std::memcpy(C + static_cast<std::size_t>(m0 + i) * ldc + n0 + kLanes * v, &acc[i][v],
+                  sizeof(Vec));
+}
 
 // C[M,N] (+)= A[M,K] · B[K,N], with M a multiple of MR and N a multiple of NR. A is read as
 // A[m * lda + k], or A[k * lda + m] when kTransA; B as B[k * ldb + n]; C as C[m * ldc + n].
+// Blocks of MR rows by two vectors of columns (16 with Vec8, 32 with Vec16, then a last 16
+// where N leaves them); every output is one accumulator's sum over k in increasing order, so
+// the vector type changes no bit.
 //
 // Always inlined: its callers are target_clones functions (MB_CPU_CLONES), and only code
 // inlined into a clone is compiled for the clone's instruction set. GCC kept one out-of-line
 // copy of this template for the default target (SSE2: two-lane-pair mulps/addps with the
 // accumulator spilled to the stack) and called it from the AVX2 and AVX-512 clones alike.
-template <bool kTransA, bool kAccumulate>
+template <bool kTransA, bool kAccumulate, class Vec = Vec8>
 __attribute__((always_inline)) inline void gemm_tile(float* __restrict C, int ldc,
                                                      const float* __restrict A, int lda,
                                                      const float* __restrict B, int ldb, int M,
                                                      int N, int K) {
-  for (int m0 = 0; m0 < M; m0 += MR)
-    for (int n0 = 0; n0 < N; n0 += NR) {
-      Vec8 acc[MR][kVecs];
-      for (int i = 0; i < MR; ++i)
-        for (int v = 0; v < kVecs; ++v) {
-          if (kAccumulate)
-            std::memcpy(&acc[i][v], C + static_cast<std::size_t>(m0 + i) * ldc + n0 + 8 * v,
-                        sizeof(Vec8));
-          else
-            acc[i][v] = Vec8{};
-        }
-      for (int k = 0; k < K; ++k) {
-        // One memcpy per vector: GCC turns each into a single unaligned load (a copy of
-        // the whole array went through the stack, stalling on store forwarding).
-        Vec8 b[kVecs];
-        for (int v = 0; v < kVecs; ++v)
-          std::memcpy(&b[v], B + static_cast<std::size_t>(k) * ldb + n0 + 8 * v, sizeof(Vec8));
-        for (int i = 0; i < MR; ++i) {
-          const float a = kTransA ? A[static_cast<std::size_t>(k) * lda + m0 + i]
-                                  : A[static_cast<std::size_t>(m0 + i) * lda + k];
-          for (int v = 0; v < kVecs; ++v) acc[i][v] += a * b[v];
-        }
-      }
-      for (int i = 0; i < MR; ++i)
-        for (int v = 0; v < kVecs; ++v)
-          std::memcpy(C + static_cast<std::size_t>(m0 + i) * ldc + n0 + 8 * v, &acc[i][v],
-                      sizeof(Vec8));
-    }
+  constexpr int kLanes = sizeof(Vec) / sizeof(float);
+  static_assert(NR % kLanes == 0, "a vector must not straddle two NR tiles");
+  for (int m0 = 0; m0 < M; m0 += MR) {
+    int n0 = 0;
+    for (; n0 + 2 * kLanes <= N; n0 += 2 * kLanes)
+      gemm_block<kTransA, kAccumulate, Vec, 2>(C, ldc, A, lda, B, ldb, K, m0, n0);
+    for (; n0 < N; n0 += kLanes)
+      gemm_block<kTransA, kAccumulate, Vec, 1>(C, ldc, A, lda, B, ldb, K, m0, n0);
+  }
 }
 
 // Index helpers for the documented layouts.

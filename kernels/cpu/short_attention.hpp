@@ -14,6 +14,8 @@
 
 #include <cstddef>
 
+#include "cpu/simd.hpp"
+
 namespace mb::kernels::cpu {
 
 // The shapes both twins accept are fixed by the CUDA kernels:
@@ -56,12 +58,16 @@ constexpr bool short_attention_fits(int T, int d,
 
 // out and lse are overwritten; lse may be null when no backward pass follows. Throws
 // std::invalid_argument, naming T and d, unless short_attention_fits(T, d) and B, H >= 0.
-void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int d);
+// `variant`: the products' AVX-512 code where the machine has it, or the AVX2 code
+// everywhere; the two give the same bits (cpu/simd.hpp).
+void short_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int d,
+                             IsaVariant variant = IsaVariant::best);
 
 // dqkv [B, T, 3, H, d] += the gradient with respect to qkv, given dout and the out and lse
 // that a forward produced. Deterministic: each (batch, head) is one task with a fixed order of
 // summation. Same argument checks as the forward.
 void short_attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
-                              const float* qkv, int B, int T, int H, int d);
+                              const float* qkv, int B, int T, int H, int d,
+                              IsaVariant variant = IsaVariant::best);
 
 }  // namespace mb::kernels::cpu

@@ -37,6 +37,13 @@ inline bool cpu_has_avx512() {
 #endif
 }
 
+// Which variant a kernel with ISA variants runs: the best this machine has, or the AVX2 one
+// everywhere (the tests check that the two give the same bits).
+enum class IsaVariant { best, avx2 };
+inline bool runs_avx512(IsaVariant variant) {
+  return variant == IsaVariant::best && cpu_has_avx512();
+}
+
 // e^x for fp32, within 1 ulp of std::exp for x in [-87.3, 88.3]; +0 below (where std::exp
 // gives denormals, and for -inf); e^88.3 above (callers pass x <= 0 after subtracting a row
 // maximum, so the saturation never shows); NaN stays NaN.

@@ -196,11 +196,11 @@ void row_block_avx512(float* dweight, const float* packed_inp, const float* inp,
 }  // namespace
 
 void weight_gradient_in_row_order(float* dweight, const float* dout, const float* inp, int M, int K,
-                                  int N) {
+                                  int N, IsaVariant variant) {
   if (M < 0 || K < 0 || N < 0) throw std::invalid_argument("weight gradient: negative dimension");
   if (M == 0 || K == 0 || N == 0) return;
   const Shape s{M, K, N};
-  const bool avx512 = cpu_has_avx512();
+  const bool avx512 = runs_avx512(variant);
   const int panel = avx512 ? kPanelAvx512 : kPanelAvx2;
   const int panels = (K + panel - 1) / panel;
   const int task_rows = avx512 ? kTaskRowsAvx512 : kTaskRowsAvx2;

@@ -10,13 +10,17 @@
 // one row after the other. Splitting the rows into calls, in order, repeats that sequence.
 #pragma once
 
+#include "cpu/simd.hpp"
+
 namespace mb::kernels::cpu {
 
 // dweight[N,K] += dout[M,N]ᵀ · inp[M,K], each element as
 //   for m = 0 .. M-1:  dweight[n,k] = dweight[n,k] + dout[m,n] · inp[m,k]
 // (a fused multiply-add where the machine has one). The result does not depend on the number
-// of threads, and calls on consecutive row ranges equal one call on their union.
+// of threads, and calls on consecutive row ranges equal one call on their union. `variant`:
+// the AVX-512 code where the machine has it, or the AVX2 code everywhere; the same bits
+// (cpu/simd.hpp).
 void weight_gradient_in_row_order(float* dweight, const float* dout, const float* inp, int M, int K,
-                                  int N);
+                                  int N, IsaVariant variant = IsaVariant::best);
 
 }  // namespace mb::kernels::cpu

@@ -94,6 +94,24 @@ TEST_CASE("weight gradient: exactly the rows' products added in order, for every
       }
 }
 
+TEST_CASE("weight gradient: the AVX-512 and the AVX2 code give the same bits") {
+  // (On a machine without AVX-512 both runs take the AVX2 code.)
+  for (int N : {24, 50, 128})
+    for (int K : {16, 40, 64, 300}) {
+      CAPTURE(N);
+      CAPTURE(K);
+      const int M = 700;
+      const auto dout = kt::random_floats(static_cast<std::size_t>(M) * N, 24);
+      const auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, 25);
+      const auto start = kt::random_floats(static_cast<std::size_t>(N) * K, 26);
+      std::vector<float> best = start, avx2 = start;
+      weight_gradient_in_row_order(best.data(), dout.data(), inp.data(), M, K, N);
+      weight_gradient_in_row_order(avx2.data(), dout.data(), inp.data(), M, K, N,
+                                   IsaVariant::avx2);
+      CHECK(same_bits(best, avx2));
+    }
+}
+
 TEST_CASE("weight gradient: consecutive row ranges give the bits of one call, at any thread count") {
   const int M = 1000, K = 130, N = 200;  // threaded; K and N leave remainders
   const auto dout = kt::random_floats(static_cast<std::size_t>(M) * N, 4);
