@@ -1,8 +1,9 @@
-// Bias + activation. The forward gives rows to threads in tasks of kForwardRows. The backward gives them column blocks: a thread goes down the rows of
-// its block in order, adding each row's local gradient to dinp and to dbias itself, so dbias
-// sums the rows in order (calls on consecutive row ranges give the bits of one call, as the
-// weight gradients do: cpu/weight_gradient.hpp) whatever the number of threads. GELU's tanh
-// goes through tanh_approx so the loops vectorise.
+// Bias + activation. The forward gives rows to threads in tasks of kForwardRows. The backward
+// gives them column blocks: a thread goes down the rows of its block in order, adding each
+// row's local gradient to dinp and to dbias itself, so dbias sums the rows in order (calls on
+// consecutive row ranges give the bits of one call, as the weight gradients do:
+// cpu/weight_gradient.hpp) whatever the number of threads. GELU's tanh goes through
+// tanh_approx so the loops vectorise.
 #include "cpu/activation.hpp"
 
 #include "cpu/bf16.hpp"
@@ -114,8 +115,8 @@ void relu_backward_columns(float* dinp, float* dbias, const float* dout, const f
   backward_columns<relu_grad>(dinp, dbias, dout, inp, inp_bf16, b, N, C, c0, w);
 }
 
-using BackwardColumns = void (*)(float*, float*, const float*, const float*,
-                                 const std::uint16_t*, const float*, int, int, int, int);
+using BackwardColumns = void (*)(float*, float*, const float*, const float*, const std::uint16_t*,
+                                 const float*, int, int, int, int);
 
 void backward(BackwardColumns columns, float* dinp, float* dbias, const float* dout,
               const float* inp, const std::uint16_t* inp_bf16, const float* bias, int N, int C,
@@ -159,7 +160,8 @@ void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, i
 void bias_gelu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
                         const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
   check_sizes(N, C, "bias_gelu_backward");
-  backward(gelu_backward_columns, dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_gelu_backward");
+  backward(gelu_backward_columns, dinp, dbias, dout, inp, inp_bf16, bias, N, C,
+           "bias_gelu_backward");
 }
 
 void bias_relu_forward(float* out, const float* inp, const float* bias, int N, int C) {
@@ -170,7 +172,8 @@ void bias_relu_forward(float* out, const float* inp, const float* bias, int N, i
 void bias_relu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
                         const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
   check_sizes(N, C, "bias_relu_backward");
-  backward(relu_backward_columns, dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_relu_backward");
+  backward(relu_backward_columns, dinp, dbias, dout, inp, inp_bf16, bias, N, C,
+           "bias_relu_backward");
 }
 
 }  // namespace mb::kernels::cpu

@@ -49,15 +49,15 @@ constexpr int round_up(int x, int m) { return (x + m - 1) / m * m; }
 typedef float Vec8 __attribute__((vector_size(8 * sizeof(float))));
 typedef float Vec16 __attribute__((vector_size(16 * sizeof(float))));
 
-// The MR rows from m0 by V vectors of columns from n0 (see gemm_tile).
-template <bool kTransA, bool kAccumulate, class Vec, int V>
+// The Rows rows from m0 by V vectors of columns from n0 (see gemm_tile).
+template <bool kTransA, bool kAccumulate, class Vec, int V, int Rows>
 __attribute__((always_inline)) inline void gemm_block(float* __restrict C, int ldc,
                                                       const float* __restrict A, int lda,
                                                       const float* __restrict B, int ldb, int K,
                                                       int m0, int n0) {
   constexpr int kLanes = sizeof(Vec) / sizeof(float);
-  Vec acc[MR][V];
-  for (int i = 0; i < MR; ++i)
+  Vec acc[Rows][V];
+  for (int i = 0; i < Rows; ++i)
     for (int v = 0; v < V; ++v) {
       if (kAccumulate)
         std::memcpy(&acc[i][v], C + static_cast<std::size_t>(m0 + i) * ldc + n0 + kLanes * v,
@@ -71,21 +71,22 @@ __attribute__((always_inline)) inline void gemm_block(float* __restrict C, int l
     Vec b[V];
     for (int v = 0; v < V; ++v)
       std::memcpy(&b[v], B + static_cast<std::size_t>(k) * ldb + n0 + kLanes * v, sizeof(Vec));
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < Rows; ++i) {
       const float a = kTransA ? A[static_cast<std::size_t>(k) * lda + m0 + i]
                               : A[static_cast<std::size_t>(m0 + i) * lda + k];
       for (int v = 0; v < V; ++v) acc[i][v] += a * b[v];
     }
   }
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < Rows; ++i)
     for (int v = 0; v < V; ++v)
       std::memcpy(C + static_cast<std::size_t>(m0 + i) * ldc + n0 + kLanes * v, &acc[i][v],
                   sizeof(Vec));
 }
 
-// C[M,N] (+)= A[M,K] · B[K,N], with M a multiple of MR and N a multiple of NR. A is read as
+// C[M,N] (+)= A[M,K] · B[K,N], with M a multiple of Rows (MR unless a caller's register budget
+// allows more) and N a multiple of NR. A is read as
 // A[m * lda + k], or A[k * lda + m] when kTransA; B as B[k * ldb + n]; C as C[m * ldc + n].
-// Blocks of MR rows by two vectors of columns (16 with Vec8, 32 with Vec16, then a last 16
+// Blocks of Rows rows by two vectors of columns (16 with Vec8, 32 with Vec16, then a last 16
 // where N leaves them); every output is one accumulator's sum over k in increasing order, so
 // the vector type changes no bit.
 //
@@ -93,19 +94,19 @@ __attribute__((always_inline)) inline void gemm_block(float* __restrict C, int l
 // inlined into a clone is compiled for the clone's instruction set. GCC kept one out-of-line
 // copy of this template for the default target (SSE2: two-lane-pair mulps/addps with the
 // accumulator spilled to the stack) and called it from the AVX2 and AVX-512 clones alike.
-template <bool kTransA, bool kAccumulate, class Vec = Vec8>
+template <bool kTransA, bool kAccumulate, class Vec = Vec8, int Rows = MR>
 __attribute__((always_inline)) inline void gemm_tile(float* __restrict C, int ldc,
                                                      const float* __restrict A, int lda,
                                                      const float* __restrict B, int ldb, int M,
                                                      int N, int K) {
   constexpr int kLanes = sizeof(Vec) / sizeof(float);
   static_assert(NR % kLanes == 0, "a vector must not straddle two NR tiles");
-  for (int m0 = 0; m0 < M; m0 += MR) {
+  for (int m0 = 0; m0 < M; m0 += Rows) {
     int n0 = 0;
     for (; n0 + 2 * kLanes <= N; n0 += 2 * kLanes)
-      gemm_block<kTransA, kAccumulate, Vec, 2>(C, ldc, A, lda, B, ldb, K, m0, n0);
+      gemm_block<kTransA, kAccumulate, Vec, 2, Rows>(C, ldc, A, lda, B, ldb, K, m0, n0);
     for (; n0 < N; n0 += kLanes)
-      gemm_block<kTransA, kAccumulate, Vec, 1>(C, ldc, A, lda, B, ldb, K, m0, n0);
+      gemm_block<kTransA, kAccumulate, Vec, 1, Rows>(C, ldc, A, lda, B, ldb, K, m0, n0);
   }
 }
 

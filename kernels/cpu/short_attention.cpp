@@ -30,44 +30,45 @@ using namespace attention_tiles;
 
 // Padded sizes of one task's operands: head size to whole tiles (dp), keys to whole tile
 // columns (Tk), queries to whole tile rows (Tq).
+// Queries are taken `rows` at a time (a register block's rows).
 struct Padded {
   int dp, Tk, Tq;
-  explicit Padded(const Layout& L)
-      : dp(round_up(L.d, NR)), Tk(round_up(L.T, NR)), Tq(round_up(L.T, MR)) {}
+  Padded(const Layout& L, int rows)
+      : dp(round_up(L.d, NR)), Tk(round_up(L.T, NR)), Tq(round_up(L.T, rows)) {}
 };
 
-std::size_t forward_scratch(const Layout& L) {
-  const Padded P(L);
-  return static_cast<std::size_t>(P.Tq + P.Tk + MR) * P.dp +  // qs, vr, acc
-         static_cast<std::size_t>(P.dp + MR) * P.Tk;          // kt, p
+std::size_t forward_scratch(const Layout& L, int rows) {
+  const Padded P(L, rows);
+  return static_cast<std::size_t>(P.Tq + P.Tk + rows) * P.dp +  // qs, vr, acc
+         static_cast<std::size_t>(P.dp + rows) * P.Tk;          // kt, p
 }
 
-template <class Vec>
+template <class Vec, int Rows>
 __attribute__((always_inline)) inline void forward_head(float* __restrict out,
                                                         float* __restrict lse,
                                                         const float* __restrict qkv,
-                                                        const Layout& L, int b, int h,
-                                                        float scale, float* __restrict scratch) {
+                                                        const Layout& L, int b, int h, float scale,
+                                                        float* __restrict scratch) {
   const int T = L.T, d = L.d;
-  const Padded P(L);
+  const Padded P(L, Rows);
   const int dp = P.dp, Tk = P.Tk;
   const std::size_t tstride = L.tstride();
-  float* __restrict qs = scratch;                                   // [Tq][dp] scaled queries
-  float* __restrict vr = qs + static_cast<std::size_t>(P.Tq) * dp;  // [Tk][dp] values
-  float* __restrict acc = vr + static_cast<std::size_t>(Tk) * dp;   // [MR][dp]
-  float* __restrict kt = acc + static_cast<std::size_t>(MR) * dp;   // [dp][Tk] keys, transposed
-  float* __restrict p = kt + static_cast<std::size_t>(dp) * Tk;     // [MR][Tk] a group's scores
-  float m[MR], l[MR];
+  float* __restrict qs = scratch;                                    // [Tq][dp] scaled queries
+  float* __restrict vr = qs + static_cast<std::size_t>(P.Tq) * dp;   // [Tk][dp] values
+  float* __restrict acc = vr + static_cast<std::size_t>(Tk) * dp;    // [Rows][dp]
+  float* __restrict kt = acc + static_cast<std::size_t>(Rows) * dp;  // [dp][Tk] keys, transposed
+  float* __restrict p = kt + static_cast<std::size_t>(dp) * Tk;      // [Rows][Tk] a group's scores
+  float m[Rows], l[Rows];
 
   pack_rows(qs, dp, qkv + L.qkv(b, 0, 0, h), tstride, T, P.Tq, d, scale);
   pack_transposed(kt, Tk, qkv + L.qkv(b, 0, 1, h), tstride, T, Tk, d, dp);
   pack_rows(vr, dp, qkv + L.qkv(b, 0, 2, h), tstride, T, Tk, d, 1.0f);
 
-  for (int r0 = 0; r0 < T; r0 += MR) {
-    const int nk = std::min(T, r0 + MR);  // keys the group's last query sees
-    gemm_tile<false, false, Vec>(p, Tk, qs + static_cast<std::size_t>(r0) * dp, dp, kt, Tk, MR,
-                            round_up(nk, NR), dp);
-    for (int r = 0; r < MR; ++r) {
+  for (int r0 = 0; r0 < T; r0 += Rows) {
+    const int nk = std::min(T, r0 + Rows);  // keys the group's last query sees
+    gemm_tile<false, false, Vec, Rows>(p, Tk, qs + static_cast<std::size_t>(r0) * dp, dp, kt, Tk,
+                                       Rows, round_up(nk, NR), dp);
+    for (int r = 0; r < Rows; ++r) {
       float* __restrict pr = p + static_cast<std::size_t>(r) * Tk;
       const int n = std::min(r0 + r + 1, T);  // causal: keys 0..t (padding rows: any)
       const float mx = row_max(pr, n);
@@ -76,8 +77,9 @@ __attribute__((always_inline)) inline void forward_head(float* __restrict out,
       m[r] = mx;
       l[r] = sum;
     }
-    gemm_tile<false, false, Vec>(acc, dp, p, Tk, vr, dp, MR, dp, nk);  // keys in increasing order
-    for (int r = 0; r < MR && r0 + r < T; ++r) {
+    gemm_tile<false, false, Vec, Rows>(acc, dp, p, Tk, vr, dp, Rows, dp,
+                                       nk);  // keys in increasing order
+    for (int r = 0; r < Rows && r0 + r < T; ++r) {
       const float inv = 1.0f / l[r];
       float* __restrict o = out + L.out(b, r0 + r, h);
       for (int e = 0; e < d; ++e) o[e] = acc[static_cast<std::size_t>(r) * dp + e] * inv;
@@ -86,10 +88,10 @@ __attribute__((always_inline)) inline void forward_head(float* __restrict out,
   }
 }
 
-std::size_t backward_scratch(const Layout& L) {
-  const Padded P(L);
-  return static_cast<std::size_t>(2 * P.Tq + P.Tk + 3 * MR) * P.dp +  // qs, dy, kr, dq, dk, dv
-         static_cast<std::size_t>(2 * P.dp + 2 * P.Tq) * P.Tk;        // kt, vt, p, ds
+std::size_t backward_scratch(const Layout& L, int rows) {
+  const Padded P(L, rows);
+  return static_cast<std::size_t>(2 * P.Tq + P.Tk + 3 * rows) * P.dp +  // qs, dy, kr, dq, dk, dv
+         static_cast<std::size_t>(2 * P.dp + 2 * P.Tq) * P.Tk;          // kt, vt, p, ds
 }
 
 // All of head h of sequence b. With P = exp(S - lse) recomputed and D_t = dout_t · out_t:
@@ -97,24 +99,24 @@ std::size_t backward_scratch(const Layout& L) {
 //   dK_j += Σ_t dS_tj (scale q_t),      dV_j += Σ_t P_tj dout_t.
 // First by rows (P, dS and dQ of a group of queries), keeping P and dS of the whole head; then
 // by columns (dK and dV of a group of keys, over the queries from the group on).
-template <class Vec>
+template <class Vec, int Rows>
 __attribute__((always_inline)) inline void backward_head(
     float* __restrict dqkv, const float* __restrict dout, const float* __restrict out,
     const float* __restrict lse, const float* __restrict qkv, const Layout& L, int b, int h,
     float scale, float* __restrict scratch) {
   const int T = L.T, d = L.d;
-  const Padded P(L);
+  const Padded P(L, Rows);
   const int dp = P.dp, Tk = P.Tk, Tq = P.Tq;
   const std::size_t tstride = L.tstride(), ostride = static_cast<std::size_t>(L.H) * d;
   const std::size_t Tqdp = static_cast<std::size_t>(Tq) * dp;
-  const std::size_t MRdp = static_cast<std::size_t>(MR) * dp;
+  const std::size_t Rowsdp = static_cast<std::size_t>(Rows) * dp;
   float* __restrict qs = scratch;                                 // [Tq][dp] scaled queries
   float* __restrict dy = qs + Tqdp;                               // [Tq][dp] dout rows
   float* __restrict kr = dy + Tqdp;                               // [Tk][dp] keys as rows
-  float* __restrict dq = kr + static_cast<std::size_t>(Tk) * dp;  // [MR][dp]
-  float* __restrict dk = dq + MRdp;                               // [MR][dp]
-  float* __restrict dv = dk + MRdp;                               // [MR][dp]
-  float* __restrict kt = dv + MRdp;                               // [dp][Tk] keys, transposed
+  float* __restrict dq = kr + static_cast<std::size_t>(Tk) * dp;  // [Rows][dp]
+  float* __restrict dk = dq + Rowsdp;                             // [Rows][dp]
+  float* __restrict dv = dk + Rowsdp;                             // [Rows][dp]
+  float* __restrict kt = dv + Rowsdp;                             // [dp][Tk] keys, transposed
   float* __restrict vt = kt + static_cast<std::size_t>(dp) * Tk;  // [dp][Tk] values, transposed
   float* __restrict p = vt + static_cast<std::size_t>(dp) * Tk;   // [Tq][Tk] P
   float* __restrict ds = p + static_cast<std::size_t>(Tq) * Tk;   // [Tq][Tk] dS
@@ -125,15 +127,17 @@ __attribute__((always_inline)) inline void backward_head(
   pack_transposed(kt, Tk, qkv + L.qkv(b, 0, 1, h), tstride, T, Tk, d, dp);
   pack_transposed(vt, Tk, qkv + L.qkv(b, 0, 2, h), tstride, T, Tk, d, dp);
 
-  for (int r0 = 0; r0 < T; r0 += MR) {
-    const int nk = std::min(T, r0 + MR), nk16 = round_up(nk, NR);
+  for (int r0 = 0; r0 < T; r0 += Rows) {
+    const int nk = std::min(T, r0 + Rows), nk16 = round_up(nk, NR);
     float* __restrict pg = p + static_cast<std::size_t>(r0) * Tk;
     float* __restrict dsg = ds + static_cast<std::size_t>(r0) * Tk;
-    gemm_tile<false, false, Vec>(pg, Tk, qs + static_cast<std::size_t>(r0) * dp, dp, kt, Tk, MR, nk16,
-                            dp);  // S
-    gemm_tile<false, false, Vec>(dsg, Tk, dy + static_cast<std::size_t>(r0) * dp, dp, vt, Tk, MR, nk16,
-                            dp);  // dout · V
-    for (int r = 0; r < MR; ++r) {
+    gemm_tile<false, false, Vec, Rows>(pg, Tk, qs + static_cast<std::size_t>(r0) * dp, dp, kt, Tk,
+                                       Rows, nk16,
+                                       dp);  // S
+    gemm_tile<false, false, Vec, Rows>(dsg, Tk, dy + static_cast<std::size_t>(r0) * dp, dp, vt, Tk,
+                                       Rows, nk16,
+                                       dp);  // dout · V
+    for (int r = 0; r < Rows; ++r) {
       float* __restrict pr = pg + static_cast<std::size_t>(r) * Tk;
       float* __restrict dsr = dsg + static_cast<std::size_t>(r) * Tk;
       const int t = r0 + r;
@@ -154,20 +158,23 @@ __attribute__((always_inline)) inline void backward_head(
       }
       for (int j = n; j < Tk; ++j) pr[j] = dsr[j] = 0.0f;
     }
-    gemm_tile<false, false, Vec>(dq, dp, dsg, Tk, kr, dp, MR, dp, nk);  // dS · K, keys increasing
-    for (int r = 0; r < MR && r0 + r < T; ++r) {
+    gemm_tile<false, false, Vec, Rows>(dq, dp, dsg, Tk, kr, dp, Rows, dp,
+                                       nk);  // dS · K, keys increasing
+    for (int r = 0; r < Rows && r0 + r < T; ++r) {
       float* __restrict g = dqkv + L.qkv(b, r0 + r, 0, h);
       for (int e = 0; e < d; ++e) g[e] += scale * dq[static_cast<std::size_t>(r) * dp + e];
     }
   }
 
-  for (int j0 = 0; j0 < T; j0 += MR) {
+  for (int j0 = 0; j0 < T; j0 += Rows) {
     // Queries j0 .. T - 1 (those before j0 see none of these keys), in increasing order.
     const std::size_t corner = static_cast<std::size_t>(j0) * Tk + j0;
     const std::size_t rows = static_cast<std::size_t>(j0) * dp;
-    gemm_tile<true, false, Vec>(dv, dp, p + corner, Tk, dy + rows, dp, MR, dp, T - j0);   // Pᵀ dout
-    gemm_tile<true, false, Vec>(dk, dp, ds + corner, Tk, qs + rows, dp, MR, dp, T - j0);  // dSᵀ q
-    for (int i = 0; i < MR && j0 + i < T; ++i) {
+    gemm_tile<true, false, Vec, Rows>(dv, dp, p + corner, Tk, dy + rows, dp, Rows, dp,
+                                      T - j0);  // Pᵀ dout
+    gemm_tile<true, false, Vec, Rows>(dk, dp, ds + corner, Tk, qs + rows, dp, Rows, dp,
+                                      T - j0);  // dSᵀ q
+    for (int i = 0; i < Rows && j0 + i < T; ++i) {
       float* __restrict gk = dqkv + L.qkv(b, j0 + i, 1, h);
       float* __restrict gv = dqkv + L.qkv(b, j0 + i, 2, h);
       for (int e = 0; e < d; ++e) gk[e] += dk[static_cast<std::size_t>(i) * dp + e];
@@ -176,32 +183,36 @@ __attribute__((always_inline)) inline void backward_head(
   }
 }
 
-// Each head's work, compiled for every clone with 8-float vectors, and for AVX-512 with 16:
-// the products' blocks are then 4 × 32 outputs in eight zmm registers (twice the ymm blocks'
-// width at the same latency), which the global model's heads of 64 over 256 positions fill.
-// The same sums in the same order: the same bits.
+// Each head's work, compiled for every clone with 8-float vectors and queries 4 at a time
+// (blocks of 4 x 16 outputs: 8 of AVX2's 16 registers), and for AVX-512 with 16-float vectors
+// and queries 8 at a time (blocks of 8 x 32 outputs: 16 of its 32 registers, four times the
+// work per load), which the global model's heads of 64 over 256 positions fill. Every output
+// is the same sum in the same order (a query group's rows past a query's causal reach add
+// exact zeros): the same bits.
+constexpr int kRowsAvx2 = MR;
+constexpr int kRowsAvx512 = 2 * MR;
 MB_CPU_CLONES
 void forward_head_any(float* out, float* lse, const float* qkv, const Layout& L, int b, int h,
                       float scale, float* scratch) {
-  forward_head<Vec8>(out, lse, qkv, L, b, h, scale, scratch);
+  forward_head<Vec8, kRowsAvx2>(out, lse, qkv, L, b, h, scale, scratch);
 }
 MB_CPU_CLONES
 void backward_head_any(float* dqkv, const float* dout, const float* out, const float* lse,
                        const float* qkv, const Layout& L, int b, int h, float scale,
                        float* scratch) {
-  backward_head<Vec8>(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch);
+  backward_head<Vec8, kRowsAvx2>(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch);
 }
 #if MB_CPU_HAS_AVX512_VARIANT
 MB_CPU_AVX512
 void forward_head_avx512(float* out, float* lse, const float* qkv, const Layout& L, int b, int h,
                          float scale, float* scratch) {
-  forward_head<Vec16>(out, lse, qkv, L, b, h, scale, scratch);
+  forward_head<Vec16, kRowsAvx512>(out, lse, qkv, L, b, h, scale, scratch);
 }
 MB_CPU_AVX512
 void backward_head_avx512(float* dqkv, const float* dout, const float* out, const float* lse,
                           const float* qkv, const Layout& L, int b, int h, float scale,
                           float* scratch) {
-  backward_head<Vec16>(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch);
+  backward_head<Vec16, kRowsAvx512>(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch);
 }
 #else
 constexpr auto forward_head_avx512 = forward_head_any;
@@ -239,8 +250,10 @@ void short_attention_forward(float* out, float* lse, const float* qkv, int B, in
   check_sizes("short_attention_forward", B, T, H, d);
   const Layout L{T, H, d};
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  const auto head = runs_avx512(variant) ? forward_head_avx512 : forward_head_any;
-  for_each_head(B, L, forward_scratch(L), [&](int b, int h, float* scratch) {
+  const bool avx512 = runs_avx512(variant);
+  const auto head = avx512 ? forward_head_avx512 : forward_head_any;
+  const std::size_t scratch = forward_scratch(L, avx512 ? kRowsAvx512 : kRowsAvx2);
+  for_each_head(B, L, scratch, [&](int b, int h, float* scratch) {
     head(out, lse, qkv, L, b, h, scale, scratch);
   });
 }
@@ -250,8 +263,10 @@ void short_attention_backward(float* dqkv, const float* dout, const float* out, 
   check_sizes("short_attention_backward", B, T, H, d);
   const Layout L{T, H, d};
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  const auto head = runs_avx512(variant) ? backward_head_avx512 : backward_head_any;
-  for_each_head(B, L, backward_scratch(L), [&](int b, int h, float* scratch) {
+  const bool avx512 = runs_avx512(variant);
+  const auto head = avx512 ? backward_head_avx512 : backward_head_any;
+  const std::size_t scratch = backward_scratch(L, avx512 ? kRowsAvx512 : kRowsAvx2);
+  for_each_head(B, L, scratch, [&](int b, int h, float* scratch) {
     head(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch);
   });
 }

@@ -2,9 +2,9 @@
 // rows splittable: the accumulators start from the destination, not from zero, and the rows
 // are never split between accumulators or threads. A register block of R × (V vectors)
 // outputs lives in registers while a block of input rows streams past it; threads own
-// disjoint output blocks. The operands of a row block are first copied into contiguous
-// buffers (as a GEMM packs them): read in place, every row of a block is a new cache line of
-// each operand, and the loop ran at half the speed of the packed one.
+// disjoint output blocks. A row block's dout columns are copied into a contiguous buffer (as a
+// GEMM packs its operands; read in place, the loop ran at half the speed), and so are its inp
+// columns where rows are long.
 //
 // The blocking (and the ISA variant) changes which outputs are computed together, never the
 // sequence of one output, so the AVX2 and AVX-512 variants give the same bits (both fuse the
@@ -43,14 +43,14 @@ struct Shape {
   int M, K, N;
 };
 
-// dweight[n0 .. n0+R) × [k0, k0 + V·lanes) += the row block's products. a: the packed inp
-// panel, `width` floats per row (the panel's columns from k0 at a + (k0 - panel_k0)); b: the
-// packed dout block, `b_stride` floats per row, this register block's columns from b.
+// dweight[0 .. R) × [0, V·lanes) (rows K apart) += the row block's products. a: this block's
+// inp columns, rows `width` apart (a packed panel, or inp itself); b: the packed dout block,
+// rows `b_stride` apart, this register block's columns from b.
 template <class Vec, int R, int V>
 inline __attribute__((always_inline)) void register_block(float* __restrict dweight,
                                                           const float* __restrict a, int width,
-                                                          const float* __restrict b,
-                                                          int b_stride, int rows, int K) {
+                                                          const float* __restrict b, int b_stride,
+                                                          int rows, int K) {
   constexpr int kLanes = sizeof(Vec) / sizeof(float);
   const std::size_t ks = static_cast<std::size_t>(K);
   Vec acc[R][V];
@@ -138,10 +138,9 @@ template <int TaskRows, class Wide, int W1, int W2, int W3, class Narrow, int N1
 inline __attribute__((always_inline)) void row_block(float* __restrict dweight,
                                                      const float* __restrict packed_inp,
                                                      const float* __restrict inp,
-                                                     const float* __restrict dout, Shape s,
-                                                     int m0, int rows, int n0, int nr,
-                                                     int k_begin, int k_end, int panel,
-                                                     float* __restrict b) {
+                                                     const float* __restrict dout, Shape s, int m0,
+                                                     int rows, int n0, int nr, int k_begin,
+                                                     int k_end, int panel, float* __restrict b) {
   constexpr int kWide = 2 * static_cast<int>(sizeof(Wide) / sizeof(float));
   constexpr int kNarrow = 2 * static_cast<int>(sizeof(Narrow) / sizeof(float));
   pack_rows<TaskRows>(b, dout + static_cast<std::size_t>(m0) * s.N + n0, s.N, rows, nr);
@@ -170,8 +169,8 @@ void pack_panel_avx2(float* dst, const float* src, std::size_t stride, int rows,
 MB_CPU_CLONES
 void row_block_avx2(float* dweight, const float* packed_inp, const float* inp, const float* dout,
                     Shape s, int m0, int rows, int n0, int nr, int k_begin, int k_end, float* b) {
-  row_block<kTaskRowsAvx2, Vec8, 6, 4, 2, Vec8, 6, 4, 2>(dweight, packed_inp, inp, dout, s, m0, rows, n0, nr,
-                                          k_begin, k_end, kPanelAvx2, b);
+  row_block<kTaskRowsAvx2, Vec8, 6, 4, 2, Vec8, 6, 4, 2>(
+      dweight, packed_inp, inp, dout, s, m0, rows, n0, nr, k_begin, k_end, kPanelAvx2, b);
 }
 
 // Panels of 32 columns: 12 × 2 vectors of 16, 24 accumulators (AVX-512 has 32 registers); 8
@@ -185,11 +184,10 @@ void pack_panel_avx512(float* dst, const float* src, std::size_t stride, int row
   pack_rows<kPanelAvx512>(dst, src, stride, rows, width);
 }
 MB_CPU_AVX512
-void row_block_avx512(float* dweight, const float* packed_inp, const float* inp,
-                      const float* dout, Shape s, int m0, int rows, int n0, int nr, int k_begin,
-                      int k_end, float* b) {
-  row_block<kTaskRowsAvx512, Vec16, 12, 8, 4, Vec8, 6, 4, 2>(dweight, packed_inp, inp, dout, s, m0, rows, n0, nr,
-                                            k_begin, k_end, kPanelAvx512, b);
+void row_block_avx512(float* dweight, const float* packed_inp, const float* inp, const float* dout,
+                      Shape s, int m0, int rows, int n0, int nr, int k_begin, int k_end, float* b) {
+  row_block<kTaskRowsAvx512, Vec16, 12, 8, 4, Vec8, 6, 4, 2>(
+      dweight, packed_inp, inp, dout, s, m0, rows, n0, nr, k_begin, k_end, kPanelAvx512, b);
 }
 #endif
 
@@ -252,8 +250,7 @@ void weight_gradient_in_row_order(float* dweight, const float* dout, const float
         const int k_begin = g * kGroupColumns, k_end = std::min(K, k_begin + kGroupColumns);
 #if MB_CPU_HAS_AVX512_VARIANT
         if (avx512) {
-          row_block_avx512(dweight, packed_inp, inp, dout, s, m0, rows, n0, nr, k_begin, k_end,
-                           b);
+          row_block_avx512(dweight, packed_inp, inp, dout, s, m0, rows, n0, nr, k_begin, k_end, b);
           continue;
         }
 #endif

@@ -147,8 +147,8 @@ class MegabyteModel final : public Model {
       // (6)
       k.zero(dlocal_out_.get(), static_cast<std::size_t>(rows) * DL_ * sizeof(float));
       const backend::CrossEntropyResult ce = k.crossentropy_backward(
-          dlocal_out_.get(), dhead_.get(), local_out_.get(),
-          view_.value(local_embedding_), targets_.get() + r0, dloss, rows, DL_, kByteValues);
+          dlocal_out_.get(), dhead_.get(), local_out_.get(), view_.value(local_embedding_),
+          targets_.get() + r0, dloss, rows, DL_, kByteValues);
       sum.loss += ce.loss;
       sum.count += ce.count;
       // (5)

@@ -106,13 +106,13 @@ TEST_CASE("weight gradient: the AVX-512 and the AVX2 code give the same bits") {
       const auto start = kt::random_floats(static_cast<std::size_t>(N) * K, 26);
       std::vector<float> best = start, avx2 = start;
       weight_gradient_in_row_order(best.data(), dout.data(), inp.data(), M, K, N);
-      weight_gradient_in_row_order(avx2.data(), dout.data(), inp.data(), M, K, N,
-                                   IsaVariant::avx2);
+      weight_gradient_in_row_order(avx2.data(), dout.data(), inp.data(), M, K, N, IsaVariant::avx2);
       CHECK(same_bits(best, avx2));
     }
 }
 
-TEST_CASE("weight gradient: consecutive row ranges give the bits of one call, at any thread count") {
+TEST_CASE(
+    "weight gradient: consecutive row ranges give the bits of one call, at any thread count") {
   const int M = 1000, K = 130, N = 200;  // threaded; K and N leave remainders
   const auto dout = kt::random_floats(static_cast<std::size_t>(M) * N, 4);
   const auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, 5);
@@ -222,8 +222,8 @@ TEST_CASE("layernorm backward: split rows give the parameter gradients' bits of 
   const auto dw0 = kt::random_floats(C, 22), db0 = kt::random_floats(C, 23);
   auto run = [&](int from, int to, std::vector<float>& dw, std::vector<float>& db) {
     const std::size_t off = static_cast<std::size_t>(from) * C;
-    layernorm_backward(nullptr, dw.data(), db.data(), dout.data() + off, inp.data() + off,
-                       w.data(), mean.data() + from, rstd.data() + from, to - from, C);
+    layernorm_backward(nullptr, dw.data(), db.data(), dout.data() + off, inp.data() + off, w.data(),
+                       mean.data() + from, rstd.data() + from, to - from, C);
   };
   same_at_any_thread_count([&] {
     std::vector<float> dw = dw0, db = db0, dw2 = dw0, db2 = db0;
