@@ -144,8 +144,9 @@ void check_sizes(int M, int K, int N) {
 // dbias[j] += sum_i dout[i, j], adding the rows in order to dbias[j] itself (so, as for the
 // weight gradient, consecutive row ranges in consecutive calls give the bits of one call).
 // Threads own disjoint column blocks, so the result does not depend on the number of threads;
-// the inner loop runs along a contiguous row segment so it vectorises. 64 columns (four cache lines) per block keeps a few blocks per
-// thread even for the narrow N = 256 of the byte vocabulary.
+// the inner loop runs along a contiguous row segment so it vectorises. 64 columns (four cache
+// lines) per block keeps a few blocks per thread even for the narrow N = 256 of the byte
+// vocabulary.
 constexpr int kBiasCols = 64;
 
 MB_CPU_CLONES

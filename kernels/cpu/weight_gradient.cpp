@@ -189,6 +189,9 @@ void row_block_avx512(float* dweight, const float* packed_inp, const float* inp,
   row_block<kTaskRowsAvx512, Vec16, 12, 8, 4, Vec8, 6, 4, 2>(
       dweight, packed_inp, inp, dout, s, m0, rows, n0, nr, k_begin, k_end, kPanelAvx512, b);
 }
+#else
+constexpr auto pack_panel_avx512 = pack_panel_avx2;
+constexpr auto row_block_avx512 = row_block_avx2;
 #endif
 
 }  // namespace
@@ -223,6 +226,8 @@ void weight_gradient_in_row_order(float* dweight, const float* dout, const float
                                  kLineFloats
            : nullptr;
   const bool parallel = std::int64_t{M} * K * N >= kParallelMinFlops;
+  const auto pack_panel = avx512 ? pack_panel_avx512 : pack_panel_avx2;
+  const auto run_row_block = avx512 ? row_block_avx512 : row_block_avx2;
 #pragma omp parallel if (parallel)
   {
     alignas(64) float b[kRowBlock * kMaxTaskRows];
@@ -232,14 +237,7 @@ void weight_gradient_in_row_order(float* dweight, const float* dout, const float
       for (int p = 0; p < (pack ? panels : 0); ++p) {
         const int k0 = p * panel, width = std::min(K - k0, panel);
         float* dst = packed_inp + static_cast<std::size_t>(k0) * rows;
-        const float* src = inp + static_cast<std::size_t>(m0) * K + k0;
-#if MB_CPU_HAS_AVX512_VARIANT
-        if (avx512) {
-          pack_panel_avx512(dst, src, K, rows, width);
-          continue;
-        }
-#endif
-        pack_panel_avx2(dst, src, K, rows, width);
+        pack_panel(dst, inp + static_cast<std::size_t>(m0) * K + k0, K, rows, width);
       }
       // Tasks of unequal sizes (the last one) and few of them for a small N: dynamic.
 #pragma omp for schedule(dynamic)
@@ -248,13 +246,7 @@ void weight_gradient_in_row_order(float* dweight, const float* dout, const float
         const int g = t / row_tasks, n0 = (t % row_tasks) * task_rows;
         const int nr = std::min(N - n0, task_rows);
         const int k_begin = g * kGroupColumns, k_end = std::min(K, k_begin + kGroupColumns);
-#if MB_CPU_HAS_AVX512_VARIANT
-        if (avx512) {
-          row_block_avx512(dweight, packed_inp, inp, dout, s, m0, rows, n0, nr, k_begin, k_end, b);
-          continue;
-        }
-#endif
-        row_block_avx2(dweight, packed_inp, inp, dout, s, m0, rows, n0, nr, k_begin, k_end, b);
+        run_row_block(dweight, packed_inp, inp, dout, s, m0, rows, n0, nr, k_begin, k_end, b);
       }
     }
   }

@@ -1,5 +1,8 @@
-// Deterministic column sums over rows for parameter gradients (bias, layernorm weight): the
-// CUDA counterpart of cpu/colsum.hpp.
+// Deterministic column sums over rows for parameter gradients (bias, layernorm weight).
+//
+// Unlike the CPU kernels, which add the rows in order into the gradient itself (so that the
+// chunks of train.local_chunk give the unchunked bits: cpu/weight_gradient.hpp), these sums
+// depend on N through the task split: on a GPU, chunked gradients agree to rounding.
 //
 // A backward kernel splits the N rows into tasks of consecutive rows (row_split, a function of
 // N alone). One thread per (column, task) walks its rows in increasing order and writes its
@@ -49,8 +52,8 @@ inline dim3 colsum_grid(int C, int tasks) {
               static_cast<unsigned>((tasks + kTasksPerBlock - 1) / kTasksPerBlock));
 }
 
-// dst[0..C) += partial[t * stride + 0..C) for t = 0, 1, ..., tasks - 1, in that order (as the
-// CPU's add_partials). All pointers are device pointers; runs on the default stream.
+// dst[0..C) += partial[t * stride + 0..C) for t = 0, 1, ..., tasks - 1, in that order. All
+// pointers are device pointers; runs on the default stream.
 void add_column_partials(float* dst, const float* partial, int tasks, std::size_t stride, int C);
 
 }  // namespace mb::kernels::cuda::detail
