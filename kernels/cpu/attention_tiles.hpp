@@ -144,11 +144,21 @@ inline void pack_rows(float* __restrict dst, int dp, const float* __restrict src
 
 // Rows src + c * stride (c < n) transposed into dst[e][c] (leading dimension ld) for e < dp;
 // columns n..cols and rows past d are zeroed.
+//
+// Sixteen source rows at a time, so that the stores run along dst's rows (a cache line of 16
+// floats each) while the 16 rows being read stay in L1. Row by row (one store per row of dst,
+// a cache line apart) this copy took about 30% of a global head's forward pass (T = 256,
+// d = 64: dst is 64 KiB, more than L1 holds).
 inline void pack_transposed(float* __restrict dst, int ld, const float* __restrict src,
                             std::size_t stride, int n, int cols, int d, int dp) {
-  for (int c = 0; c < n; ++c) {
-    const float* s = src + c * stride;
-    for (int e = 0; e < d; ++e) dst[static_cast<std::size_t>(e) * ld + c] = s[e];
+  constexpr int kBlock = 16;
+  for (int c0 = 0; c0 < n; c0 += kBlock) {
+    const int cn = n - c0 < kBlock ? n - c0 : kBlock;
+    const float* __restrict s = src + c0 * stride;
+    for (int e = 0; e < d; ++e) {
+      float* __restrict row = dst + static_cast<std::size_t>(e) * ld + c0;
+      for (int c = 0; c < cn; ++c) row[c] = s[c * stride + e];
+    }
   }
   for (int e = 0; e < d; ++e)
     for (int c = n; c < cols; ++c) dst[static_cast<std::size_t>(e) * ld + c] = 0.0f;
