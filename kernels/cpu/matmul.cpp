@@ -10,6 +10,7 @@
 // then runs the same fp32 primitives (see matmul.hpp).
 #include "cpu/matmul.hpp"
 
+#include "cpu/activation.hpp"
 #include "cpu/bf16.hpp"
 #include "cpu/simd.hpp"
 #include "cpu/weight_gradient.hpp"
@@ -34,8 +35,9 @@ using tag = memory::format_tag;
 
 // Which of the two products a cached primitive computes; each fixes the operand layouts.
 enum class Product : int {
-  forward,     // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
-  grad_input,  // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
+  forward,       // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
+  forward_relu,  // the same, then (with the bias) max(dst, 0): the ReLU post-op
+  grad_input,    // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
 };
 
 struct Key {
@@ -91,6 +93,7 @@ std::shared_ptr<const Cached> get_primitive(const Key& key) {
   Cached& c = *entry;
   switch (key.product) {
     case Product::forward:
+    case Product::forward_relu:
       c.src = memory::desc({R, I}, f32, tag::ab);
       c.wei = memory::desc({I, C}, f32, tag::ba);  // weight stored [C, I]
       break;
@@ -103,12 +106,15 @@ std::shared_ptr<const Cached> get_primitive(const Key& key) {
   if (key.bias) c.bias = memory::desc({1, C}, f32, tag::ab);
 
   dnnl::primitive_attr attr;
-  if (key.product != Product::forward) {
+  dnnl::post_ops ops;
+  if (key.product == Product::grad_input) {
     // sum post-op: dst = 1.0 * dst + product, i.e. gradient accumulation in place.
-    dnnl::post_ops ops;
     ops.append_sum(1.0f);
-    attr.set_post_ops(ops);
+  } else if (key.product == Product::forward_relu) {
+    // eltwise post-op after the bias: dst = max(product + bias, 0) (scale 1, alpha 0).
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
   }
+  attr.set_post_ops(ops);
   const auto desc = key.bias ? dnnl::matmul::desc(c.src, c.wei, c.bias, c.dst)
                              : dnnl::matmul::desc(c.src, c.wei, c.dst);
   c.prim = dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, cpu_engine()));
@@ -238,6 +244,18 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
   run(Key{Product::forward, M, K, N, bias != nullptr}, inp, weight, bias, out);
 }
 
+void matmul_bias_relu_forward(float* out, const float* inp, const float* weight, const float* bias,
+                              int M, int K, int N) {
+  check_sizes(M, K, N);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // empty contraction: out = max(bias, 0), as the two ops give
+    matmul_forward(out, nullptr, nullptr, nullptr, M, 0, N);
+    bias_relu_forward(out, out, bias, M, N);
+    return;
+  }
+  run(Key{Product::forward_relu, M, K, N, bias != nullptr}, inp, weight, bias, out);
+}
+
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int M, int K, int N) {
   check_sizes(M, K, N);
@@ -262,6 +280,21 @@ void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_
   const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
   const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
   run(Key{Product::forward, M, K, N, bias != nullptr}, rinp, rweight, bias, out);
+}
+
+void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                                   const float* weight, const std::uint16_t* weight_bf16,
+                                   const float* bias, int M, int K, int N) {
+  check_sizes(M, K, N);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // no product: max(bias, 0), exactly as the fp32 op
+    matmul_bias_relu_forward(out, nullptr, nullptr, bias, M, 0, N);
+    return;
+  }
+  Bf16Staging& s = bf16_staging();
+  const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
+  const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
+  run(Key{Product::forward_relu, M, K, N, bias != nullptr}, rinp, rweight, bias, out);
 }
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,

@@ -14,6 +14,15 @@ namespace mb::kernels::cpu {
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M,
                     int K, int N);
 
+// out[M,N] = max(inp[M,K] · weight[N,K]ᵀ + bias[N], 0): matmul_forward without its bias, then
+// bias_relu_forward (cpu/activation.hpp), in one pass: oneDNN's ReLU post-op is applied to each
+// block of the product while it is still in cache, instead of writing the pre-activation out
+// and reading it back. The same bits as the two ops (the product's sum, then + bias, then the
+// max; a kernel test holds it to that). Only for what keeps no pre-activation for a backward
+// pass (inference). bias may be null (no bias).
+void matmul_bias_relu_forward(float* out, const float* inp, const float* weight, const float* bias,
+                              int M, int K, int N);
+
 // Gradients of matmul_forward, accumulated (+=) into the destinations:
 //   dinp[M,K]    += dout[M,N] · weight[N,K]
 //   dweight[N,K] += dout[M,N]ᵀ · inp[M,K]
@@ -48,5 +57,10 @@ void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
                           const std::uint16_t* weight_bf16, int M, int K, int N);
+// matmul_bias_relu_forward with the operands rounded to bf16 as in matmul_forward_bf16: the bits
+// of matmul_forward_bf16 (no bias) followed by bias_relu_forward.
+void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                                   const float* weight, const std::uint16_t* weight_bf16,
+                                   const float* bias, int M, int K, int N);
 
 }  // namespace mb::kernels::cpu

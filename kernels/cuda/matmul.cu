@@ -35,6 +35,7 @@
 // to Dtype, see cublasLt.h), so it is fp32 in both pairs, and is set explicitly.
 #include "cuda/matmul.cuh"
 
+#include "cuda/activation.cuh"
 #include "cuda/bf16.cuh"
 #include "cuda/colsum.cuh"
 #include "cuda/common.cuh"
@@ -491,6 +492,19 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
     }
   }
   if (dbias) bias_grad(dbias, dout, M, N);  // from the fp32 dout, as the CPU twin
+}
+
+void matmul_bias_relu_forward(float* out, const float* inp, const float* weight, const float* bias,
+                              int M, int K, int N) {
+  matmul_forward(out, inp, weight, nullptr, M, K, N);
+  bias_relu_forward(out, out, bias, M, N);
+}
+
+void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                                   const float* weight, const std::uint16_t* weight_bf16,
+                                   const float* bias, int M, int K, int N) {
+  matmul_forward_bf16(out, inp, inp_bf16, weight, weight_bf16, nullptr, M, K, N);
+  bias_relu_forward(out, out, bias, M, N);
 }
 
 }  // namespace mb::kernels::cuda

@@ -63,4 +63,15 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
                           const std::uint16_t* weight_bf16, int M, int K, int N);
 
+// The twins of cpu::matmul_bias_relu_forward(_bf16): out = max(inp · weightᵀ + bias, 0), the
+// bits of matmul_forward(_bf16) without the bias followed by bias_relu_forward. Here it is
+// those two, in place (the product, then activation.cuh's kernel over out); cuBLASLt's
+// CUBLASLT_EPILOGUE_RELU_BIAS would save the second pass, but adds the bias inside the product
+// (not measured, and no GPU here to check its bits against the CPU's).
+void matmul_bias_relu_forward(float* out, const float* inp, const float* weight, const float* bias,
+                              int M, int K, int N);
+void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                                   const float* weight, const std::uint16_t* weight_bf16,
+                                   const float* bias, int M, int K, int N);
+
 }  // namespace mb::kernels::cuda

@@ -178,6 +178,10 @@ class Backend {
   // matmul_forward / matmul_backward: the linear layers' products (kernels/cpu/matmul.hpp) in
   //   the backend's precision, operands read by the Operand rule (above). The backward pass
   //   accumulates dinp, dweight and dbias (each may be null).
+  // matmul_bias_relu_forward: out = max(matmul_forward's product + bias, 0), the bits of
+  //   matmul_forward without its bias followed by bias_relu_forward, in one pass where the
+  //   kernel allows (oneDNN's ReLU post-op on the CPU): for a forward pass that keeps no
+  //   pre-activation (inference).
   // matmul_step_forward: matmul_forward's product for the few rows of a generation step (one
   //   per sequence), where reading the weights is the cost: on the CPU in fp32, for one or two
   //   rows, a kernel that streams them once (kernels/cpu/matmul_few_rows.hpp), and

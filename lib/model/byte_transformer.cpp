@@ -57,6 +57,7 @@ class ByteTransformerModel final : public Model {
 
   LossSum forward(const std::int32_t* ids, int batch, bool training, std::uint64_t dropout_seed,
                   int first_window = 0) override {
+    forward_kept_ = training;
     if (batch < 1 || batch > max_batch_)
       throw std::logic_error("ByteTransformerModel: bad batch size");
     backend::Backend& k = *backend_;
@@ -69,9 +70,12 @@ class ByteTransformerModel final : public Model {
     upload_ids(targets_, host_targets_.data(), static_cast<std::size_t>(N));
 
     input_embeddings(in_.get(), inputs_.get(), batch, 0, T_);
-    stack_.forward(out_.get(), in_.get(), batch, T_, training, dropout_seed,
-                   static_cast<std::uint64_t>(first_window) * T_);
-    if (training) return {0.0, count_targets(ids, static_cast<std::size_t>(N))};
+    if (training) {  // the loss and its gradient in backward() (the fused head and loss)
+      stack_.forward(out_.get(), in_.get(), batch, T_, true, dropout_seed,
+                     static_cast<std::uint64_t>(first_window) * T_);
+      return {0.0, count_targets(ids, static_cast<std::size_t>(N))};
+    }
+    stack_.infer(out_.get(), in_.get(), batch, T_);
     const backend::CrossEntropyResult ce =
         k.crossentropy_forward(losses_device_.get(), out_.get(), view_.value(embedding_),
                                targets_.get(), N, D_, kByteValues);
@@ -81,6 +85,8 @@ class ByteTransformerModel final : public Model {
 
   LossSum backward(float dloss) override {
     backend::Backend& k = *backend_;
+    if (!forward_kept_)
+      throw std::logic_error("ByteTransformerModel::backward: no training forward() before it");
     const int N = batch_ * T_;
     k.zero(dout_.get(), static_cast<std::size_t>(N) * D_ * sizeof(float));
     const backend::CrossEntropyResult ce =
@@ -124,6 +130,7 @@ class ByteTransformerModel final : public Model {
   const std::size_t embedding_, position_;
   TransformerStack stack_;
   int batch_ = 0;
+  bool forward_kept_ = false;  // the last forward() kept what backward() reads (was training)
   Slice<std::int32_t> inputs_, targets_;
   Slice<float> losses_device_, in_, out_, dout_, din_;
   std::vector<std::int32_t> host_inputs_, host_targets_;

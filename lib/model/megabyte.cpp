@@ -101,6 +101,7 @@ class MegabyteModel final : public Model {
 
   LossSum forward(const std::int32_t* ids, int batch, bool training, std::uint64_t dropout_seed,
                   int first_window = 0) override {
+    forward_kept_ = training;
     first_window_ = first_window;
     run_global(ids, batch, training, dropout_seed);
     backend::Backend& k = *backend_;
@@ -129,6 +130,8 @@ class MegabyteModel final : public Model {
 
   LossSum backward(float dloss) override {
     backend::Backend& k = *backend_;
+    if (!forward_kept_)
+      throw std::logic_error("MegabyteModel::backward: no training forward() before it");
     const int batch = batch_, N = batch * T_, patches = batch * K_;
     const std::size_t patch_floats = static_cast<std::size_t>(P_) * DG_;
     // (6), (5), (4) a chunk of patches at a time (one chunk: its forward ran in forward());
@@ -177,6 +180,7 @@ class MegabyteModel final : public Model {
   }
 
   void logits(float* out, const std::int32_t* ids, int batch) override {
+    forward_kept_ = false;
     run_global(ids, batch, false, 0);
     const int patches = batch * K_;
     for (int first = 0; first < patches; first += chunk_patches()) {
@@ -209,13 +213,16 @@ class MegabyteModel final : public Model {
     upload_ids(targets_, host_targets_.data(), static_cast<std::size_t>(N));
     // (1), (2): the global input, shifted by one patch.
     global_input(global_in_.get(), ids_.get(), batch, 0, K_, T_);
-    // (3)
-    global_.forward(global_out_.get(), global_in_.get(), batch, K_, training, dropout_seed,
-                    static_cast<std::uint64_t>(first_window_) * K_);
+    // (3), keeping what global_.backward() needs only when training
+    if (training)
+      global_.forward(global_out_.get(), global_in_.get(), batch, K_, true, dropout_seed,
+                      static_cast<std::uint64_t>(first_window_) * K_);
+    else
+      global_.infer(global_out_.get(), global_in_.get(), batch, K_);
   }
 
   // (4), (5) for `patches` patches from patch `first` (of all the batch's, side by side) into
-  // local_out_, keeping what local_.backward() needs; dropout masks as the whole batch draws
+  // local_out_, keeping what local_.backward() needs when training; dropout masks as the whole batch draws
   // them at those rows.
   void run_local(int first, int patches, bool training) {
     const std::size_t r0 = static_cast<std::size_t>(first) * P_;
@@ -226,8 +233,11 @@ class MegabyteModel final : public Model {
     local_input(local_in_.get(), local_in_.get(), DL_, local_ids_.get() + r0, rows,
                 dlocal_in_.get());
     // (5)
-    local_.forward(local_out_.get(), local_in_.get(), patches, P_, training, local_seed_,
-                   static_cast<std::uint64_t>(first_window_) * T_ + r0);
+    if (training)
+      local_.forward(local_out_.get(), local_in_.get(), patches, P_, true, local_seed_,
+                     static_cast<std::uint64_t>(first_window_) * T_ + r0);
+    else
+      local_.infer(local_out_.get(), local_in_.get(), patches, P_);
   }
 
   // (1), (2): out[sequences, patches, P·D_G] = global input patches first .. first+patches-1
@@ -286,6 +296,7 @@ class MegabyteModel final : public Model {
   TransformerStack local_;
 
   int batch_ = 0;
+  bool forward_kept_ = false;     // the last forward() kept what backward() reads (was training)
   int max_chunk_ = 0;             // patches the local buffers hold
   std::uint64_t local_seed_ = 0;  // the local stack's dropout seed of the last run_global
   int first_window_ = 0;          // of the last forward(): where its dropout masks start

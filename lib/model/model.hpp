@@ -104,7 +104,9 @@ class Model {
   void zero_gradients();
 
   // Runs a batch of `batch` <= max_batch() windows (copied: `ids` need not outlive the call),
-  // keeping what backward() needs. Returns the summed loss, except when `training`: then only
+  // keeping what backward() needs when `training`; otherwise nothing is kept (the stacks'
+  // inference pass, TransformerStack::infer: the same bits) and backward() refuses to follow.
+  // Returns the summed loss, except when `training`: then only
   // the count is filled in, since backward() computes the loss anyway (the tied output head is
   // recomputed there chunk by chunk) and returns it. Dropout is applied when `training`, its
   // masks a function of `dropout_seed`; the windows are windows first_window.. of a larger

@@ -153,8 +153,8 @@ void TransformerStack::block_forward(int layer, const BlockBuffers& b, int rows,
   const int N = rows, C = shape_.width, Hd = shape_.hidden;
   const std::size_t n = static_cast<std::size_t>(N) * C, nh = static_cast<std::size_t>(N) * Hd;
   const float eps = shape_.layernorm_eps, p = shape_.dropout;
-  const auto product = b.step ? &backend::Backend::matmul_step_forward
-                              : &backend::Backend::matmul_forward;
+  const auto product =
+      b.step ? &backend::Backend::matmul_step_forward : &backend::Backend::matmul_forward;
 
   // a = x + Dropout(Proj(Attention(LN1(x)))). LN1's output is scratch: a backward pass
   // recomputes it (reserve()).
@@ -166,8 +166,7 @@ void TransformerStack::block_forward(int layer, const BlockBuffers& b, int rows,
   save_bf16_rounded(b.qkv, 3 * n);
   attend(b.att.values, b.qkv);
   save_bf16(b.att, n);
-  (k.*product)(b.branch, b.att.operand(), view_.weight(t.proj_w), view_.value(t.proj_b), N, C,
-                   C);
+  (k.*product)(b.branch, b.att.operand(), view_.weight(t.proj_w), view_.value(t.proj_b), N, C, C);
   if (dropout)
     k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 0), dropout_offset_);
   k.residual_forward(b.mid, b.input, b.branch, n);
@@ -176,12 +175,16 @@ void TransformerStack::block_forward(int layer, const BlockBuffers& b, int rows,
   // whatever is saved of it.
   k.layernorm_forward(b.ln, b.ln2_mean, b.ln2_rstd, b.mid, view_.value(t.ln2_w),
                       view_.value(t.ln2_b), N, C, eps);
-  (k.*product)(b.fc.values, b.ln, view_.weight(t.fc_w), nullptr, N, C, Hd);
-  save_bf16(b.fc, nh);
-  act_forward(k, shape_.activation, b.act.values, b.fc.values, view_.value(t.fc_b), N, Hd);
+  if (b.fuse_relu && shape_.activation == Activation::relu && !b.step) {
+    k.matmul_bias_relu_forward(b.act.values, b.ln, view_.weight(t.fc_w), view_.value(t.fc_b), N, C,
+                               Hd);
+  } else {
+    (k.*product)(b.fc.values, b.ln, view_.weight(t.fc_w), nullptr, N, C, Hd);
+    save_bf16(b.fc, nh);
+    act_forward(k, shape_.activation, b.act.values, b.fc.values, view_.value(t.fc_b), N, Hd);
+  }
   save_bf16(b.act, nh);
-  (k.*product)(b.branch, b.act.operand(), view_.weight(t.fc2_w), view_.value(t.fc2_b), N, Hd,
-                   C);
+  (k.*product)(b.branch, b.act.operand(), view_.weight(t.fc2_w), view_.value(t.fc2_b), N, Hd, C);
   if (dropout)
     k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 1), dropout_offset_);
   k.residual_forward(b.output, b.mid, b.branch, n);
@@ -211,6 +214,44 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
   if (shape_.layers == 0) k.copy(final_input_.get(), in, n * sizeof(float));
   k.layernorm_forward(out, lnf_mean_.get(), lnf_rstd_.get(), final_input_.get(),
                       view_.value(lnf_w_), view_.value(lnf_b_), N, C, shape_.layernorm_eps);
+}
+
+void TransformerStack::infer(float* out, const float* in, int sequences, int length) {
+  backend::Backend& k = *backend_;
+  const int N = sequences * length, C = shape_.width, heads = shape_.heads, d = C / heads;
+  const std::size_t n = static_cast<std::size_t>(N) * C;
+  if (n > final_input_.size())
+    throw std::logic_error("TransformerStack::infer: more rows than reserved");
+  // The residual stream in final_input_, each block in place on it. LN1's output and then the
+  // attention's share scratch_c2_ (the product reads the one before the other is written); the
+  // pre-activation and the activation share scratch_h_ (fused, or the activation in place).
+  // With bf16 activations q, k and v are rounded as forward() rounds them, through the
+  // patterns' buffer of the first layer's saved set (nothing is saved here); the other bf16
+  // copies forward() keeps are only read by bf16 products, which round the values anyway.
+  float* x = final_input_.get();
+  k.copy(x, in, n * sizeof(float));
+  std::uint16_t* qkv_bf16 =
+      bf16_activations_ && shape_.layers > 0 ? saved(0).qkv_bf16.get() : nullptr;
+  BlockBuffers b{x,
+                 x,
+                 x,
+                 nullptr,
+                 nullptr,
+                 nullptr,
+                 nullptr,
+                 scratch_c2_.get(),
+                 {scratch_3c_.get(), qkv_bf16},
+                 {scratch_c2_.get(), nullptr},
+                 {scratch_h_.get(), nullptr},
+                 {scratch_h_.get(), nullptr},
+                 scratch_c_.get()};
+  b.fuse_relu = true;
+  for (int l = 0; l < shape_.layers; ++l)
+    block_forward(l, b, N, nullptr, [&](float* att, const ActivationBuffer& qkv) {
+      k.causal_attention_forward(att, nullptr, qkv.values, sequences, length, heads, d);
+    });
+  k.layernorm_forward(out, nullptr, nullptr, x, view_.value(lnf_w_), view_.value(lnf_b_), N, C,
+                      shape_.layernorm_eps);
 }
 
 TransformerStack::LayerActivations& TransformerStack::saved(int layer) {

@@ -81,6 +81,13 @@ class TransformerStack {
   void forward(float* out, const float* in, int sequences, int length, bool training,
                std::uint64_t seed, std::uint64_t first_row = 0);
 
+  // out[rows, C] = what forward() computes with `training` false, the same bits, keeping
+  // nothing for a backward pass (eval, logits): the block runs in place on one residual
+  // buffer with one set of scratch buffers for every layer, the attention keeps no
+  // log-sum-exp, and FC1's product and a ReLU are one op (matmul_bias_relu_forward: the same
+  // bits as the two). backward() must not follow it.
+  void infer(float* out, const float* in, int sequences, int length);
+
   // din[rows, C] = d loss / d in (overwritten), given dout = d loss / d out; parameter
   // gradients are accumulated into the ParameterSet's grads. Must follow forward().
   void backward(float* din, const float* dout);
@@ -150,6 +157,9 @@ class TransformerStack {
     // The rows are a cached step's (one per sequence), not whole windows': the products are
     // the backend's matmul_step_forward, which streams the weights once for a few rows.
     bool step = false;
+    // Nothing reads the pre-activation (fc) after the block: with ReLU, FC1's product and the
+    // activation are one op, straight into act.
+    bool fuse_relu = false;
   };
   // The block, once: the input's rows through a = x + Dropout(Proj(Attention(LN1(x)))),
   // x = a + Dropout(FC2(Act(FC1(LN2(a))))). `attend(att, qkv)` is the attention over the rows'

@@ -640,6 +640,27 @@ void add_matmul_row(Table& t, Precision prec, const MatmulRow& r) {
           return RunResult{{std::move(got), std::move(again)}, {}};
         });
   if (r.step) return;
+  // The fused product and ReLU: the two ops' bits on each device (and so matmul_forward's
+  // tolerance across devices).
+  t.add(Op::matmul_bias_relu_forward, shape, prec,
+        {out("out", nMN, K == 0 ? Tolerance::exact() : Tolerance::rows(rel, sz(N))),
+         zero("out, second run - out", nMN),
+         zero("out - (matmul_forward without bias, then bias_relu_forward)", nMN)},
+        [=](Backend& b) {
+          DevOperand inp(b, uniform(nMK, s), r.inp, r.off),
+              w(b, uniform(nNK, s + 1), r.weight, r.off);
+          Buf<float> bias(b, uniform(sz(N), s + 2), r.bias_off);
+          Buf<float> o(b, nans(nMN), r.off), o2(b, nans(nMN), r.off), two(b, nans(nMN), r.off);
+          const float* pb = r.bias ? bias.p() : nullptr;
+          b.matmul_bias_relu_forward(o.p(), inp.op(), w.op(), pb, M, K, N);
+          b.matmul_bias_relu_forward(o2.p(), inp.op(), w.op(), pb, M, K, N);
+          b.matmul_forward(two.p(), inp.op(), w.op(), nullptr, M, K, N);
+          b.bias_relu_forward(two.p(), two.p(), pb, M, N);
+          auto got = o.get();
+          auto again = minus(o2.get(), got);
+          auto separate = minus(got, two.get());
+          return RunResult{{std::move(got), std::move(again), std::move(separate)}, {}};
+        });
   t.add(Op::matmul_backward, shape, prec,
         {out("dinp", nMK, Tolerance::rows(rel, sz(K))),
          out("dweight", nNK, Tolerance::rows(rel, sz(K))),

@@ -1,11 +1,15 @@
 // matmul_forward / matmul_backward against plain loops and finite differences.
 #include "check.hpp"
 
+#include "cpu/activation.hpp"
 #include "cpu/matmul.hpp"
 #include "cpu/matmul_few_rows.hpp"
 
 #include <omp.h>
 
+#include <algorithm>
+#include <array>
+#include <cstring>
 #include <optional>
 
 using namespace mb::kernels::cpu;
@@ -98,7 +102,8 @@ void check_few_rows(int M, int K, int N, bool with_bias, std::uint32_t seed) {
 
 }  // namespace
 
-TEST_CASE("matmul few rows (generation steps): every remainder of K and N, any M and thread count") {
+TEST_CASE(
+    "matmul few rows (generation steps): every remainder of K and N, any M and thread count") {
   // 16 lanes of partial sums along K (so K % 16 leaves a tail), blocks of 4 weight rows (N % 4
   // leaves a tail), chunks of 64 weight rows shared by threads from 65,536 weights on.
   std::uint32_t seed = 100;
@@ -129,7 +134,8 @@ TEST_CASE("matmul few rows (generation steps): every remainder of K and N, any M
     std::vector<float> one(N);
     matmul_few_rows_forward(one.data(), inp.data() + static_cast<std::size_t>(row) * K, w.data(),
                             b.data(), 1, K, N);
-    CHECK(std::equal(one.begin(), one.end(), outs[0].begin() + static_cast<std::ptrdiff_t>(row) * N));
+    CHECK(
+        std::equal(one.begin(), one.end(), outs[0].begin() + static_cast<std::ptrdiff_t>(row) * N));
   }
 }
 
@@ -209,4 +215,69 @@ TEST_CASE("matmul backward: null destinations are skipped") {
   CHECK(dinp == dinp2);
   CHECK(dw == dw2);
   CHECK(db == db2);
+}
+
+namespace {
+
+// matmul_bias_relu_forward(_bf16) against the two ops it fuses (the bits) and against the
+// double reference (the values).
+void check_bias_relu(int M, int K, int N, bool with_bias, bool bf16, std::uint32_t seed) {
+  CAPTURE(M);
+  CAPTURE(K);
+  CAPTURE(N);
+  CAPTURE(with_bias);
+  CAPTURE(bf16);
+  const auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, seed);
+  const auto w = kt::random_floats(static_cast<std::size_t>(N) * K, seed + 1);
+  const auto b = kt::random_floats(N, seed + 2);
+  const float* bias = with_bias ? b.data() : nullptr;
+  const std::size_t n = static_cast<std::size_t>(M) * N;
+  std::vector<float> fused(n, 123.0f), two(n, -7.0f);  // both must be overwritten
+  if (bf16) {
+    matmul_bias_relu_forward_bf16(fused.data(), inp.data(), nullptr, w.data(), nullptr, bias, M, K,
+                                  N);
+    matmul_forward_bf16(two.data(), inp.data(), nullptr, w.data(), nullptr, nullptr, M, K, N);
+  } else {
+    matmul_bias_relu_forward(fused.data(), inp.data(), w.data(), bias, M, K, N);
+    matmul_forward(two.data(), inp.data(), w.data(), nullptr, M, K, N);
+  }
+  bias_relu_forward(two.data(), two.data(), bias, M, N);
+  CHECK(std::memcmp(fused.data(), two.data(), n * sizeof(float)) == 0);
+  std::size_t positive = 0;
+  for (float x : fused) positive += x > 0.0f;
+  if (K > 0 && n > 16) {  // the ReLU cut something and kept something
+    CHECK(positive > 0);
+    CHECK(positive < n);
+  }
+  if (!bf16) {
+    auto bd = kt::to_double(b);
+    auto want =
+        ref_matmul(kt::to_double(inp), kt::to_double(w), with_bias ? &bd : nullptr, M, K, N);
+    for (double& x : want) x = std::max(x, 0.0);
+    kt::check_close(fused, want, 1e-4, 1e-4, "matmul_bias_relu_forward");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("matmul with bias and ReLU fused: the bits of the product, then bias_relu_forward") {
+  const int threads = omp_get_max_threads();
+  for (int t : {1, 2, 3}) {
+    omp_set_num_threads(t);
+    CAPTURE(t);
+    std::uint32_t seed = 500;
+    // Tiny and odd shapes, K = 0 (max(bias, 0)), and the bench model's FC1 shapes (global
+    // 512 -> 2048 over 512 rows; local 128 -> 512 over 2048), where the product is blocked and
+    // split among the threads.
+    for (auto [M, K, N] : {std::array<int, 3>{1, 1, 1},
+                           {7, 13, 5},
+                           {37, 129, 65},
+                           {5, 0, 3},
+                           {512, 512, 2048},
+                           {2048, 128, 512},
+                           {300, 515, 259}})
+      for (bool bias : {true, false})
+        for (bool bf16 : {false, true}) check_bias_relu(M, K, N, bias, bf16, seed += 3);
+  }
+  omp_set_num_threads(threads);
 }

@@ -19,48 +19,16 @@
 #include <string>
 #include <vector>
 
-#include "backend/arena.hpp"
 #include "backend/backend.hpp"
-#include "model/parameters.hpp"
-#include "model/transformer_stack.hpp"
+#include "stack_fixture.hpp"
 
 using mb::backend::Arena;
 using mb::model::Activation;
-using mb::model::ParameterSet;
-using mb::model::ParameterView;
 using mb::model::StackShape;
-using mb::model::TransformerStack;
+using mt::random_values;
+using mt::StackUnderTest;
 
 namespace {
-
-// One stack with its own parameters, view and arena, on `backend`.
-struct StackUnderTest {
-  ParameterSet params;
-  ParameterView view;
-  Arena arena;
-  std::unique_ptr<TransformerStack> stack;
-
-  StackUnderTest(mb::backend::Backend& backend, const StackShape& shape, int rows, int length,
-                 bool bf16_activations) {
-    stack = std::make_unique<TransformerStack>(params, view, &backend, "", shape,
-                                               mb::model::ParamGroup::global);
-    params.allocate();
-    params.initialize(0.05f, 17);  // a function of the seed and the names: equal in both
-    stack->reserve(arena, rows, length, bf16_activations);
-    arena.commit(backend);
-    view.set = &params;
-    view.values = params.values().data();
-    view.grads = params.grads().data();
-  }
-};
-
-std::vector<float> random_values(std::size_t n, std::uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
 
 // A result of the bf16-saving stack against the fp32-saving one: not the same bits (the
 // rounding of q, k and v shows everywhere downstream), yet within `rel` of the largest value.

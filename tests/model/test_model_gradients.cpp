@@ -23,11 +23,15 @@ double summed_loss(Model& m, const std::vector<std::int32_t>& ids, int batch, bo
 }
 
 void check_gradients(Model& m, const std::vector<std::int32_t>& ids, int batch, bool training) {
+  REQUIRE((training || m.config().dropout == 0.0f));
   const std::uint64_t seed = 12345;
   ParameterSet& ps = m.parameters();
   ps.initialize(0.25f, 7);  // large weights: gradients well above fp32 noise
   ps.zero_grads();
-  m.forward(ids.data(), batch, training, seed);
+  // A backward pass follows a training forward only; without dropout in the config that is
+  // the function a forward that is not training computes (the inference pass, which
+  // summed_loss() then differentiates numerically).
+  m.forward(ids.data(), batch, true, seed);
   const LossSum analytic_loss = m.backward(1.0f);
   CHECK(analytic_loss.count > 0);
   CHECK(std::fabs(analytic_loss.loss - summed_loss(m, ids, batch, training, seed)) < 1e-3);
