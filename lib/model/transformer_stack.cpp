@@ -17,14 +17,6 @@ void act_forward(backend::Backend& k, Activation a, float* out, const float* inp
     k.bias_gelu_forward(out, inp, bias, N, C);
 }
 
-void act_backward(backend::Backend& k, Activation a, float* dinp, float* dbias, const float* dout,
-                  backend::Operand inp, const float* bias, int N, int C) {
-  if (a == Activation::relu)
-    k.bias_relu_backward(dinp, dbias, dout, inp, bias, N, C);
-  else
-    k.bias_gelu_backward(dinp, dbias, dout, inp, bias, N, C);
-}
-
 }  // namespace
 
 TransformerStack::TransformerStack(ParameterSet& params, const ParameterView& view,
@@ -87,7 +79,8 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
     a.mid = floats(N * C);
     a.ln2_mean = floats(N);
     a.ln2_rstd = floats(N);
-    maybe_bf16(a.fc, a.fc_bf16, N * H);
+    // A ReLU's backward pass reads the activation's sign instead of the pre-activation.
+    if (shape_.activation != Activation::relu) maybe_bf16(a.fc, a.fc_bf16, N * H);
     maybe_bf16(a.act, a.act_bf16, N * H);
   };
   acts_.assign(shape_.layers, LayerActivations{});
@@ -270,19 +263,20 @@ void TransformerStack::saving_layer_forward(int l, float* output) {
     return bf16_activations_ ? ActivationBuffer{scratch.get(), bf16.get()}
                              : ActivationBuffer{values.get(), nullptr};
   };
-  const BlockBuffers b{acts_[l].input.get(),
-                       a.mid.get(),
-                       output,
-                       a.ln1_mean.get(),
-                       a.ln1_rstd.get(),
-                       a.ln2_mean.get(),
-                       a.ln2_rstd.get(),
-                       scratch_c2_.get(),
-                       kept(a.qkv, a.qkv_bf16, scratch_3c_),
-                       kept(a.att, a.att_bf16, scratch_c2_),
-                       kept(a.fc, a.fc_bf16, scratch_h2_),
-                       kept(a.act, a.act_bf16, scratch_h_),
-                       scratch_c_.get()};
+  BlockBuffers b{acts_[l].input.get(),
+                 a.mid.get(),
+                 output,
+                 a.ln1_mean.get(),
+                 a.ln1_rstd.get(),
+                 a.ln2_mean.get(),
+                 a.ln2_rstd.get(),
+                 scratch_c2_.get(),
+                 kept(a.qkv, a.qkv_bf16, scratch_3c_),
+                 kept(a.att, a.att_bf16, scratch_c2_),
+                 kept(a.fc, a.fc_bf16, scratch_h2_),
+                 kept(a.act, a.act_bf16, scratch_h_),
+                 scratch_c_.get()};
+  b.fuse_relu = true;  // the backward pass reads a ReLU's output, not its input
   block_forward(
       l, b, N, training_ ? &seed_ : nullptr, [&](float* att, const ActivationBuffer& qkv) {
         k.causal_attention_forward(att, a.lse.get(), qkv.values, sequences_, length_, heads, d);
@@ -409,8 +403,15 @@ void TransformerStack::backward(float* din, const float* dout) {
                       saved_operand(a.act, a.act_bf16), view_.weight(t.fc2_w), N, Hd, C);
     k.zero(scratch_h2_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
     // The pre-activation as saved: fp32, or its bf16 copy (read at the rounded value).
-    act_backward(k, shape_.activation, scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),
-                 saved_operand(a.fc, a.fc_bf16), view_.value(t.fc_b), N, Hd);
+    // GELU's derivative at the saved pre-activation; ReLU's at the saved activation with no
+    // bias: act > 0 exactly where pre-activation + bias > 0 (act is that sum where positive),
+    // so the forward keeps no pre-activation (matmul_bias_relu_forward writes act alone).
+    if (shape_.activation == Activation::relu)
+      k.bias_relu_backward(scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),
+                           saved_operand(a.act, a.act_bf16), nullptr, N, Hd);
+    else
+      k.bias_gelu_backward(scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),
+                           saved_operand(a.fc, a.fc_bf16), view_.value(t.fc_b), N, Hd);
     // LN2's output again, for FC1's weight gradient: the forward's bits (the same op on the
     // same input), into scratch_c_ (dbranch is consumed).
     const float* ln2 = recompute_layernorm(a.mid.get(), t.ln2_w, t.ln2_b, N, C);

@@ -47,13 +47,18 @@ class TransformerStack {
   // Reserves the activation buffers in `arena` for up to `max_rows` rows of sequences of
   // `length`.
   //
+  // With ReLU, FC1's output (the pre-activation) is not kept either: FC1 and the ReLU are one
+  // op (matmul_bias_relu_forward) and the backward pass reads the activation's sign, which is
+  // the pre-activation's (plus bias): H values less per row and layer, the same gradients.
+  //
   // LN1's and LN2's outputs (the inputs of FC_qkv and FC1) are not kept: the backward pass
   // recomputes them from the saved input, the same op on the same values and so the same bits,
   // for 2·C values less per row and layer (fp32, or the bf16 copies that bf16 activations
   // would keep) and one more layer-norm pass each.
   //
-  // With `bf16_activations` (for bf16 precision only) four activations are saved as bf16
-  // copies instead of fp32 values, (4·C + 2·hidden) · 2 bytes less per row and layer, for one
+  // With `bf16_activations` (for bf16 precision only) four activations (three with ReLU) are
+  // saved as bf16 copies instead of fp32 values, (4·C + 2·hidden) · 2 bytes (with ReLU
+  // (4·C + hidden) · 2) less per row and layer, for one
   // fp32 buffer of 3·C per row for the whole stack, which the backward pass widens the saved
   // q, k and v into:
   // - the activation's output (the input of FC2), which the backward pass reads only as a bf16
@@ -63,13 +68,16 @@ class TransformerStack {
   //   where they are bf16 tensors);
   // - the attention's output, the input of FC_proj (which rounds it anyway), read rounded by
   //   the attention's backward pass (its row sums of dout · out, as FlashAttention in bf16);
-  // - FC1's output, the pre-activation, read rounded by the activation's backward pass (the
-  //   forward's activation reads the fp32 value).
+  // - with GELU, FC1's output, the pre-activation, read rounded by the activation's backward
+  //   pass (the forward's activation reads the fp32 value). A ReLU's backward pass reads the
+  //   activation's bf16 copy, which has the fp32 value's sign (but for positives under bf16's
+  //   smallest subnormal, 2^-133, which round to 0 and pass no gradient).
   //
   // With `recompute`, a layer keeps only its input (C values per row) and its backward pass
   // runs its forward again first, with the same kernels in the same order (and the same
   // dropout masks), so the gradients are the same bits; one set of the other activations serves
-  // every layer. Activations fall from about (2·hidden + 6·C) to C values per row and layer
+  // every layer. Activations fall from about (2·hidden + 6·C) (with ReLU hidden + 6·C) to C
+  // values per row and layer
   // (fp32), for one more forward pass of every layer but the top one.
   void reserve(backend::Arena& arena, int max_rows, int length, bool bf16_activations,
                bool recompute = false);
@@ -157,8 +165,9 @@ class TransformerStack {
     // The rows are a cached step's (one per sequence), not whole windows': the products are
     // the backend's matmul_step_forward, which streams the weights once for a few rows.
     bool step = false;
-    // Nothing reads the pre-activation (fc) after the block: with ReLU, FC1's product and the
-    // activation are one op, straight into act.
+    // Nothing reads the pre-activation (fc) after the block (inference, and a saving forward,
+    // whose backward pass reads a ReLU's output): with ReLU, FC1's product and the activation
+    // are one op, straight into act. Not in a step, whose products are matmul_step_forward's.
     bool fuse_relu = false;
   };
   // The block, once: the input's rows through a = x + Dropout(Proj(Attention(LN1(x)))),

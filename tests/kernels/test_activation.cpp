@@ -200,3 +200,26 @@ TEST_CASE("bias + activation backward: no input at all is refused") {
   bias_gelu_backward(nullptr, nullptr, g.data(), nullptr, nullptr, nullptr, 2, 2);
   bias_relu_backward(d.data(), nullptr, g.data(), nullptr, nullptr, nullptr, 0, 2);
 }
+
+TEST_CASE(
+    "bias + relu backward: at the output with no bias, the bits of at the input with its bias") {
+  // What a model that keeps only the ReLU's output runs (TransformerStack): act > 0 exactly where
+  // inp + bias > 0, so the gradients are the same bits. Some sums are exactly 0 (inp = -bias),
+  // where the gradient is 0 both ways.
+  const int N = 67, C = 45;
+  auto inp = kt::random_floats(static_cast<std::size_t>(N) * C, 71);
+  const auto bias = kt::random_floats(C, 72);
+  for (int r = 0; r < N; r += 5)
+    for (int i = 0; i < C; i += 3) inp[static_cast<std::size_t>(r) * C + i] = -bias[i];
+  const auto dout = kt::random_floats(inp.size(), 73);
+  std::vector<float> act(inp.size());
+  bias_relu_forward(act.data(), inp.data(), bias.data(), N, C);
+  auto dinp_in = kt::random_floats(inp.size(), 74), dbias_in = kt::random_floats(C, 75);
+  auto dinp_out = dinp_in, dbias_out = dbias_in;
+  bias_relu_backward(dinp_in.data(), dbias_in.data(), dout.data(), inp.data(), nullptr, bias.data(),
+                     N, C);
+  bias_relu_backward(dinp_out.data(), dbias_out.data(), dout.data(), act.data(), nullptr, nullptr,
+                     N, C);
+  CHECK(dinp_out == dinp_in);
+  CHECK(dbias_out == dbias_in);
+}

@@ -74,12 +74,15 @@ void check_rounded(const StackShape& shape, int sequences, int length, bool trai
   check_rounding_only(bf16.params.grads(), fp32.params.grads(), rel, "parameter gradients");
 
   // The bf16 arena is smaller by the four saved activations' fp32 bytes less their bf16 bytes,
-  // (4·C + 2·hidden) · 2 per row and layer, less the one fp32 buffer of 3·C per row the
-  // backward pass widens q, k, v into, up to the arena's 256-byte rounding of each slice.
+  // (4·C + 2·hidden) · 2 per row and layer (with ReLU three: no pre-activation is saved, and
+  // (4·C + hidden) · 2), less the one fp32 buffer of 3·C per row the backward pass widens q, k,
+  // v into, up to the arena's 256-byte rounding of each slice.
   const std::size_t C = shape.width, H = shape.hidden;
-  const std::size_t saved = shape.layers * rows * (4 * C + 2 * H) * 2 - rows * 3 * C * 4;
+  const bool relu = shape.activation == Activation::relu;
+  const std::size_t hidden_saved = relu ? H : 2 * H;
+  const std::size_t saved = shape.layers * rows * (4 * C + hidden_saved) * 2 - rows * 3 * C * 4;
   const std::size_t slack =
-      (static_cast<std::size_t>(shape.layers) * 4 * 2 + 1) * Arena::kAlignment;
+      (static_cast<std::size_t>(shape.layers) * (relu ? 3 : 4) * 2 + 1) * Arena::kAlignment;
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() + slack >= saved);
   CHECK(fp32.arena.bytes() - bf16.arena.bytes() <= saved + slack);
 }

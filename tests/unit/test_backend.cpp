@@ -91,7 +91,8 @@ TEST_CASE("in bf16 the backend takes the tiled (tensor-core) attention from 64 p
   CHECK(mb::backend::attention_kernel_name(AttentionKernel::tiled_bf16) == "tiled bf16");
 }
 
-TEST_CASE("a generation step's product: the few-rows kernel for one or two rows, the GEMM from three") {
+TEST_CASE(
+    "a generation step's product: the few-rows kernel for one or two rows, the GEMM from three") {
   // The rule in kernel_ops.inc (matmul_step_forward, fp32): read off the bits, which the two
   // kernels round differently at this K.
   auto cpu = mb::backend::make_backend(Device::cpu);
@@ -201,9 +202,11 @@ TEST_CASE("the memory plan is the model's own allocation, counted by hand") {
   // Rows N = B·T = 128 make every buffer a multiple of 256 bytes, so no padding enters the count.
   const std::size_t N = 128, C = 32, H = 128, heads = 4, L = 2;
   // Per layer: input, qkv (3C), attention out, mid = 6C (the norms' outputs are recomputed in
-  // the backward pass); fc and act = 2H; the two norms' mean and rstd = 4; the attention's
-  // log-sum-exp per head.
-  const std::size_t per_layer = N * (6 * C + 2 * H + 4 + heads);
+  // the backward pass); the activation's output, H (with ReLU, the default, no pre-activation
+  // is kept: the backward pass reads the output's sign); the two norms' mean and rstd = 4; the
+  // attention's log-sum-exp per head.
+  REQUIRE(c.activation == mb::model::Activation::relu);
+  const std::size_t per_layer = N * (6 * C + H + 4 + heads);
   // The stack's final input and norm statistics, and its scratch: C, C, 3C, H, H.
   const std::size_t stack_rest = N * (C + 2) + N * (5 * C + 2 * H);
   // The model: input ids, targets (int32), per-position losses, then in/out/dout/din (D each).
@@ -330,10 +333,11 @@ TEST_CASE("the training memory plan adds the optimiser and the workspace to the 
   CHECK(cpu.bf16_weights == 0);                     // fp32 keeps none
   CHECK(cuda.total() == cuda.parameters + cuda.gradients + cuda.optimizer + cuda.bf16_weights +
                             cuda.activations + cuda.workspace);
-  // bf16 saves four activations per layer as bf16 only (FC_qkv's, the attention's, FC1's and
-  // the activation's outputs): (4C + 2H) · 2 bytes less per row and layer, for one fp32 buffer
-  // of 3C per row (N = 128 rows, C = 32, H = 128, 2 layers: all multiples of 256 bytes).
-  const std::size_t saved = 2 * 128 * (4 * 32 + 2 * 128) * 2 - 128 * 3 * 32 * 4;
+  // bf16 saves three activations per layer as bf16 only (FC_qkv's, the attention's and the
+  // ReLU's outputs; no pre-activation is kept): (4C + H) · 2 bytes less per row and layer, for
+  // one fp32 buffer of 3C per row (N = 128 rows, C = 32, H = 128, 2 layers: all multiples of
+  // 256 bytes).
+  const std::size_t saved = 2 * 128 * (4 * 32 + 128) * 2 - 128 * 3 * 32 * 4;
   CHECK(cpu.activations - cuda.activations == saved);
   CHECK(cuda.total() + saved - cpu.total() ==
         mb::backend::kCudaMatmulWorkspaceBytes + cuda.bf16_weights);
