@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -219,6 +220,163 @@ constexpr auto forward_head_avx512 = forward_head_any;
 constexpr auto backward_head_avx512 = backward_head_any;
 #endif
 
+// Sequences of at most 8 positions (MEGABYTE's text patches), heads a multiple of 8 wide: the
+// keys are the lanes of one 8-float vector, so a query's scores are one vector, summed over
+// the head's elements with a broadcast multiply-add each, and no tile is padded. Through the
+// tiles above such a head spent most of its time packing and padding (T = 8 to 16 key
+// columns) and in scalar softmax loops that the vectoriser leaves for short rows. The sums run
+// in the same orders (scores over e, outputs and dQ over keys, dK and dV over queries, each
+// increasing; a row's exponentials summed in key order), on 8-float vectors for every
+// instruction set, so the clones give the same bits.
+constexpr int kTinyMaxT = 8;
+constexpr int kTinyLanes = 8;
+
+bool takes_tiny(int T, int d) {
+  return T <= kTinyMaxT && d % kTinyLanes == 0 && d <= kShortAttentionMaxHeadDim;
+}
+
+// Rows src + j · stride (j < T, d floats each) transposed into dst[e · 8 + j], zero for j >= T.
+__attribute__((always_inline)) inline void transpose_to_lanes(float* __restrict dst,
+                                                              const float* __restrict src,
+                                                              std::size_t stride, int T, int d) {
+  for (int e = 0; e < d * kTinyLanes; ++e) dst[e] = 0.0f;
+  for (int j = 0; j < T; ++j)
+    for (int e = 0; e < d; ++e) dst[e * kTinyLanes + j] = src[j * stride + e];
+}
+
+// Eight floats at p into v, and back (unaligned; by reference: a function that passes a vector
+// by value is refused by GCC for the default target of the clones).
+__attribute__((always_inline)) inline void load8(Vec8& v, const float* p) {
+  std::memcpy(&v, p, sizeof v);
+}
+__attribute__((always_inline)) inline void store8(float* p, const Vec8& v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// s[t] lane j = Σ_e a_t[e] · lanes[e][j] for the T rows a_t = rows + t · stride (times `scale`
+// first, rounded, as the tiles' packed queries), e increasing: the scores (rows q, lanes K) or
+// dout · V (rows dout, lanes V). Always 8 rows, so that the loop unrolls and the 8 sums stay
+// in registers; rows past T repeat row T - 1 (read, never used).
+__attribute__((always_inline)) inline void lane_products(Vec8* __restrict s,
+                                                         const float* __restrict rows,
+                                                         std::size_t stride, float scale,
+                                                         const float* __restrict lanes, int T,
+                                                         int d) {
+  const float* row[kTinyMaxT];
+  for (int t = 0; t < kTinyMaxT; ++t) {
+    row[t] = rows + (t < T ? t : T - 1) * stride;
+    s[t] = Vec8{};
+  }
+  for (int e = 0; e < d; ++e) {
+    Vec8 k;
+    load8(k, lanes + e * kTinyLanes);
+    for (int t = 0; t < kTinyMaxT; ++t) s[t] += (row[t][e] * scale) * k;
+  }
+}
+
+MB_CPU_CLONES
+void tiny_forward_head(float* out, float* lse, const float* qkv, const Layout& L, int b, int h,
+                       float scale) {
+  const int T = L.T, d = L.d;
+  const std::size_t ts = L.tstride();
+  alignas(32) float kt[kShortAttentionMaxHeadDim * kTinyLanes];
+  transpose_to_lanes(kt, qkv + L.qkv(b, 0, 1, h), ts, T, d);
+  Vec8 s[kTinyMaxT];
+  lane_products(s, qkv + L.qkv(b, 0, 0, h), ts, scale, kt, T, d);
+  const float* v = qkv + L.qkv(b, 0, 2, h);
+  for (int t = 0; t < T; ++t) {
+    alignas(32) float p[kTinyLanes];
+    store8(p, s[t]);
+    float mx = p[0];
+    for (int j = 1; j <= t; ++j) mx = mx > p[j] ? mx : p[j];
+    float sum = 0.0f;
+    for (int j = 0; j <= t; ++j) {
+      p[j] = exp_approx(p[j] - mx);
+      sum += p[j];
+    }
+    const float inv = 1.0f / sum;
+    float* o = out + L.out(b, t, h);
+    for (int e = 0; e < d; e += kTinyLanes) {
+      Vec8 acc{}, vj;
+      for (int j = 0; j <= t; ++j) {
+        load8(vj, v + j * ts + e);
+        acc += p[j] * vj;
+      }
+      acc *= inv;
+      store8(o + e, acc);
+    }
+    if (lse) lse[L.lse(b, h, t)] = mx + std::log(sum);
+  }
+}
+
+MB_CPU_CLONES
+void tiny_backward_head(float* dqkv, const float* dout, const float* out, const float* lse,
+                        const float* qkv, const Layout& L, int b, int h, float scale) {
+  const int T = L.T, d = L.d;
+  const std::size_t ts = L.tstride(), os = static_cast<std::size_t>(L.H) * d;
+  const float* q = qkv + L.qkv(b, 0, 0, h);
+  const float* k = qkv + L.qkv(b, 0, 1, h);
+  const float* g = dout + L.out(b, 0, h);
+  alignas(32) float lanes[kShortAttentionMaxHeadDim * kTinyLanes];
+  Vec8 s[kTinyMaxT], dp[kTinyMaxT];
+  transpose_to_lanes(lanes, k, ts, T, d);
+  lane_products(s, q, ts, scale, lanes, T, d);  // S
+  transpose_to_lanes(lanes, qkv + L.qkv(b, 0, 2, h), ts, T, d);
+  lane_products(dp, g, os, 1.0f, lanes, T, d);  // dout · V
+  // P and dS of every query, by rows (zero past the causal reach).
+  alignas(32) float P[kTinyMaxT][kTinyLanes], dS[kTinyMaxT][kTinyLanes];
+  for (int t = 0; t < T; ++t) {
+    alignas(32) float sr[kTinyLanes], dr[kTinyLanes];
+    store8(sr, s[t]);
+    store8(dr, dp[t]);
+    const float* y = out + L.out(b, t, h);
+    const float* gt = g + t * os;
+    float D = 0.0f;
+#pragma omp simd reduction(+ : D)
+    for (int e = 0; e < d; ++e) D += gt[e] * y[e];
+    const float row_lse = lse[L.lse(b, h, t)];
+    for (int j = 0; j < kTinyLanes; ++j) {
+      const float pj = j <= t ? exp_approx(sr[j] - row_lse) : 0.0f;
+      P[t][j] = pj;
+      dS[t][j] = j <= t ? pj * (dr[j] - D) : 0.0f;
+    }
+  }
+  for (int e = 0; e < d; e += kTinyLanes) {
+    // dQ_t = scale · Σ_j dS_tj k_j, keys increasing.
+    for (int t = 0; t < T; ++t) {
+      Vec8 acc{}, kj, gq;
+      for (int j = 0; j <= t; ++j) {
+        load8(kj, k + j * ts + e);
+        acc += dS[t][j] * kj;
+      }
+      float* dst = dqkv + L.qkv(b, t, 0, h) + e;
+      load8(gq, dst);
+      gq += scale * acc;
+      store8(dst, gq);
+    }
+    // dK_j = Σ_t dS_tj (scale q_t), dV_j = Σ_t P_tj dout_t, queries increasing from j.
+    for (int j = 0; j < T; ++j) {
+      Vec8 dk{}, dv{}, qt, gt;
+      for (int t = j; t < T; ++t) {
+        load8(qt, q + t * ts + e);
+        qt *= scale;  // the scaled query, rounded (the tiles' packed operand)
+        load8(gt, g + t * os + e);
+        dk += dS[t][j] * qt;
+        dv += P[t][j] * gt;
+      }
+      float* dst_k = dqkv + L.qkv(b, j, 1, h) + e;
+      float* dst_v = dqkv + L.qkv(b, j, 2, h) + e;
+      Vec8 gk, gv;
+      load8(gk, dst_k);
+      load8(gv, dst_v);
+      gk += dk;
+      gv += dv;
+      store8(dst_k, gk);
+      store8(dst_v, gv);
+    }
+  }
+}
+
 void check_sizes(const char* what, int B, int T, int H, int d) {
   if (B < 0 || H < 0) throw std::invalid_argument(std::string(what) + ": need B, H >= 0");
   if (!short_attention_fits(T, d))
@@ -250,6 +408,11 @@ void short_attention_forward(float* out, float* lse, const float* qkv, int B, in
   check_sizes("short_attention_forward", B, T, H, d);
   const Layout L{T, H, d};
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  if (takes_tiny(T, d)) {
+    for_each_head(B, L, 0,
+                  [&](int b, int h, float*) { tiny_forward_head(out, lse, qkv, L, b, h, scale); });
+    return;
+  }
   const bool avx512 = runs_avx512(variant);
   const auto head = avx512 ? forward_head_avx512 : forward_head_any;
   const std::size_t scratch = forward_scratch(L, avx512 ? kRowsAvx512 : kRowsAvx2);
@@ -263,6 +426,12 @@ void short_attention_backward(float* dqkv, const float* dout, const float* out, 
   check_sizes("short_attention_backward", B, T, H, d);
   const Layout L{T, H, d};
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  if (takes_tiny(T, d)) {
+    for_each_head(B, L, 0, [&](int b, int h, float*) {
+      tiny_backward_head(dqkv, dout, out, lse, qkv, L, b, h, scale);
+    });
+    return;
+  }
   const bool avx512 = runs_avx512(variant);
   const auto head = avx512 ? backward_head_avx512 : backward_head_any;
   const std::size_t scratch = backward_scratch(L, avx512 ? kRowsAvx512 : kRowsAvx2);
