@@ -73,9 +73,9 @@ int run_eval(const EvalArgs& a) {
 
   auto net = model::load_model(
       dir, info.config.model, a.batch, a.devices.make_backend(),
-      // The run's own memory settings (recomputation, local chunks): the same logits and
-      // losses, in the memory the run trained in (a window of a million bytes needs them).
-      model::activation_policy(info.config.model, info.config.train));
+      // The run's own local chunks: the same logits and losses, in the memory the run trained
+      // in (a window of a million bytes needs them), less all that training keeps.
+      model::inference_policy(info.config.model, info.config.train));
 
   train::EvalOptions opt;
   opt.stride = a.stride;

@@ -23,7 +23,7 @@ class ByteTransformerModel final : public Model {
   ByteTransformerModel(const ModelConfig& c, int max_batch, std::shared_ptr<backend::Backend> be,
                        backend::Device device, backend::Precision precision,
                        const ActivationPolicy& policy)
-      : Model(c, max_batch, std::move(be), device, precision),
+      : Model(c, max_batch, std::move(be), device, precision, policy.inference_only),
         T_(c.context),
         D_(c.global.dim),
         embedding_(params_.add("byte_embedding", {kEmbeddingRows, D_}, ParamRole::weight,
@@ -39,14 +39,17 @@ class ByteTransformerModel final : public Model {
       const std::size_t rows = static_cast<std::size_t>(max_batch) * T_;
       if (policy.recompute_local)
         throw std::logic_error("ByteTransformerModel: a byte transformer has no local stack");
-      stack_.reserve(arena_, max_batch * T_, T_, bf16_activations(), policy.recompute_global);
+      stack_.reserve(arena_, max_batch * T_, T_, bf16_activations(), policy.recompute_global,
+                     policy.inference_only);
       inputs_ = arena_.reserve<std::int32_t>(rows);
       targets_ = arena_.reserve<std::int32_t>(rows);
       losses_device_ = arena_.reserve<float>(rows);
       in_ = arena_.reserve<float>(rows * D_);
       out_ = arena_.reserve<float>(rows * D_);
-      dout_ = arena_.reserve<float>(rows * D_);
-      din_ = arena_.reserve<float>(rows * D_);
+      if (!policy.inference_only) {
+        dout_ = arena_.reserve<float>(rows * D_);
+        din_ = arena_.reserve<float>(rows * D_);
+      }
       if (backend_) {  // a plan (no backend) only sizes the device buffers
         host_inputs_.resize(rows);
         host_targets_.resize(rows);
@@ -57,6 +60,7 @@ class ByteTransformerModel final : public Model {
 
   LossSum forward(const std::int32_t* ids, int batch, bool training, std::uint64_t dropout_seed,
                   int first_window = 0) override {
+    check_trainable(training);
     forward_kept_ = training;
     if (batch < 1 || batch > max_batch_)
       throw std::logic_error("ByteTransformerModel: bad batch size");

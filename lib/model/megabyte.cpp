@@ -44,7 +44,7 @@ class MegabyteModel final : public Model {
   MegabyteModel(const ModelConfig& c, int max_batch, std::shared_ptr<backend::Backend> be,
                 backend::Device device, backend::Precision precision,
                 const ActivationPolicy& policy)
-      : Model(c, max_batch, std::move(be), device, precision),
+      : Model(c, max_batch, std::move(be), device, precision, policy.inference_only),
         T_(c.context),
         P_(c.patch_size),
         K_(c.patches()),
@@ -73,9 +73,11 @@ class MegabyteModel final : public Model {
       const int all_patches = max_batch * K_;
       max_chunk_ = policy.local_chunk > 0 ? std::min(policy.local_chunk, all_patches) : all_patches;
       const std::size_t chunk_rows = static_cast<std::size_t>(max_chunk_) * P_;
-      global_.reserve(arena_, max_batch * K_, K_, bf16_activations(), policy.recompute_global);
+      const bool infer_only = policy.inference_only;
+      global_.reserve(arena_, max_batch * K_, K_, bf16_activations(), policy.recompute_global,
+                      infer_only);
       local_.reserve(arena_, static_cast<int>(chunk_rows), P_, bf16_activations(),
-                     policy.recompute_local);
+                     policy.recompute_local, infer_only);
       auto floats = [&](std::size_t n) { return arena_.reserve<float>(n); };
       auto ints = [&](std::size_t n) { return arena_.reserve<std::int32_t>(n); };
       global_in_ = floats(rows * DG_);
@@ -86,11 +88,13 @@ class MegabyteModel final : public Model {
       losses_device_ = floats(rows);
       local_in_ = floats(chunk_rows * DL_);
       local_out_ = floats(chunk_rows * DL_);
-      dlocal_out_ = floats(chunk_rows * DL_);
-      dlocal_in_ = floats(chunk_rows * DL_);
-      dglobal_out_ = floats(rows * DG_);
-      dglobal_in_ = floats(rows * DG_);
-      dhead_ = floats(static_cast<std::size_t>(kByteValues) * DL_);
+      dlocal_in_ = floats(chunk_rows * DL_);  // also (4)'s scratch in every forward
+      if (!infer_only) {
+        dlocal_out_ = floats(chunk_rows * DL_);
+        dglobal_out_ = floats(rows * DG_);
+        dglobal_in_ = floats(rows * DG_);
+        dhead_ = floats(static_cast<std::size_t>(kByteValues) * DL_);
+      }
       if (backend_) {  // a plan (no backend) only sizes the device buffers
         host_local_ids_.resize(rows);
         host_targets_.resize(rows);
@@ -101,6 +105,7 @@ class MegabyteModel final : public Model {
 
   LossSum forward(const std::int32_t* ids, int batch, bool training, std::uint64_t dropout_seed,
                   int first_window = 0) override {
+    check_trainable(training);
     forward_kept_ = training;
     first_window_ = first_window;
     run_global(ids, batch, training, dropout_seed);

@@ -34,8 +34,9 @@ std::unique_ptr<Model> make_model_plan(const ModelConfig& config, int max_batch,
 
 void Model::commit_memory() {
   activation_bytes_ = arena_.bytes();
-  const bool trainable = max_batch_ > 0;  // else weights only (a Generator's), or a description
-  if (!trainable && !backend_) return;    // a description of the parameters only
+  // Else weights only (a Generator's), a description, or a model for inference.
+  const bool trainable = max_batch_ > 0 && !inference_only_;
+  if (max_batch_ == 0 && !backend_) return;  // a description of the parameters only
   const bool host_memory =
       backend_ ? backend_->shares_host_memory() : device_ == backend::Device::cpu;
   if (!host_memory) {
@@ -62,11 +63,16 @@ ModelMemory Model::memory() const {
   ModelMemory m;
   const std::size_t n = params_.buffer_size() * sizeof(float);
   m.parameters = n;
-  m.gradients = max_batch_ > 0 ? n : 0;
+  m.gradients = max_batch_ > 0 && !inference_only_ ? n : 0;
   if (backend::keeps_bf16_weights(precision_))
     m.bf16_weights = params_.buffer_size() * sizeof(std::uint16_t);
   m.activations = activation_bytes_;
   return m;
+}
+
+void Model::check_trainable(bool training) const {
+  if (training && inference_only_)
+    throw std::logic_error("Model: a training forward() on a model made for inference only");
 }
 
 void Model::check_head_dim(int width, int heads, const char* key) const {
@@ -97,14 +103,14 @@ void Model::download_parameters() {
 
 void Model::download_gradients() {
   if (!view_.grads)
-    throw std::logic_error("Model: a model of weights only (max_batch 0) has no gradients");
+    throw std::logic_error("Model: a model of weights only, or for inference, has no gradients");
   if (view_.grads != params_.grads().data())
     backend_->download(params_.grads().data(), view_.grads, params_.buffer_size() * sizeof(float));
 }
 
 void Model::zero_gradients() {
   if (!view_.grads)
-    throw std::logic_error("Model: a model of weights only (max_batch 0) has no gradients");
+    throw std::logic_error("Model: a model of weights only, or for inference, has no gradients");
   backend_->zero(view_.grads, params_.buffer_size() * sizeof(float));
 }
 
@@ -145,6 +151,12 @@ ActivationPolicy activation_policy(const ModelConfig& model, Recompute recompute
 ActivationPolicy activation_policy(const ModelConfig& model, const TrainConfig& train) {
   ActivationPolicy p = activation_policy(model, train.recompute);
   if (model.kind == ModelKind::megabyte) p.local_chunk = train.local_chunk;
+  return p;
+}
+
+ActivationPolicy inference_policy(const ModelConfig& model, const TrainConfig& train) {
+  ActivationPolicy p = activation_policy(model, train);
+  p.inference_only = true;
   return p;
 }
 

@@ -41,6 +41,10 @@ struct ActivationPolicy {
   // MEGABYTE: the local model runs this many patches at a time (0: all), so its activations
   // are O(chunk), not O(T) (train.local_chunk).
   int local_chunk = 0;
+  // A model that only ever runs forward passes that are not training (`megabyte eval`): the
+  // buffers of the inference pass alone (TransformerStack::infer), no gradients; a training
+  // forward() and backward() refuse to run.
+  bool inference_only = false;
   bool operator==(const ActivationPolicy&) const = default;
 };
 
@@ -48,6 +52,8 @@ struct ActivationPolicy {
 ActivationPolicy activation_policy(const ModelConfig& model, Recompute recompute);
 // The same with train.local_chunk.
 ActivationPolicy activation_policy(const ModelConfig& model, const TrainConfig& train);
+// The same for a model that only evaluates (`megabyte eval`): inference_only.
+ActivationPolicy inference_policy(const ModelConfig& model, const TrainConfig& train);
 
 // What a model holds on its device, in bytes (`megabyte bench --memory`).
 struct ModelMemory {
@@ -145,16 +151,17 @@ class Model {
   // `device` and `precision` are the backend's, or for a plan (backend null) the ones planned
   // for.
   Model(const ModelConfig& config, int max_batch, std::shared_ptr<backend::Backend> backend,
-        backend::Device device, backend::Precision precision)
+        backend::Device device, backend::Precision precision, bool inference_only)
       : config_(config),
         max_batch_(max_batch),
         backend_(std::move(backend)),
         device_(device),
-        precision_(backend_ ? backend_->precision() : precision) {}
+        precision_(backend_ ? backend_->precision() : precision),
+        inference_only_(inference_only) {}
 
   // For the subclasses' constructors, in this order: register parameters (params_.add), then
   // reserve activation buffers in arena_, then call this. It reserves the device copies of the
-  // parameters and gradients where needed, and their bf16 copy in bf16 precision, and, with a
+  // parameters and (unless inference_only_) gradients where needed, and their bf16 copy in bf16 precision, and, with a
   // backend, allocates the arena and the host parameters.
   void commit_memory();
   // An mb::Error naming `key` when heads of width / heads are too wide for the backend's
@@ -177,6 +184,9 @@ class Model {
   std::shared_ptr<backend::Backend> backend_;
   backend::Device device_;
   backend::Precision precision_;
+  bool inference_only_;  // ActivationPolicy::inference_only
+  // forward() with `training` on a model reserved for inference only: throws std::logic_error.
+  void check_trainable(bool training) const;
   backend::Arena arena_;
   ParameterView view_;
   std::vector<float> losses_;  // [max_batch, T] host, written by forward() when not training

@@ -49,7 +49,7 @@ TransformerStack::TransformerStack(ParameterSet& params, const ParameterView& vi
 }
 
 void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
-                               bool bf16_activations, bool recompute) {
+                               bool bf16_activations, bool recompute, bool inference_only) {
   if (max_rows % length != 0)
     throw std::logic_error("TransformerStack: rows not a multiple of length");
   // The bf16-only copies are read back by bf16 products alone: an fp32 backend would get null
@@ -59,7 +59,18 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
   const std::size_t N = max_rows, C = shape_.width, H = shape_.hidden;
   bf16_activations_ = bf16_activations;
   recompute_ = recompute;
+  inference_only_ = inference_only;
   auto floats = [&](std::size_t n) { return arena.reserve<float>(n); };
+  if (inference_only) {  // infer()'s buffers: see infer()
+    acts_.clear();
+    final_input_ = floats(N * C);
+    scratch_c_ = floats(N * C);
+    scratch_c2_ = floats(N * C);
+    scratch_3c_ = floats(N * 3 * C);
+    scratch_h_ = floats(N * H);
+    if (bf16_activations) infer_qkv_bf16_ = arena.reserve<std::uint16_t>(N * 3 * C);
+    return;
+  }
   // The activations that may be saved as bf16 copies: in bf16 or in fp32.
   auto maybe_bf16 = [&](backend::Slice<float>& fp32, backend::Slice<std::uint16_t>& bf16,
                         std::size_t n) {
@@ -89,6 +100,8 @@ void TransformerStack::reserve(backend::Arena& arena, int max_rows, int length,
     if (!recompute) reserve_layer(a);
   }
   if (recompute && shape_.layers > 0) reserve_layer(recomputed_);
+  // infer() rounds q, k and v through the first layer's saved patterns (free in inference).
+  if (shape_.layers > 0) infer_qkv_bf16_ = saved(0).qkv_bf16;
   final_input_ = floats(N * C);
   lnf_mean_ = floats(N);
   lnf_rstd_ = floats(N);
@@ -187,6 +200,8 @@ void TransformerStack::forward(float* out, const float* in, int sequences, int l
                                bool training, std::uint64_t seed, std::uint64_t first_row) {
   backend::Backend& k = *backend_;
   const int N = sequences * length, C = shape_.width;
+  if (inference_only_)
+    throw std::logic_error("TransformerStack::forward: the stack is reserved for infer() only");
   if (static_cast<std::size_t>(N) * C > final_input_.size())
     throw std::logic_error("TransformerStack::forward: more rows than reserved");
   sequences_ = sequences;
@@ -218,13 +233,12 @@ void TransformerStack::infer(float* out, const float* in, int sequences, int len
   // The residual stream in final_input_, each block in place on it. LN1's output and then the
   // attention's share scratch_c2_ (the product reads the one before the other is written); the
   // pre-activation and the activation share scratch_h_ (fused, or the activation in place).
-  // With bf16 activations q, k and v are rounded as forward() rounds them, through the
-  // patterns' buffer of the first layer's saved set (nothing is saved here); the other bf16
+  // With bf16 activations q, k and v are rounded as forward() rounds them, through a buffer of
+  // their patterns (the first layer's saved set: nothing is saved here); the other bf16
   // copies forward() keeps are only read by bf16 products, which round the values anyway.
   float* x = final_input_.get();
   k.copy(x, in, n * sizeof(float));
-  std::uint16_t* qkv_bf16 =
-      bf16_activations_ && shape_.layers > 0 ? saved(0).qkv_bf16.get() : nullptr;
+  std::uint16_t* qkv_bf16 = bf16_activations_ ? infer_qkv_bf16_.get() : nullptr;
   BlockBuffers b{x,
                  x,
                  x,
@@ -374,6 +388,8 @@ void TransformerStack::backward(float* din, const float* dout) {
   const int heads = shape_.heads, d = C / heads;
   const std::size_t n = static_cast<std::size_t>(N) * C;
   const float p = shape_.dropout;
+  if (inference_only_)
+    throw std::logic_error("TransformerStack::backward: the stack is reserved for infer() only");
 
   // din is the running gradient of the residual stream, from the top down.
   k.zero(din, n * sizeof(float));

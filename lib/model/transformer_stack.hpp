@@ -79,8 +79,12 @@ class TransformerStack {
   // every layer. Activations fall from about (2·hidden + 6·C) (with ReLU hidden + 6·C) to C
   // values per row and layer
   // (fp32), for one more forward pass of every layer but the top one.
+  //
+  // With `inference_only` only infer()'s buffers are reserved (the residual stream, one layer's
+  // scratch, and with bf16 activations one bf16 buffer for q, k and v): no layer keeps
+  // anything, and forward() and backward() refuse to run.
   void reserve(backend::Arena& arena, int max_rows, int length, bool bf16_activations,
-               bool recompute = false);
+               bool recompute = false, bool inference_only = false);
 
   // out[rows, C] = the stack applied to in[rows, C], rows = sequences · length. Saves what the
   // backward pass needs. Dropout is applied when `training`, with masks keyed by `seed`; the
@@ -215,9 +219,12 @@ class TransformerStack {
   backend::Slice<float> final_input_, lnf_mean_, lnf_rstd_;
   backend::Slice<float> scratch_c_, scratch_c2_, scratch_3c_, scratch_h_, scratch_h2_;
   backend::Slice<float> scratch_qkv_;  // with bf16 activations: the saved q, k, v widened
+  backend::Slice<std::uint16_t>
+      infer_qkv_bf16_;  // with bf16 activations: infer()'s rounded q, k, v
   int sequences_ = 0, length_ = 0;
   bool bf16_activations_ = false;
   bool recompute_ = false;
+  bool inference_only_ = false;
   bool training_ = false;
   std::uint64_t seed_ = 0;
   std::uint64_t dropout_offset_ = 0;  // first_row · C: where this forward's masks start

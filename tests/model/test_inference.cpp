@@ -78,3 +78,62 @@ TEST_CASE("a model's backward pass refuses to follow a forward that was not trai
     CHECK_NOTHROW(m->backward(1.0f));
   }
 }
+
+namespace {
+
+struct EvalRun {
+  mb::model::LossSum loss;
+  std::vector<float> position_losses, logits;
+  mb::model::ModelMemory memory;
+};
+
+EvalRun evaluate_with(const mb::model::ModelConfig& c, Precision precision,
+                      mb::model::ActivationPolicy policy) {
+  const int B = 2;
+  auto m = mb::model::make_model(
+      c, B, mb::backend::make_backend(mb::backend::Device::cpu, precision), policy);
+  m->parameters().initialize(0.2f, 9);
+  m->upload_parameters();
+  auto ids = mt::random_ids(B, c.context, 10);
+  ids[static_cast<std::size_t>(c.context) + 3] = mb::model::kPadId;
+  EvalRun r;
+  r.loss = m->forward(ids.data(), B, false, 0);
+  r.position_losses.assign(m->position_losses(),
+                           m->position_losses() + static_cast<std::size_t>(B) * c.context);
+  r.logits.resize(static_cast<std::size_t>(B) * c.context * mb::model::kByteValues);
+  m->logits(r.logits.data(), ids.data(), B);
+  r.memory = m->memory();
+  if (policy.inference_only) {
+    CHECK_THROWS_AS(m->forward(ids.data(), B, true, 0), std::logic_error);
+    CHECK_THROWS_AS(m->zero_gradients(), std::logic_error);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a model for inference only: the same losses and logits in less memory, no training") {
+  for (const mb::model::ModelConfig& c :
+       {mt::tiny_megabyte(Activation::relu), mt::tiny_megabyte(Activation::gelu, 0.1f),
+        mt::tiny_transformer(0.1f)})
+    for (Precision precision : {Precision::fp32, Precision::bf16})
+      for (int chunk : {0, 3}) {
+        if (chunk > 0 && c.kind != mb::model::ModelKind::megabyte) continue;
+        CAPTURE(c.kind == mb::model::ModelKind::megabyte);
+        CAPTURE(std::string(mb::backend::precision_name(precision)));
+        CAPTURE(chunk);
+        mb::model::ActivationPolicy trainable;
+        trainable.local_chunk = chunk;
+        mb::model::ActivationPolicy inference = trainable;
+        inference.inference_only = true;
+        const EvalRun a = evaluate_with(c, precision, trainable);
+        const EvalRun b = evaluate_with(c, precision, inference);
+        CHECK(b.loss.count == a.loss.count);
+        CHECK(b.loss.loss == a.loss.loss);
+        CHECK(b.position_losses == a.position_losses);
+        CHECK(b.logits == a.logits);
+        CHECK(b.memory.gradients == 0);
+        CHECK(a.memory.gradients > 0);
+        CHECK(b.memory.activations < a.memory.activations);
+      }
+}
