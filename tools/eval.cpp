@@ -71,11 +71,13 @@ int run_eval(const EvalArgs& a) {
   train::check_dataset_matches(info.config, dataset);
   const data::SplitReader& split = dataset.split(a.split);
 
+  auto backend = a.devices.make_backend();
+  const backend::Device device = backend->device();
   auto net = model::load_model(
-      dir, info.config.model, a.batch, a.devices.make_backend(),
-      // The run's own local chunks: the same logits and losses, in the memory the run trained
-      // in (a window of a million bytes needs them), less all that training keeps.
-      model::inference_policy(info.config.model, info.config.train));
+      dir, info.config.model, a.batch, std::move(backend),
+      // The run's own local chunks (or smaller): the same logits and losses, in the memory the
+      // run trained in (a window of a million bytes needs them), less all that training keeps.
+      model::inference_policy(info.config.model, info.config.train, device));
 
   train::EvalOptions opt;
   opt.stride = a.stride;

@@ -1,5 +1,6 @@
 #include "model/model.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <string>
@@ -154,9 +155,14 @@ ActivationPolicy activation_policy(const ModelConfig& model, const TrainConfig& 
   return p;
 }
 
-ActivationPolicy inference_policy(const ModelConfig& model, const TrainConfig& train) {
+ActivationPolicy inference_policy(const ModelConfig& model, const TrainConfig& train,
+                                  backend::Device device) {
   ActivationPolicy p = activation_policy(model, train);
   p.inference_only = true;
+  if (model.kind == ModelKind::megabyte && device == backend::Device::cpu) {
+    const int cached = std::max(1, kCpuInferenceLocalRows / std::max(1, model.patch_size));
+    p.local_chunk = p.local_chunk > 0 ? std::min(p.local_chunk, cached) : cached;
+  }
   return p;
 }
 

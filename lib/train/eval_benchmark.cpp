@@ -25,8 +25,9 @@ EvalBenchmark benchmark_eval(std::shared_ptr<backend::Backend> backend, const mo
   // The run's memory settings, as `megabyte eval` takes them: a window of a million bytes
   // needs its local chunks to fit, and the figure is that of the model users evaluate (for
   // inference only: no gradients, no saved activations).
+  const backend::Device device = backend->device();
   auto net = model::init_model(config.model, config.train.seed, batch, std::move(backend),
-                               model::inference_policy(config.model, config.train));
+                               model::inference_policy(config.model, config.train, device));
   backend::Backend& k = *net->backend();
 
   // Random bytes, no pads: every position is scored, as in the windows inside a document.

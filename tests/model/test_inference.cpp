@@ -137,3 +137,25 @@ TEST_CASE("a model for inference only: the same losses and logits in less memory
         CHECK(b.memory.activations < a.memory.activations);
       }
 }
+
+TEST_CASE("inference_policy: the run's local chunks, on the CPU at most 2,048 rows of patches") {
+  using mb::backend::Device;
+  mb::model::ModelConfig c = mt::tiny_megabyte();
+  c.patch_size = 8;
+  mb::model::TrainConfig t;
+  t.recompute = mb::model::Recompute::all;
+  t.local_chunk = 0;
+  auto p = mb::model::inference_policy(c, t, Device::cpu);
+  CHECK(p.inference_only);
+  CHECK(p.local_chunk == mb::model::kCpuInferenceLocalRows / 8);
+  CHECK(mb::model::inference_policy(c, t, Device::cuda).local_chunk == 0);
+  t.local_chunk = 100;
+  CHECK(mb::model::inference_policy(c, t, Device::cpu).local_chunk == 100);
+  CHECK(mb::model::inference_policy(c, t, Device::cuda).local_chunk == 100);
+  t.local_chunk = 1000;
+  CHECK(mb::model::inference_policy(c, t, Device::cpu).local_chunk == 256);
+  c.patch_size = 4096;  // a patch longer than the rows: one patch at a time
+  CHECK(mb::model::inference_policy(c, t, Device::cpu).local_chunk == 1);
+  const mb::model::ModelConfig bt = mt::tiny_transformer();
+  CHECK(mb::model::inference_policy(bt, t, Device::cpu).local_chunk == 0);
+}
