@@ -153,8 +153,8 @@ PY
 
 # Long windows in bounded memory: T = 65,536 under a 1.7 GB limit of address space (the
 # process itself takes about 1 GB of it: libraries, thread arenas). Keeping every activation
-# (1.2 GB of them) does not fit; recomputing both stacks with the local model 64 patches at a
-# time (287 MB) trains, stops after a step, and resumes to the weights of a run never stopped.
+# (960 MB of them) does not fit; recomputing both stacks with the local model 64 patches at a
+# time (252 MB) trains, stops after a step, and resumes to the weights of a run never stopped.
 # Under the sanitizers (the second build of tests/run.sh), where the limit is not applied (see
 # below) and these runs take many times as long, the same runs at T = 8192.
 long_T=65536
@@ -166,7 +166,7 @@ lean=(--set train.recompute=all --set train.local_chunk=64)
 # The limit of address space: the lean run's own peak (VmPeak, sampled while it runs: the
 # program's libraries, thread stacks and malloc arenas take hundreds of MB of address space,
 # more with the CUDA libraries linked) plus 400 MB, where keeping every activation needs about
-# 880 MB more than the lean run (bench --memory: 1.30 GB against 0.42 GB).
+# 710 MB more than the lean run (bench --memory: 1.10 GB against 0.39 GB).
 "$MEGABYTE" -q train "$CONFIGS/tiny-cpu.yaml" text.ds -o long-probe "${long_args[@]}" "${lean[@]}" \
   --max-steps 1 >/dev/null &
 probe=$! lean_peak=0
