@@ -230,30 +230,50 @@ Bf16Staging& bf16_staging() {
   return staging;
 }
 
+// out = inp · weightᵀ (+ bias), then with Product::forward_relu max(out, 0): the forward
+// products, in fp32 ...
+void forward_product(Product product, float* out, const float* inp, const float* weight,
+                     const float* bias, int M, int K, int N) {
+  check_sizes(M, K, N);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // empty contraction: out = bias (oneDNN 2.6 builds but cannot execute K = 0)
+    const bool relu = product == Product::forward_relu;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(M); ++i)
+      for (int j = 0; j < N; ++j) out[i * N + j] = bias && !relu ? bias[j] : 0.0f;
+    // The two ops' order: the empty product, then the bias and the max.
+    if (relu) bias_relu_forward(out, out, bias, M, N);
+    return;
+  }
+  run(Key{product, M, K, N, bias != nullptr}, inp, weight, bias, out);
+}
+
+// ... and on operands rounded to bf16 (from their bf16 copies where given).
+void forward_product_bf16(Product product, float* out, const float* inp,
+                          const std::uint16_t* inp_bf16, const float* weight,
+                          const std::uint16_t* weight_bf16, const float* bias, int M, int K,
+                          int N) {
+  check_sizes(M, K, N);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // no product: exactly as the fp32 op
+    forward_product(product, out, nullptr, nullptr, bias, M, 0, N);
+    return;
+  }
+  Bf16Staging& s = bf16_staging();
+  const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
+  const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
+  run(Key{product, M, K, N, bias != nullptr}, rinp, rweight, bias, out);
+}
+
 }  // namespace
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M,
                     int K, int N) {
-  check_sizes(M, K, N);
-  if (M == 0 || N == 0) return;
-  if (K == 0) {  // empty contraction: out = bias (oneDNN 2.6 builds but cannot execute K = 0)
-    for (std::size_t i = 0; i < static_cast<std::size_t>(M); ++i)
-      for (int j = 0; j < N; ++j) out[i * N + j] = bias ? bias[j] : 0.0f;
-    return;
-  }
-  run(Key{Product::forward, M, K, N, bias != nullptr}, inp, weight, bias, out);
+  forward_product(Product::forward, out, inp, weight, bias, M, K, N);
 }
 
 void matmul_bias_relu_forward(float* out, const float* inp, const float* weight, const float* bias,
                               int M, int K, int N) {
-  check_sizes(M, K, N);
-  if (M == 0 || N == 0) return;
-  if (K == 0) {  // empty contraction: out = max(bias, 0), as the two ops give
-    matmul_forward(out, nullptr, nullptr, nullptr, M, 0, N);
-    bias_relu_forward(out, out, bias, M, N);
-    return;
-  }
-  run(Key{Product::forward_relu, M, K, N, bias != nullptr}, inp, weight, bias, out);
+  forward_product(Product::forward_relu, out, inp, weight, bias, M, K, N);
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
@@ -270,31 +290,14 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
                          const float* weight, const std::uint16_t* weight_bf16, const float* bias,
                          int M, int K, int N) {
-  check_sizes(M, K, N);
-  if (M == 0 || N == 0) return;
-  if (K == 0) {  // no product: out = bias, exactly as the fp32 op
-    matmul_forward(out, nullptr, nullptr, bias, M, 0, N);
-    return;
-  }
-  Bf16Staging& s = bf16_staging();
-  const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
-  const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
-  run(Key{Product::forward, M, K, N, bias != nullptr}, rinp, rweight, bias, out);
+  forward_product_bf16(Product::forward, out, inp, inp_bf16, weight, weight_bf16, bias, M, K, N);
 }
 
 void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
                                    const float* weight, const std::uint16_t* weight_bf16,
                                    const float* bias, int M, int K, int N) {
-  check_sizes(M, K, N);
-  if (M == 0 || N == 0) return;
-  if (K == 0) {  // no product: max(bias, 0), exactly as the fp32 op
-    matmul_bias_relu_forward(out, nullptr, nullptr, bias, M, 0, N);
-    return;
-  }
-  Bf16Staging& s = bf16_staging();
-  const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);
-  const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
-  run(Key{Product::forward_relu, M, K, N, bias != nullptr}, rinp, rweight, bias, out);
+  forward_product_bf16(Product::forward_relu, out, inp, inp_bf16, weight, weight_bf16, bias, M, K,
+                       N);
 }
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
