@@ -4,7 +4,9 @@
 // of a head's rows into its operands. Internal to kernels/cpu/.
 #pragma once
 
+#include <bit>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -14,23 +16,51 @@ namespace mb::kernels::cpu::attention_tiles {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// A row of scores' softmax pieces, over whole groups of 8 lanes (8-float vectors on every
+// instruction set): the row must hold round_up(n, 8) initialised floats (the tiles write whole
+// NR = 16 columns), and the lanes past n are read and masked out (with integer masks: a
+// floating-point select would keep GCC from vectorising, see exp_approx). Row by row with an
+// `omp simd` loop over n, the last n % 8 went through a scalar loop, a scalar exp_approx each:
+// a good part of the softmax's time in the short rows of a causal block.
+constexpr int kSoftmaxLanes = 8;
+
+// x where keep, else the pattern `other` (both bit patterns).
+inline float masked(float x, bool keep, float other) {
+  const std::int32_t m = -static_cast<std::int32_t>(keep);
+  return std::bit_cast<float>((std::bit_cast<std::int32_t>(x) & m) |
+                              (std::bit_cast<std::int32_t>(other) & ~m));
+}
+
 // The largest of row[0..n) (-inf for n = 0): a row of scores' softmax shift.
 inline float row_max(const float* __restrict row, int n) {
-  float mx = kNegInf;
-#pragma omp simd reduction(max : mx)
-  for (int j = 0; j < n; ++j) mx = mx > row[j] ? mx : row[j];
+  float part[kSoftmaxLanes];
+  for (int i = 0; i < kSoftmaxLanes; ++i) part[i] = kNegInf;
+  for (int j0 = 0; j0 < n; j0 += kSoftmaxLanes) {
+#pragma omp simd
+    for (int i = 0; i < kSoftmaxLanes; ++i) {
+      const float v = masked(row[j0 + i], j0 + i < n, kNegInf);
+      part[i] = part[i] > v ? part[i] : v;
+    }
+  }
+  float mx = part[0];
+  for (int i = 1; i < kSoftmaxLanes; ++i) mx = mx > part[i] ? mx : part[i];
   return mx;
 }
 
-// row[j] = exp(row[j] - shift) for j < n (exp_approx), and their sum.
+// row[j] = exp(row[j] - shift) for j < n (exp_approx), 0 for n <= j < round_up(n, 8), and the
+// sum of row[0..n): eight partial sums, lane i over j = i mod 8 in increasing order, then added
+// in one fixed tree, so that every instruction set gives the same bits.
 inline float exp_shifted_sum(float* __restrict row, int n, float shift) {
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int j = 0; j < n; ++j) {
-    row[j] = exp_approx(row[j] - shift);
-    sum += row[j];
+  float part[kSoftmaxLanes] = {};
+  for (int j0 = 0; j0 < n; j0 += kSoftmaxLanes) {
+#pragma omp simd
+    for (int i = 0; i < kSoftmaxLanes; ++i) {
+      const float e = masked(exp_approx(row[j0 + i] - shift), j0 + i < n, 0.0f);
+      row[j0 + i] = e;
+      part[i] += e;
+    }
   }
-  return sum;
+  return ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
 }
 
 // Micro-kernel tile: MR rows by NR columns of the result live in registers (4 x 16 floats:
