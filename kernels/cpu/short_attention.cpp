@@ -8,7 +8,9 @@
 // and now runs about as fast. The per-row work (max, exp, sums) runs along contiguous rows and
 // vectorises; exp is exp_approx, as in attention.cpp, so the two CPU kernels agree to rounding.
 // Every sum runs in the CUDA twin's order: scores over e, outputs and dQ over keys, dK and dV
-// over queries, each increasing.
+// over queries, each increasing. Sequences of at most 8 positions (text patches) take a path
+// of their own, with the keys as the lanes of one vector (tiny_forward_head and
+// tiny_backward_head below).
 #include "cpu/short_attention.hpp"
 
 #include "cpu/attention_tiles.hpp"
@@ -226,8 +228,8 @@ constexpr auto backward_head_avx512 = backward_head_any;
 // tiles above such a head spent most of its time packing and padding (T = 8 to 16 key
 // columns) and in scalar softmax loops that the vectoriser leaves for short rows. The sums run
 // in the same orders (scores over e, outputs and dQ over keys, dK and dV over queries, each
-// increasing; a row's exponentials summed in key order), on 8-float vectors for every
-// instruction set, so the clones give the same bits.
+// increasing; a row's softmax is row_max and exp_shifted_sum, as the tiles'), on 8-float
+// vectors for every instruction set, so the clones give the same bits.
 constexpr int kTinyMaxT = 8;
 constexpr int kTinyLanes = 8;
 
@@ -285,15 +287,10 @@ void tiny_forward_head(float* out, float* lse, const float* qkv, const Layout& L
   lane_products(s, qkv + L.qkv(b, 0, 0, h), ts, scale, kt, T, d);
   const float* v = qkv + L.qkv(b, 0, 2, h);
   for (int t = 0; t < T; ++t) {
-    alignas(32) float p[kTinyLanes];
+    alignas(32) float p[kTinyLanes];  // 8 lanes: what the row softmax reads
     store8(p, s[t]);
-    float mx = p[0];
-    for (int j = 1; j <= t; ++j) mx = mx > p[j] ? mx : p[j];
-    float sum = 0.0f;
-    for (int j = 0; j <= t; ++j) {
-      p[j] = exp_approx(p[j] - mx);
-      sum += p[j];
-    }
+    const float mx = row_max(p, t + 1);
+    const float sum = exp_shifted_sum(p, t + 1, mx);
     const float inv = 1.0f / sum;
     float* o = out + L.out(b, t, h);
     for (int e = 0; e < d; e += kTinyLanes) {
@@ -335,10 +332,11 @@ void tiny_backward_head(float* dqkv, const float* dout, const float* out, const 
 #pragma omp simd reduction(+ : D)
     for (int e = 0; e < d; ++e) D += gt[e] * y[e];
     const float row_lse = lse[L.lse(b, h, t)];
+#pragma omp simd
     for (int j = 0; j < kTinyLanes; ++j) {
-      const float pj = j <= t ? exp_approx(sr[j] - row_lse) : 0.0f;
+      const float pj = masked(exp_approx(sr[j] - row_lse), j <= t, 0.0f);
       P[t][j] = pj;
-      dS[t][j] = j <= t ? pj * (dr[j] - D) : 0.0f;
+      dS[t][j] = masked(pj * (dr[j] - D), j <= t, 0.0f);
     }
   }
   for (int e = 0; e < d; e += kTinyLanes) {

@@ -227,8 +227,8 @@ class MegabyteModel final : public Model {
   }
 
   // (4), (5) for `patches` patches from patch `first` (of all the batch's, side by side) into
-  // local_out_, keeping what local_.backward() needs when training; dropout masks as the whole batch draws
-  // them at those rows.
+  // local_out_, keeping what local_.backward() needs when training; dropout masks as the whole
+  // batch draws them at those rows.
   void run_local(int first, int patches, bool training) {
     const std::size_t r0 = static_cast<std::size_t>(first) * P_;
     const int rows = patches * P_;

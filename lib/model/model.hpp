@@ -119,9 +119,9 @@ class Model {
   // Runs a batch of `batch` <= max_batch() windows (copied: `ids` need not outlive the call),
   // keeping what backward() needs when `training`; otherwise nothing is kept (the stacks'
   // inference pass, TransformerStack::infer: the same bits) and backward() refuses to follow.
-  // Returns the summed loss, except when `training`: then only
-  // the count is filled in, since backward() computes the loss anyway (the tied output head is
-  // recomputed there chunk by chunk) and returns it. Dropout is applied when `training`, its
+  // Returns the summed loss, except when `training`: then only the count is filled in, since
+  // backward() computes the loss anyway (the tied output head is recomputed there chunk by
+  // chunk) and returns it. Dropout is applied when `training`, its
   // masks a function of `dropout_seed`; the windows are windows first_window.. of a larger
   // micro-batch run a part at a time (by the ranks of a job that share it), and draw the masks
   // the whole micro-batch would draw at those windows.
@@ -168,8 +168,8 @@ class Model {
 
   // For the subclasses' constructors, in this order: register parameters (params_.add), then
   // reserve activation buffers in arena_, then call this. It reserves the device copies of the
-  // parameters and (unless inference_only_) gradients where needed, and their bf16 copy in bf16 precision, and, with a
-  // backend, allocates the arena and the host parameters.
+  // parameters and (unless inference_only_) gradients where needed, and their bf16 copy in
+  // bf16 precision, and, with a backend, allocates the arena and the host parameters.
   void commit_memory();
   // An mb::Error naming `key` when heads of width / heads are too wide for the backend's
   // attention kernels.

@@ -181,7 +181,7 @@ void TransformerStack::block_forward(int layer, const BlockBuffers& b, int rows,
   // whatever is saved of it.
   k.layernorm_forward(b.ln, b.ln2_mean, b.ln2_rstd, b.mid, view_.value(t.ln2_w),
                       view_.value(t.ln2_b), N, C, eps);
-  if (b.fuse_relu && shape_.activation == Activation::relu && !b.step) {
+  if (shape_.activation == Activation::relu && !b.step) {
     k.matmul_bias_relu_forward(b.act.values, b.ln, view_.weight(t.fc_w), view_.value(t.fc_b), N, C,
                                Hd);
   } else {
@@ -239,20 +239,19 @@ void TransformerStack::infer(float* out, const float* in, int sequences, int len
   float* x = final_input_.get();
   k.copy(x, in, n * sizeof(float));
   std::uint16_t* qkv_bf16 = bf16_activations_ ? infer_qkv_bf16_.get() : nullptr;
-  BlockBuffers b{x,
-                 x,
-                 x,
-                 nullptr,
-                 nullptr,
-                 nullptr,
-                 nullptr,
-                 scratch_c2_.get(),
-                 {scratch_3c_.get(), qkv_bf16},
-                 {scratch_c2_.get(), nullptr},
-                 {scratch_h_.get(), nullptr},
-                 {scratch_h_.get(), nullptr},
-                 scratch_c_.get()};
-  b.fuse_relu = true;
+  const BlockBuffers b{x,
+                       x,
+                       x,
+                       nullptr,
+                       nullptr,
+                       nullptr,
+                       nullptr,
+                       scratch_c2_.get(),
+                       {scratch_3c_.get(), qkv_bf16},
+                       {scratch_c2_.get(), nullptr},
+                       {scratch_h_.get(), nullptr},
+                       {scratch_h_.get(), nullptr},
+                       scratch_c_.get()};
   for (int l = 0; l < shape_.layers; ++l)
     block_forward(l, b, N, nullptr, [&](float* att, const ActivationBuffer& qkv) {
       k.causal_attention_forward(att, nullptr, qkv.values, sequences, length, heads, d);
@@ -277,20 +276,19 @@ void TransformerStack::saving_layer_forward(int l, float* output) {
     return bf16_activations_ ? ActivationBuffer{scratch.get(), bf16.get()}
                              : ActivationBuffer{values.get(), nullptr};
   };
-  BlockBuffers b{acts_[l].input.get(),
-                 a.mid.get(),
-                 output,
-                 a.ln1_mean.get(),
-                 a.ln1_rstd.get(),
-                 a.ln2_mean.get(),
-                 a.ln2_rstd.get(),
-                 scratch_c2_.get(),
-                 kept(a.qkv, a.qkv_bf16, scratch_3c_),
-                 kept(a.att, a.att_bf16, scratch_c2_),
-                 kept(a.fc, a.fc_bf16, scratch_h2_),
-                 kept(a.act, a.act_bf16, scratch_h_),
-                 scratch_c_.get()};
-  b.fuse_relu = true;  // the backward pass reads a ReLU's output, not its input
+  const BlockBuffers b{acts_[l].input.get(),
+                       a.mid.get(),
+                       output,
+                       a.ln1_mean.get(),
+                       a.ln1_rstd.get(),
+                       a.ln2_mean.get(),
+                       a.ln2_rstd.get(),
+                       scratch_c2_.get(),
+                       kept(a.qkv, a.qkv_bf16, scratch_3c_),
+                       kept(a.att, a.att_bf16, scratch_c2_),
+                       kept(a.fc, a.fc_bf16, scratch_h2_),
+                       kept(a.act, a.act_bf16, scratch_h_),
+                       scratch_c_.get()};
   block_forward(
       l, b, N, training_ ? &seed_ : nullptr, [&](float* att, const ActivationBuffer& qkv) {
         k.causal_attention_forward(att, a.lse.get(), qkv.values, sequences_, length_, heads, d);
@@ -418,9 +416,8 @@ void TransformerStack::backward(float* din, const float* dout) {
     k.matmul_backward(scratch_h_.get(), view_.grad(t.fc2_w), view_.grad(t.fc2_b), dbranch,
                       saved_operand(a.act, a.act_bf16), view_.weight(t.fc2_w), N, Hd, C);
     k.zero(scratch_h2_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
-    // The pre-activation as saved: fp32, or its bf16 copy (read at the rounded value).
-    // GELU's derivative at the saved pre-activation; ReLU's at the saved activation with no
-    // bias: act > 0 exactly where pre-activation + bias > 0 (act is that sum where positive),
+    // GELU's derivative at the saved pre-activation (fp32, or its bf16 copy read at the
+    // rounded value); ReLU's at the saved activation with no bias: act > 0 exactly where pre-activation + bias > 0 (act is that sum where positive),
     // so the forward keeps no pre-activation (matmul_bias_relu_forward writes act alone).
     if (shape_.activation == Activation::relu)
       k.bias_relu_backward(scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),

@@ -58,9 +58,8 @@ class TransformerStack {
   //
   // With `bf16_activations` (for bf16 precision only) four activations (three with ReLU) are
   // saved as bf16 copies instead of fp32 values, (4·C + 2·hidden) · 2 bytes (with ReLU
-  // (4·C + hidden) · 2) less per row and layer, for one
-  // fp32 buffer of 3·C per row for the whole stack, which the backward pass widens the saved
-  // q, k and v into:
+  // (4·C + hidden) · 2) less per row and layer, for one fp32 buffer of 3·C per row for the
+  // whole stack, which the backward pass widens the saved q, k and v into:
   // - the activation's output (the input of FC2), which the backward pass reads only as a bf16
   //   matrix operand: the bf16 product rounds it anyway, so this changes no result;
   // - q, k and v, FC_qkv's output: the forward's attention reads them rounded to bf16 as well,
@@ -77,8 +76,7 @@ class TransformerStack {
   // runs its forward again first, with the same kernels in the same order (and the same
   // dropout masks), so the gradients are the same bits; one set of the other activations serves
   // every layer. Activations fall from about (2·hidden + 6·C) (with ReLU hidden + 6·C) to C
-  // values per row and layer
-  // (fp32), for one more forward pass of every layer but the top one.
+  // values per row and layer (fp32), for one more forward pass of every layer but the top one.
   //
   // With `inference_only` only infer()'s buffers are reserved (the residual stream, one layer's
   // scratch, and with bf16 activations one bf16 buffer for q, k and v): no layer keeps
@@ -168,11 +166,10 @@ class TransformerStack {
     float* branch;  // a branch's output, scratch [rows, C]
     // The rows are a cached step's (one per sequence), not whole windows': the products are
     // the backend's matmul_step_forward, which streams the weights once for a few rows.
+    // With ReLU, FC1's product and the activation are one op straight into act (nothing reads
+    // the pre-activation: neither the inference pass nor a backward pass, which reads a ReLU's
+    // output), except in a step, whose products are matmul_step_forward's.
     bool step = false;
-    // Nothing reads the pre-activation (fc) after the block (inference, and a saving forward,
-    // whose backward pass reads a ReLU's output): with ReLU, FC1's product and the activation
-    // are one op, straight into act. Not in a step, whose products are matmul_step_forward's.
-    bool fuse_relu = false;
   };
   // The block, once: the input's rows through a = x + Dropout(Proj(Attention(LN1(x)))),
   // x = a + Dropout(FC2(Act(FC1(LN2(a))))). `attend(att, qkv)` is the attention over the rows'
