@@ -18,6 +18,7 @@
 #include "cpu/attention_bf16.hpp"
 #include "cpu/attention_step.hpp"
 #include "cpu/bf16.hpp"
+#include "cpu/bulk_memory.hpp"
 #include "cpu/crossentropy.hpp"
 #include "cpu/dropout.hpp"
 #include "cpu/embedding.hpp"
@@ -52,7 +53,7 @@ class CpuBackend final : public KernelOps {
   void upload(void* dst, const void* src, std::size_t bytes) override { copy(dst, src, bytes); }
   void download(void* dst, const void* src, std::size_t bytes) override { copy(dst, src, bytes); }
   void copy(void* dst, const void* src, std::size_t bytes) override {
-    if (bytes && dst != src) std::memcpy(dst, src, bytes);  // no overlap (backend.hpp)
+    if (bytes && dst != src) kernels::cpu::copy_bytes(dst, src, bytes);  // no overlap (backend.hpp)
   }
   void copy_rows(void* dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
                  std::size_t row_bytes, std::size_t rows) override {
@@ -62,7 +63,7 @@ class CpuBackend final : public KernelOps {
            row_bytes);
   }
   void zero(void* dst, std::size_t bytes) override {
-    if (bytes) std::memset(dst, 0, bytes);
+    if (bytes) kernels::cpu::zero_bytes(dst, bytes);
   }
   bool shares_host_memory() const override { return true; }
   void synchronize() override {}
