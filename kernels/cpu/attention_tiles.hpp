@@ -16,13 +16,14 @@ namespace mb::kernels::cpu::attention_tiles {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// A row of scores' softmax pieces, over whole groups of 8 lanes (8-float vectors on every
-// instruction set): the row must hold round_up(n, 8) initialised floats (the tiles write whole
-// NR = 16 columns), and the lanes past n are read and masked out (with integer masks: a
+// A row of scores' softmax pieces, over whole groups of Lanes lanes (16 for the tiles: one
+// AVX-512 register, two AVX2 ones, whichever the code is compiled for; the T <= 8 path takes
+// 8): the row must hold round_up(n, Lanes) initialised floats (the tiles write whole NR = 16
+// columns), and the lanes past n are read and masked out (with integer masks: a
 // floating-point select would keep GCC from vectorising, see exp_approx). Row by row with an
 // `omp simd` loop over n, the last n % 8 went through a scalar loop, a scalar exp_approx each:
 // a good part of the softmax's time in the short rows of a causal block.
-constexpr int kSoftmaxLanes = 8;
+constexpr int kSoftmaxLanes = 16;
 
 // x where keep, else the pattern `other` (both bit patterns).
 inline float masked(float x, bool keep, float other) {
@@ -32,34 +33,40 @@ inline float masked(float x, bool keep, float other) {
 }
 
 // The largest of row[0..n) (-inf for n = 0): a row of scores' softmax shift.
+template <int Lanes = kSoftmaxLanes>
 inline float row_max(const float* __restrict row, int n) {
-  float part[kSoftmaxLanes];
-  for (int i = 0; i < kSoftmaxLanes; ++i) part[i] = kNegInf;
-  for (int j0 = 0; j0 < n; j0 += kSoftmaxLanes) {
+  float part[Lanes];
+  for (int i = 0; i < Lanes; ++i) part[i] = kNegInf;
+  for (int j0 = 0; j0 < n; j0 += Lanes) {
 #pragma omp simd
-    for (int i = 0; i < kSoftmaxLanes; ++i) {
+    for (int i = 0; i < Lanes; ++i) {
       const float v = masked(row[j0 + i], j0 + i < n, kNegInf);
       part[i] = part[i] > v ? part[i] : v;
     }
   }
   float mx = part[0];
-  for (int i = 1; i < kSoftmaxLanes; ++i) mx = mx > part[i] ? mx : part[i];
+  for (int i = 1; i < Lanes; ++i) mx = mx > part[i] ? mx : part[i];
   return mx;
 }
 
-// row[j] = exp(row[j] - shift) for j < n (exp_approx), 0 for n <= j < round_up(n, 8), and the
-// sum of row[0..n): eight partial sums, lane i over j = i mod 8 in increasing order, then added
-// in one fixed tree, so that every instruction set gives the same bits.
+// row[j] = exp(row[j] - shift) for j < n (exp_approx), 0 for n <= j < round_up(n, Lanes), and
+// the sum of row[0..n): Lanes partial sums, lane i over j = i mod Lanes in increasing order,
+// then added in one fixed tree (16 lanes: i and i + 8 first), so that every instruction set
+// gives the same bits.
+template <int Lanes = kSoftmaxLanes>
 inline float exp_shifted_sum(float* __restrict row, int n, float shift) {
-  float part[kSoftmaxLanes] = {};
-  for (int j0 = 0; j0 < n; j0 += kSoftmaxLanes) {
+  static_assert(Lanes == 8 || Lanes == 16, "the tree below adds 8 or 16 partial sums");
+  float part[Lanes] = {};
+  for (int j0 = 0; j0 < n; j0 += Lanes) {
 #pragma omp simd
-    for (int i = 0; i < kSoftmaxLanes; ++i) {
+    for (int i = 0; i < Lanes; ++i) {
       const float e = masked(exp_approx(row[j0 + i] - shift), j0 + i < n, 0.0f);
       row[j0 + i] = e;
       part[i] += e;
     }
   }
+  if constexpr (Lanes == 16)
+    for (int i = 0; i < 8; ++i) part[i] += part[i + 8];
   return ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
 }
 

@@ -289,8 +289,8 @@ void tiny_forward_head(float* out, float* lse, const float* qkv, const Layout& L
   for (int t = 0; t < T; ++t) {
     alignas(32) float p[kTinyLanes];  // 8 lanes: what the row softmax reads
     store8(p, s[t]);
-    const float mx = row_max(p, t + 1);
-    const float sum = exp_shifted_sum(p, t + 1, mx);
+    const float mx = row_max<kTinyLanes>(p, t + 1);
+    const float sum = exp_shifted_sum<kTinyLanes>(p, t + 1, mx);
     const float inv = 1.0f / sum;
     float* o = out + L.out(b, t, h);
     for (int e = 0; e < d; e += kTinyLanes) {

@@ -15,9 +15,10 @@
 #define MB_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 // A kernel whose register blocking differs by ISA (AVX-512 has 32 registers of 16 floats, AVX2
 // 16 of 8) has an AVX-512 variant of its own, compiled with this and called where
-// cpu_has_avx512() says so.
+// cpu_has_avx512() says so. Its loops that GCC vectorises by itself take whole 512-bit
+// registers too (GCC's default for x86-64-v4 is 256-bit vectors, the target_clones' choice).
 #define MB_CPU_HAS_AVX512_VARIANT 1
-#define MB_CPU_AVX512 __attribute__((target("arch=x86-64-v4")))
+#define MB_CPU_AVX512 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
 #else
 #define MB_CPU_CLONES
 #define MB_CPU_HAS_AVX512_VARIANT 0

@@ -211,11 +211,13 @@ void weight_gradient_in_row_order(float* dweight, const float* dout, const float
   // A row block's inp columns, packed once by all threads and read by every task, where the
   // rows are long: a panel's rows, read in place, would be a page or more apart. Rows of at
   // most one column group are read in place (a row block's rows then span little more than
-  // L2, and the packing pass, between two barriers, cost more than it saved).
+  // L2, and the packing pass, between two barriers, cost more than it saved), and so are those
+  // of a narrow dweight (N <= 256: a packed element is read by at most 8 tasks, fewer than pay
+  // for the pass over the block; local FC2's 8192 x 512 -> 128 took 5.4 ms packed, 4.7 not).
   // The calling thread's buffer only grows, so a shape's later calls allocate nothing. It
   // starts on a cache line (a vector's storage is only 16-byte aligned): a panel row is two or
   // four whole lines, and a vector load that straddles two lines costs two.
-  const bool pack = K > kGroupColumns;
+  const bool pack = K > kGroupColumns && N > kGroupColumns;
   thread_local std::vector<float> packed;
   constexpr std::size_t kLineFloats = 64 / sizeof(float);
   if (pack && packed.size() < static_cast<std::size_t>(kRowBlock) * K + kLineFloats)
