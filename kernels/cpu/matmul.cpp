@@ -2,8 +2,8 @@
 // gradient is weight_gradient_in_row_order (cpu/weight_gradient.hpp), whose sum over rows can
 // be split into chunks of rows with the same bits. A transposed operand is described to oneDNN
 // by a format tag ('ba' = column-major view of a row-major buffer) instead of being copied, and
-// "+=" into the input gradient is oneDNN's sum post-op, so the fp32 ops never copy or stage an
-// operand. Primitives are cached by shape: creating one costs far more than a small product.
+// "+=" into the input gradient is oneDNN's sum post-op (without it the product overwrites), so
+// the fp32 ops never copy or stage an operand. Primitives are cached by shape: creating one costs far more than a small product.
 //
 // The bf16 pair rounds its operands into per-thread staging buffers first (they keep the
 // largest sizes seen by the thread, so memory is not allocated again call after call) and
@@ -38,6 +38,7 @@ enum class Product : int {
   forward,       // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
   forward_relu,  // the same, then (with the bias) max(dst, 0): the ReLU post-op
   grad_input,    // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
+  grad_input_overwrite,  // the same product, dst = (dst is not read)
 };
 
 struct Key {
@@ -98,6 +99,7 @@ std::shared_ptr<const Cached> get_primitive(const Key& key) {
       c.wei = memory::desc({I, C}, f32, tag::ba);  // weight stored [C, I]
       break;
     case Product::grad_input:
+    case Product::grad_input_overwrite:
       c.src = memory::desc({R, I}, f32, tag::ab);
       c.wei = memory::desc({I, C}, f32, tag::ab);
       break;
@@ -141,6 +143,10 @@ void run(const Key& key, const float* src, const float* wei, const float* bias, 
     c.prim.execute(s, {{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, wei_m}, {DNNL_ARG_DST, dst_m}});
   }
   s.wait();
+}
+
+Product grad_input(bool accumulate) {
+  return accumulate ? Product::grad_input : Product::grad_input_overwrite;
 }
 
 void check_sizes(int M, int K, int N) {
@@ -277,11 +283,11 @@ void matmul_bias_relu_forward(float* out, const float* inp, const float* weight,
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int M, int K, int N) {
+                     const float* weight, int M, int K, int N, bool accumulate_dinp) {
   check_sizes(M, K, N);
   if (M == 0 || N == 0) return;  // every gradient term is an empty sum
   if (K > 0) {
-    if (dinp) run(Key{Product::grad_input, M, N, K, false}, dout, weight, nullptr, dinp);
+    if (dinp) run(Key{grad_input(accumulate_dinp), M, N, K, false}, dout, weight, nullptr, dinp);
     if (dweight) weight_gradient_in_row_order(dweight, dout, inp, M, K, N);
   }
   if (dbias) bias_grad(dbias, dout, M, N);
@@ -302,7 +308,8 @@ void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
-                          const std::uint16_t* weight_bf16, int M, int K, int N) {
+                          const std::uint16_t* weight_bf16, int M, int K, int N,
+                          bool accumulate_dinp) {
   check_sizes(M, K, N);
   if (M == 0 || N == 0) return;  // every gradient term is an empty sum
   if (K > 0 && (dinp || dweight)) {
@@ -310,7 +317,7 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
     const float* rdout = bf16_operand(s.dout, dout, nullptr, M, N);
     if (dinp) {
       const float* rweight = bf16_operand(s.weight, weight, weight_bf16, N, K);
-      run(Key{Product::grad_input, M, N, K, false}, rdout, rweight, nullptr, dinp);
+      run(Key{grad_input(accumulate_dinp), M, N, K, false}, rdout, rweight, nullptr, dinp);
     }
     if (dweight) {
       const float* rinp = bf16_operand(s.inp, inp, inp_bf16, M, K);

@@ -24,23 +24,25 @@ void matmul_bias_relu_forward(float* out, const float* inp, const float* weight,
                               int M, int K, int N);
 
 // Gradients of matmul_forward, accumulated (+=) into the destinations:
-//   dinp[M,K]    += dout[M,N] · weight[N,K]
+//   dinp[M,K]    += dout[M,N] · weight[N,K]     (or =, with accumulate_dinp false)
 //   dweight[N,K] += dout[M,N]ᵀ · inp[M,K]
 //   dbias[N]     += column sums of dout
 // dweight and dbias add the rows in order to the destination itself
 // (weight_gradient_in_row_order, cpu/weight_gradient.hpp): calls on consecutive row ranges
-// give the bits of one call over all of them.
+// give the bits of one call over all of them. With accumulate_dinp false, dinp is written
+// without being read (its old contents may be anything, NaN included): the bits of adding to
+// zeros, without the pass that zeroes it and the product's reading it back.
 // Any of dinp, dweight, dbias may be null to skip that gradient (inp may then be null when
 // dweight is, weight may be null when dinp is).
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int M, int K, int N);
+                     const float* weight, int M, int K, int N, bool accumulate_dinp = true);
 
 // The mixed-precision pair (bf16 operands, fp32 accumulation): the same shapes, semantics and
 // null-pointer rules as matmul_forward / matmul_backward, except that both operands of every
 // product are first rounded to bfloat16 (round_to_bf16, cpu/bf16.hpp). Weights, activations
 // and gradients stay fp32 in memory; only the values entering a product are rounded:
 //   out[M,N]      = bf16(inp) · bf16(weight)ᵀ + bias        (bias added in fp32)
-//   dinp[M,K]    += bf16(dout) · bf16(weight)
+//   dinp[M,K]    += bf16(dout) · bf16(weight)     (or =, with accumulate_dinp false)
 //   dweight[N,K] += bf16(dout)ᵀ · bf16(inp)
 //   dbias[N]     += column sums of dout (fp32, not rounded)
 // The rounded operands are staged in per-thread buffers (reused between calls) and multiplied
@@ -56,7 +58,8 @@ void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_
                          int M, int K, int N);
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
-                          const std::uint16_t* weight_bf16, int M, int K, int N);
+                          const std::uint16_t* weight_bf16, int M, int K, int N,
+                          bool accumulate_dinp = true);
 // matmul_bias_relu_forward with the operands rounded to bf16 as in matmul_forward_bf16: the bits
 // of matmul_forward_bf16 (no bias) followed by bias_relu_forward.
 void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,

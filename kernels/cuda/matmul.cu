@@ -12,7 +12,8 @@
 //                else a separate add kernel afterwards.
 //   grad input   dinpᵀ[K,M]   += weightᵀ[K,N] · doutᵀ[N,M]
 //                A = weight buffer, K × N, ld K, op N;  B = dout buffer, N × M, ld N, op N
-//                C = D = dinp buffer, K × M, ld K; beta 1 (accumulate in place).
+//                C = D = dinp buffer, K × M, ld K; beta 1 (accumulate in place), or beta 0
+//                (the model's input gradients, written over whatever the buffer held).
 //   grad weight  dweightᵀ[K,N] += inpᵀ[K,M] · dout[M,N]
 //                A = inp buffer,    K × M, ld K, op N;  B = dout buffer, N × M, ld N, op T
 //                C = D = dweight buffer, K × N, ld K; beta 1.
@@ -448,13 +449,13 @@ void matmul_few_rows_forward(float* out, const float* inp, const float* weight, 
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int M, int K, int N) {
+                     const float* weight, int M, int K, int N, bool accumulate_dinp) {
   check_sizes(M, K, N);
   if (M == 0 || N == 0) return;  // every gradient term is an empty sum
   if (K > 0) {
     if (dinp)
       run(Gemm{CUDA_R_32F, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, K, N, K, weight, dout, dinp, nullptr,
-               1.0f});
+               accumulate_dinp ? 1.0f : 0.0f});
     if (dweight)
       run(Gemm{CUDA_R_32F, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, K, N, K, inp, dout, dweight, nullptr,
                1.0f});
@@ -475,7 +476,8 @@ void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
-                          const std::uint16_t* weight_bf16, int M, int K, int N) {
+                          const std::uint16_t* weight_bf16, int M, int K, int N,
+                          bool accumulate_dinp) {
   check_sizes(M, K, N);
   if (M == 0 || N == 0) return;  // every gradient term is an empty sum
   if (K > 0 && (dinp || dweight)) {
@@ -483,7 +485,7 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
     if (dinp) {
       const Bf16Operand w(weight, weight_bf16, N, K);
       run(Gemm{CUDA_R_16BF, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, w.ld(), g.ld(), K, w.get(), g.get(),
-               dinp, nullptr, 1.0f});
+               dinp, nullptr, accumulate_dinp ? 1.0f : 0.0f});
     }
     if (dweight) {
       const Bf16Operand x(inp, inp_bf16, M, K);

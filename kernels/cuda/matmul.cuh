@@ -28,20 +28,21 @@ void matmul_few_rows_forward(float* out, const float* inp, const float* weight, 
                              int M, int K, int N);
 
 // Gradients of matmul_forward, accumulated (+=) into the destinations:
-//   dinp[M,K]    += dout[M,N] · weight[N,K]
+//   dinp[M,K]    += dout[M,N] · weight[N,K]     (or =, with accumulate_dinp false: beta 0,
+//                                                 dinp not read)
 //   dweight[N,K] += dout[M,N]ᵀ · inp[M,K]
 //   dbias[N]     += column sums of dout (deterministic: colsum.cuh, no atomics)
 // Any of dinp, dweight, dbias may be null to skip that gradient (inp may then be null when
 // dweight is, weight may be null when dinp is).
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int M, int K, int N);
+                     const float* weight, int M, int K, int N, bool accumulate_dinp = true);
 
 // The mixed-precision pair, twins of cpu::matmul_forward_bf16 / cpu::matmul_backward_bf16:
 // the semantics above, except that both operands of every product are rounded to bfloat16
 // (__float2bfloat16_rn, equal to cpu::round_to_bf16) and multiplied on the tensor cores with
 // fp32 accumulation:
 //   out[M,N]      = bf16(inp) · bf16(weight)ᵀ + bias        (bias added in fp32)
-//   dinp[M,K]    += bf16(dout) · bf16(weight)
+//   dinp[M,K]    += bf16(dout) · bf16(weight)     (or =, with accumulate_dinp false)
 //   dweight[N,K] += bf16(dout)ᵀ · bf16(inp)
 //   dbias[N]     += column sums of the fp32 dout (not rounded; as matmul_backward)
 // The caller's buffers stay fp32; the rounded copies live in stream-ordered scratch for the
@@ -61,7 +62,8 @@ void matmul_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_
                          int M, int K, int N);
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
                           const float* inp, const std::uint16_t* inp_bf16, const float* weight,
-                          const std::uint16_t* weight_bf16, int M, int K, int N);
+                          const std::uint16_t* weight_bf16, int M, int K, int N,
+                          bool accumulate_dinp = true);
 
 // The twins of cpu::matmul_bias_relu_forward(_bf16): out = max(inp · weightᵀ + bias, 0), the
 // bits of matmul_forward(_bf16) without the bias followed by bias_relu_forward. Here it is

@@ -177,7 +177,10 @@ class Backend {
   //
   // matmul_forward / matmul_backward: the linear layers' products (kernels/cpu/matmul.hpp) in
   //   the backend's precision, operands read by the Operand rule (above). The backward pass
-  //   accumulates dinp, dweight and dbias (each may be null).
+  //   writes dinp (an input's gradient, as a framework's autograd: the buffer's old contents
+  //   are not read, so no pass zeroes it first and the product reads nothing back) and
+  //   accumulates dweight and dbias (a parameter's gradient, summed over calls); each may be
+  //   null.
   // matmul_bias_relu_forward: out = max(matmul_forward's product + bias, 0), the bits of
   //   matmul_forward without its bias followed by bias_relu_forward, in one pass where the
   //   kernel allows (oneDNN's ReLU post-op on the CPU): for a forward pass that keeps no

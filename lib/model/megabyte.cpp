@@ -137,11 +137,11 @@ class MegabyteModel final : public Model {
     backend::Backend& k = *backend_;
     if (!forward_kept_)
       throw std::logic_error("MegabyteModel::backward: no training forward() before it");
-    const int batch = batch_, N = batch * T_, patches = batch * K_;
+    const int batch = batch_, patches = batch * K_;
     const std::size_t patch_floats = static_cast<std::size_t>(P_) * DG_;
     // (6), (5), (4) a chunk of patches at a time (one chunk: its forward ran in forward());
-    // each chunk's rows of the global output's gradient are its own.
-    k.zero(dglobal_out_.get(), static_cast<std::size_t>(N) * DG_ * sizeof(float));
+    // each chunk's rows of the global output's gradient are its own, written (not added to)
+    // by matmul_backward.
     // The tied head's part of E_L's gradient is summed apart and added last: within it and
     // within the embeddings' part the rows are added in order, so chunks give the unchunked
     // bits only if the two parts do not interleave chunk by chunk.

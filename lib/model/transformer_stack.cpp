@@ -411,7 +411,7 @@ void TransformerStack::backward(float* din, const float* dout) {
       k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(seed_, l, 1), dropout_offset_);
       dbranch = scratch_c_.get();
     }
-    k.zero(scratch_h_.get(), static_cast<std::size_t>(N) * Hd * sizeof(float));
+    // matmul_backward writes its input gradient (dinp) over the buffer: none is zeroed first.
     // The saved inputs of the products: fp32, or (bf16 activations) only their bf16 copies.
     k.matmul_backward(scratch_h_.get(), view_.grad(t.fc2_w), view_.grad(t.fc2_b), dbranch,
                       saved_operand(a.act, a.act_bf16), view_.weight(t.fc2_w), N, Hd, C);
@@ -428,7 +428,6 @@ void TransformerStack::backward(float* din, const float* dout) {
     // LN2's output again, for FC1's weight gradient: the forward's bits (the same op on the
     // same input), into scratch_c_ (dbranch is consumed).
     const float* ln2 = recompute_layernorm(a.mid.get(), t.ln2_w, t.ln2_b, N, C);
-    k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.fc_w), nullptr, scratch_h2_.get(), ln2,
                       view_.weight(t.fc_w), N, C, Hd);
     // d mid = d next (the residual path, already in din) + the norm's backward.
@@ -443,7 +442,6 @@ void TransformerStack::backward(float* din, const float* dout) {
       k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(seed_, l, 0), dropout_offset_);
       dbranch = scratch_c_.get();
     }
-    k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.proj_w), view_.grad(t.proj_b), dbranch,
                       saved_operand(a.att, a.att_bf16), view_.weight(t.proj_w), N, C, C);
     // The attention's saved output and inputs in fp32 (scratch_c_ is free once the product's
@@ -455,7 +453,6 @@ void TransformerStack::backward(float* din, const float* dout) {
                                 sequences_, length_, heads, d);
     // LN1's output again (scratch_c_ held the widened attention output, consumed by now).
     const float* ln1 = recompute_layernorm(input, t.ln1_w, t.ln1_b, N, C);
-    k.zero(scratch_c2_.get(), n * sizeof(float));
     k.matmul_backward(scratch_c2_.get(), view_.grad(t.qkv_w), view_.grad(t.qkv_b),
                       scratch_3c_.get(), ln1, view_.weight(t.qkv_w), N, C, 3 * C);
     k.layernorm_backward(din, view_.grad(t.ln1_w), view_.grad(t.ln1_b), scratch_c2_.get(), input,

@@ -672,8 +672,9 @@ void add_matmul_row(Table& t, Precision prec, const MatmulRow& r) {
           DevOperand inp(b, uniform(nMK, s), r.inp, r.off),
               w(b, uniform(nNK, s + 1), r.weight, r.off);
           Buf<float> dout(b, uniform(nMN, s + 3), r.off);
-          const auto dinp0 = uniform(nMK, s + 4), dw0 = uniform(nNK, s + 5),
-                     db0 = uniform(sz(N), s + 6);
+          // dinp is written (from NaN: an element left unwritten, or one read, shows), the
+          // parameters' gradients are added to.
+          const auto dinp0 = nans(nMK), dw0 = uniform(nNK, s + 5), db0 = uniform(sz(N), s + 6);
           auto run = [&](bool di, bool dw, bool db) {
             Buf<float> gi(b, dinp0, r.off), gw(b, dw0, r.off), gb(b, db0, r.bias_off);
             // Only the operands each gradient needs: dinp reads the weight, dweight the input.

@@ -16,7 +16,8 @@ struct MatmulPair {
   using Forward = void (*)(float* out, const float* inp, const float* weight, const float* bias,
                            int M, int K, int N);
   using Backward = void (*)(float* dinp, float* dweight, float* dbias, const float* dout,
-                            const float* inp, const float* weight, int M, int K, int N);
+                            const float* inp, const float* weight, int M, int K, int N,
+                            bool accumulate_dinp);
   std::string name;  // "matmul" or "matmul bf16", the prefix of every message
   Forward gpu_forward;
   Backward gpu_backward;
@@ -28,12 +29,13 @@ inline void check_matmul_empty_and_negative(const MatmulPair& pair) {
   auto x = to_device(std::vector<float>(4, 1.0f));
   pair.gpu_forward(out.get(), x.get(), x.get(), x.get(), 0, 2, 2);
   pair.gpu_forward(out.get(), x.get(), x.get(), x.get(), 2, 2, 0);
-  pair.gpu_backward(out.get(), out.get(), out.get(), x.get(), x.get(), x.get(), 0, 2, 2);
+  pair.gpu_backward(out.get(), out.get(), out.get(), x.get(), x.get(), x.get(), 0, 2, 2, true);
+  pair.gpu_backward(out.get(), out.get(), out.get(), x.get(), x.get(), x.get(), 0, 2, 2, false);
   check_equal(out.download(), std::vector<float>(4, 7.0f), pair.name + " untouched");
   CHECK_THROWS_AS(pair.gpu_forward(out.get(), x.get(), x.get(), nullptr, -1, 2, 2),
                   std::invalid_argument);
   CHECK_THROWS_AS(
-      pair.gpu_backward(out.get(), nullptr, nullptr, x.get(), x.get(), x.get(), 2, -2, 2),
+      pair.gpu_backward(out.get(), nullptr, nullptr, x.get(), x.get(), x.get(), 2, -2, 2, true),
       std::invalid_argument);
 }
 

@@ -44,8 +44,9 @@ void gpu_forward(float* out, const float* inp, const float* w, const float* b, i
   cuda::matmul_forward_bf16(out, inp, nullptr, w, nullptr, b, M, K, N);
 }
 void gpu_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                  const float* w, int M, int K, int N) {
-  cuda::matmul_backward_bf16(dinp, dw, db, dout, inp, nullptr, w, nullptr, M, K, N);
+                  const float* w, int M, int K, int N, bool accumulate_dinp) {
+  cuda::matmul_backward_bf16(dinp, dw, db, dout, inp, nullptr, w, nullptr, M, K, N,
+                             accumulate_dinp);
 }
 
 const gt::MatmulPair kBf16{"matmul bf16", gpu_forward, gpu_backward};

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <limits>
+#include <cmath>
 #include <optional>
 
 using namespace mb::kernels::cpu;
@@ -215,6 +217,43 @@ TEST_CASE("matmul backward: null destinations are skipped") {
   CHECK(dinp == dinp2);
   CHECK(dw == dw2);
   CHECK(db == db2);
+}
+
+TEST_CASE("matmul backward: dinp written over NaN equals dinp added to zeros, bit for bit") {
+  // accumulate_dinp false (the model's input gradients): dinp is not read, and the product is
+  // the one that would be added; dweight and dbias still accumulate. fp32 and bf16, threaded
+  // and tiny shapes.
+  for (const auto& shape :
+       {std::array{1, 1, 1}, std::array{37, 129, 65}, std::array{256, 512, 384}})
+    for (const bool bf16 : {false, true}) {
+      const int M = shape[0], K = shape[1], N = shape[2];
+      CAPTURE(M);
+      CAPTURE(K);
+      CAPTURE(N);
+      CAPTURE(bf16);
+      const auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, 21);
+      const auto w = kt::random_floats(static_cast<std::size_t>(N) * K, 22);
+      const auto g = kt::random_floats(static_cast<std::size_t>(M) * N, 23);
+      const auto dw0 = kt::random_floats(w.size(), 24), db0 = kt::random_floats(N, 25);
+      auto backward = [&](std::vector<float>& dinp, std::vector<float>& dw, std::vector<float>& db,
+                          bool accumulate) {
+        if (bf16)
+          matmul_backward_bf16(dinp.data(), dw.data(), db.data(), g.data(), inp.data(), nullptr,
+                               w.data(), nullptr, M, K, N, accumulate);
+        else
+          matmul_backward(dinp.data(), dw.data(), db.data(), g.data(), inp.data(), w.data(), M, K,
+                          N, accumulate);
+      };
+      std::vector<float> set(inp.size(), std::numeric_limits<float>::quiet_NaN()), dw1 = dw0,
+                                                                                   db1 = db0;
+      backward(set, dw1, db1, false);
+      std::vector<float> added(inp.size(), 0.0f), dw2 = dw0, db2 = db0;
+      backward(added, dw2, db2, true);
+      CHECK(std::memcmp(set.data(), added.data(), set.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(dw1.data(), dw2.data(), dw1.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)) == 0);
+      CHECK(std::none_of(set.begin(), set.end(), [](float x) { return std::isnan(x); }));
+    }
 }
 
 namespace {
