@@ -33,11 +33,11 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 
-// Which of the two products a cached primitive computes; each fixes the operand layouts.
+// Which product a cached primitive computes; each fixes the operand layouts and post-ops.
 enum class Product : int {
-  forward,       // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
-  forward_relu,  // the same, then (with the bias) max(dst, 0): the ReLU post-op
-  grad_input,    // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
+  forward,               // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
+  forward_relu,          // the same, then (with the bias) max(dst, 0): the ReLU post-op
+  grad_input,            // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
   grad_input_overwrite,  // the same product, dst = (dst is not read)
 };
 
