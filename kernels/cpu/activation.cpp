@@ -82,7 +82,7 @@ template <float (*Grad)(float, float)>
 inline __attribute__((always_inline)) void backward_columns(
     float* __restrict dinp, float* __restrict dbias, const float* __restrict dout,
     const float* __restrict inp, const std::uint16_t* __restrict inp_bf16,
-    const float* __restrict b, int N, int C, int c0, int w) {
+    const float* __restrict b, int N, int C, int c0, int w, bool accumulate_dinp) {
   float acc[kColumnBlock];
   if (dbias)
     for (int i = 0; i < w; ++i) acc[i] = dbias[c0 + i];
@@ -93,8 +93,10 @@ inline __attribute__((always_inline)) void backward_columns(
       const float x = inp_bf16 ? bf16_value(inp_bf16[off + i]) : inp[off + i];
       g[i] = Grad(dout[off + i], x + b[c0 + i]);
     }
-    if (dinp)
+    if (dinp && accumulate_dinp)
       for (int i = 0; i < w; ++i) dinp[off + i] += g[i];
+    else if (dinp)  // + 0: a -0 (ReLU's cut of a negative dout) is stored as +0, as if added
+      for (int i = 0; i < w; ++i) dinp[off + i] = g[i] + 0.0f;
     if (dbias)
       for (int i = 0; i < w; ++i) acc[i] += g[i];
   }
@@ -105,23 +107,23 @@ inline __attribute__((always_inline)) void backward_columns(
 MB_CPU_CLONES
 void gelu_backward_columns(float* dinp, float* dbias, const float* dout, const float* inp,
                            const std::uint16_t* inp_bf16, const float* b, int N, int C, int c0,
-                           int w) {
-  backward_columns<gelu_grad>(dinp, dbias, dout, inp, inp_bf16, b, N, C, c0, w);
+                           int w, bool accumulate_dinp) {
+  backward_columns<gelu_grad>(dinp, dbias, dout, inp, inp_bf16, b, N, C, c0, w, accumulate_dinp);
 }
 
 MB_CPU_CLONES
 void relu_backward_columns(float* dinp, float* dbias, const float* dout, const float* inp,
                            const std::uint16_t* inp_bf16, const float* b, int N, int C, int c0,
-                           int w) {
-  backward_columns<relu_grad>(dinp, dbias, dout, inp, inp_bf16, b, N, C, c0, w);
+                           int w, bool accumulate_dinp) {
+  backward_columns<relu_grad>(dinp, dbias, dout, inp, inp_bf16, b, N, C, c0, w, accumulate_dinp);
 }
 
 using BackwardColumns = void (*)(float*, float*, const float*, const float*, const std::uint16_t*,
-                                 const float*, int, int, int, int);
+                                 const float*, int, int, int, int, bool);
 
 void backward(BackwardColumns columns, float* dinp, float* dbias, const float* dout,
               const float* inp, const std::uint16_t* inp_bf16, const float* bias, int N, int C,
-              const char* what) {
+              bool accumulate_dinp, const char* what) {
   if (N == 0 || C == 0 || (!dinp && !dbias)) return;
   if (!inp && !inp_bf16)
     throw std::invalid_argument(std::string(what) + ": no input (inp and inp_bf16 both null)");
@@ -131,7 +133,8 @@ void backward(BackwardColumns columns, float* dinp, float* dbias, const float* d
 #pragma omp parallel for schedule(static) if (worth_threads(N, C))
   for (int blk = 0; blk < blocks; ++blk) {
     const int c0 = blk * kColumnBlock;
-    columns(dinp, dbias, dout, inp, inp_bf16, b, N, C, c0, std::min(C - c0, kColumnBlock));
+    columns(dinp, dbias, dout, inp, inp_bf16, b, N, C, c0, std::min(C - c0, kColumnBlock),
+            accumulate_dinp);
   }
 }
 
@@ -159,9 +162,10 @@ void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, i
 }
 
 void bias_gelu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                        const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
+                        const std::uint16_t* inp_bf16, const float* bias, int N, int C,
+                        bool accumulate_dinp) {
   check_sizes(N, C, "bias_gelu_backward");
-  backward(gelu_backward_columns, dinp, dbias, dout, inp, inp_bf16, bias, N, C,
+  backward(gelu_backward_columns, dinp, dbias, dout, inp, inp_bf16, bias, N, C, accumulate_dinp,
            "bias_gelu_backward");
 }
 
@@ -171,9 +175,10 @@ void bias_relu_forward(float* out, const float* inp, const float* bias, int N, i
 }
 
 void bias_relu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                        const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
+                        const std::uint16_t* inp_bf16, const float* bias, int N, int C,
+                        bool accumulate_dinp) {
   check_sizes(N, C, "bias_relu_backward");
-  backward(relu_backward_columns, dinp, dbias, dout, inp, inp_bf16, bias, N, C,
+  backward(relu_backward_columns, dinp, dbias, dout, inp, inp_bf16, bias, N, C, accumulate_dinp,
            "bias_relu_backward");
 }
 

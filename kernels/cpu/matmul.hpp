@@ -31,7 +31,8 @@ void matmul_bias_relu_forward(float* out, const float* inp, const float* weight,
 // (weight_gradient_in_row_order, cpu/weight_gradient.hpp): calls on consecutive row ranges
 // give the bits of one call over all of them. With accumulate_dinp false, dinp is written
 // without being read (its old contents may be anything, NaN included): the bits of adding to
-// zeros, without the pass that zeroes it and the product's reading it back.
+// zeros (but for the sign of an exact zero: a sum of -0 terms stays -0), without the pass that
+// zeroes it and the product's reading it back.
 // Any of dinp, dweight, dbias may be null to skip that gradient (inp may then be null when
 // dweight is, weight may be null when dinp is).
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,

@@ -68,7 +68,8 @@ __device__ float load_value(const std::uint16_t* p, std::size_t i) { return cpu:
 // null (dbias only). In is float or std::uint16_t (a bf16 copy).
 template <Act A, class In>
 __global__ void backward_kernel(float* dinp, float* partial, const float* dout, const In* inp,
-                                const float* bias, int N, int C, detail::RowSplit split) {
+                                const float* bias, int N, int C, detail::RowSplit split,
+                                bool accumulate_dinp) {
   const int c = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   const int t = static_cast<int>(blockIdx.y * blockDim.y + threadIdx.y);
   if (c >= C || t >= split.tasks) return;
@@ -77,7 +78,7 @@ __global__ void backward_kernel(float* dinp, float* partial, const float* dout, 
   for (int r = split.begin(t); r < split.end(t, N); ++r) {
     const std::size_t i = static_cast<std::size_t>(r) * C + c;
     const float g = dout[i] * activate_grad<A>(load_value(inp, i) + b);
-    if (dinp) dinp[i] += g;
+    if (dinp) dinp[i] = (accumulate_dinp ? dinp[i] : 0.0f) + g;  // a -0 stored as +0, as the CPU
     sum += g;
   }
   if (partial) partial[static_cast<std::size_t>(t) * C + c] = sum;
@@ -97,7 +98,8 @@ void forward(float* out, const float* inp, const float* bias, int N, int C) {
 
 template <Act A>
 void backward(float* dinp, float* dbias, const float* dout, const float* inp,
-              const std::uint16_t* inp_bf16, const float* bias, int N, int C, const char* what) {
+              const std::uint16_t* inp_bf16, const float* bias, int N, int C, bool accumulate_dinp,
+              const char* what) {
   if (N == 0 || C == 0 || (!dinp && !dbias)) return;
   if (!inp && !inp_bf16)
     throw std::invalid_argument(std::string(what) + ": no input (inp and inp_bf16 both null)");
@@ -105,9 +107,11 @@ void backward(float* dinp, float* dbias, const float* dout, const float* inp,
   detail::Scratch<float> partial(dbias ? static_cast<std::size_t>(split.tasks) * C : 0);
   const dim3 grid = detail::colsum_grid(C, split.tasks), block = detail::colsum_block();
   if (inp_bf16)
-    backward_kernel<A><<<grid, block>>>(dinp, partial.get(), dout, inp_bf16, bias, N, C, split);
+    backward_kernel<A>
+        <<<grid, block>>>(dinp, partial.get(), dout, inp_bf16, bias, N, C, split, accumulate_dinp);
   else
-    backward_kernel<A><<<grid, block>>>(dinp, partial.get(), dout, inp, bias, N, C, split);
+    backward_kernel<A>
+        <<<grid, block>>>(dinp, partial.get(), dout, inp, bias, N, C, split, accumulate_dinp);
   MB_CUDA_CHECK_LAUNCH();
   if (dbias) detail::add_column_partials(dbias, partial.get(), split.tasks, C, C);
 }
@@ -120,9 +124,11 @@ void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, i
 }
 
 void bias_gelu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                        const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
+                        const std::uint16_t* inp_bf16, const float* bias, int N, int C,
+                        bool accumulate_dinp) {
   check_sizes(N, C, "bias_gelu_backward");
-  backward<Act::gelu>(dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_gelu_backward");
+  backward<Act::gelu>(dinp, dbias, dout, inp, inp_bf16, bias, N, C, accumulate_dinp,
+                      "bias_gelu_backward");
 }
 
 void bias_relu_forward(float* out, const float* inp, const float* bias, int N, int C) {
@@ -131,9 +137,11 @@ void bias_relu_forward(float* out, const float* inp, const float* bias, int N, i
 }
 
 void bias_relu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                        const std::uint16_t* inp_bf16, const float* bias, int N, int C) {
+                        const std::uint16_t* inp_bf16, const float* bias, int N, int C,
+                        bool accumulate_dinp) {
   check_sizes(N, C, "bias_relu_backward");
-  backward<Act::relu>(dinp, dbias, dout, inp, inp_bf16, bias, N, C, "bias_relu_backward");
+  backward<Act::relu>(dinp, dbias, dout, inp, inp_bf16, bias, N, C, accumulate_dinp,
+                      "bias_relu_backward");
 }
 
 }  // namespace mb::kernels::cuda

@@ -15,14 +15,18 @@ void bias_gelu_forward(float* out, const float* inp, const float* bias, int N, i
 
 // dinp[N,C] += dout · gelu'(inp + bias); dbias[C] += its column sums, added in an order fixed
 // by N alone (no atomics), so repeated runs are bit-identical. dinp or dbias may be null.
+// With accumulate_dinp false, dinp = instead (not read), as the CPU twin.
 void bias_gelu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                        const std::uint16_t* inp_bf16, const float* bias, int N, int C);
+                        const std::uint16_t* inp_bf16, const float* bias, int N, int C,
+                        bool accumulate_dinp = true);
 
 // out[N,C] = max(inp + bias, 0). out is overwritten and may equal inp (in place).
 void bias_relu_forward(float* out, const float* inp, const float* bias, int N, int C);
 
 // dinp[N,C] += dout where inp + bias > 0; dbias[C] += its column sums. Either may be null.
+// accumulate_dinp: as bias_gelu_backward.
 void bias_relu_backward(float* dinp, float* dbias, const float* dout, const float* inp,
-                        const std::uint16_t* inp_bf16, const float* bias, int N, int C);
+                        const std::uint16_t* inp_bf16, const float* bias, int N, int C,
+                        bool accumulate_dinp = true);
 
 }  // namespace mb::kernels::cuda

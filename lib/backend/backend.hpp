@@ -201,6 +201,7 @@ class Backend {
   // bias_relu_backward / bias_gelu_backward: the activation's backward pass at the saved
   //   pre-activation `inp`, read by the Operand rule: an operand of bf16 patterns only (a model
   //   that saved it as bf16) gives the gradient at the rounded pre-activation, as autocast.
+  //   Like matmul_backward, writes dinp (not read) and accumulates dbias.
   // causal_attention_forward / causal_attention_backward: causal self-attention over B
   //   sequences of T positions, qkv [B, T, 3, H, d] (kernels/cpu/attention.hpp). The backend
   //   picks the kernel (attention_kernel below) by shape, precision and device; every kernel

@@ -390,7 +390,8 @@ void add_activations(Table& t) {
                   Buf<std::uint16_t> xp(b, patterns_of(hx));
                   const Operand inp = patterns ? Operand::patterns(xp.p()) : Operand(x.p());
                   const float* pb = with_bias ? bias.p() : nullptr;
-                  const auto dinp0 = uniform(n, sb + 3), dbias0 = uniform(sz(C), sb + 4);
+                  // dinp is written (from NaN), dbias added to.
+                  const auto dinp0 = nans(n), dbias0 = uniform(sz(C), sb + 4);
                   Buf<float> dinp(b, dinp0), dbias(b, dbias0), dinp1(b, dinp0), dbias1(b, dbias0);
                   (b.*bwd)(dinp.p(), dbias.p(), g.p(), inp, pb, N, C);
                   (b.*bwd)(dinp1.p(), nullptr, g.p(), inp, pb, N, C);

@@ -4,6 +4,8 @@
 #include "cpu/activation.hpp"
 #include "cpu/bf16.hpp"
 
+#include <cstring>
+#include <limits>
 #include <numbers>
 #include <stdexcept>
 
@@ -39,11 +41,11 @@ void forward(Act act, float* out, const float* inp, const float* b, int N, int C
 }
 
 void backward(Act act, float* dinp, float* db, const float* dout, const float* inp, const float* b,
-              int N, int C, const std::uint16_t* inp_bf16 = nullptr) {
+              int N, int C, const std::uint16_t* inp_bf16 = nullptr, bool accumulate_dinp = true) {
   if (act == Act::gelu)
-    bias_gelu_backward(dinp, db, dout, inp, inp_bf16, b, N, C);
+    bias_gelu_backward(dinp, db, dout, inp, inp_bf16, b, N, C, accumulate_dinp);
   else
-    bias_relu_backward(dinp, db, dout, inp, inp_bf16, b, N, C);
+    bias_relu_backward(dinp, db, dout, inp, inp_bf16, b, N, C, accumulate_dinp);
 }
 
 void check_case(Act act, int N, int C, std::uint32_t seed) {
@@ -222,4 +224,26 @@ TEST_CASE(
                      N, C);
   CHECK(dinp_out == dinp_in);
   CHECK(dbias_out == dbias_in);
+}
+
+TEST_CASE("bias + activation backward: dinp written over NaN equals dinp added to zeros") {
+  // accumulate_dinp false (the model's input gradients): dinp is not read; dbias still adds.
+  for (const Act act : {Act::gelu, Act::relu})
+    for (const bool bf16_input : {false, true}) {
+      CAPTURE(static_cast<int>(act));
+      CAPTURE(bf16_input);
+      const int N = 300, C = 130;  // threaded, and a partial column block
+      const std::size_t n = static_cast<std::size_t>(N) * C;
+      const auto x = kt::random_floats(n, 61, -3.0f, 3.0f), g = kt::random_floats(n, 62);
+      const auto b = kt::random_floats(C, 63), db0 = kt::random_floats(C, 64);
+      std::vector<std::uint16_t> patterns(n);
+      for (std::size_t i = 0; i < n; ++i) patterns[i] = bf16_bits(x[i]);
+      const std::uint16_t* xp = bf16_input ? patterns.data() : nullptr;
+      std::vector<float> set(n, std::numeric_limits<float>::quiet_NaN()), db1 = db0;
+      backward(act, set.data(), db1.data(), g.data(), x.data(), b.data(), N, C, xp, false);
+      std::vector<float> added(n, 0.0f), db2 = db0;
+      backward(act, added.data(), db2.data(), g.data(), x.data(), b.data(), N, C, xp, true);
+      CHECK(std::memcmp(set.data(), added.data(), n * sizeof(float)) == 0);
+      CHECK(std::memcmp(db1.data(), db2.data(), C * sizeof(float)) == 0);
+    }
 }
