@@ -37,6 +37,7 @@ using tag = memory::format_tag;
 enum class Product : int {
   forward,               // dst[M,N]  = src[M,K]  · wei[K,N] with wei = weight[N,K] read as 'ba'
   forward_relu,          // the same, then (with the bias) max(dst, 0): the ReLU post-op
+  forward_residual,      // the same, then (with the bias) dst_old + dst: the sum post-op
   grad_input,            // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
   grad_input_overwrite,  // the same product, dst = (dst is not read)
 };
@@ -95,6 +96,7 @@ std::shared_ptr<const Cached> get_primitive(const Key& key) {
   switch (key.product) {
     case Product::forward:
     case Product::forward_relu:
+    case Product::forward_residual:
       c.src = memory::desc({R, I}, f32, tag::ab);
       c.wei = memory::desc({I, C}, f32, tag::ba);  // weight stored [C, I]
       break;
@@ -111,6 +113,9 @@ std::shared_ptr<const Cached> get_primitive(const Key& key) {
   dnnl::post_ops ops;
   if (key.product == Product::grad_input) {
     // sum post-op: dst = 1.0 * dst + product, i.e. gradient accumulation in place.
+    ops.append_sum(1.0f);
+  } else if (key.product == Product::forward_residual) {
+    // sum post-op after the bias: dst = dst_old + (product + bias).
     ops.append_sum(1.0f);
   } else if (key.product == Product::forward_relu) {
     // eltwise post-op after the bias: dst = max(product + bias, 0) (scale 1, alpha 0).
@@ -236,14 +241,19 @@ Bf16Staging& bf16_staging() {
   return staging;
 }
 
-// out = inp · weightᵀ (+ bias), then with Product::forward_relu max(out, 0): the forward
-// products, in fp32 ...
+// out = inp · weightᵀ (+ bias), then with Product::forward_relu max(out, 0), with
+// Product::forward_residual added to out: the forward products, in fp32 ...
 void forward_product(Product product, float* out, const float* inp, const float* weight,
                      const float* bias, int M, int K, int N) {
   check_sizes(M, K, N);
   if (M == 0 || N == 0) return;
   if (K == 0) {  // empty contraction: out = bias (oneDNN 2.6 builds but cannot execute K = 0)
     const bool relu = product == Product::forward_relu;
+    if (product == Product::forward_residual) {  // out + (the empty product's bias or 0)
+      for (std::size_t i = 0; i < static_cast<std::size_t>(M); ++i)
+        for (int j = 0; j < N; ++j) out[i * N + j] += bias ? bias[j] : 0.0f;
+      return;
+    }
     for (std::size_t i = 0; i < static_cast<std::size_t>(M); ++i)
       for (int j = 0; j < N; ++j) out[i * N + j] = bias && !relu ? bias[j] : 0.0f;
     // The two ops' order: the empty product, then the bias and the max.
@@ -282,6 +292,11 @@ void matmul_bias_relu_forward(float* out, const float* inp, const float* weight,
   forward_product(Product::forward_relu, out, inp, weight, bias, M, K, N);
 }
 
+void matmul_residual_forward(float* out, const float* inp, const float* weight, const float* bias,
+                             int M, int K, int N) {
+  forward_product(Product::forward_residual, out, inp, weight, bias, M, K, N);
+}
+
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int M, int K, int N, bool accumulate_dinp) {
   check_sizes(M, K, N);
@@ -304,6 +319,13 @@ void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint
                                    const float* bias, int M, int K, int N) {
   forward_product_bf16(Product::forward_relu, out, inp, inp_bf16, weight, weight_bf16, bias, M, K,
                        N);
+}
+
+void matmul_residual_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                                  const float* weight, const std::uint16_t* weight_bf16,
+                                  const float* bias, int M, int K, int N) {
+  forward_product_bf16(Product::forward_residual, out, inp, inp_bf16, weight, weight_bf16, bias, M,
+                       K, N);
 }
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,

@@ -23,6 +23,14 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_bias_relu_forward(float* out, const float* inp, const float* weight, const float* bias,
                               int M, int K, int N);
 
+// out[M,N] += inp[M,K] · weight[N,K]ᵀ + bias[N]: matmul_forward into a buffer, then
+// residual_forward(out, out, buffer) (cpu/residual.hpp), in one pass: oneDNN's sum post-op
+// adds the finished block (product + bias) to out while it is in cache, with no buffer written
+// and read back. The same bits as the two ops (x + (p + b) = (p + b) + x; a kernel test holds
+// it to that). For a residual branch added in place (inference). bias may be null.
+void matmul_residual_forward(float* out, const float* inp, const float* weight, const float* bias,
+                             int M, int K, int N);
+
 // Gradients of matmul_forward, accumulated (+=) into the destinations:
 //   dinp[M,K]    += dout[M,N] · weight[N,K]     (or =, with accumulate_dinp false)
 //   dweight[N,K] += dout[M,N]ᵀ · inp[M,K]
@@ -66,5 +74,10 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
 void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
                                    const float* weight, const std::uint16_t* weight_bf16,
                                    const float* bias, int M, int K, int N);
+// matmul_residual_forward with the operands rounded as in matmul_forward_bf16: the bits of
+// matmul_forward_bf16 into a buffer, then residual_forward.
+void matmul_residual_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                                  const float* weight, const std::uint16_t* weight_bf16,
+                                  const float* bias, int M, int K, int N);
 
 }  // namespace mb::kernels::cpu

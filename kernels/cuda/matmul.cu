@@ -40,6 +40,7 @@
 #include "cuda/bf16.cuh"
 #include "cuda/colsum.cuh"
 #include "cuda/common.cuh"
+#include "cuda/residual.cuh"
 
 #include <cublasLt.h>
 
@@ -507,6 +508,27 @@ void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint
                                    const float* bias, int M, int K, int N) {
   matmul_forward_bf16(out, inp, inp_bf16, weight, weight_bf16, nullptr, M, K, N);
   bias_relu_forward(out, out, bias, M, N);
+}
+
+void matmul_residual_forward(float* out, const float* inp, const float* weight, const float* bias,
+                             int M, int K, int N) {
+  check_sizes(M, K, N);
+  const std::size_t n = static_cast<std::size_t>(M) * static_cast<std::size_t>(N);
+  if (n == 0) return;
+  detail::Scratch<float> product(n);
+  matmul_forward(product.get(), inp, weight, bias, M, K, N);
+  residual_forward(out, out, product.get(), n);
+}
+
+void matmul_residual_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                                  const float* weight, const std::uint16_t* weight_bf16,
+                                  const float* bias, int M, int K, int N) {
+  check_sizes(M, K, N);
+  const std::size_t n = static_cast<std::size_t>(M) * static_cast<std::size_t>(N);
+  if (n == 0) return;
+  detail::Scratch<float> product(n);
+  matmul_forward_bf16(product.get(), inp, inp_bf16, weight, weight_bf16, bias, M, K, N);
+  residual_forward(out, out, product.get(), n);
 }
 
 }  // namespace mb::kernels::cuda

@@ -76,4 +76,14 @@ void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint
                                    const float* weight, const std::uint16_t* weight_bf16,
                                    const float* bias, int M, int K, int N);
 
+// The twins of cpu::matmul_residual_forward(_bf16): out += inp · weightᵀ + bias, the bits of
+// matmul_forward(_bf16) into a buffer followed by residual_forward. Here it is those two, the
+// product into stream-ordered scratch: cuBLASLt's beta = 1 with the bias epilogue would add
+// out before the bias ((p + out) + b, other bits than the CPU's (p + b) + out).
+void matmul_residual_forward(float* out, const float* inp, const float* weight, const float* bias,
+                             int M, int K, int N);
+void matmul_residual_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
+                                  const float* weight, const std::uint16_t* weight_bf16,
+                                  const float* bias, int M, int K, int N);
+
 }  // namespace mb::kernels::cuda

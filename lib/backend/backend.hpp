@@ -185,6 +185,10 @@ class Backend {
   //   matmul_forward without its bias followed by bias_relu_forward, in one pass where the
   //   kernel allows (oneDNN's ReLU post-op on the CPU): for a forward pass that keeps no
   //   pre-activation (inference).
+  // matmul_residual_forward: out += matmul_forward's product (with the bias), the bits of
+  //   matmul_forward into a buffer followed by residual_forward(out, out, buffer), in one pass
+  //   where the kernel allows (oneDNN's sum post-op on the CPU): for a residual branch added in
+  //   place (inference).
   // matmul_step_forward: matmul_forward's product for the few rows of a generation step (one
   //   per sequence), where reading the weights is the cost: on the CPU in fp32, for one or two
   //   rows, a kernel that streams them once (kernels/cpu/matmul_few_rows.hpp), and

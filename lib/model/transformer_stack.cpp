@@ -172,10 +172,19 @@ void TransformerStack::block_forward(int layer, const BlockBuffers& b, int rows,
   save_bf16_rounded(b.qkv, 3 * n);
   attend(b.att.values, b.qkv);
   save_bf16(b.att, n);
-  (k.*product)(b.branch, b.att.operand(), view_.weight(t.proj_w), view_.value(t.proj_b), N, C, C);
-  if (dropout)
-    k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 0), dropout_offset_);
-  k.residual_forward(b.mid, b.input, b.branch, n);
+  // In place (the inference pass) a branch is added by its product (the same bits), without
+  // writing the branch out and reading it back.
+  const bool add_in_place = !dropout && !b.step && b.mid == b.input && b.output == b.mid;
+  if (add_in_place) {
+    k.matmul_residual_forward(b.mid, b.att.operand(), view_.weight(t.proj_w), view_.value(t.proj_b),
+                              N, C, C);
+  } else {
+    (k.*product)(b.branch, b.att.operand(), view_.weight(t.proj_w), view_.value(t.proj_b), N, C, C);
+    if (dropout)
+      k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 0),
+                        dropout_offset_);
+    k.residual_forward(b.mid, b.input, b.branch, n);
+  }
 
   // x = a + Dropout(FC2(Act(FC1(LN2(a))))). The activation reads the fp32 pre-activation,
   // whatever is saved of it.
@@ -190,6 +199,11 @@ void TransformerStack::block_forward(int layer, const BlockBuffers& b, int rows,
     act_forward(k, shape_.activation, b.act.values, b.fc.values, view_.value(t.fc_b), N, Hd);
   }
   save_bf16(b.act, nh);
+  if (add_in_place) {
+    k.matmul_residual_forward(b.output, b.act.operand(), view_.weight(t.fc2_w),
+                              view_.value(t.fc2_b), N, Hd, C);
+    return;
+  }
   (k.*product)(b.branch, b.act.operand(), view_.weight(t.fc2_w), view_.value(t.fc2_b), N, Hd, C);
   if (dropout)
     k.dropout_forward(b.branch, b.branch, n, p, dropout_seed(*dropout, layer, 1), dropout_offset_);

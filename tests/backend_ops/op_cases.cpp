@@ -662,6 +662,24 @@ void add_matmul_row(Table& t, Precision prec, const MatmulRow& r) {
           auto separate = minus(got, two.get());
           return RunResult{{std::move(got), std::move(again), std::move(separate)}, {}};
         });
+  // The product added in place: the two ops' bits on each device.
+  t.add(Op::matmul_residual_forward, shape, prec,
+        {out("out", nMN, K == 0 ? Tolerance::exact() : Tolerance::rows(rel, sz(N))),
+         zero("out - (matmul_forward into a buffer, then residual_forward)", nMN)},
+        [=](Backend& b) {
+          DevOperand inp(b, uniform(nMK, s), r.inp, r.off),
+              w(b, uniform(nNK, s + 1), r.weight, r.off);
+          Buf<float> bias(b, uniform(sz(N), s + 2), r.bias_off);
+          const auto start = uniform(nMN, s + 3);
+          Buf<float> o(b, start, r.off), two(b, start, r.off), product(b, nans(nMN), r.off);
+          const float* pb = r.bias ? bias.p() : nullptr;
+          b.matmul_residual_forward(o.p(), inp.op(), w.op(), pb, M, K, N);
+          b.matmul_forward(product.p(), inp.op(), w.op(), pb, M, K, N);
+          b.residual_forward(two.p(), two.p(), product.p(), nMN);
+          auto got = o.get();
+          auto separate = minus(got, two.get());
+          return RunResult{{std::move(got), std::move(separate)}, {}};
+        });
   t.add(Op::matmul_backward, shape, prec,
         {out("dinp", nMK, Tolerance::rows(rel, sz(K))),
          out("dweight", nNK, Tolerance::rows(rel, sz(K))),

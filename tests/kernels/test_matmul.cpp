@@ -4,6 +4,7 @@
 #include "cpu/activation.hpp"
 #include "cpu/matmul.hpp"
 #include "cpu/matmul_few_rows.hpp"
+#include "cpu/residual.hpp"
 
 #include <omp.h>
 
@@ -317,6 +318,51 @@ TEST_CASE("matmul with bias and ReLU fused: the bits of the product, then bias_r
                            {300, 515, 259}})
       for (bool bias : {true, false})
         for (bool bf16 : {false, true}) check_bias_relu(M, K, N, bias, bf16, seed += 3);
+  }
+  omp_set_num_threads(threads);
+}
+
+TEST_CASE(
+    "matmul added in place (residual fused): the bits of the product, then residual_forward") {
+  // Tiny and odd shapes, K = 0 (out + bias), and the bench model's projections (global
+  // 2048 -> 512 and 512 -> 512 over 512 rows; local 512 -> 128 over 2048), at 1-3 threads.
+  const int threads = omp_get_max_threads();
+  for (int t : {1, 2, 3}) {
+    omp_set_num_threads(t);
+    std::uint32_t seed = 900;
+    for (const auto& shape :
+         {std::array{1, 1, 1}, std::array{7, 13, 5}, std::array{37, 129, 65}, std::array{5, 0, 3},
+          std::array{512, 2048, 512}, std::array{512, 512, 512}, std::array{2048, 512, 128}})
+      for (const bool with_bias : {true, false})
+        for (const bool bf16 : {false, true}) {
+          const int M = shape[0], K = shape[1], N = shape[2];
+          CAPTURE(t);
+          CAPTURE(M);
+          CAPTURE(K);
+          CAPTURE(N);
+          CAPTURE(with_bias);
+          CAPTURE(bf16);
+          seed += 4;
+          const auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, seed);
+          const auto w = kt::random_floats(static_cast<std::size_t>(N) * K, seed + 1);
+          const auto b = kt::random_floats(N, seed + 2);
+          const float* bias = with_bias ? b.data() : nullptr;
+          const std::size_t n = static_cast<std::size_t>(M) * N;
+          const auto start = kt::random_floats(n, seed + 3);
+          std::vector<float> fused = start, two = start, product(n, -7.0f);
+          if (bf16) {
+            matmul_residual_forward_bf16(fused.data(), inp.data(), nullptr, w.data(), nullptr, bias,
+                                         M, K, N);
+            matmul_forward_bf16(product.data(), inp.data(), nullptr, w.data(), nullptr, bias, M, K,
+                                N);
+          } else {
+            matmul_residual_forward(fused.data(), inp.data(), w.data(), bias, M, K, N);
+            matmul_forward(product.data(), inp.data(), w.data(), bias, M, K, N);
+          }
+          residual_forward(two.data(), two.data(), product.data(), n);
+          CHECK(std::memcmp(fused.data(), two.data(), n * sizeof(float)) == 0);
+          if (K > 0 || with_bias) CHECK(fused != start);  // something was added
+        }
   }
   omp_set_num_threads(threads);
 }
