@@ -78,42 +78,39 @@ void same_at_any_thread_count(F&& f) {
 
 }  // namespace
 
+namespace {
+
+// One call against the per-element sequence, bit for bit.
+void check_exact(int M, int K, int N, IsaVariant variant) {
+  CAPTURE(M);
+  CAPTURE(K);
+  CAPTURE(N);
+  CAPTURE(variant == IsaVariant::avx2);
+  const auto dout = kt::random_floats(static_cast<std::size_t>(M) * N, 1);
+  const auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, 2);
+  const auto start = kt::random_floats(static_cast<std::size_t>(N) * K, 3);
+  std::vector<float> got = start;
+  weight_gradient_in_row_order(got.data(), dout.data(), inp.data(), M, K, N, variant);
+  CHECK(same_bits(got, row_order_reference(start, dout, inp, M, K, N)));
+}
+
+}  // namespace
+
 TEST_CASE("weight gradient: exactly the rows' products added in order, for every block shape") {
   // M around the 256-row block; K around the 16- and 32-column panels; N around the 24-row
   // tasks and the 12/8/4/6/2-row register blocks.
   for (int M : {0, 1, 7, 256, 300})
     for (int K : {1, 15, 16, 17, 33, 48, 70})
-      for (int N : {1, 5, 24, 29, 50}) {
-        CAPTURE(M);
-        CAPTURE(K);
-        CAPTURE(N);
-        const auto dout = kt::random_floats(static_cast<std::size_t>(M) * N, 1);
-        const auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, 2);
-        const auto start = kt::random_floats(static_cast<std::size_t>(N) * K, 3);
-        std::vector<float> got = start;
-        weight_gradient_in_row_order(got.data(), dout.data(), inp.data(), M, K, N);
-        CHECK(same_bits(got, row_order_reference(start, dout, inp, M, K, N)));
-      }
+      for (int N : {1, 5, 24, 29, 50}) check_exact(M, K, N, IsaVariant::best);
 }
 
 TEST_CASE("weight gradient: exact with the inp panels packed and read in place") {
   // Rows longer than a column group (K > 256) are packed where dweight is wider than 256 rows
   // and read in place where it is not; both, and a second column group, on both variants.
-  // (Not a structured binding: clang 14 refuses one captured in CAPTURE's lambda.)
   for (const auto& shape : {std::array{300, 300, 29}, std::array{300, 300, 270},
                             std::array{600, 530, 260}, std::array{520, 257, 256}})
-    for (const IsaVariant variant : {IsaVariant::best, IsaVariant::avx2}) {
-      const int M = shape[0], K = shape[1], N = shape[2];
-      CAPTURE(M);
-      CAPTURE(K);
-      CAPTURE(N);
-      const auto dout = kt::random_floats(static_cast<std::size_t>(M) * N, 7);
-      const auto inp = kt::random_floats(static_cast<std::size_t>(M) * K, 8);
-      const auto start = kt::random_floats(static_cast<std::size_t>(N) * K, 9);
-      std::vector<float> got = start;
-      weight_gradient_in_row_order(got.data(), dout.data(), inp.data(), M, K, N, variant);
-      CHECK(same_bits(got, row_order_reference(start, dout, inp, M, K, N)));
-    }
+    for (const IsaVariant variant : {IsaVariant::best, IsaVariant::avx2})
+      check_exact(shape[0], shape[1], shape[2], variant);
 }
 
 TEST_CASE("weight gradient: the AVX-512 and the AVX2 code give the same bits") {
