@@ -92,7 +92,7 @@ MB_CPU_CLONES
 void backward_head(float* __restrict dqkv, const float* __restrict dout,
                    const float* __restrict out, const float* __restrict lse,
                    const float* __restrict qkv, const Layout& L, int b, int h, float scale,
-                   float* __restrict scratch) {
+                   float* __restrict scratch, bool accumulate) {
   const int T = L.T, d = L.d, dp = round_up(d, NR), Tp = round_up(T, NR);
   const std::size_t tstride = L.tstride();
   const std::size_t Tdp = static_cast<std::size_t>(Tp) * dp;
@@ -154,14 +154,17 @@ void backward_head(float* __restrict dqkv, const float* __restrict dout,
     }
     for (int r = 0; r < nq; ++r) {
       float* __restrict g = dqkv + L.qkv(b, q0 + r, 0, h);
-      for (int e = 0; e < d; ++e) g[e] += scale * dq[static_cast<std::size_t>(r) * dp + e];
+      for (int e = 0; e < d; ++e)
+        g[e] = (accumulate ? g[e] : 0.0f) + scale * dq[static_cast<std::size_t>(r) * dp + e];
     }
   }
   for (int t = 0; t < T; ++t) {
     float* __restrict gk = dqkv + L.qkv(b, t, 1, h);
     float* __restrict gv = dqkv + L.qkv(b, t, 2, h);
-    for (int e = 0; e < d; ++e) gk[e] += dk[static_cast<std::size_t>(t) * dp + e];
-    for (int e = 0; e < d; ++e) gv[e] += dv[static_cast<std::size_t>(t) * dp + e];
+    for (int e = 0; e < d; ++e)
+      gk[e] = (accumulate ? gk[e] : 0.0f) + dk[static_cast<std::size_t>(t) * dp + e];
+    for (int e = 0; e < d; ++e)
+      gv[e] = (accumulate ? gv[e] : 0.0f) + dv[static_cast<std::size_t>(t) * dp + e];
   }
 }
 
@@ -199,7 +202,7 @@ void attention_forward(float* out, float* lse, const float* qkv, int B, int T, i
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
-                        const float* qkv, int B, int T, int H, int d) {
+                        const float* qkv, int B, int T, int H, int d, bool accumulate_dqkv) {
   check_sizes(B, T, H, d);
   if (T == 0) return;
   const Layout L{T, H, d};
@@ -215,7 +218,7 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
 #pragma omp for schedule(static)
     for (std::int64_t task = 0; task < tasks; ++task)
       backward_head(dqkv, dout, out, lse, qkv, L, static_cast<int>(task / H),
-                    static_cast<int>(task % H), scale, scratch.data());
+                    static_cast<int>(task % H), scale, scratch.data(), accumulate_dqkv);
   }
 }
 

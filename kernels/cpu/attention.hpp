@@ -22,9 +22,10 @@ constexpr int kAttentionBlockK = 64;
 void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int d);
 
 // dqkv [B, T, 3, H, d] += the gradient of the loss with respect to qkv, given dout (the
-// gradient with respect to out) and the out and lse that attention_forward produced.
+// gradient with respect to out) and the out and lse that attention_forward produced (with
+// accumulate_dqkv false, = : dqkv is not read, and gets the bits of adding to zeros).
 // Deterministic: each (batch, head) is one task and adds its terms in a fixed order.
 void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
-                        const float* qkv, int B, int T, int H, int d);
+                        const float* qkv, int B, int T, int H, int d, bool accumulate_dqkv = true);
 
 }  // namespace mb::kernels::cpu

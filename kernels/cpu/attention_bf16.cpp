@@ -38,10 +38,10 @@ void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int
 }
 
 void attention_backward_bf16(float* dqkv, const float* dout, const float* out, const float* lse,
-                             const float* qkv, int B, int T, int H, int d) {
+                             const float* qkv, int B, int T, int H, int d, bool accumulate_dqkv) {
   check_sizes(B, T, H, d);
   const std::vector<float> r = rounded_qkv(qkv, B, T, H, d);
-  attention_backward(dqkv, dout, out, lse, r.data(), B, T, H, d);
+  attention_backward(dqkv, dout, out, lse, r.data(), B, T, H, d, accumulate_dqkv);
 }
 
 }  // namespace mb::kernels::cpu

@@ -31,6 +31,7 @@ void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int
 // As attention_backward, from q, k, v rounded to bf16 (out and lse as the forward gave them).
 // Same argument checks as attention_forward_bf16.
 void attention_backward_bf16(float* dqkv, const float* dout, const float* out, const float* lse,
-                             const float* qkv, int B, int T, int H, int d);
+                             const float* qkv, int B, int T, int H, int d,
+                             bool accumulate_dqkv = true);
 
 }  // namespace mb::kernels::cpu

@@ -106,7 +106,7 @@ template <class Vec, int Rows>
 __attribute__((always_inline)) inline void backward_head(
     float* __restrict dqkv, const float* __restrict dout, const float* __restrict out,
     const float* __restrict lse, const float* __restrict qkv, const Layout& L, int b, int h,
-    float scale, float* __restrict scratch) {
+    float scale, float* __restrict scratch, bool accumulate) {
   const int T = L.T, d = L.d;
   const Padded P(L, Rows);
   const int dp = P.dp, Tk = P.Tk, Tq = P.Tq;
@@ -165,7 +165,8 @@ __attribute__((always_inline)) inline void backward_head(
                                        nk);  // dS · K, keys increasing
     for (int r = 0; r < Rows && r0 + r < T; ++r) {
       float* __restrict g = dqkv + L.qkv(b, r0 + r, 0, h);
-      for (int e = 0; e < d; ++e) g[e] += scale * dq[static_cast<std::size_t>(r) * dp + e];
+      for (int e = 0; e < d; ++e)
+        g[e] = (accumulate ? g[e] : 0.0f) + scale * dq[static_cast<std::size_t>(r) * dp + e];
     }
   }
 
@@ -180,8 +181,10 @@ __attribute__((always_inline)) inline void backward_head(
     for (int i = 0; i < Rows && j0 + i < T; ++i) {
       float* __restrict gk = dqkv + L.qkv(b, j0 + i, 1, h);
       float* __restrict gv = dqkv + L.qkv(b, j0 + i, 2, h);
-      for (int e = 0; e < d; ++e) gk[e] += dk[static_cast<std::size_t>(i) * dp + e];
-      for (int e = 0; e < d; ++e) gv[e] += dv[static_cast<std::size_t>(i) * dp + e];
+      for (int e = 0; e < d; ++e)
+        gk[e] = (accumulate ? gk[e] : 0.0f) + dk[static_cast<std::size_t>(i) * dp + e];
+      for (int e = 0; e < d; ++e)
+        gv[e] = (accumulate ? gv[e] : 0.0f) + dv[static_cast<std::size_t>(i) * dp + e];
     }
   }
 }
@@ -202,8 +205,8 @@ void forward_head_any(float* out, float* lse, const float* qkv, const Layout& L,
 MB_CPU_CLONES
 void backward_head_any(float* dqkv, const float* dout, const float* out, const float* lse,
                        const float* qkv, const Layout& L, int b, int h, float scale,
-                       float* scratch) {
-  backward_head<Vec8, kRowsAvx2>(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch);
+                       float* scratch, bool accumulate) {
+  backward_head<Vec8, kRowsAvx2>(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch, accumulate);
 }
 #if MB_CPU_HAS_AVX512_VARIANT
 MB_CPU_AVX512
@@ -214,8 +217,9 @@ void forward_head_avx512(float* out, float* lse, const float* qkv, const Layout&
 MB_CPU_AVX512
 void backward_head_avx512(float* dqkv, const float* dout, const float* out, const float* lse,
                           const float* qkv, const Layout& L, int b, int h, float scale,
-                          float* scratch) {
-  backward_head<Vec16, kRowsAvx512>(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch);
+                          float* scratch, bool accumulate) {
+  backward_head<Vec16, kRowsAvx512>(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch,
+                                    accumulate);
 }
 #else
 constexpr auto forward_head_avx512 = forward_head_any;
@@ -308,7 +312,8 @@ void tiny_forward_head(float* out, float* lse, const float* qkv, const Layout& L
 
 MB_CPU_CLONES
 void tiny_backward_head(float* dqkv, const float* dout, const float* out, const float* lse,
-                        const float* qkv, const Layout& L, int b, int h, float scale) {
+                        const float* qkv, const Layout& L, int b, int h, float scale,
+                        bool accumulate) {
   const int T = L.T, d = L.d;
   const std::size_t ts = L.tstride(), os = static_cast<std::size_t>(L.H) * d;
   const float* q = qkv + L.qkv(b, 0, 0, h);
@@ -348,7 +353,10 @@ void tiny_backward_head(float* dqkv, const float* dout, const float* out, const 
         acc += dS[t][j] * kj;
       }
       float* dst = dqkv + L.qkv(b, t, 0, h) + e;
-      load8(gq, dst);
+      if (accumulate)
+        load8(gq, dst);
+      else
+        gq = Vec8{};  // written over: the bits of adding to zeros
       gq += scale * acc;
       store8(dst, gq);
     }
@@ -364,9 +372,11 @@ void tiny_backward_head(float* dqkv, const float* dout, const float* out, const 
       }
       float* dst_k = dqkv + L.qkv(b, j, 1, h) + e;
       float* dst_v = dqkv + L.qkv(b, j, 2, h) + e;
-      Vec8 gk, gv;
-      load8(gk, dst_k);
-      load8(gv, dst_v);
+      Vec8 gk{}, gv{};
+      if (accumulate) {
+        load8(gk, dst_k);
+        load8(gv, dst_v);
+      }
       gk += dk;
       gv += dv;
       store8(dst_k, gk);
@@ -420,13 +430,14 @@ void short_attention_forward(float* out, float* lse, const float* qkv, int B, in
 }
 
 void short_attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
-                              const float* qkv, int B, int T, int H, int d, IsaVariant variant) {
+                              const float* qkv, int B, int T, int H, int d, bool accumulate_dqkv,
+                              IsaVariant variant) {
   check_sizes("short_attention_backward", B, T, H, d);
   const Layout L{T, H, d};
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   if (takes_tiny(T, d)) {
     for_each_head(B, L, 0, [&](int b, int h, float*) {
-      tiny_backward_head(dqkv, dout, out, lse, qkv, L, b, h, scale);
+      tiny_backward_head(dqkv, dout, out, lse, qkv, L, b, h, scale, accumulate_dqkv);
     });
     return;
   }
@@ -434,7 +445,7 @@ void short_attention_backward(float* dqkv, const float* dout, const float* out, 
   const auto head = avx512 ? backward_head_avx512 : backward_head_any;
   const std::size_t scratch = backward_scratch(L, avx512 ? kRowsAvx512 : kRowsAvx2);
   for_each_head(B, L, scratch, [&](int b, int h, float* scratch) {
-    head(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch);
+    head(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch, accumulate_dqkv);
   });
 }
 

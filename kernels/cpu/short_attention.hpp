@@ -64,10 +64,11 @@ void short_attention_forward(float* out, float* lse, const float* qkv, int B, in
                              IsaVariant variant = IsaVariant::best);
 
 // dqkv [B, T, 3, H, d] += the gradient with respect to qkv, given dout and the out and lse
-// that a forward produced. Deterministic: each (batch, head) is one task with a fixed order of
+// that a forward produced (with accumulate_dqkv false, = : dqkv is not read, and gets the bits
+// of adding to zeros). Deterministic: each (batch, head) is one task with a fixed order of
 // summation. Same argument checks as the forward.
 void short_attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
                               const float* qkv, int B, int T, int H, int d,
-                              IsaVariant variant = IsaVariant::best);
+                              bool accumulate_dqkv = true, IsaVariant variant = IsaVariant::best);
 
 }  // namespace mb::kernels::cpu

@@ -147,7 +147,8 @@ struct BackwardTiles {
 __global__ void __launch_bounds__(kThreads)
     backward_dkv_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
                         const float* __restrict__ lse, const float* __restrict__ D,
-                        const float* __restrict__ qkv, Layout L, int ktiles, float scale) {
+                        const float* __restrict__ qkv, Layout L, int ktiles, float scale,
+                        bool accumulate) {
   extern __shared__ float smem[];
   const int d = L.d, kp = d + 1;
   const BackwardTiles tiles(smem, kp);
@@ -214,8 +215,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int c = 0; c < kPer; ++c) {
       const int e = lane + c * kWarp;
       if (e < d) {
-        gk[e] += dk[r][c];
-        gv[e] += dv[r][c];
+        gk[e] = (accumulate ? gk[e] : 0.0f) + dk[r][c];
+        gv[e] = (accumulate ? gv[e] : 0.0f) + dv[r][c];
       }
     }
   }
@@ -224,7 +225,8 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     backward_dq_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
                        const float* __restrict__ lse, const float* __restrict__ D,
-                       const float* __restrict__ qkv, Layout L, int qtiles, float scale) {
+                       const float* __restrict__ qkv, Layout L, int qtiles, float scale,
+                       bool accumulate) {
   extern __shared__ float smem[];
   const int d = L.d, kp = d + 1;
   const BackwardTiles tiles(smem, kp);
@@ -288,7 +290,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int c = 0; c < kPer; ++c) {
       const int e = lane + c * kWarp;
-      if (e < d) g[e] += scale * dq[r][c];
+      if (e < d) g[e] = (accumulate ? g[e] : 0.0f) + scale * dq[r][c];
     }
   }
 }
@@ -334,7 +336,7 @@ void attention_forward(float* out, float* lse, const float* qkv, int B, int T, i
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
-                        const float* qkv, int B, int T, int H, int d) {
+                        const float* qkv, int B, int T, int H, int d, bool accumulate_dqkv) {
   check_sizes(B, T, H, d);
   if (B == 0 || T == 0 || H == 0) return;
   const Layout L{T, H, d};
@@ -345,10 +347,10 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
   allow_smem(backward_dkv_kernel, smem);
   allow_smem(backward_dq_kernel, smem);
   backward_dkv_kernel<<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D.values.get(), qkv,
-                                                               L, tiles, scale);
+                                                               L, tiles, scale, accumulate_dqkv);
   MB_CUDA_CHECK_LAUNCH();
   backward_dq_kernel<<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D.values.get(), qkv,
-                                                              L, tiles, scale);
+                                                              L, tiles, scale, accumulate_dqkv);
   MB_CUDA_CHECK_LAUNCH();
 }
 

@@ -20,7 +20,8 @@ void attention_forward(float* out, float* lse, const float* qkv, int B, int T, i
 // attention_forward. Deterministic (no atomics): each dK/dV row sums over queries in increasing
 // order and each dQ row over keys in increasing order, so two runs give identical bits.
 // Same argument checks as attention_forward.
+// accumulate_dqkv false: dqkv is written, not read (the bits of adding to zeros), as the CPU.
 void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
-                        const float* qkv, int B, int T, int H, int d);
+                        const float* qkv, int B, int T, int H, int d, bool accumulate_dqkv = true);
 
 }  // namespace mb::kernels::cuda

@@ -121,11 +121,13 @@ __device__ void accumulate_times_rows(FragC (&acc)[D / kEdge], const bf16* a, in
   for (int c = 0; c < D / kEdge; ++c) accumulate_column<D>(acc[c], a, a_pitch, b, na, c);
 }
 
-// Adds scale · acc (16 rows × D) to rows row0 .. row0 + 15 of one part of dqkv, skipping rows
-// at or beyond T, through a 16 × 16 fp32 patch of the warp's shared memory (pitch `pitch`).
+// Adds scale · acc (16 rows × D) to rows row0 .. row0 + 15 of one part of dqkv (or, without
+// `accumulate`, writes it there as if added to zeros), skipping rows at or beyond T, through a
+// 16 × 16 fp32 patch of the warp's shared memory (pitch `pitch`).
 template <int D>
 __device__ void add_rows(float* dqkv, const Layout& L, int b, int row0, int which, int h,
-                         FragC (&acc)[D / kEdge], float scale, float* patch, int pitch) {
+                         FragC (&acc)[D / kEdge], float scale, float* patch, int pitch,
+                         bool accumulate) {
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
 #pragma unroll
   for (int c = 0; c < D / kEdge; ++c) {
@@ -133,7 +135,10 @@ __device__ void add_rows(float* dqkv, const Layout& L, int b, int row0, int whic
     __syncwarp();
     for (int idx = lane; idx < kEdge * kEdge; idx += kWarp) {
       const int r = idx / kEdge, e = idx % kEdge, t = row0 + r;
-      if (t < L.T) dqkv[L.qkv(b, t, which, h) + c * kEdge + e] += scale * patch[r * pitch + e];
+      if (t < L.T) {
+        float& g = dqkv[L.qkv(b, t, which, h) + c * kEdge + e];
+        g = (accumulate ? g : 0.0f) + scale * patch[r * pitch + e];
+      }
     }
     __syncwarp();  // the patch is read before the next fragment overwrites it
   }
@@ -303,7 +308,8 @@ template <int D>
 __global__ void __launch_bounds__(kThreads)
     backward_dkv_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
                         const float* __restrict__ lse, const float* __restrict__ Dsum,
-                        const float* __restrict__ qkv, Layout L, int ktiles, float scale) {
+                        const float* __restrict__ qkv, Layout L, int ktiles, float scale,
+                        bool accumulate) {
   constexpr int HP = kHeadPitch<D>, SP = kBackwardScorePitch, PP = kBackwardProbPitch;
   extern __shared__ __align__(128) unsigned char smem[];
   const BackwardTiles<D> s(smem);
@@ -353,15 +359,16 @@ __global__ void __launch_bounds__(kThreads)
     accumulate_times_rows<D>(dv, Pw, PP, dOs, kBackwardTile / kEdge);
     accumulate_times_rows<D>(dk, dSw, PP, Qs, kBackwardTile / kEdge);
   }
-  add_rows<D>(dqkv, L, b, key0, 1, h, dk, scale, Sw, SP);
-  add_rows<D>(dqkv, L, b, key0, 2, h, dv, 1.0f, Sw, SP);
+  add_rows<D>(dqkv, L, b, key0, 1, h, dk, scale, Sw, SP, accumulate);
+  add_rows<D>(dqkv, L, b, key0, 2, h, dv, 1.0f, Sw, SP, accumulate);
 }
 
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     backward_dq_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
                        const float* __restrict__ lse, const float* __restrict__ Dsum,
-                       const float* __restrict__ qkv, Layout L, int qtiles, float scale) {
+                       const float* __restrict__ qkv, Layout L, int qtiles, float scale,
+                       bool accumulate) {
   constexpr int HP = kHeadPitch<D>, SP = kBackwardScorePitch, PP = kBackwardProbPitch;
   extern __shared__ __align__(128) unsigned char smem[];
   const BackwardTiles<D> s(smem);
@@ -404,7 +411,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncwarp();
     accumulate_times_rows<D>(dq, dSw, PP, Ks, kBackwardTile / kEdge);
   }
-  add_rows<D>(dqkv, L, b, row0, 0, h, dq, scale, Sw, SP);
+  add_rows<D>(dqkv, L, b, row0, 0, h, dq, scale, Sw, SP, accumulate);
 }
 
 // Every head dimension the kernels are built for, as a compile-time constant for f.
@@ -456,7 +463,7 @@ void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int
 }
 
 void attention_backward_bf16(float* dqkv, const float* dout, const float* out, const float* lse,
-                             const float* qkv, int B, int T, int H, int d) {
+                             const float* qkv, int B, int T, int H, int d, bool accumulate_dqkv) {
   check_sizes(B, T, H, d);
   if (B == 0 || T == 0 || H == 0) return;
   const Layout L{T, H, d};
@@ -470,10 +477,12 @@ void attention_backward_bf16(float* dqkv, const float* dout, const float* out, c
     allow_smem(backward_dq_kernel<D>, smem);
     const float* D_rows = Dsum.values.get();
     backward_dkv_kernel<D>
-        <<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D_rows, qkv, L, tiles, scale);
+        <<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D_rows, qkv, L, tiles, scale,
+                                                  accumulate_dqkv);
     MB_CUDA_CHECK_LAUNCH();
     backward_dq_kernel<D>
-        <<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D_rows, qkv, L, tiles, scale);
+        <<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D_rows, qkv, L, tiles, scale,
+                                                  accumulate_dqkv);
     MB_CUDA_CHECK_LAUNCH();
   });
 }

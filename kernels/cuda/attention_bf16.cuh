@@ -22,7 +22,9 @@ void attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int
 // dqkv [B, T, 3, H, d] += the gradient with respect to qkv, given dout and the out and lse of
 // attention_forward_bf16. Deterministic (no atomics; every sum in a fixed order). Same
 // argument checks as the forward.
+// accumulate_dqkv false: dqkv is written, not read (the bits of adding to zeros), as the CPU.
 void attention_backward_bf16(float* dqkv, const float* dout, const float* out, const float* lse,
-                             const float* qkv, int B, int T, int H, int d);
+                             const float* qkv, int B, int T, int H, int d,
+                             bool accumulate_dqkv = true);
 
 }  // namespace mb::kernels::cuda

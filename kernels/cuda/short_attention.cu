@@ -166,7 +166,7 @@ __device__ ScoreGrad score_grad(const BackwardSmem& sm, int kp, int d, int i, in
 __global__ void __launch_bounds__(kThreads)
     backward_kernel(float* __restrict__ dqkv, const float* __restrict__ dout,
                     const float* __restrict__ out, const float* __restrict__ lse,
-                    const float* __restrict__ qkv, Layout L, float scale) {
+                    const float* __restrict__ qkv, Layout L, float scale, bool accumulate) {
   extern __shared__ float smem[];
   const int T = L.T, d = L.d, kp = d + 1;
   const int warp = static_cast<int>(threadIdx.x) / kWarp;
@@ -226,7 +226,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int cc = 0; cc < kPer; ++cc) {
         const int e = lane + cc * kWarp;
-        if (e < d) gq[e] += scale * acc[cc];
+        if (e < d) gq[e] = (accumulate ? gq[e] : 0.0f) + scale * acc[cc];
       }
     }
   }
@@ -275,8 +275,8 @@ __global__ void __launch_bounds__(kThreads)
       for (int cc = 0; cc < kPer; ++cc) {
         const int e = lane + cc * kWarp;
         if (e < d) {
-          gk[e] += dk[r][cc];
-          gv[e] += dv[r][cc];
+          gk[e] = (accumulate ? gk[e] : 0.0f) + dk[r][cc];
+          gv[e] = (accumulate ? gv[e] : 0.0f) + dv[r][cc];
         }
       }
     }
@@ -331,14 +331,14 @@ void short_attention_forward(float* out, float* lse, const float* qkv, int B, in
 }
 
 void short_attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
-                              const float* qkv, int B, int T, int H, int d) {
+                              const float* qkv, int B, int T, int H, int d, bool accumulate_dqkv) {
   check_sizes("short_attention_backward", B, T, H, d);
   if (B == 0 || T == 0 || H == 0) return;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const std::size_t smem = cpu::short_attention_backward_smem_bytes(T, d);
   allow_smem(backward_kernel, smem);
   backward_kernel<<<blocks(B, H), kThreads, smem>>>(dqkv, dout, out, lse, qkv, Layout{T, H, d},
-                                                    scale);
+                                                    scale, accumulate_dqkv);
   MB_CUDA_CHECK_LAUNCH();
 }
 

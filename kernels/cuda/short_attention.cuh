@@ -31,7 +31,9 @@ void short_attention_forward(float* out, float* lse, const float* qkv, int B, in
 // dqkv [B, T, 3, H, d] += the gradient with respect to qkv, given dout and the out and lse of a
 // forward. Deterministic (no atomics): dQ sums over keys, dK and dV over queries, each in
 // increasing order, so two runs give identical bits. Same argument checks as the forward.
+// accumulate_dqkv false: dqkv is written, not read (the bits of adding to zeros), as the CPU.
 void short_attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
-                              const float* qkv, int B, int T, int H, int d);
+                              const float* qkv, int B, int T, int H, int d,
+                              bool accumulate_dqkv = true);
 
 }  // namespace mb::kernels::cuda

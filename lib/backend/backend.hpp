@@ -210,7 +210,8 @@ class Backend {
   //   sequences of T positions, qkv [B, T, 3, H, d] (kernels/cpu/attention.hpp). The backend
   //   picks the kernel (attention_kernel below) by shape, precision and device; every kernel
   //   computes this function, so the choice is one of speed, and the same shape always gets the
-  //   same kernel, so a step's backward pass matches its forward.
+  //   same kernel, so a step's backward pass matches its forward. The backward writes dqkv
+  //   (not read), as matmul_backward writes dinp.
   // attention_step: one position's attention over B sequences' KV caches
   //   (kernels/cpu/attention_step.hpp); k and v are fp32 caches or caches of bf16 patterns (both
   //   the same kind), read at their exact values.

@@ -462,7 +462,6 @@ void TransformerStack::backward(float* din, const float* dout) {
     // backward has read dbranch).
     const float* att = saved_fp32(a.att, a.att_bf16, scratch_c_, n);
     const float* qkv = saved_fp32(a.qkv, a.qkv_bf16, scratch_qkv_, 3 * n);
-    k.zero(scratch_3c_.get(), 3 * n * sizeof(float));
     k.causal_attention_backward(scratch_3c_.get(), scratch_c2_.get(), att, a.lse.get(), qkv,
                                 sequences_, length_, heads, d);
     // LN1's output again (scratch_c_ held the widened attention output, consumed by now).

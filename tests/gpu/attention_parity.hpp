@@ -27,7 +27,7 @@ struct AttentionShape {
 struct AttentionOps {
   void (*forward)(float* out, float* lse, const float* qkv, int B, int T, int H, int d);
   void (*backward)(float* dqkv, const float* dout, const float* out, const float* lse,
-                   const float* qkv, int B, int T, int H, int d);
+                   const float* qkv, int B, int T, int H, int d, bool accumulate_dqkv);
 };
 
 struct AttentionTolerances {
@@ -98,16 +98,27 @@ inline void check_attention_parity(const AttentionOps& cpu, const AttentionOps& 
   const auto start = kt::random_floats(s.qkv_size(), seed + 2);
   auto want = start;
   cpu.backward(want.data(), dout.data(), want_out.data(), want_lse.data(), qkv.data(), s.B, s.T,
-               s.H, s.d);
+               s.H, s.d, true);
   REQUIRE(differs(want, start));
 
   auto d_dout = to_device(dout), d_out = to_device(want_out), d_lse = to_device(want_lse);
   auto g1 = to_device(start), g2 = to_device(start);
-  gpu.backward(g1.get(), d_dout.get(), d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.H, s.d);
-  gpu.backward(g2.get(), d_dout.get(), d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.H, s.d);
+  gpu.backward(g1.get(), d_dout.get(), d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.H, s.d,
+               true);
+  gpu.backward(g2.get(), d_dout.get(), d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.H, s.d,
+               true);
   const auto got = g1.download();
   check_gradient_parts(got, want, start, s, tol.grad_rel, tol.grad_abs, name);
   check_bitwise(g2.download(), got, name + " dqkv, second run");
+
+  // Written over (a model's backward pass): dqkv is not read, and gets the bits of adding to
+  // zeros.
+  auto over = nan_buffer(s.qkv_size()), onto_zeros = to_device(std::vector<float>(s.qkv_size()));
+  gpu.backward(over.get(), d_dout.get(), d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.H,
+               s.d, false);
+  gpu.backward(onto_zeros.get(), d_dout.get(), d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T,
+               s.H, s.d, true);
+  check_bitwise(over.download(), onto_zeros.download(), name + " dqkv written over NaN");
 }
 
 }  // namespace gt

@@ -17,12 +17,15 @@
 #include "check.hpp"
 
 #include "cpu/attention.hpp"
+#include "cpu/attention_bf16.hpp"
 #include "cpu/short_attention.hpp"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <array>
+#include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -258,10 +261,49 @@ TEST_CASE("short attention: the AVX-512 and the AVX2 code give the same bits") {
       dqkv[v].assign(3 * n, 0.0f);
       short_attention_forward(out[v].data(), lse[v].data(), qkv.data(), B, T, H, d, variant);
       short_attention_backward(dqkv[v].data(), dout.data(), out[v].data(), lse[v].data(),
-                               qkv.data(), B, T, H, d, variant);
+                               qkv.data(), B, T, H, d, true, variant);
     }
     CHECK(out[0] == out[1]);
     CHECK(lse[0] == lse[1]);
     CHECK(dqkv[0] == dqkv[1]);
+  }
+}
+
+TEST_CASE("attention backward: dqkv written over NaN equals dqkv added to zeros, every kernel") {
+  // accumulate_dqkv false (a model's backward pass): dqkv is not read. The short kernel's
+  // T <= 8 path and its tiles (both variants), the blocked kernel, its bf16 form.
+  for (const Shape& s :
+       {Shape{3, 5, 2, 8}, Shape{2, 8, 4, 32}, Shape{2, 40, 2, 16}, Shape{1, 100, 2, 64}}) {
+    CAPTURE(s.T);
+    CAPTURE(s.d);
+    const auto qkv = kt::random_floats(s.qkv_size(), 71, -1.5f, 1.5f);
+    const auto dout = kt::random_floats(s.out_size(), 72);
+    std::vector<float> out(s.out_size()), lse(s.lse_size());
+    attention_forward(out.data(), lse.data(), qkv.data(), s.B, s.T, s.H, s.d);
+    const std::vector<float> nan(s.qkv_size(), std::numeric_limits<float>::quiet_NaN());
+    const std::vector<float> zeros(s.qkv_size(), 0.0f);
+    auto same = [&](const char* what, auto&& backward) {
+      const std::string kernel = what;
+      CAPTURE(kernel);
+      std::vector<float> over = nan, added = zeros;
+      backward(over.data(), false);
+      backward(added.data(), true);
+      CHECK(std::memcmp(over.data(), added.data(), over.size() * sizeof(float)) == 0);
+      CHECK(added != zeros);
+    };
+    for (const IsaVariant variant : {IsaVariant::best, IsaVariant::avx2})
+      same("short", [&](float* g, bool accumulate) {
+        short_attention_backward(g, dout.data(), out.data(), lse.data(), qkv.data(), s.B, s.T, s.H,
+                                 s.d, accumulate, variant);
+      });
+    same("blocked", [&](float* g, bool accumulate) {
+      attention_backward(g, dout.data(), out.data(), lse.data(), qkv.data(), s.B, s.T, s.H, s.d,
+                         accumulate);
+    });
+    if (s.d % 16 == 0)  // the bf16 kernel's heads
+      same("blocked bf16", [&](float* g, bool accumulate) {
+        attention_backward_bf16(g, dout.data(), out.data(), lse.data(), qkv.data(), s.B, s.T, s.H,
+                                s.d, accumulate);
+      });
   }
 }
