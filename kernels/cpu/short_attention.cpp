@@ -204,8 +204,8 @@ void forward_head_any(float* out, float* lse, const float* qkv, const Layout& L,
 }
 MB_CPU_CLONES
 void backward_head_any(float* dqkv, const float* dout, const float* out, const float* lse,
-                       const float* qkv, const Layout& L, int b, int h, float scale,
-                       float* scratch, bool accumulate) {
+                       const float* qkv, const Layout& L, int b, int h, float scale, float* scratch,
+                       bool accumulate) {
   backward_head<Vec8, kRowsAvx2>(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch, accumulate);
 }
 #if MB_CPU_HAS_AVX512_VARIANT
@@ -218,8 +218,7 @@ MB_CPU_AVX512
 void backward_head_avx512(float* dqkv, const float* dout, const float* out, const float* lse,
                           const float* qkv, const Layout& L, int b, int h, float scale,
                           float* scratch, bool accumulate) {
-  backward_head<Vec16, kRowsAvx512>(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch,
-                                    accumulate);
+  backward_head<Vec16, kRowsAvx512>(dqkv, dout, out, lse, qkv, L, b, h, scale, scratch, accumulate);
 }
 #else
 constexpr auto forward_head_avx512 = forward_head_any;

@@ -476,13 +476,11 @@ void attention_backward_bf16(float* dqkv, const float* dout, const float* out, c
     allow_smem(backward_dkv_kernel<D>, smem);
     allow_smem(backward_dq_kernel<D>, smem);
     const float* D_rows = Dsum.values.get();
-    backward_dkv_kernel<D>
-        <<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D_rows, qkv, L, tiles, scale,
-                                                  accumulate_dqkv);
+    backward_dkv_kernel<D><<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D_rows, qkv, L,
+                                                                    tiles, scale, accumulate_dqkv);
     MB_CUDA_CHECK_LAUNCH();
-    backward_dq_kernel<D>
-        <<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D_rows, qkv, L, tiles, scale,
-                                                  accumulate_dqkv);
+    backward_dq_kernel<D><<<blocks(B, H, tiles), kThreads, smem>>>(dqkv, dout, lse, D_rows, qkv, L,
+                                                                   tiles, scale, accumulate_dqkv);
     MB_CUDA_CHECK_LAUNCH();
   });
 }

@@ -837,8 +837,7 @@ void add_attention_row(Table& t, Precision prec, int B, int T, int H, int d) {
           return RunResult{{std::move(got), lse.get(), std::move(again)}, note(b)};
         });
   t.add(Op::causal_attention_backward, shape, prec,
-        {out("dqkv", nqkv, tol.grad), zero("dqkv, second run - dqkv", nqkv)},
-        [=](Backend& b) {
+        {out("dqkv", nqkv, tol.grad), zero("dqkv, second run - dqkv", nqkv)}, [=](Backend& b) {
           const auto hqkv = uniform(nqkv, s, -1.5f, 1.5f);
           std::vector<float> ho(nout), hlse(nlse);
           backend::make_backend(backend::Device::cpu, prec)

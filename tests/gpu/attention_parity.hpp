@@ -114,10 +114,10 @@ inline void check_attention_parity(const AttentionOps& cpu, const AttentionOps& 
   // Written over (a model's backward pass): dqkv is not read, and gets the bits of adding to
   // zeros.
   auto over = nan_buffer(s.qkv_size()), onto_zeros = to_device(std::vector<float>(s.qkv_size()));
-  gpu.backward(over.get(), d_dout.get(), d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.H,
-               s.d, false);
-  gpu.backward(onto_zeros.get(), d_dout.get(), d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T,
-               s.H, s.d, true);
+  gpu.backward(over.get(), d_dout.get(), d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.H, s.d,
+               false);
+  gpu.backward(onto_zeros.get(), d_dout.get(), d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.H,
+               s.d, true);
   check_bitwise(over.download(), onto_zeros.download(), name + " dqkv written over NaN");
 }
 

@@ -28,11 +28,9 @@ void check_forward(Shape s, std::uint32_t seed) {
 // The analytic gradient against central differences, over every stride-th entry of qkv.
 void check_backward(Shape s, std::uint32_t seed, std::size_t stride = 1) {
   const auto backward = [](float* dqkv, const float* dout, const float* out, const float* lse,
-                           const float* qkv, int B, int T, int H, int d) {
-    attention_backward(dqkv, dout, out, lse, qkv, B, T, H, d);
-  };
-  kt::check_attention_finite_differences(attention_forward, backward, s, seed, stride,
-                                         "attention");
+                           const float* qkv, int B, int T, int H,
+                           int d) { attention_backward(dqkv, dout, out, lse, qkv, B, T, H, d); };
+  kt::check_attention_finite_differences(attention_forward, backward, s, seed, stride, "attention");
 }
 
 }  // namespace
