@@ -3,7 +3,7 @@
 //
 // Same layouts, arguments and semantics as attention_forward / attention_backward
 // (cpu/attention.hpp): qkv [B, T, 3, H, d], out [B, T, H, d], lse [B, H, T], the backward adds
-// into dqkv, every result is bit-reproducible. What differs: q, k and v are read rounded to
+// into dqkv (or writes it), every result is bit-reproducible. What differs: q, k and v are read rounded to
 // bf16 (round to nearest even), as the tensor cores take them. In a bf16 model they already
 // are (the stacks save q, k, v as bf16 and round them before the attention), so there the two
 // attentions compute the same thing.

@@ -5,7 +5,8 @@
 // Same layouts and semantics as attention_forward / attention_backward (cpu/attention.hpp):
 //   qkv  [B, T, 3, H, d]   out [B, T, H, d]   lse [B, H, T]
 // position t attends to 0..t with scores (q / sqrt(d)) · k, lse is the natural-log logsumexp
-// of each query row, the backward adds (+=) into dqkv, and every result is bit-reproducible.
+// of each query row, the backward adds (+=) into dqkv (or writes it), and every result is
+// bit-reproducible.
 // What differs is the shape of the work: a whole sequence (all its keys and values, and every
 // query's full row of scores) is small enough to handle at once, so there is no online softmax
 // and, on the GPU, one launch per pass with the sequence held in shared memory

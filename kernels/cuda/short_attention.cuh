@@ -2,7 +2,7 @@
 // device pointers, default stream; see common.cuh). Plain C++: no CUDA types.
 //
 // Layouts and semantics as cuda/attention.cuh: qkv [B, T, 3, H, d], out [B, T, H, d], lse
-// [B, H, T]; the backward adds into dqkv and is deterministic. One launch per pass, the whole
+// [B, H, T]; the backward adds into dqkv (or writes it) and is deterministic. One launch per pass, the whole
 // sequence in shared memory, for the shapes short_attention_fits accepts (the CPU header
 // defines it) within the current device's shared memory: on an A100 or H100 exactly the
 // shapes the CPU twin accepts, on GPUs with less shared memory per block fewer.

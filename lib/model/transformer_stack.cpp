@@ -425,14 +425,15 @@ void TransformerStack::backward(float* din, const float* dout) {
       k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(seed_, l, 1), dropout_offset_);
       dbranch = scratch_c_.get();
     }
-    // matmul_backward and the activation's backward write their input gradients over the
-    // buffers: none is zeroed first.
-    // The saved inputs of the products: fp32, or (bf16 activations) only their bf16 copies.
+    // The products', the activation's and the attention's backward write their input gradients
+    // over the buffers (backend.hpp): none is zeroed first. The saved inputs of the products:
+    // fp32, or (bf16 activations) only their bf16 copies.
     k.matmul_backward(scratch_h_.get(), view_.grad(t.fc2_w), view_.grad(t.fc2_b), dbranch,
                       saved_operand(a.act, a.act_bf16), view_.weight(t.fc2_w), N, Hd, C);
     // GELU's derivative at the saved pre-activation (fp32, or its bf16 copy read at the
-    // rounded value); ReLU's at the saved activation with no bias: act > 0 exactly where pre-activation + bias > 0 (act is that sum where positive),
-    // so the forward keeps no pre-activation (matmul_bias_relu_forward writes act alone).
+    // rounded value); ReLU's at the saved activation with no bias: act > 0 exactly where
+    // pre-activation + bias > 0 (act is that sum where positive), so the forward keeps no
+    // pre-activation (matmul_bias_relu_forward writes act alone).
     if (shape_.activation == Activation::relu)
       k.bias_relu_backward(scratch_h2_.get(), view_.grad(t.fc_b), scratch_h_.get(),
                            saved_operand(a.act, a.act_bf16), nullptr, N, Hd);
