@@ -3,7 +3,8 @@
 // be split into chunks of rows with the same bits. A transposed operand is described to oneDNN
 // by a format tag ('ba' = column-major view of a row-major buffer) instead of being copied, and
 // "+=" into the input gradient is oneDNN's sum post-op (without it the product overwrites), so
-// the fp32 ops never copy or stage an operand. Primitives are cached by shape: creating one costs far more than a small product.
+// the fp32 ops never copy or stage an operand. Primitives are cached by shape: creating one
+// costs far more than a small product.
 //
 // The bf16 pair rounds its operands into per-thread staging buffers first (they keep the
 // largest sizes seen by the thread, so memory is not allocated again call after call) and
@@ -39,7 +40,7 @@ enum class Product : int {
   forward_relu,          // the same, then (with the bias) max(dst, 0): the ReLU post-op
   forward_residual,      // the same, then (with the bias) dst_old + dst: the sum post-op
   grad_input,            // dst[M,K] += src[M,N]  · wei[N,K] (dout · weight), both 'ab'
-  grad_input_overwrite,  // the same product, dst = (dst is not read)
+  grad_input_overwrite,  // dst[M,K] = the same product (dst is not read)
 };
 
 struct Key {

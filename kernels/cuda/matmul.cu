@@ -510,25 +510,32 @@ void matmul_bias_relu_forward_bf16(float* out, const float* inp, const std::uint
   bias_relu_forward(out, out, bias, M, N);
 }
 
-void matmul_residual_forward(float* out, const float* inp, const float* weight, const float* bias,
-                             int M, int K, int N) {
+namespace {
+
+// out[M,N] += what forward(product) writes into an M x N scratch buffer.
+template <class Forward>
+void add_product(float* out, int M, int K, int N, Forward forward) {
   check_sizes(M, K, N);
   const std::size_t n = static_cast<std::size_t>(M) * static_cast<std::size_t>(N);
   if (n == 0) return;
   detail::Scratch<float> product(n);
-  matmul_forward(product.get(), inp, weight, bias, M, K, N);
+  forward(product.get());
   residual_forward(out, out, product.get(), n);
+}
+
+}  // namespace
+
+void matmul_residual_forward(float* out, const float* inp, const float* weight, const float* bias,
+                             int M, int K, int N) {
+  add_product(out, M, K, N, [&](float* p) { matmul_forward(p, inp, weight, bias, M, K, N); });
 }
 
 void matmul_residual_forward_bf16(float* out, const float* inp, const std::uint16_t* inp_bf16,
                                   const float* weight, const std::uint16_t* weight_bf16,
                                   const float* bias, int M, int K, int N) {
-  check_sizes(M, K, N);
-  const std::size_t n = static_cast<std::size_t>(M) * static_cast<std::size_t>(N);
-  if (n == 0) return;
-  detail::Scratch<float> product(n);
-  matmul_forward_bf16(product.get(), inp, inp_bf16, weight, weight_bf16, bias, M, K, N);
-  residual_forward(out, out, product.get(), n);
+  add_product(out, M, K, N, [&](float* p) {
+    matmul_forward_bf16(p, inp, inp_bf16, weight, weight_bf16, bias, M, K, N);
+  });
 }
 
 }  // namespace mb::kernels::cuda
