@@ -36,7 +36,7 @@ void backward_chunk(float* __restrict dinp, const float* __restrict dout, std::s
                     std::uint64_t key, std::uint64_t first, std::uint32_t threshold, float scale) {
   for (std::size_t i = 0; i < n; ++i) {
     const float keep = static_cast<float>(dropout_bits(key, first + i) >= threshold);
-    dinp[i] += dout[i] * (keep * scale);
+    dinp[i] = dout[i] * (keep * scale) + 0.0f;  // + 0: a -0 stored as +0, as added to zeros
   }
 }
 

@@ -53,8 +53,10 @@ MB_HOST_DEVICE inline std::uint32_t dropout_threshold(float p) {
 void dropout_forward(float* out, const float* inp, std::size_t n, float p, std::uint64_t seed,
                      std::uint64_t offset);
 
-// dinp[i] += dout[i] · keep(offset + i) / (1 - p), with the same mask as the forward call with
-// the same (p, seed, offset).
+// dinp[i] = dout[i] · keep(offset + i) / (1 - p), with the same mask as the forward call with
+// the same (p, seed, offset). dinp is written, not read (an input's gradient, as the products'
+// backward writes theirs: backend.hpp), with the bits of adding the product to zeros: a dropped
+// element is +0 whatever dout's sign.
 void dropout_backward(float* dinp, const float* dout, std::size_t n, float p, std::uint64_t seed,
                       std::uint64_t offset);
 

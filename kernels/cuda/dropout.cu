@@ -39,7 +39,7 @@ __global__ void dropout_backward_kernel(float* dinp, const float* dout, std::siz
   for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
     const float keep = static_cast<float>(cpu::dropout_bits(key, offset + i) >= threshold);
-    dinp[i] += dout[i] * (keep * scale);
+    dinp[i] = dout[i] * (keep * scale) + 0.0f;  // a -0 stored as +0, as the CPU twin
   }
 }
 

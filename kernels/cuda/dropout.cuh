@@ -15,8 +15,8 @@ namespace mb::kernels::cuda {
 void dropout_forward(float* out, const float* inp, std::size_t n, float p, std::uint64_t seed,
                      std::uint64_t offset);
 
-// dinp[i] += dout[i] · keep(offset + i) / (1 - p), with the same mask as the forward call with
-// the same (p, seed, offset).
+// dinp[i] = dout[i] · keep(offset + i) / (1 - p), with the same mask as the forward call with
+// the same (p, seed, offset); dinp written, not read, a dropped element +0, as the CPU twin.
 void dropout_backward(float* dinp, const float* dout, std::size_t n, float p, std::uint64_t seed,
                       std::uint64_t offset);
 

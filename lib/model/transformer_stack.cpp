@@ -421,12 +421,11 @@ void TransformerStack::backward(float* din, const float* dout) {
     // Feed-forward branch: next = mid + Dropout(FC2(Act(FC1(LN2(mid))))).
     const float* dbranch = din;
     if (training_) {
-      k.zero(scratch_c_.get(), n * sizeof(float));
       k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(seed_, l, 1), dropout_offset_);
       dbranch = scratch_c_.get();
     }
-    // The products', the activation's and the attention's backward write their input gradients
-    // over the buffers (backend.hpp): none is zeroed first. The saved inputs of the products:
+    // The dropout's, the products', the activation's and the attention's backward write their
+    // input gradients over the buffers (backend.hpp): none is zeroed first. The saved inputs of the products:
     // fp32, or (bf16 activations) only their bf16 copies.
     k.matmul_backward(scratch_h_.get(), view_.grad(t.fc2_w), view_.grad(t.fc2_b), dbranch,
                       saved_operand(a.act, a.act_bf16), view_.weight(t.fc2_w), N, Hd, C);
@@ -453,7 +452,6 @@ void TransformerStack::backward(float* din, const float* dout) {
     // Attention branch: mid = input + Dropout(Proj(Attention(LN1(input)))).
     dbranch = din;
     if (training_) {
-      k.zero(scratch_c_.get(), n * sizeof(float));
       k.dropout_backward(scratch_c_.get(), din, n, p, dropout_seed(seed_, l, 0), dropout_offset_);
       dbranch = scratch_c_.get();
     }
