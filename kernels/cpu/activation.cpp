@@ -7,6 +7,7 @@
 #include "cpu/activation.hpp"
 
 #include "cpu/bf16.hpp"
+#include "cpu/parallel.hpp"
 #include "cpu/simd.hpp"
 
 #include <algorithm>
@@ -130,12 +131,11 @@ void backward(BackwardColumns columns, float* dinp, float* dbias, const float* d
   std::vector<float> zeros;
   const float* b = bias_or_zeros(bias, C, zeros);
   const int blocks = (C + kColumnBlock - 1) / kColumnBlock;
-#pragma omp parallel for schedule(static) if (worth_threads(N, C))
-  for (int blk = 0; blk < blocks; ++blk) {
+  parallel_for(blocks, worth_threads(N, C), [&](int blk) {
     const int c0 = blk * kColumnBlock;
     columns(dinp, dbias, dout, inp, inp_bf16, b, N, C, c0, std::min(C - c0, kColumnBlock),
             accumulate_dinp);
-  }
+  });
 }
 
 using FwdRows = void (*)(float*, const float*, const float*, std::size_t, std::size_t, int);
@@ -148,10 +148,10 @@ void forward(FwdRows rows, float* out, const float* inp, const float* bias, int 
   std::vector<float> zeros;
   const float* b = bias_or_zeros(bias, C, zeros);
   const int tasks = (N + kForwardRows - 1) / kForwardRows;
-#pragma omp parallel for schedule(static) if (worth_threads(N, C))
-  for (int t = 0; t < tasks; ++t)
+  parallel_for(tasks, worth_threads(N, C), [&](int t) {
     rows(out, inp, b, static_cast<std::size_t>(t) * kForwardRows,
          static_cast<std::size_t>(std::min(N, (t + 1) * kForwardRows)), C);
+  });
 }
 
 }  // namespace

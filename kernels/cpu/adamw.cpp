@@ -3,6 +3,7 @@
 #include "cpu/adamw.hpp"
 
 #include "cpu/bf16.hpp"
+#include "cpu/parallel.hpp"
 #include "cpu/simd.hpp"
 
 #include <algorithm>
@@ -59,24 +60,22 @@ void adamw_step(float* params, std::uint16_t* params_bf16, const float* grads, f
   if (t < 1) throw std::invalid_argument("adamw_step: the step number t starts at 1");
   const float c1 = adamw_bias_correction(beta1, t), c2 = adamw_bias_correction(beta2, t);
   const std::int64_t tasks = chunks(n);
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (std::int64_t k = 0; k < tasks; ++k) {
+  parallel_for(tasks, tasks > 1, [&](std::int64_t k) {
     const std::size_t i0 = static_cast<std::size_t>(k) * kChunk;
     adamw_chunk(params + i0, grads + i0, m + i0, v + i0, std::min(kChunk, n - i0), lr, beta1, beta2,
                 eps, weight_decay, c1, c2);
     // In the same task, while the chunk is in cache.
     if (params_bf16) bf16_copy_chunk(params_bf16 + i0, params + i0, std::min(kChunk, n - i0));
-  }
+  });
 }
 
 double grad_norm_squared(const float* g, std::size_t n) {
   const std::int64_t tasks = chunks(n);
   std::vector<double> partial(static_cast<std::size_t>(tasks));
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (std::int64_t k = 0; k < tasks; ++k) {
+  parallel_for(tasks, tasks > 1, [&](std::int64_t k) {
     const std::size_t i0 = static_cast<std::size_t>(k) * kChunk;
     partial[static_cast<std::size_t>(k)] = squares_chunk(g + i0, std::min(kChunk, n - i0));
-  }
+  });
   double s = 0.0;
   for (double x : partial) s += x;
   return s;
@@ -84,11 +83,10 @@ double grad_norm_squared(const float* g, std::size_t n) {
 
 void scale_grads(float* g, std::size_t n, float s) {
   const std::int64_t tasks = chunks(n);
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (std::int64_t k = 0; k < tasks; ++k) {
+  parallel_for(tasks, tasks > 1, [&](std::int64_t k) {
     const std::size_t i0 = static_cast<std::size_t>(k) * kChunk;
     scale_chunk(g + i0, std::min(kChunk, n - i0), s);
-  }
+  });
 }
 
 float clip_grad_norm(float* g, std::size_t n, float max_norm) {

@@ -4,6 +4,7 @@
 
 #include "cpu/attention.hpp"
 #include "cpu/bf16.hpp"
+#include "cpu/parallel.hpp"
 
 #include <cstddef>
 #include <stdexcept>
@@ -24,8 +25,7 @@ void check_sizes(int B, int T, int H, int d) {
 std::vector<float> rounded_qkv(const float* qkv, int B, int T, int H, int d) {
   const std::size_t n = static_cast<std::size_t>(B) * T * 3 * H * d;
   std::vector<float> r(n);
-#pragma omp parallel for schedule(static) if (n > (std::size_t{1} << 16))
-  for (std::size_t i = 0; i < n; ++i) r[i] = round_to_bf16(qkv[i]);
+  parallel_for(n, n > (std::size_t{1} << 16), [&](std::size_t i) { r[i] = round_to_bf16(qkv[i]); });
   return r;
 }
 

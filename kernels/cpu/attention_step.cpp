@@ -4,6 +4,7 @@
 #include "cpu/attention_step.hpp"
 
 #include "cpu/bf16.hpp"
+#include "cpu/parallel.hpp"
 #include "cpu/simd.hpp"
 
 #include <cmath>
@@ -90,14 +91,13 @@ void step_all(float* out, float* scores, const float* q, const Cache* k, const C
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const std::int64_t tasks = static_cast<std::int64_t>(B) * H;
   const std::int64_t work = tasks * n * d;
-#pragma omp parallel for schedule(static) if (tasks > 1 && work > 65536)
-  for (std::int64_t task = 0; task < tasks; ++task) {
+  parallel_for(tasks, work > 65536, [&](std::int64_t task) {
     const std::size_t b = static_cast<std::size_t>(task / H),
                       h = static_cast<std::size_t>(task % H);
     const std::size_t row = static_cast<std::size_t>(task);  // b · H + h
     step_head(out + row * d, scores + row * n, q + b * q_stride + h * d,
               k + b * batch_stride + h * d, v + b * batch_stride + h * d, n, d, stride, scale);
-  }
+  });
 }
 
 }  // namespace

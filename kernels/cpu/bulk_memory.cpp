@@ -1,8 +1,9 @@
 // Contiguous chunks of 256 KiB, shared among the threads in a static split; buffers of fewer
-// than two chunks stay on the calling thread (starting a parallel region costs more than
-// writing them).
+// than two chunks stay on the calling thread, outside OpenMP (starting a parallel region costs
+// more than writing them: cpu/parallel.hpp).
 #include "cpu/bulk_memory.hpp"
 
+#include "cpu/parallel.hpp"
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -17,11 +18,10 @@ constexpr std::size_t kChunkBytes = std::size_t{1} << 18;
 template <class Body>
 void for_each_chunk(std::size_t bytes, Body body) {
   const auto chunks = static_cast<std::int64_t>((bytes + kChunkBytes - 1) / kChunkBytes);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (std::int64_t c = 0; c < chunks; ++c) {
+  parallel_for(chunks, chunks > 1, [&](std::int64_t c) {
     const std::size_t at = static_cast<std::size_t>(c) * kChunkBytes;
     body(at, std::min(kChunkBytes, bytes - at));
-  }
+  });
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "cpu/crossentropy.hpp"
 
 #include "cpu/matmul.hpp"
+#include "cpu/parallel.hpp"
 #include "cpu/simd.hpp"
 
 #include <algorithm>
@@ -52,19 +53,18 @@ void row_grad(float* __restrict z, int V, float lse, int target, float dloss) {
 void chunk_pass(float* logits, float* row_loss, const float* h, const float* E,
                 const std::int32_t* targets, int rows, int D, int V, bool grad, float dloss) {
   matmul_forward(logits, h, E, nullptr, rows, D, V);
-#pragma omp parallel for schedule(static) if (static_cast <std::int64_t>(rows) * V > 32768)
-  for (int r = 0; r < rows; ++r) {
+  parallel_for(rows, static_cast<std::int64_t>(rows) * V > 32768, [&](int r) {
     float* z = logits + static_cast<std::size_t>(r) * V;
     const int target = targets[r];
     if (target < 0) {
       row_loss[r] = 0.0f;
       if (grad) std::fill(z, z + V, 0.0f);
-      continue;
+      return;
     }
     const float lse = row_lse(z, V);
     row_loss[r] = lse - z[target];
     if (grad) row_grad(z, V, lse, target, dloss);
-  }
+  });
 }
 
 CrossEntropySum run(float* losses, float* dh, float* dE, const float* h, const float* E,

@@ -3,6 +3,7 @@
 // forward, backward and the CUDA twin in agreement by construction.
 #include "cpu/dropout.hpp"
 
+#include "cpu/parallel.hpp"
 #include "cpu/simd.hpp"
 
 #include <algorithm>
@@ -53,11 +54,10 @@ void dropout_forward(float* out, const float* inp, std::size_t n, float p, std::
   const std::uint32_t threshold = dropout_threshold(p);
   const float scale = 1.0f / (1.0f - p);
   const auto tasks = static_cast<std::int64_t>((n + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (std::int64_t t = 0; t < tasks; ++t) {
+  parallel_for(tasks, tasks > 1, [&](std::int64_t t) {
     const std::size_t i0 = static_cast<std::size_t>(t) * kChunk;
     forward_chunk(out + i0, inp + i0, std::min(kChunk, n - i0), key, offset + i0, threshold, scale);
-  }
+  });
 }
 
 void dropout_backward(float* dinp, const float* dout, std::size_t n, float p, std::uint64_t seed,
@@ -67,12 +67,11 @@ void dropout_backward(float* dinp, const float* dout, std::size_t n, float p, st
   const std::uint32_t threshold = dropout_threshold(p);
   const float scale = 1.0f / (1.0f - p);  // exactly 1 for p = 0, and every element is kept
   const auto tasks = static_cast<std::int64_t>((n + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (std::int64_t t = 0; t < tasks; ++t) {
+  parallel_for(tasks, tasks > 1, [&](std::int64_t t) {
     const std::size_t i0 = static_cast<std::size_t>(t) * kChunk;
     backward_chunk(dinp + i0, dout + i0, std::min(kChunk, n - i0), key, offset + i0, threshold,
                    scale);
-  }
+  });
 }
 
 }  // namespace mb::kernels::cpu

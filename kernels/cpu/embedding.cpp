@@ -3,6 +3,7 @@
 // run, which the exact-resume guarantee of training depends on.
 #include "cpu/embedding.hpp"
 
+#include "cpu/parallel.hpp"
 #include "cpu/simd.hpp"
 
 #include <cstddef>
@@ -31,12 +32,11 @@ void add_row(float* __restrict dst, const float* __restrict src, int C) {
 void embedding_forward(float* out, const std::int32_t* ids, const float* table, int N, int C,
                        int V) {
   check_ids(ids, N, C, V, "embedding_forward");
-#pragma omp parallel for schedule(static) if (static_cast <std::size_t>(N) * C > 65536)
-  for (int n = 0; n < N; ++n) {
+  parallel_for(N, static_cast<std::size_t>(N) * C > 65536, [&](int n) {
     const float* __restrict src = table + static_cast<std::size_t>(ids[n]) * C;
     float* __restrict dst = out + static_cast<std::size_t>(n) * C;
     for (int i = 0; i < C; ++i) dst[i] = src[i];
-  }
+  });
 }
 
 void embedding_backward(float* dtable, const float* dout, const std::int32_t* ids, int N, int C,

@@ -6,6 +6,7 @@
 // of threads.
 #include "cpu/layernorm.hpp"
 
+#include "cpu/parallel.hpp"
 #include "cpu/simd.hpp"
 
 #include <algorithm>
@@ -106,12 +107,11 @@ void check_sizes(int N, int C) {
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int N, int C, float eps) {
   check_sizes(N, C);
-#pragma omp parallel for schedule(static) if (static_cast <std::int64_t>(N) * C > 16384)
-  for (int r = 0; r < N; ++r) {
+  parallel_for(N, static_cast<std::int64_t>(N) * C > 16384, [&](int r) {
     const std::size_t off = static_cast<std::size_t>(r) * C;
     forward_row(out + off, mean ? mean + r : nullptr, rstd ? rstd + r : nullptr, inp + off, weight,
                 bias, C, eps);
-  }
+  });
 }
 
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
@@ -123,19 +123,18 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
   if (dinp) {
     constexpr int kRows = 16;  // rows per task: each row's dinp is its own
     const int tasks = (N + kRows - 1) / kRows;
-#pragma omp parallel for schedule(static) if (big)
-    for (int t = 0; t < tasks; ++t)
+    parallel_for(tasks, big, [&](int t) {
       backward_rows(dinp, dout, inp, weight, mean, rstd, t * kRows, std::min(N, (t + 1) * kRows),
                     C);
+    });
   }
   if (dweight || dbias) {
     const int blocks = (C + kColumnBlock - 1) / kColumnBlock;
-#pragma omp parallel for schedule(static) if (big)
-    for (int b = 0; b < blocks; ++b) {
+    parallel_for(blocks, big, [&](int b) {
       const int c0 = b * kColumnBlock;
       parameter_columns(dweight, dbias, dout, inp, mean, rstd, N, C, c0,
                         std::min(C - c0, kColumnBlock));
-    }
+    });
   }
 }
 

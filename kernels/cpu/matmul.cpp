@@ -13,6 +13,7 @@
 
 #include "cpu/activation.hpp"
 #include "cpu/bf16.hpp"
+#include "cpu/parallel.hpp"
 #include "cpu/simd.hpp"
 #include "cpu/weight_gradient.hpp"
 
@@ -182,9 +183,9 @@ void bias_grad_block(float* __restrict dbias, const float* __restrict dout, int 
 
 void bias_grad(float* dbias, const float* dout, int M, int N) {
   const int blocks = (N + kBiasCols - 1) / kBiasCols;
-#pragma omp parallel for schedule(static) if (static_cast <std::int64_t>(M) * N > 32768)
-  for (int b = 0; b < blocks; ++b)
+  parallel_for(blocks, static_cast<std::int64_t>(M) * N > 32768, [&](int b) {
     bias_grad_block(dbias, dout, M, N, b * kBiasCols, std::min(N, (b + 1) * kBiasCols));
+  });
 }
 
 // Staging of the bf16 pair's operands, as fp32 values the primitives read: chunks of 16 Ki
@@ -211,11 +212,10 @@ const float* staged_copy(std::vector<float>& buf, const Source* src, std::size_t
   if (buf.size() < n) buf.resize(n);
   float* dst = buf.data();
   const auto chunks = static_cast<std::int64_t>((n + kStageChunk - 1) / kStageChunk);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (std::int64_t c = 0; c < chunks; ++c) {
+  parallel_for(chunks, chunks > 1, [&](std::int64_t c) {
     const std::size_t begin = static_cast<std::size_t>(c) * kStageChunk;
     stage_block(dst + begin, src + begin, std::min(kStageChunk, n - begin));
-  }
+  });
   return dst;
 }
 

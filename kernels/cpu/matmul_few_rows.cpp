@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cpu/parallel.hpp"
 #include "cpu/simd.hpp"
 
 namespace mb::kernels::cpu {
@@ -23,7 +24,7 @@ namespace {
 // half an AVX-512 register in the v4 one). Written this way the accumulators stay in registers;
 // as plain arrays GCC kept them on the stack.
 typedef float Vec8 __attribute__((vector_size(32)));
-constexpr int kVecs = 2;                 // 16 lanes of partial sums per dot product
+constexpr int kVecs = 2;  // 16 lanes of partial sums per dot product
 constexpr int kLanes = 8 * kVecs;
 // Register blocks: R weight rows by MB input rows, R x MB x 2 accumulators. One input row takes
 // 4 weight rows (8 accumulators); pairs of input rows take 3 (12 accumulators, plus 2 inputs and
@@ -105,9 +106,9 @@ constexpr std::int64_t kParallelMinWeights = std::int64_t{1} << 16;
 void matmul_few_rows_forward(float* out, const float* inp, const float* weight, const float* bias,
                              int M, int K, int N) {
   const int chunks = (N + kChunkRows - 1) / kChunkRows;
-#pragma omp parallel for schedule(static) if (static_cast<std::int64_t>(K) * N >= kParallelMinWeights)
-  for (int c = 0; c < chunks; ++c)
+  parallel_for(chunks, static_cast<std::int64_t>(K) * N >= kParallelMinWeights, [&](int c) {
     rows_range(out, inp, weight, bias, M, K, N, c * kChunkRows, std::min(N, (c + 1) * kChunkRows));
+  });
 }
 
 }  // namespace mb::kernels::cpu

@@ -2,6 +2,7 @@
 // per thread's share of pages) and each chunk is a plain loop that GCC vectorises.
 #include "cpu/residual.hpp"
 
+#include "cpu/parallel.hpp"
 #include "cpu/simd.hpp"
 
 #include <algorithm>
@@ -29,22 +30,20 @@ std::int64_t chunks(std::size_t n) { return static_cast<std::int64_t>((n + kChun
 
 void residual_forward(float* out, const float* a, const float* b, std::size_t n) {
   const std::int64_t tasks = chunks(n);
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (std::int64_t t = 0; t < tasks; ++t) {
+  parallel_for(tasks, tasks > 1, [&](std::int64_t t) {
     const std::size_t i0 = static_cast<std::size_t>(t) * kChunk;
     add_chunk(out + i0, a + i0, b + i0, std::min(kChunk, n - i0));
-  }
+  });
 }
 
 void residual_backward(float* da, float* db, const float* dout, std::size_t n) {
   const std::int64_t tasks = chunks(n);
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (std::int64_t t = 0; t < tasks; ++t) {
+  parallel_for(tasks, tasks > 1, [&](std::int64_t t) {
     const std::size_t i0 = static_cast<std::size_t>(t) * kChunk;
     const std::size_t len = std::min(kChunk, n - i0);
     if (da) accumulate_chunk(da + i0, dout + i0, len);
     if (db) accumulate_chunk(db + i0, dout + i0, len);
-  }
+  });
 }
 
 }  // namespace mb::kernels::cpu
