@@ -1,5 +1,6 @@
 // The CPU backend: kernels/cpu/ on host memory.
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -42,11 +43,25 @@ class CpuBackend final : public KernelOps {
     const int threads = omp_get_max_threads();
     return "CPU (" + std::to_string(threads) + (threads == 1 ? " thread)" : " threads)");
   }
+  // Buffers of 2 MiB and more start on a 2 MiB boundary and ask the kernel for transparent
+  // huge pages (where it is set to `madvise`, Debian's default, nothing else gets them): a
+  // generation step streams the whole global stack's weights once per patch, and with 4 KiB
+  // pages every other row of a weight matrix or a KV cache is a TLB miss. The weights' product
+  // alone ran 6-13% faster on huge pages (the bench shape's global stack, 50 MB, M = 1, 2
+  // threads: 1.45 against 1.54-1.68 ms, three alternations). A buffer keeps its bytes either
+  // way; the rounding costs less than 2 MiB of address space per buffer, not memory until
+  // touched.
+  static constexpr std::size_t kHugePage = std::size_t{2} << 20;
   void* allocate(std::size_t bytes) override {
-    void* p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+    const std::size_t align = bytes >= kHugePage ? kHugePage : 256;
+    const std::size_t size = (bytes + align - 1) / align * align;
+    void* p = std::aligned_alloc(align, size);
     if (!p)
       throw Error("cpu", "cannot allocate " + std::to_string(bytes) + " bytes of memory",
                   "use a smaller model.context or train.batch_size");
+#ifdef MADV_HUGEPAGE
+    if (align == kHugePage) madvise(p, size, MADV_HUGEPAGE);  // a hint: failure changes nothing
+#endif
     return p;
   }
   void release(void* p) override { std::free(p); }

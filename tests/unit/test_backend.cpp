@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 #include <stdexcept>
 
@@ -42,6 +43,20 @@ TEST_CASE("an arena hands out aligned, disjoint slices of one zeroed allocation"
   CHECK(b.size() == 1000);
   for (int i = 0; i < 1000; ++i) REQUIRE(b.get()[i] == 0);
   CHECK_THROWS_AS(arena.reserve<float>(1), std::logic_error);
+}
+
+TEST_CASE("the CPU backend starts buffers of 2 MiB and more on a huge-page boundary") {
+  // So that the kernel can back them with 2 MiB pages where it is asked to (madvise): a
+  // generation step streams the weights and KV caches once per patch (cpu_backend.cpp).
+  auto cpu = mb::backend::make_backend(Device::cpu);
+  constexpr std::uintptr_t kHugePage = std::uintptr_t{2} << 20;
+  for (std::size_t bytes : {std::size_t{2} << 20, (std::size_t{3} << 20) + 12345}) {
+    mb::backend::DeviceMemory m(*cpu, bytes);
+    CHECK(reinterpret_cast<std::uintptr_t>(m.get()) % kHugePage == 0);
+    std::memset(m.get(), 0x5a, bytes);  // every byte asked for is there (ASan checks the size)
+  }
+  mb::backend::DeviceMemory small(*cpu, 1000);
+  CHECK(reinterpret_cast<std::uintptr_t>(small.get()) % 256 == 0);
 }
 
 TEST_CASE("devices are named cpu and cuda; anything else is refused naming the option") {
