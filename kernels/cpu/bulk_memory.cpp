@@ -3,10 +3,11 @@
 // more than writing them: cpu/parallel.hpp).
 #include "cpu/bulk_memory.hpp"
 
-#include "cpu/parallel.hpp"
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+
+#include "cpu/parallel.hpp"
 
 namespace mb::kernels::cpu {
 namespace {
