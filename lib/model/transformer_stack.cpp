@@ -425,8 +425,8 @@ void TransformerStack::backward(float* din, const float* dout) {
       dbranch = scratch_c_.get();
     }
     // The dropout's, the products', the activation's and the attention's backward write their
-    // input gradients over the buffers (backend.hpp): none is zeroed first. The saved inputs of the products:
-    // fp32, or (bf16 activations) only their bf16 copies.
+    // input gradients over the buffers (backend.hpp): none is zeroed first. The saved inputs of
+    // the products: fp32, or (bf16 activations) only their bf16 copies.
     k.matmul_backward(scratch_h_.get(), view_.grad(t.fc2_w), view_.grad(t.fc2_b), dbranch,
                       saved_operand(a.act, a.act_bf16), view_.weight(t.fc2_w), N, Hd, C);
     // GELU's derivative at the saved pre-activation (fp32, or its bf16 copy read at the
